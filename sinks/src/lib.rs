@@ -1,0 +1,26 @@
+//! The contract every kubebridge sink implements, and the stdout sink.
+//!
+//! This crate is the leaf of kubebridge's dependency graph: it knows nothing about
+//! Kubernetes clients, so a team can write its own sink against it alone.
+//!
+//! # Layout
+//!
+//! - [`notification`]: the envelope, one per object change, serialized as one JSON object.
+//! - [`sink`]: the [`Sink`] trait and how a sink reports success and failure.
+//! - [`stdout`]: JSON lines on standard output.
+//!
+//! # Writing a sink
+//!
+//! A sink receives batches of notifications in order and returns only when the
+//! destination has confirmed them. kubebridge counts a notification as delivered
+//! when, and only when, `publish` says so; on an error it retries what was not
+//! confirmed, so delivery is at least once and [`Notification::id`] lets a consumer
+//! drop the duplicates a retry may cause.
+
+pub mod notification;
+pub mod sink;
+pub mod stdout;
+
+pub use notification::{EventType, Notification, Origin, ResourceId, Snapshot};
+pub use sink::{PublishError, Sink, SinkError};
+pub use stdout::StdoutSink;

@@ -1,0 +1,186 @@
+//! Wiring: resolve resources, start informers and sinks, run until done or told to stop.
+
+use std::future::Future;
+use std::time::Duration;
+
+use kubebridge_sinks::{Sink, StdoutSink};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::cluster::{self, Cluster};
+use crate::config::{Command, InitialState, NamespaceScope, SinkSpec, StreamConfig};
+use crate::informer::backoff::Backoff;
+use crate::informer::{InformerSpec, Informers, ProcessorConfig, ReflectorConfig};
+use crate::pipeline::{SinkOutcome, spawn_sink};
+use crate::resolve::{Discovery, ResolveError};
+
+/// An error that ends kubebridge, with the exit code it deserves.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Bad input: flags, names, config. Exit code 2.
+    #[error(transparent)]
+    Usage(Box<dyn std::error::Error + Send + Sync>),
+    /// Anything else that stops kubebridge. Exit code 1.
+    #[error(transparent)]
+    Failed(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl AppError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            AppError::Usage(_) => 2,
+            AppError::Failed(_) => 1,
+        }
+    }
+
+    fn failed(message: impl Into<String>) -> Self {
+        AppError::Failed(message.into().into())
+    }
+}
+
+/// Runs one command until it finishes or `shutdown` resolves.
+pub async fn run(
+    command: Command,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), AppError> {
+    match command {
+        Command::Watch { cluster, stream } => {
+            let cluster = cluster::connect(&cluster)
+                .await
+                .map_err(|e| AppError::Usage(e.into()))?;
+            watch(&cluster, &stream, shutdown).await
+        }
+        Command::Demo { stream, sim } => crate::demo::run(stream, sim, shutdown).await,
+        Command::Sim(options) => crate::sim::serve(options, shutdown)
+            .await
+            .map_err(|e| AppError::Failed(e.into())),
+    }
+}
+
+/// Streams `stream`'s resources from `cluster` to its sinks until the informers stop
+/// (`--once`), a sink's destination closes, an informer fails for good, or `shutdown`.
+pub async fn watch(
+    cluster: &Cluster,
+    stream: &StreamConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), AppError> {
+    let discovery = discover(cluster).await?;
+    let resources = stream
+        .resources
+        .iter()
+        .map(|name| discovery.resolve(name))
+        .collect::<Result<Vec<_>, ResolveError>>()
+        .map_err(|e| AppError::Usage(e.into()))?;
+    let namespaces: Vec<Option<String>> = match &stream.namespaces {
+        NamespaceScope::All => vec![None],
+        NamespaceScope::ContextDefault => vec![Some(cluster.default_namespace.clone())],
+        NamespaceScope::Only(list) => list.iter().cloned().map(Some).collect(),
+    };
+
+    let mut sink_tasks = JoinSet::new();
+    let mut informers = Informers::default();
+    for spec in &stream.sinks {
+        let sink: Box<dyn Sink> = match spec {
+            SinkSpec::Stdout => Box::new(StdoutSink::new()),
+        };
+        let (queue, task) = spawn_sink(sink, stream.queue_capacity);
+        sink_tasks.spawn(async move {
+            task.await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+        });
+        for resource in &resources {
+            for namespace in &namespaces {
+                informers.subscribe(
+                    InformerSpec {
+                        resource: resource.clone(),
+                        // -n means nothing to a cluster-scoped resource, as in kubectl.
+                        namespace: namespace.clone().filter(|_| resource.namespaced),
+                        label_selector: stream.label_selector.clone(),
+                        field_selector: stream.field_selector.clone(),
+                    },
+                    queue.clone(),
+                );
+            }
+        }
+    }
+    for spec in informers.specs() {
+        tracing::info!(informer = %spec.name(), server = %cluster.server, "starting informer");
+    }
+
+    let cancel = CancellationToken::new();
+    let reflector = ReflectorConfig {
+        page_size: stream.page_size,
+        watch_list: stream.watch_list,
+        once: stream.once,
+        ..ReflectorConfig::default()
+    };
+    let processor = ProcessorConfig {
+        emit_initial: stream.initial_state == InitialState::Emit,
+        resync: stream.resync,
+        cluster: cluster.name.as_deref().map(Into::into),
+    };
+    let mut running = informers.start(&cluster.client, &reflector, &processor, &cancel);
+    running.seal();
+
+    let mut failure: Option<AppError> = None;
+    let mut informers_done = false;
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown, if !cancel.is_cancelled() => {
+                tracing::info!("shutting down: stopping watches, delivering what is queued");
+                cancel.cancel();
+            }
+            joined = running.join_next(), if !informers_done => match joined {
+                None => informers_done = true,
+                Some(Ok(())) => {}
+                Some(Err(e)) => {
+                    cancel.cancel();
+                    let err = if e.is_usage() { AppError::Usage(e.into()) } else { AppError::Failed(e.into()) };
+                    failure.get_or_insert(err);
+                }
+            },
+            Some(outcome) = sink_tasks.join_next() => match outcome {
+                Ok(SinkOutcome::Closed) => {
+                    tracing::debug!("a sink's destination closed; stopping");
+                    cancel.cancel();
+                }
+                Ok(SinkOutcome::Drained { delivered, dropped }) => {
+                    tracing::info!(delivered, dropped, "sink drained");
+                }
+                Ok(SinkOutcome::Failed(e)) => {
+                    failure.get_or_insert(AppError::failed(format!("closing a sink failed: {e}")));
+                }
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            },
+            else => break,
+        }
+    }
+    failure.map_or(Ok(()), Err)
+}
+
+/// Reads discovery, retrying for a while if the API server cannot be reached, so that
+/// a typo in the server address fails in seconds but a restarting server is waited for.
+async fn discover(cluster: &Cluster) -> Result<Discovery, AppError> {
+    const ATTEMPTS: u32 = 5;
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
+    let mut attempt = 1;
+    loop {
+        match Discovery::run(&cluster.client).await {
+            Ok(d) => return Ok(d),
+            Err(e) if e.is_retryable() && attempt < ATTEMPTS => {
+                let delay = e.retry_after().unwrap_or_else(|| backoff.next_delay());
+                tracing::warn!(error = %e, attempt, retry_in = ?delay, "discovery failed; retrying");
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+            }
+            Err(e) => {
+                return Err(AppError::failed(format!(
+                    "cannot read the API server's discovery documents at {}: {e}",
+                    cluster.server
+                )));
+            }
+        }
+    }
+}

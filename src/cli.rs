@@ -1,0 +1,374 @@
+//! Command-line flags (clap), following kubectl's conventions, validated into a [`Command`].
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{
+    ClusterConfig, Command, InitialState, NamespaceScope, SimOptions, SinkSpec, StreamConfig,
+};
+use crate::informer::reflector::default_page_size;
+
+/// Turns a Kubernetes cluster's object changes into a stream other systems can trust.
+#[derive(Debug, Parser)]
+#[command(name = "kubebridge", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: CommandArgs,
+    /// Log level for stderr (error, warn, info, debug, trace); RUST_LOG overrides it.
+    #[arg(long, global = true, default_value = "warn", value_name = "LEVEL")]
+    pub log_level: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum CommandArgs {
+    /// Stream every add, update, delete (and resync) of RESOURCE as JSON lines.
+    Watch(WatchArgs),
+    /// Run against a built-in simulated cluster with steady churn and print real events.
+    Demo(DemoArgs),
+    /// Serve the simulated Kubernetes API server (for tests, benchmarks and kubectl).
+    Sim(SimArgs),
+}
+
+#[derive(Debug, Args)]
+struct WatchArgs {
+    /// Resources as kubectl names them: pods, po, deploy, deployments.apps, crontabs.v1.stable.example.com.
+    #[arg(required = true, value_name = "RESOURCE")]
+    resources: Vec<String>,
+    /// Path to the kubeconfig file (default: KUBECONFIG, then ~/.kube/config, then in-cluster).
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use (default: its current context).
+    #[arg(long, value_name = "NAME")]
+    context: Option<String>,
+    #[command(flatten)]
+    stream: StreamArgs,
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Resources to watch in the simulated cluster.
+    #[arg(value_name = "RESOURCE", default_values_t = ["pods".to_string(), "deployments".to_string()])]
+    resources: Vec<String>,
+    /// Namespaces in the simulated cluster.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    sim_namespaces: usize,
+    /// Pods in the simulated cluster.
+    #[arg(long, default_value_t = 12, value_name = "N")]
+    sim_pods: usize,
+    /// Changes per second in the simulated cluster.
+    #[arg(long, default_value_t = 2.0, value_name = "PER_SEC")]
+    churn: f64,
+    #[command(flatten)]
+    stream: StreamArgs,
+}
+
+#[derive(Debug, Args)]
+struct StreamArgs {
+    /// Watch this namespace; repeat for several (default: the context's namespace).
+    #[arg(
+        short = 'n',
+        long = "namespace",
+        value_name = "NS",
+        conflicts_with = "all_namespaces"
+    )]
+    namespaces: Vec<String>,
+    /// Watch all namespaces.
+    #[arg(short = 'A', long)]
+    all_namespaces: bool,
+    /// Label selector, applied by the API server (e.g. app=web,tier!=db).
+    #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
+    label_selector: Option<String>,
+    /// Field selector, applied by the API server (e.g. metadata.name=web-1).
+    #[arg(long, value_name = "SELECTOR")]
+    field_selector: Option<String>,
+    /// Where to send notifications; repeat for several.
+    #[arg(long = "sink", value_name = "URI", default_value = "stdout")]
+    sinks: Vec<String>,
+    /// Replay the whole cache as SYNC notifications this often (e.g. 30s, 10m, 1h); 0 disables.
+    #[arg(long, value_name = "DURATION", default_value = "0")]
+    resync: String,
+    /// Publish the objects found at start-up as ADDED (emit) or only later changes (skip).
+    #[arg(long, value_enum, default_value = "emit", value_name = "MODE")]
+    initial_state: InitialState,
+    /// Publish the current state (origin "list") and exit.
+    #[arg(long)]
+    once: bool,
+    /// Get the initial state through a watch-list stream (sendInitialEvents) instead of LIST;
+    /// falls back to LIST when the server does not support it.
+    #[arg(long)]
+    watch_list: bool,
+    /// Objects per LIST page.
+    #[arg(long, default_value_t = default_page_size(), value_name = "N")]
+    page_size: u32,
+    /// Capacity of each sink's queue; when full, kubebridge stops reading watches.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    queue_capacity: usize,
+    /// Cluster name stamped on every notification (default: the kubeconfig context's cluster).
+    #[arg(long, value_name = "NAME")]
+    cluster_name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct SimArgs {
+    /// Address to serve the API on.
+    #[arg(long, default_value = "127.0.0.1:8001", value_name = "HOST:PORT")]
+    listen: SocketAddr,
+    /// Namespaces to create.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    namespaces: usize,
+    /// Pods to create, spread over the namespaces.
+    #[arg(long, default_value_t = 30, value_name = "N")]
+    pods: usize,
+    /// Deployments per namespace.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    deployments_per_namespace: usize,
+    /// Background changes per second (0 = none).
+    #[arg(long, default_value_t = 0.0, value_name = "PER_SEC")]
+    churn: f64,
+    /// Watch history window in events; watches from older resourceVersions get 410 Gone.
+    #[arg(long, default_value_t = 10_000, value_name = "EVENTS")]
+    history: usize,
+    /// Write a kubeconfig for the simulator to this path.
+    #[arg(long, value_name = "PATH")]
+    write_kubeconfig: Option<PathBuf>,
+    /// Random seed, for reproducible objects and churn.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+/// Why parsing stopped.
+#[derive(Debug)]
+pub enum CliExit {
+    /// `--help` or `--version`: print this to stdout and exit 0.
+    Info(String),
+    /// A usage error: print this one line and exit 2.
+    Usage(String),
+}
+
+/// Parses and validates the command line.
+pub fn parse<I, T>(args: I) -> Result<(Command, String), CliExit>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = Cli::try_parse_from(args).map_err(|e| match e.kind() {
+        clap::error::ErrorKind::DisplayHelp
+        | clap::error::ErrorKind::DisplayVersion
+        | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            CliExit::Info(e.render().to_string())
+        }
+        _ => CliExit::Usage(one_line(&e)),
+    })?;
+    let command = match cli.command {
+        CommandArgs::Watch(w) => Command::Watch {
+            cluster: ClusterConfig {
+                kubeconfig: w.kubeconfig,
+                context: w.context,
+                cluster_name: w.stream.cluster_name.clone(),
+            },
+            stream: w.stream.validate(w.resources)?,
+        },
+        CommandArgs::Demo(d) => Command::Demo {
+            stream: d.stream.validate(d.resources)?,
+            sim: SimOptions {
+                listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                namespaces: d.sim_namespaces.max(1),
+                pods: d.sim_pods,
+                deployments_per_namespace: 2,
+                churn_per_sec: non_negative(d.churn, "--churn")?,
+                history: 10_000,
+                write_kubeconfig: None,
+                seed: 1,
+            },
+        },
+        CommandArgs::Sim(s) => Command::Sim(SimOptions {
+            listen: s.listen,
+            namespaces: s.namespaces,
+            pods: s.pods,
+            deployments_per_namespace: s.deployments_per_namespace,
+            churn_per_sec: non_negative(s.churn, "--churn")?,
+            history: s.history.max(1),
+            write_kubeconfig: s.write_kubeconfig,
+            seed: s.seed,
+        }),
+    };
+    Ok((command, cli.log_level))
+}
+
+/// clap's first line, without its "error: " prefix, plus where to find help.
+fn one_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let first = text.lines().next().unwrap_or("invalid arguments");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    format!("{first} (see kubebridge --help)")
+}
+
+fn non_negative(v: f64, flag: &str) -> Result<f64, CliExit> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(CliExit::Usage(format!(
+            "{flag} must be a number of changes per second, 0 or more; got {v}"
+        )))
+    }
+}
+
+impl StreamArgs {
+    fn validate(self, resources: Vec<String>) -> Result<StreamConfig, CliExit> {
+        for ns in &self.namespaces {
+            if !is_dns_label(ns) {
+                return Err(CliExit::Usage(format!(
+                    "invalid namespace {ns:?}: a namespace is lower-case letters, digits and '-', at most 63 characters"
+                )));
+            }
+        }
+        let namespaces = if self.all_namespaces {
+            NamespaceScope::All
+        } else if self.namespaces.is_empty() {
+            NamespaceScope::ContextDefault
+        } else {
+            let mut list = self.namespaces;
+            list.dedup();
+            NamespaceScope::Only(list)
+        };
+        let sinks = self
+            .sinks
+            .iter()
+            .map(|s| {
+                s.parse::<SinkSpec>()
+                    .map_err(|e| CliExit::Usage(format!("--sink: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let resync =
+            parse_duration(&self.resync).map_err(|e| CliExit::Usage(format!("--resync: {e}")))?;
+        if self.once && self.initial_state == InitialState::Skip {
+            return Err(CliExit::Usage(
+                "--once publishes the initial state and exits, so it cannot be combined with --initial-state skip".into(),
+            ));
+        }
+        if self.page_size == 0 {
+            return Err(CliExit::Usage("--page-size must be at least 1".into()));
+        }
+        if self.queue_capacity == 0 {
+            return Err(CliExit::Usage("--queue-capacity must be at least 1".into()));
+        }
+        if resources.iter().any(|r| r.trim().is_empty()) {
+            return Err(CliExit::Usage(
+                "a RESOURCE name is empty; name one like pods or deployments.apps".into(),
+            ));
+        }
+        Ok(StreamConfig {
+            resources,
+            namespaces,
+            label_selector: self.label_selector.filter(|s| !s.trim().is_empty()),
+            field_selector: self.field_selector.filter(|s| !s.trim().is_empty()),
+            sinks,
+            resync: (!resync.is_zero()).then_some(resync),
+            initial_state: self.initial_state,
+            once: self.once,
+            watch_list: self.watch_list,
+            page_size: self.page_size,
+            queue_capacity: self.queue_capacity,
+        })
+    }
+}
+
+/// Parses `30s`, `10m`, `1h`, `1h30m` or `0`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(s)
+        .map_err(|e| format!("invalid duration {s:?} ({e}); write it like 30s, 10m or 1h"))
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_ok(args: &[&str]) -> Command {
+        match parse(std::iter::once("kubebridge").chain(args.iter().copied())) {
+            Ok((c, _)) => c,
+            Err(e) => panic!("{args:?}: {e:?}"),
+        }
+    }
+
+    fn usage(args: &[&str]) -> String {
+        match parse(std::iter::once("kubebridge").chain(args.iter().copied())) {
+            Err(CliExit::Usage(m)) => m,
+            other => panic!("{args:?} should be a usage error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn watch_defaults_follow_kubectl() {
+        let Command::Watch { stream, cluster } = parse_ok(&["watch", "po"]) else {
+            panic!("watch")
+        };
+        assert_eq!(stream.namespaces, NamespaceScope::ContextDefault);
+        assert_eq!(stream.sinks, [SinkSpec::Stdout]);
+        assert_eq!(stream.resync, None);
+        assert_eq!(stream.initial_state, InitialState::Emit);
+        assert_eq!(stream.page_size, 500);
+        assert_eq!(cluster, ClusterConfig::default());
+    }
+
+    #[test]
+    fn several_namespaces_and_durations() {
+        let Command::Watch { stream, .. } = parse_ok(&[
+            "watch", "pods", "cm", "-n", "a", "-n", "b", "--resync", "1h30m", "-l", "app=x",
+        ]) else {
+            panic!("watch")
+        };
+        assert_eq!(
+            stream.namespaces,
+            NamespaceScope::Only(vec!["a".into(), "b".into()])
+        );
+        assert_eq!(stream.resync, Some(Duration::from_secs(5400)));
+        assert_eq!(stream.label_selector.as_deref(), Some("app=x"));
+        assert_eq!(stream.resources, ["pods", "cm"]);
+    }
+
+    #[test]
+    fn bad_input_is_one_clear_line() {
+        for (args, expected) in [
+            (
+                &["watch", "pods", "--resync", "5 parsecs"][..],
+                "--resync: invalid duration",
+            ),
+            (
+                &["watch", "pods", "--sink", "carrier-pigeon://x"][..],
+                "unknown sink",
+            ),
+            (&["watch", "pods", "-n", "Shop_1"][..], "invalid namespace"),
+            (
+                &["watch", "pods", "-n", "a", "-A"][..],
+                "cannot be used with",
+            ),
+            (&["watch"][..], "required"),
+            (
+                &["watch", "pods", "--once", "--initial-state", "skip"][..],
+                "--once",
+            ),
+            (&["watch", "pods", "--bogus"][..], "--bogus"),
+        ] {
+            let msg = usage(args);
+            assert!(msg.contains(expected), "{args:?}: {msg}");
+            assert!(!msg.contains('\n'), "{args:?}: {msg}");
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! Validated configuration: what the CLI (and, later, a config file) asks kubebridge to do.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Which namespaces to watch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamespaceScope {
+    /// The kubeconfig context's namespace (kubectl's rule when neither `-n` nor `-A` is given).
+    ContextDefault,
+    /// Every namespace (`-A`).
+    All,
+    /// These namespaces (`-n`, repeatable), one informer each.
+    Only(Vec<String>),
+}
+
+/// Whether the objects found by the first LIST are published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InitialState {
+    /// As ADDED with origin `list` (what informers do).
+    Emit,
+    /// Not at all: only changes after start-up.
+    Skip,
+}
+
+/// Where notifications go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinkSpec {
+    /// JSON lines on standard output.
+    Stdout,
+}
+
+impl std::str::FromStr for SinkSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "stdout" | "-" => Ok(SinkSpec::Stdout),
+            other => Err(format!("unknown sink {other:?}; expected \"stdout\"")),
+        }
+    }
+}
+
+/// How to reach the cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// `--kubeconfig`; otherwise `KUBECONFIG`, `~/.kube/config`, then the in-cluster account.
+    pub kubeconfig: Option<PathBuf>,
+    /// `--context`; otherwise the kubeconfig's current context.
+    pub context: Option<String>,
+    /// `--cluster-name`; otherwise the context's cluster name.
+    pub cluster_name: Option<String>,
+}
+
+/// What to watch and where to send it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamConfig {
+    /// Resource names as the user wrote them (`po`, `deployments.apps`).
+    pub resources: Vec<String>,
+    /// Namespaces to watch.
+    pub namespaces: NamespaceScope,
+    /// Label selector, applied by the API server.
+    pub label_selector: Option<String>,
+    /// Field selector, applied by the API server.
+    pub field_selector: Option<String>,
+    /// Destinations.
+    pub sinks: Vec<SinkSpec>,
+    /// Resync period; `None` disables resync.
+    pub resync: Option<Duration>,
+    /// Whether the initial list is published.
+    pub initial_state: InitialState,
+    /// Publish the current state and exit.
+    pub once: bool,
+    /// Initial state through a watch-list stream instead of LIST.
+    pub watch_list: bool,
+    /// Objects per LIST page.
+    pub page_size: u32,
+    /// Capacity of each sink's queue, in notifications.
+    pub queue_capacity: usize,
+}
+
+/// The `kubebridge sim` API server's shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimOptions {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Seed namespaces.
+    pub namespaces: usize,
+    /// Seed pods, spread over the namespaces.
+    pub pods: usize,
+    /// Seed deployments per namespace.
+    pub deployments_per_namespace: usize,
+    /// Background changes per second.
+    pub churn_per_sec: f64,
+    /// Watch history window, in events.
+    pub history: usize,
+    /// Where to write a kubeconfig for the simulator.
+    pub write_kubeconfig: Option<PathBuf>,
+    /// RNG seed.
+    pub seed: u64,
+}
+
+/// One validated command.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Stream a cluster's changes.
+    Watch {
+        /// How to reach the cluster.
+        cluster: ClusterConfig,
+        /// What to stream.
+        stream: StreamConfig,
+    },
+    /// Stream from a built-in simulated cluster.
+    Demo {
+        /// What to stream.
+        stream: StreamConfig,
+        /// The simulated cluster.
+        sim: SimOptions,
+    },
+    /// Serve the simulated API server.
+    Sim(SimOptions),
+}

@@ -1,0 +1,145 @@
+//! An object as kubebridge keeps it: identity fields plus the raw JSON, never a tree.
+
+use std::sync::Arc;
+
+use kubebridge_sinks::ResourceId;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::value::RawValue;
+
+/// One Kubernetes object: the few metadata fields kubebridge needs, and the object's
+/// JSON bytes exactly as the API server sent them (shared, never copied, between the
+/// cache and the notifications that carry it).
+#[derive(Debug, Clone)]
+pub struct RawObject {
+    /// `metadata.namespace`; `None` for cluster-scoped objects.
+    pub namespace: Option<String>,
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.uid`.
+    pub uid: String,
+    /// `metadata.resourceVersion`.
+    pub resource_version: String,
+    /// The whole object.
+    pub raw: Arc<RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Partial {
+    #[serde(default)]
+    kind: Option<IgnoredAny>,
+    metadata: Metadata,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Metadata {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default)]
+    uid: String,
+    #[serde(default)]
+    resource_version: String,
+}
+
+impl RawObject {
+    /// Reads the identity fields of `raw`. Items of a LIST of built-in types come
+    /// without `kind` and `apiVersion` (the API server omits them from typed list
+    /// items); they are added so every notification's object is self-describing.
+    pub fn decode(
+        raw: Box<RawValue>,
+        resource: &ResourceId,
+    ) -> Result<RawObject, serde_json::Error> {
+        let partial: Partial = serde_json::from_str(raw.get())?;
+        let raw = if partial.kind.is_some() {
+            raw
+        } else {
+            with_type_meta(&raw, resource)
+        };
+        let m = partial.metadata;
+        Ok(RawObject {
+            namespace: m.namespace.filter(|ns| !ns.is_empty()),
+            name: m.name,
+            uid: m.uid,
+            resource_version: m.resource_version,
+            raw: Arc::from(raw),
+        })
+    }
+
+    /// `namespace/name`, or `name` for cluster-scoped objects: the cache key.
+    pub fn key(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{ns}/{}", self.name),
+            None => self.name.clone(),
+        }
+    }
+
+    /// Size of the raw JSON in bytes.
+    pub fn json_len(&self) -> usize {
+        self.raw.get().len()
+    }
+}
+
+/// Prepends `"kind":…,"apiVersion":…` to a JSON object without re-serializing it.
+fn with_type_meta(raw: &RawValue, resource: &ResourceId) -> Box<RawValue> {
+    let body = raw.get().trim_start();
+    let rest = body.strip_prefix('{').unwrap_or(body).trim_start();
+    let kind = serde_json::to_string(&resource.kind).unwrap_or_default();
+    let api_version = serde_json::to_string(&resource.api_version()).unwrap_or_default();
+    let sep = if rest.starts_with('}') { "" } else { "," };
+    let text = format!("{{\"kind\":{kind},\"apiVersion\":{api_version}{sep}{rest}");
+    // Still valid JSON: a member was added to a valid object.
+    RawValue::from_string(text).unwrap_or_else(|_| raw.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pods() -> ResourceId {
+        ResourceId {
+            group: String::new(),
+            version: "v1".into(),
+            resource: "pods".into(),
+            kind: "Pod".into(),
+        }
+    }
+
+    #[test]
+    fn decodes_identity_and_adds_type_meta_to_list_items() {
+        let raw = RawValue::from_string(
+            r#"{"metadata":{"name":"a","namespace":"ns","uid":"u","resourceVersion":"7"},"spec":{}}"#.into(),
+        )
+        .expect("json");
+        let o = RawObject::decode(raw, &pods()).expect("decode");
+        assert_eq!(
+            (
+                o.key().as_str(),
+                o.uid.as_str(),
+                o.resource_version.as_str()
+            ),
+            ("ns/a", "u", "7")
+        );
+        assert_eq!(
+            o.raw.get(),
+            r#"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"a","namespace":"ns","uid":"u","resourceVersion":"7"},"spec":{}}"#
+        );
+    }
+
+    #[test]
+    fn keeps_objects_that_have_type_meta_byte_for_byte() {
+        let text = r#"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"a","uid":"u","resourceVersion":"7"}}"#;
+        let o = RawObject::decode(RawValue::from_string(text.into()).expect("json"), &pods())
+            .expect("decode");
+        assert_eq!(o.raw.get(), text);
+        assert_eq!(o.key(), "a");
+    }
+
+    #[test]
+    fn rejects_objects_without_metadata() {
+        let raw = RawValue::from_string(r#"{"kind":"Pod"}"#.into()).expect("json");
+        assert!(RawObject::decode(raw, &pods()).is_err());
+    }
+}

@@ -1,0 +1,149 @@
+//! Shared informers: one per (resource, namespace, selectors), whatever consumes it.
+
+use std::collections::HashMap;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::{Processor, ProcessorConfig, Reflector, ReflectorConfig, ReflectorError, Subscriber};
+use crate::resolve::ApiResource;
+
+/// What one informer watches. Two consumers asking for equal specs share one informer:
+/// one LIST, one WATCH and one cache.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct InformerSpec {
+    /// The resource.
+    pub resource: ApiResource,
+    /// A namespace, or `None` for all namespaces (and for cluster-scoped resources).
+    pub namespace: Option<String>,
+    /// Label selector, sent to the server.
+    pub label_selector: Option<String>,
+    /// Field selector, sent to the server.
+    pub field_selector: Option<String>,
+}
+
+impl InformerSpec {
+    /// A short name for logs and snapshot ids: `pods@shop`, `deployments.apps`.
+    pub fn name(&self) -> String {
+        let mut name = self.resource.id.to_string();
+        if let Some(ns) = &self.namespace {
+            name.push('@');
+            name.push_str(ns);
+        }
+        name
+    }
+}
+
+/// Informers being assembled: specs and their subscribers, before anything starts.
+#[derive(Default)]
+pub struct Informers {
+    specs: Vec<(InformerSpec, Vec<Subscriber>)>,
+}
+
+impl Informers {
+    /// Subscribes to the informer for `spec`, creating it if no one asked for it yet.
+    pub fn subscribe(&mut self, spec: InformerSpec, subscriber: Subscriber) {
+        match self.specs.iter_mut().find(|(s, _)| *s == spec) {
+            Some((_, subs)) => subs.push(subscriber),
+            None => self.specs.push((spec, vec![subscriber])),
+        }
+    }
+
+    /// The distinct informers that will run.
+    pub fn specs(&self) -> impl Iterator<Item = &InformerSpec> {
+        self.specs.iter().map(|(s, _)| s)
+    }
+
+    /// Starts a reflector and a processor for every informer.
+    pub fn start(
+        self,
+        client: &kube::Client,
+        reflector: &ReflectorConfig,
+        processor: &ProcessorConfig,
+        cancel: &CancellationToken,
+    ) -> RunningInformers {
+        let mut running = RunningInformers {
+            tasks: JoinSet::new(),
+            synced: Vec::new(),
+            late: HashMap::new(),
+        };
+        for (spec, subscribers) in self.specs {
+            let name = spec.name();
+            // The DeltaFIFO: bounded, so a processor blocked on a full sink queue stops
+            // the reflector reading its watch.
+            let (delta_tx, delta_rx) = mpsc::channel(256);
+            let (late_tx, late_rx) = mpsc::channel(16);
+            let processor = Processor::new(
+                name.clone(),
+                spec.resource.id.clone(),
+                processor.clone(),
+                subscribers,
+            );
+            running.synced.push((name, processor.synced()));
+            let reflector = Reflector::new(
+                client.clone(),
+                spec.resource.clone(),
+                spec.namespace.clone(),
+                spec.label_selector.clone(),
+                spec.field_selector.clone(),
+                reflector.clone(),
+            );
+            running.late.insert(spec, late_tx);
+            let cancel = cancel.clone();
+            running.tasks.spawn(async move {
+                let (result, ()) = tokio::join!(
+                    reflector.run(delta_tx, cancel),
+                    processor.run(delta_rx, late_rx)
+                );
+                result.map_err(Box::new)
+            });
+        }
+        running
+    }
+}
+
+/// Informers that are running.
+pub struct RunningInformers {
+    tasks: JoinSet<Result<(), Box<ReflectorError>>>,
+    synced: Vec<(String, watch::Receiver<bool>)>,
+    late: HashMap<InformerSpec, mpsc::Sender<Subscriber>>,
+}
+
+impl RunningInformers {
+    /// Waits until every informer has handed its initial list to its subscribers.
+    /// Returns early, with the names of those not synced, if an informer stopped first.
+    pub async fn wait_synced(&mut self) -> Result<(), Vec<String>> {
+        let mut pending = Vec::new();
+        for (name, synced) in &mut self.synced {
+            if synced.wait_for(|s| *s).await.is_err() {
+                pending.push(name.clone());
+            }
+        }
+        if pending.is_empty() {
+            Ok(())
+        } else {
+            Err(pending)
+        }
+    }
+
+    /// Adds a subscriber to a running informer; it first receives the current cache as
+    /// ADDED notifications. Returns false if no informer runs for `spec`.
+    pub async fn subscribe(&self, spec: &InformerSpec, subscriber: Subscriber) -> bool {
+        match self.late.get(spec) {
+            Some(tx) => tx.send(subscriber).await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// Waits for the next informer to stop; `None` when all have.
+    pub async fn join_next(&mut self) -> Option<Result<(), Box<ReflectorError>>> {
+        let joined = self.tasks.join_next().await?;
+        Some(joined.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())))
+    }
+
+    /// Closes the late-subscription channels so processors can finish.
+    pub fn seal(&mut self) {
+        self.late.clear();
+    }
+}

@@ -1,0 +1,213 @@
+//! One sink's task: takes batches from its bounded queue, publishes them, retries
+//! what failed, and reports what it delivered.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kubebridge_sinks::{Notification, PublishError, Sink, SinkError};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::informer::backoff::Backoff;
+
+/// Most notifications handed to a sink in one `publish` call: large enough to amortise
+/// a write or a flush, small enough that a retry repeats little.
+const MAX_BATCH: usize = 512;
+
+/// A sink's queue, as the informers see it.
+pub type SinkQueue = mpsc::Sender<Arc<Notification>>;
+
+/// How a sink task ended.
+#[derive(Debug)]
+pub enum SinkOutcome {
+    /// Its queue closed and everything in it was handled.
+    Drained {
+        /// Notifications the sink confirmed.
+        delivered: u64,
+        /// Notifications dropped after a permanent error (each one logged).
+        dropped: u64,
+    },
+    /// The destination went away for good (a closed pipe); the queue was abandoned.
+    Closed,
+    /// Closing the sink failed after the queue drained.
+    Failed(SinkError),
+}
+
+/// Starts a task for `sink` with a queue of `capacity` notifications.
+pub fn spawn_sink(sink: Box<dyn Sink>, capacity: usize) -> (SinkQueue, JoinHandle<SinkOutcome>) {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    (tx, tokio::spawn(run(sink, rx)))
+}
+
+async fn run(mut sink: Box<dyn Sink>, mut queue: mpsc::Receiver<Arc<Notification>>) -> SinkOutcome {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut delivered = 0u64;
+    let mut dropped = 0u64;
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let mut start = 0;
+        while start < batch.len() {
+            match sink.publish(&batch[start..]).await {
+                Ok(()) => {
+                    delivered += (batch.len() - start) as u64;
+                    backoff.reset();
+                    break;
+                }
+                Err(PublishError {
+                    delivered: n,
+                    error,
+                }) => {
+                    delivered += n as u64;
+                    start += n;
+                    match error {
+                        SinkError::Closed => return SinkOutcome::Closed,
+                        SinkError::Retryable { .. } => {
+                            let delay = backoff.next_delay();
+                            tracing::warn!(sink = sink.kind(), error = %error, retry_in = ?delay, "publish failed; retrying");
+                            tokio::time::sleep(delay).await;
+                        }
+                        SinkError::Permanent { .. } => {
+                            if let Some(n) = batch.get(start) {
+                                tracing::error!(
+                                    sink = sink.kind(), error = %error, resource = %n.resource,
+                                    object = %n.key(), id = %n.id(),
+                                    "dropping a notification the sink refused for good"
+                                );
+                            }
+                            dropped += 1;
+                            start += 1;
+                        }
+                    }
+                }
+            }
+        }
+        batch.clear();
+    }
+    match sink.close().await {
+        Ok(()) => SinkOutcome::Drained { delivered, dropped },
+        Err(SinkError::Closed) => SinkOutcome::Closed,
+        Err(e) => SinkOutcome::Failed(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use kubebridge_sinks::{EventType, Origin, ResourceId};
+    use serde_json::value::RawValue;
+    use std::sync::Mutex;
+    use std::time::SystemTime;
+
+    fn note(name: &str) -> Arc<Notification> {
+        Arc::new(Notification {
+            event_type: EventType::Added,
+            origin: Origin::Watch,
+            time: SystemTime::UNIX_EPOCH,
+            cluster: None,
+            resource: Arc::new(ResourceId {
+                group: String::new(),
+                version: "v1".into(),
+                resource: "pods".into(),
+                kind: "Pod".into(),
+            }),
+            namespace: Some("ns".into()),
+            name: name.into(),
+            uid: name.into(),
+            resource_version: "1".into(),
+            object: Arc::from(RawValue::from_string("{}".into()).expect("json")),
+            old_object: None,
+            snapshot: None,
+        })
+    }
+
+    /// A sink that fails in scripted ways and records what it confirmed.
+    struct Scripted {
+        script: Vec<Result<usize, SinkError>>,
+        confirmed: Arc<Mutex<Vec<String>>>,
+    }
+
+    #[async_trait]
+    impl Sink for Scripted {
+        fn kind(&self) -> &'static str {
+            "scripted"
+        }
+        async fn publish(&mut self, batch: &[Arc<Notification>]) -> Result<(), PublishError> {
+            let step = if self.script.is_empty() {
+                Ok(batch.len())
+            } else {
+                self.script.remove(0)
+            };
+            let mut confirmed = self.confirmed.lock().expect("lock");
+            match step {
+                Ok(n) if n >= batch.len() => {
+                    confirmed.extend(batch.iter().map(|n| n.name.clone()));
+                    Ok(())
+                }
+                Ok(n) => {
+                    confirmed.extend(batch[..n].iter().map(|n| n.name.clone()));
+                    Err(PublishError {
+                        delivered: n,
+                        error: SinkError::Retryable {
+                            message: "partial".into(),
+                            source: None,
+                        },
+                    })
+                }
+                Err(error) => Err(PublishError {
+                    delivered: 0,
+                    error,
+                }),
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_from_the_first_unconfirmed_and_drops_permanent_failures() {
+        let confirmed = Arc::new(Mutex::new(Vec::new()));
+        let sink = Scripted {
+            script: vec![
+                Ok(1),
+                Err(SinkError::Retryable {
+                    message: "down".into(),
+                    source: None,
+                }),
+                Err(SinkError::Permanent {
+                    message: "too large".into(),
+                    source: None,
+                }),
+            ],
+            confirmed: confirmed.clone(),
+        };
+        let (tx, task) = spawn_sink(Box::new(sink), 8);
+        for name in ["a", "b", "c", "d"] {
+            tx.send(note(name)).await.expect("send");
+        }
+        drop(tx);
+        let outcome = task.await.expect("join");
+        assert!(
+            matches!(
+                outcome,
+                SinkOutcome::Drained {
+                    delivered: 3,
+                    dropped: 1
+                }
+            ),
+            "{outcome:?}"
+        );
+        // "a" confirmed; "b" retried, then refused for good; "c" and "d" delivered in order.
+        assert_eq!(*confirmed.lock().expect("lock"), ["a", "c", "d"]);
+    }
+
+    #[tokio::test]
+    async fn a_closed_destination_ends_the_task() {
+        let sink = Scripted {
+            script: vec![Err(SinkError::Closed)],
+            confirmed: Arc::default(),
+        };
+        let (tx, task) = spawn_sink(Box::new(sink), 8);
+        tx.send(note("a")).await.expect("send");
+        assert!(matches!(task.await.expect("join"), SinkOutcome::Closed));
+        assert!(tx.is_closed());
+    }
+}
