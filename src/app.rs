@@ -49,7 +49,8 @@ pub async fn run(
             let cluster = cluster::connect(&cluster)
                 .await
                 .map_err(|e| AppError::Usage(e.into()))?;
-            watch(&cluster, &stream, shutdown).await
+            let sinks = build_sinks(&stream.sinks);
+            watch(&cluster, &stream, sinks, shutdown).await
         }
         Command::Demo { stream, sim } => crate::demo::run(stream, sim, shutdown).await,
         Command::Sim(options) => crate::sim::serve(options, shutdown)
@@ -58,11 +59,25 @@ pub async fn run(
     }
 }
 
-/// Streams `stream`'s resources from `cluster` to its sinks until the informers stop
+/// The sinks the configuration names.
+pub fn build_sinks(specs: &[SinkSpec]) -> Vec<Box<dyn Sink>> {
+    specs
+        .iter()
+        .map(|spec| -> Box<dyn Sink> {
+            match spec {
+                SinkSpec::Stdout => Box::new(StdoutSink::new()),
+            }
+        })
+        .collect()
+}
+
+/// Streams `stream`'s resources from `cluster` to `sinks` until the informers stop
 /// (`--once`), a sink's destination closes, an informer fails for good, or `shutdown`.
+/// `stream.sinks` is not consulted: embedders pass their own [`Sink`]s here.
 pub async fn watch(
     cluster: &Cluster,
     stream: &StreamConfig,
+    sinks: Vec<Box<dyn Sink>>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), AppError> {
     let discovery = discover(cluster).await?;
@@ -80,11 +95,8 @@ pub async fn watch(
 
     let mut sink_tasks = JoinSet::new();
     let mut informers = Informers::default();
-    for spec in &stream.sinks {
-        let sink: Box<dyn Sink> = match spec {
-            SinkSpec::Stdout => Box::new(StdoutSink::new()),
-        };
-        let (queue, task) = spawn_sink(sink, stream.queue_capacity);
+    for sink in sinks {
+        let (queue, task) = spawn_sink(sink, stream.queue_capacity, stream.overflow);
         sink_tasks.spawn(async move {
             task.await
                 .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
@@ -146,8 +158,8 @@ pub async fn watch(
                     tracing::debug!("a sink's destination closed; stopping");
                     cancel.cancel();
                 }
-                Ok(SinkOutcome::Drained { delivered, dropped }) => {
-                    tracing::info!(delivered, dropped, "sink drained");
+                Ok(SinkOutcome::Drained { delivered, dropped, evicted }) => {
+                    tracing::info!(delivered, dropped, evicted, "sink drained");
                 }
                 Ok(SinkOutcome::Failed(e)) => {
                     failure.get_or_insert(AppError::failed(format!("closing a sink failed: {e}")));

@@ -11,6 +11,7 @@ use crate::config::{
     ClusterConfig, Command, InitialState, NamespaceScope, SimOptions, SinkSpec, StreamConfig,
 };
 use crate::informer::reflector::default_page_size;
+use crate::queue::Overflow;
 
 /// Turns a Kubernetes cluster's object changes into a stream other systems can trust.
 #[derive(Debug, Parser)]
@@ -107,6 +108,10 @@ struct StreamArgs {
     /// Capacity of each sink's queue; when full, kubebridge stops reading watches.
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     queue_capacity: usize,
+    /// What a full sink queue does: block (stop reading watches; nothing is lost) or
+    /// drop-oldest (evict, count and log the oldest queued notification).
+    #[arg(long, value_enum, default_value = "block", value_name = "POLICY")]
+    overflow: Overflow,
     /// Cluster name stamped on every notification (default: the kubeconfig context's cluster).
     #[arg(long, value_name = "NAME")]
     cluster_name: Option<String>,
@@ -273,6 +278,7 @@ impl StreamArgs {
             watch_list: self.watch_list,
             page_size: self.page_size,
             queue_capacity: self.queue_capacity,
+            overflow: self.overflow,
         })
     }
 }

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::queue::Overflow;
+
 /// Which namespaces to watch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NamespaceScope {
@@ -78,6 +80,8 @@ pub struct StreamConfig {
     pub page_size: u32,
     /// Capacity of each sink's queue, in notifications.
     pub queue_capacity: usize,
+    /// What a full sink queue does.
+    pub overflow: Overflow,
 }
 
 /// The `kubebridge sim` API server's shape.

@@ -5,7 +5,7 @@
 //! # Layout
 //!
 //! Dependencies point one way: `main -> app -> {cli/config, cluster, resolve, informer,
-//! pipeline} -> api -> kubebridge-sinks`. `informer` and `pipeline` never import each
+//! pipeline} -> {api, queue} -> kubebridge-sinks`. `informer` and `pipeline` never import each
 //! other (the pipeline borrows only the informer's [`informer::backoff`]); `app` joins
 //! them by handing each informer the sinks' queue senders.
 //!
@@ -17,7 +17,8 @@
 //! - [`informer`]: reflector (list + watch) -> bounded delta channel -> processor (store,
 //!   diff, resync) -> subscribers; [`informer::shared`] makes one per (resource, scope,
 //!   selectors).
-//! - [`pipeline`]: one bounded queue and task per sink; confirmation, retries.
+//! - [`queue`]: the bounded queue between informers and a sink, with its overflow policy.
+//! - [`pipeline`]: one queue and task per sink; confirmation, retries.
 //! - [`app`]: wiring and shutdown; [`demo`]: the same against the simulator.
 //! - [`sim`]: the simulated API server that tests, benchmarks and the demo run against.
 //!
@@ -46,5 +47,6 @@ pub mod config;
 pub mod demo;
 pub mod informer;
 pub mod pipeline;
+pub mod queue;
 pub mod resolve;
 pub mod sim;

@@ -8,6 +8,7 @@ use kubebridge_sinks::{EventType, Notification, Origin, ResourceId, Snapshot};
 use tokio::sync::{mpsc, watch};
 
 use super::{RawObject, Store};
+use crate::queue::{QueueSender, Sent};
 
 /// What the reflector saw, in the order it saw it.
 #[derive(Debug)]
@@ -27,9 +28,10 @@ pub enum Delta {
     Deleted(RawObject),
 }
 
-/// Where a subscriber's notifications go: a bounded queue. A full queue makes the
-/// processor wait, which stops the reflector reading the watch (backpressure).
-pub type Subscriber = mpsc::Sender<Arc<Notification>>;
+/// Where a subscriber's notifications go: a sink's bounded queue. Under the `block`
+/// policy a full queue makes the processor wait, which stops the reflector reading the
+/// watch (backpressure).
+pub type Subscriber = QueueSender<Arc<Notification>>;
 
 /// How the processor behaves.
 #[derive(Debug, Clone)]
@@ -109,12 +111,11 @@ impl Processor {
                 }
                 Some(subscriber) = late_subscribers.recv() => {
                     let notes = self.replay(EventType::Added, Origin::List);
+                    let mut subscribers = vec![subscriber];
                     for n in notes {
-                        if subscriber.send(Arc::new(n)).await.is_err() {
-                            break;
-                        }
+                        Self::send_to(&self.name, &mut subscribers, Arc::new(n)).await;
                     }
-                    self.subscribers.push(subscriber);
+                    self.subscribers.append(&mut subscribers);
                 }
                 _ = next_tick(&mut resync), if *self.synced.borrow() => {
                     let notes = self.replay(EventType::Sync, Origin::Resync);
@@ -131,14 +132,25 @@ impl Processor {
 
     async fn dispatch(&mut self, notes: Vec<Notification>) {
         for note in notes {
-            let note = Arc::new(note);
-            let mut i = 0;
-            while i < self.subscribers.len() {
-                if self.subscribers[i].send(note.clone()).await.is_err() {
-                    // The sink behind it stopped for good (a closed pipe); the others go on.
-                    self.subscribers.swap_remove(i);
-                } else {
+            Self::send_to(&self.name, &mut self.subscribers, Arc::new(note)).await;
+        }
+    }
+
+    async fn send_to(name: &str, subscribers: &mut Vec<Subscriber>, note: Arc<Notification>) {
+        let mut i = 0;
+        while i < subscribers.len() {
+            match subscribers[i].send(note.clone()).await {
+                Ok(Sent::Queued) => i += 1,
+                Ok(Sent::Evicted(old)) => {
+                    tracing::warn!(
+                        informer = name, object = %old.key(), id = %old.id(),
+                        "sink queue full: dropped the oldest notification (--overflow drop-oldest)"
+                    );
                     i += 1;
+                }
+                Err(_) => {
+                    // The sink behind it stopped for good (a closed pipe); the others go on.
+                    subscribers.swap_remove(i);
                 }
             }
         }
@@ -472,7 +484,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn resync_replays_the_cache_on_schedule() {
-        let (tx, mut rx) = mpsc::channel(64);
+        let (tx, mut rx) = crate::queue::queue(64, crate::queue::Overflow::Block);
         let p = Processor::new(
             "pods".into(),
             pods(),
@@ -494,7 +506,7 @@ mod tests {
             .await
             .expect("send");
         tokio::time::sleep(Duration::from_secs(29)).await;
-        assert!(rx.try_recv().is_err(), "nothing before the first period");
+        assert!(rx.try_recv().is_none(), "nothing before the first period");
         tokio::time::sleep(Duration::from_secs(2)).await;
         let first: Vec<_> = (0..2).map(|_| rx.try_recv().expect("sync")).collect();
         assert_eq!(
@@ -517,7 +529,7 @@ mod tests {
 
     #[tokio::test]
     async fn late_subscribers_get_the_cache_replayed_as_added() {
-        let (tx, mut rx) = mpsc::channel(64);
+        let (tx, mut rx) = crate::queue::queue(64, crate::queue::Overflow::Block);
         let p = Processor::new(
             "pods".into(),
             pods(),
@@ -539,7 +551,7 @@ mod tests {
             .await
             .expect("send");
         assert_eq!(rx.recv().await.expect("first").name, "a");
-        let (late, mut late_rx) = mpsc::channel(64);
+        let (late, mut late_rx) = crate::queue::queue(64, crate::queue::Overflow::Block);
         late_tx.send(late).await.expect("subscribe");
         let replayed = late_rx.recv().await.expect("replayed");
         assert_eq!(

@@ -5,17 +5,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kubebridge_sinks::{Notification, PublishError, Sink, SinkError};
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::informer::backoff::Backoff;
+use crate::queue::{Overflow, QueueReceiver, QueueSender, queue};
 
 /// Most notifications handed to a sink in one `publish` call: large enough to amortise
 /// a write or a flush, small enough that a retry repeats little.
 const MAX_BATCH: usize = 512;
 
 /// A sink's queue, as the informers see it.
-pub type SinkQueue = mpsc::Sender<Arc<Notification>>;
+pub type SinkQueue = QueueSender<Arc<Notification>>;
 
 /// How a sink task ended.
 #[derive(Debug)]
@@ -26,6 +26,8 @@ pub enum SinkOutcome {
         delivered: u64,
         /// Notifications dropped after a permanent error (each one logged).
         dropped: u64,
+        /// Notifications evicted from the full queue under `drop-oldest` (each one logged).
+        evicted: u64,
     },
     /// The destination went away for good (a closed pipe); the queue was abandoned.
     Closed,
@@ -34,12 +36,16 @@ pub enum SinkOutcome {
 }
 
 /// Starts a task for `sink` with a queue of `capacity` notifications.
-pub fn spawn_sink(sink: Box<dyn Sink>, capacity: usize) -> (SinkQueue, JoinHandle<SinkOutcome>) {
-    let (tx, rx) = mpsc::channel(capacity.max(1));
+pub fn spawn_sink(
+    sink: Box<dyn Sink>,
+    capacity: usize,
+    overflow: Overflow,
+) -> (SinkQueue, JoinHandle<SinkOutcome>) {
+    let (tx, rx) = queue(capacity, overflow);
     (tx, tokio::spawn(run(sink, rx)))
 }
 
-async fn run(mut sink: Box<dyn Sink>, mut queue: mpsc::Receiver<Arc<Notification>>) -> SinkOutcome {
+async fn run(mut sink: Box<dyn Sink>, mut queue: QueueReceiver<Arc<Notification>>) -> SinkOutcome {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut delivered = 0u64;
     let mut dropped = 0u64;
@@ -84,7 +90,11 @@ async fn run(mut sink: Box<dyn Sink>, mut queue: mpsc::Receiver<Arc<Notification
         batch.clear();
     }
     match sink.close().await {
-        Ok(()) => SinkOutcome::Drained { delivered, dropped },
+        Ok(()) => SinkOutcome::Drained {
+            delivered,
+            dropped,
+            evicted: queue.dropped(),
+        },
         Err(SinkError::Closed) => SinkOutcome::Closed,
         Err(e) => SinkOutcome::Failed(e),
     }
@@ -179,7 +189,7 @@ mod tests {
             ],
             confirmed: confirmed.clone(),
         };
-        let (tx, task) = spawn_sink(Box::new(sink), 8);
+        let (tx, task) = spawn_sink(Box::new(sink), 8, Overflow::Block);
         for name in ["a", "b", "c", "d"] {
             tx.send(note(name)).await.expect("send");
         }
@@ -190,7 +200,8 @@ mod tests {
                 outcome,
                 SinkOutcome::Drained {
                     delivered: 3,
-                    dropped: 1
+                    dropped: 1,
+                    evicted: 0
                 }
             ),
             "{outcome:?}"
@@ -205,7 +216,7 @@ mod tests {
             script: vec![Err(SinkError::Closed)],
             confirmed: Arc::default(),
         };
-        let (tx, task) = spawn_sink(Box::new(sink), 8);
+        let (tx, task) = spawn_sink(Box::new(sink), 8, Overflow::Block);
         tx.send(note("a")).await.expect("send");
         assert!(matches!(task.await.expect("join"), SinkOutcome::Closed));
         assert!(tx.is_closed());
