@@ -8,11 +8,12 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{self, Cluster};
-use crate::config::{Command, InitialState, NamespaceScope, SinkSpec, StreamConfig};
+use crate::config::{Command, InitialState, NamespaceScope, SimOptions, SinkSpec, StreamConfig};
 use crate::informer::backoff::Backoff;
 use crate::informer::{InformerSpec, Informers, ProcessorConfig, ReflectorConfig};
 use crate::pipeline::{SinkOutcome, spawn_sink};
 use crate::resolve::{Discovery, ResolveError};
+use crate::sim::Sim;
 
 /// An error that ends kubebridge, with the exit code it deserves.
 #[derive(Debug, thiserror::Error)]
@@ -53,9 +54,7 @@ pub async fn run(
             watch(&cluster, &stream, sinks, shutdown).await
         }
         Command::Demo { stream, sim } => crate::demo::run(stream, sim, shutdown).await,
-        Command::Sim(options) => crate::sim::serve(options, shutdown)
-            .await
-            .map_err(|e| AppError::Failed(e.into())),
+        Command::Sim(options) => serve_sim(&options, shutdown).await,
     }
 }
 
@@ -94,9 +93,11 @@ pub async fn watch(
     };
 
     let mut sink_tasks = JoinSet::new();
+    let mut gauges = Vec::new();
     let mut informers = Informers::default();
     for sink in sinks {
         let (queue, task) = spawn_sink(sink, stream.queue_capacity, stream.overflow);
+        gauges.push(queue.gauge());
         sink_tasks.spawn(async move {
             task.await
                 .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
@@ -138,11 +139,23 @@ pub async fn watch(
     let mut failure: Option<AppError> = None;
     let mut informers_done = false;
     let mut shutdown = std::pin::pin!(shutdown);
-    loop {
+    // Armed by a shutdown signal: how long queued notifications may still take.
+    let mut grace: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+    // Done when every informer has stopped and every sink has drained (or closed).
+    while !(informers_done && sink_tasks.is_empty()) {
         tokio::select! {
-            () = &mut shutdown, if !cancel.is_cancelled() => {
-                tracing::info!("shutting down: stopping watches, delivering what is queued");
+            () = &mut shutdown, if grace.is_none() => {
+                tracing::info!(grace = ?stream.shutdown_grace, "shutting down: stopping watches, delivering what is queued");
                 cancel.cancel();
+                grace = Some(Box::pin(tokio::time::sleep(stream.shutdown_grace)));
+            }
+            () = async { if let Some(g) = grace.as_mut() { g.await } }, if grace.is_some() => {
+                let undelivered: usize = gauges.iter().map(|g| g.len()).sum();
+                failure.get_or_insert(AppError::failed(format!(
+                    "the shutdown grace of {} ran out with {undelivered} queued notification(s) undelivered (plus any batch in flight); raise --shutdown-grace",
+                    humantime::format_duration(stream.shutdown_grace)
+                )));
+                break;
             }
             joined = running.join_next(), if !informers_done => match joined {
                 None => informers_done = true,
@@ -166,10 +179,41 @@ pub async fn watch(
                 }
                 Err(e) => std::panic::resume_unwind(e.into_panic()),
             },
-            else => break,
         }
     }
     failure.map_or(Ok(()), Err)
+}
+
+/// `kubebridge sim`: serves the simulated API server until `shutdown`.
+async fn serve_sim(
+    options: &SimOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), AppError> {
+    let sim = Sim::start(options.listen, crate::demo::sim_config(options))
+        .await
+        .map_err(|e| AppError::Usage(format!("cannot serve on {}: {e}", options.listen).into()))?;
+    eprintln!(
+        "kubebridge sim: serving the Kubernetes API on {}",
+        sim.url()
+    );
+    if let Some(path) = &options.write_kubeconfig {
+        // Written whole and renamed into place, so a reader polling for it never sees half.
+        let partial = path.with_extension("partial");
+        sim.write_kubeconfig(&partial, None)
+            .and_then(|()| std::fs::rename(&partial, path))
+            .map_err(|e| {
+                AppError::Usage(
+                    format!("cannot write the kubeconfig to {}: {e}", path.display()).into(),
+                )
+            })?;
+        eprintln!(
+            "kubebridge sim: kubeconfig in {0}; try kubectl --kubeconfig {0} get pods -A",
+            path.display()
+        );
+    }
+    shutdown.await;
+    sim.shutdown().await;
+    Ok(())
 }
 
 /// Reads discovery, retrying for a while if the API server cannot be reached, so that

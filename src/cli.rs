@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{
     ClusterConfig, Command, InitialState, NamespaceScope, SimOptions, SinkSpec, StreamConfig,
+    default_queue_capacity,
 };
 use crate::informer::reflector::default_page_size;
 use crate::queue::Overflow;
@@ -106,12 +107,16 @@ struct StreamArgs {
     #[arg(long, default_value_t = default_page_size(), value_name = "N")]
     page_size: u32,
     /// Capacity of each sink's queue; when full, kubebridge stops reading watches.
-    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    #[arg(long, default_value_t = default_queue_capacity(), value_name = "N")]
     queue_capacity: usize,
     /// What a full sink queue does: block (stop reading watches; nothing is lost) or
     /// drop-oldest (evict, count and log the oldest queued notification).
     #[arg(long, value_enum, default_value = "block", value_name = "POLICY")]
     overflow: Overflow,
+    /// After SIGINT/SIGTERM, how long to keep delivering what is queued before exiting
+    /// non-zero. 25s fits the default 30s terminationGracePeriodSeconds of a pod.
+    #[arg(long, default_value = "25s", value_name = "DURATION")]
+    shutdown_grace: String,
     /// Cluster name stamped on every notification (default: the kubeconfig context's cluster).
     #[arg(long, value_name = "NAME")]
     cluster_name: Option<String>,
@@ -279,6 +284,8 @@ impl StreamArgs {
             page_size: self.page_size,
             queue_capacity: self.queue_capacity,
             overflow: self.overflow,
+            shutdown_grace: parse_duration(&self.shutdown_grace)
+                .map_err(|e| CliExit::Usage(format!("--shutdown-grace: {e}")))?,
         })
     }
 }

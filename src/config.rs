@@ -82,6 +82,8 @@ pub struct StreamConfig {
     pub queue_capacity: usize,
     /// What a full sink queue does.
     pub overflow: Overflow,
+    /// How long queued notifications may take to deliver after SIGTERM.
+    pub shutdown_grace: Duration,
 }
 
 /// The `kubebridge sim` API server's shape.
@@ -124,4 +126,38 @@ pub enum Command {
     },
     /// Serve the simulated API server.
     Sim(SimOptions),
+}
+
+impl StreamConfig {
+    /// The CLI's defaults for `resources`: the context's namespace, stdout, initial state
+    /// emitted, no resync, LIST pages of 500, queues of 10 000 that block when full, and
+    /// a 25 s shutdown grace.
+    pub fn new(resources: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        StreamConfig {
+            resources: resources.into_iter().map(Into::into).collect(),
+            namespaces: NamespaceScope::ContextDefault,
+            label_selector: None,
+            field_selector: None,
+            sinks: vec![SinkSpec::Stdout],
+            resync: None,
+            initial_state: InitialState::Emit,
+            once: false,
+            watch_list: false,
+            page_size: crate::informer::reflector::default_page_size(),
+            queue_capacity: default_queue_capacity(),
+            overflow: Overflow::Block,
+            shutdown_grace: default_shutdown_grace(),
+        }
+    }
+}
+
+/// 10 000 notifications per sink: a few seconds of a busy cluster's changes, tens of
+/// megabytes at most, since queued notifications share the cache's object bytes.
+pub fn default_queue_capacity() -> usize {
+    10_000
+}
+
+/// 25 s: inside the 30 s `terminationGracePeriodSeconds` a pod gets by default.
+pub fn default_shutdown_grace() -> Duration {
+    Duration::from_secs(25)
 }

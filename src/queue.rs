@@ -140,6 +140,13 @@ impl<T> QueueSender<T> {
         }
     }
 
+    /// A gauge on this queue's depth.
+    pub fn gauge(&self) -> QueueGauge<T> {
+        QueueGauge {
+            shared: self.shared.clone(),
+        }
+    }
+
     /// Whether the receiver is gone.
     pub fn is_closed(&self) -> bool {
         !self.shared.lock().receiver_alive
@@ -153,6 +160,35 @@ impl<T> QueueSender<T> {
     /// Whether nothing is queued.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// A read-only view of a queue's depth that keeps it neither open nor alive: for
+/// metrics and for counting what shutdown left undelivered.
+#[derive(Clone)]
+pub struct QueueGauge<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> QueueGauge<T> {
+    /// Items queued now.
+    pub fn len(&self) -> usize {
+        self.shared.lock().items.len()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The queue's capacity.
+    pub fn capacity(&self) -> usize {
+        self.shared.capacity
+    }
+
+    /// Items evicted so far under [`Overflow::DropOldest`].
+    pub fn evicted(&self) -> u64 {
+        self.shared.dropped.load(Ordering::Relaxed)
     }
 }
 

@@ -112,6 +112,8 @@ pub struct Reflector {
     field_selector: Option<String>,
     config: ReflectorConfig,
     backoff: Backoff,
+    /// Whether a complete list (LIST or watch-list) has been handed on yet.
+    listed: bool,
 }
 
 /// How a watch ended.
@@ -183,6 +185,7 @@ impl Reflector {
             field_selector,
             config,
             backoff: Backoff::default(),
+            listed: false,
         }
     }
 
@@ -207,16 +210,14 @@ impl Reflector {
         cancel: CancellationToken,
     ) -> Result<(), ReflectorError> {
         let mut resource_version: Option<String> = None;
-        let mut initial = true;
         loop {
             if cancel.is_cancelled() || deltas.is_closed() {
                 return Ok(());
             }
             let Some(rv) = resource_version.take() else {
                 if self.config.watch_list && !self.config.once {
-                    match self.watch(None, Some(initial), &deltas, &cancel).await {
+                    match self.watch(None, true, &deltas, &cancel).await {
                         Ok((end, rv)) => {
-                            initial = false;
                             resource_version = rv;
                             self.after_watch(end, &mut resource_version, &cancel)
                                 .await?;
@@ -233,6 +234,7 @@ impl Reflector {
                     Ok(Some((objects, rv))) => {
                         self.backoff.reset();
                         tracing::debug!(resource = %self.describe(), objects = objects.len(), rv, "listed");
+                        let initial = !std::mem::replace(&mut self.listed, true);
                         if deltas
                             .send(Delta::Replace { objects, initial })
                             .await
@@ -241,7 +243,6 @@ impl Reflector {
                         {
                             return Ok(());
                         }
-                        initial = false;
                         resource_version = Some(rv);
                     }
                     Ok(None) => return Ok(()),
@@ -249,7 +250,7 @@ impl Reflector {
                 }
                 continue;
             };
-            match self.watch(Some(rv.clone()), None, &deltas, &cancel).await {
+            match self.watch(Some(rv.clone()), false, &deltas, &cancel).await {
                 Ok((end, last)) => {
                     resource_version = last.or(Some(rv));
                     self.after_watch(end, &mut resource_version, &cancel)
@@ -380,13 +381,13 @@ impl Reflector {
         })
     }
 
-    /// Watches from `rv`, or, with `initial_events: Some(first)`, gets the state through
-    /// the watch first (watch-list) and emits it as one `Replace`. Returns how it ended
-    /// and the last resourceVersion seen.
+    /// Watches from `rv`, or, with `initial_events`, gets the state through the watch
+    /// first (watch-list) and emits it as one `Replace`. Returns how it ended and the
+    /// last resourceVersion seen.
     async fn watch(
         &mut self,
         rv: Option<String>,
-        initial_events: Option<bool>,
+        initial_events: bool,
         deltas: &mpsc::Sender<Delta>,
         cancel: &CancellationToken,
     ) -> Result<(WatchEnd, Option<String>), ApiError> {
@@ -396,7 +397,7 @@ impl Reflector {
             .param("watch", "true")
             .param("allowWatchBookmarks", "true")
             .param("timeoutSeconds", timeout.to_string());
-        if initial_events.is_some() {
+        if initial_events {
             url = url
                 .param("sendInitialEvents", "true")
                 .param("resourceVersionMatch", "NotOlderThan")
@@ -412,7 +413,7 @@ impl Reflector {
         let mut last_rv = rv;
         let mut events = 0usize;
         // With initial events, objects gather here until the end-of-initial-events bookmark.
-        let mut initial: Option<Vec<RawObject>> = initial_events.map(|_| Vec::new());
+        let mut initial: Option<Vec<RawObject>> = initial_events.then(Vec::new);
         loop {
             let line = tokio::select! {
                 line = lines.next() => line,
@@ -476,7 +477,7 @@ impl Reflector {
                             self.backoff.reset();
                             Delta::Replace {
                                 objects,
-                                initial: initial_events == Some(true),
+                                initial: !std::mem::replace(&mut self.listed, true),
                             }
                         }
                         other => {

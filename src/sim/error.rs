@@ -1,0 +1,178 @@
+//! API errors and the metav1.Status bodies that carry them.
+
+use serde_json::{Value, json};
+
+/// An API failure as a Status body would describe it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code} {reason}: {message}")]
+pub struct SimError {
+    /// HTTP status code, e.g. 404.
+    pub code: u16,
+    /// Status reason, e.g. "NotFound".
+    pub reason: String,
+    /// Human-readable message, worded like the real apiserver's.
+    pub message: String,
+}
+
+/// A [`SimError`] plus the Status `details` and headers the HTTP layer needs.
+#[derive(Debug, Clone)]
+pub(crate) struct ApiError {
+    pub(crate) error: SimError,
+    pub(crate) details: Option<Value>,
+    pub(crate) retry_after: Option<u32>,
+}
+
+impl From<ApiError> for SimError {
+    fn from(e: ApiError) -> Self {
+        e.error
+    }
+}
+
+impl ApiError {
+    /// An error with no details.
+    pub(crate) fn new(code: u16, reason: &str, message: impl Into<String>) -> Self {
+        ApiError {
+            error: SimError {
+                code,
+                reason: reason.to_string(),
+                message: message.into(),
+            },
+            details: None,
+            retry_after: None,
+        }
+    }
+
+    /// Attaches Status details (name/group/kind/causes).
+    pub(crate) fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    /// 400 BadRequest.
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, "BadRequest", message)
+    }
+
+    /// 404 NotFound for a named object, worded `pods "x" not found`.
+    pub(crate) fn not_found(group: &str, plural: &str, name: &str) -> Self {
+        Self::new(
+            404,
+            "NotFound",
+            format!("{plural}{} \"{name}\" not found", group_suffix(group)),
+        )
+        .with_details(json!({"name": name, "group": group, "kind": plural}))
+    }
+
+    /// 404 for a path the server does not serve; the real server answers these with a bare "404 page not found".
+    pub(crate) fn no_route() -> Self {
+        Self::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+    }
+
+    /// 405 for a verb a resource does not support.
+    pub(crate) fn method_not_allowed(message: impl Into<String>) -> Self {
+        Self::new(405, "MethodNotAllowed", message)
+    }
+
+    /// 409 AlreadyExists.
+    pub(crate) fn already_exists(group: &str, plural: &str, name: &str) -> Self {
+        Self::new(
+            409,
+            "AlreadyExists",
+            format!("{plural}{} \"{name}\" already exists", group_suffix(group)),
+        )
+        .with_details(json!({"name": name, "group": group, "kind": plural}))
+    }
+
+    /// 409 Conflict on a stale resourceVersion (optimistic concurrency).
+    pub(crate) fn conflict(group: &str, plural: &str, name: &str) -> Self {
+        Self::new(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {plural}{} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
+                group_suffix(group)
+            ),
+        )
+        .with_details(json!({"name": name, "group": group, "kind": plural}))
+    }
+
+    /// 410 Expired (too old resourceVersion or continue token).
+    pub(crate) fn expired(message: impl Into<String>) -> Self {
+        Self::new(410, "Expired", message)
+    }
+
+    /// 422 Invalid with field causes, worded `Pod "x" is invalid: metadata.name: Required value: ...`.
+    pub(crate) fn invalid(
+        group: &str,
+        kind: &str,
+        name: &str,
+        causes: &[(&str, &str, String)],
+    ) -> Self {
+        let summary: Vec<String> = causes
+            .iter()
+            .map(|(field, _, msg)| format!("{field}: {msg}"))
+            .collect();
+        let summary = if summary.len() == 1 {
+            summary[0].clone()
+        } else {
+            format!("[{}]", summary.join(", "))
+        };
+        let causes: Vec<Value> = causes
+            .iter()
+            .map(|(field, reason, msg)| json!({"reason": reason, "message": msg, "field": field}))
+            .collect();
+        Self::new(
+            422,
+            "Invalid",
+            format!(
+                "{kind}{} \"{name}\" is invalid: {summary}",
+                group_suffix(group)
+            ),
+        )
+        .with_details(json!({"name": name, "group": group, "kind": kind, "causes": causes}))
+    }
+
+    /// 500 InternalError.
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
+        Self::new(
+            500,
+            "InternalError",
+            format!("Internal error occurred: {}", message.into()),
+        )
+    }
+
+    /// The metav1.Status body for this error.
+    pub(crate) fn status_body(&self) -> Value {
+        let mut v = json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.error.message,
+            "reason": self.error.reason,
+            "code": self.error.code,
+        });
+        let mut details = self.details.clone();
+        if let Some(secs) = self.retry_after {
+            let d = details.get_or_insert_with(|| json!({}));
+            d["retryAfterSeconds"] = json!(secs);
+        }
+        if let Some(d) = details {
+            v["details"] = d;
+        }
+        v
+    }
+}
+
+/// Kubernetes qualifies resource names with their group in messages: `deployments.apps "x" not found`.
+fn group_suffix(group: &str) -> String {
+    if group.is_empty() {
+        String::new()
+    } else {
+        format!(".{group}")
+    }
+}

@@ -1,0 +1,373 @@
+//! Watch streams: initial state or history replay, then live events from the global broadcast, with selector
+//! transitions, bookmarks, timeouts, WatchList initial-events-end markers and disconnection of slow watchers.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
+
+use crate::sim::error::ApiError;
+use crate::sim::resources::ResourceType;
+use crate::sim::selector::{FieldSelector, LabelSelector};
+use crate::sim::store::{Event, EventType, Store, StoredObject};
+use crate::sim::table;
+
+/// Which objects a watch (or list) selects.
+#[derive(Debug, Clone)]
+pub(crate) struct Filter {
+    pub(crate) resource: String,
+    pub(crate) namespace: Option<String>,
+    pub(crate) labels: LabelSelector,
+    pub(crate) fields: FieldSelector,
+}
+
+impl Filter {
+    /// Whether an object (already known to be of this resource) is selected.
+    pub(crate) fn matches(&self, obj: &StoredObject) -> bool {
+        self.namespace
+            .as_deref()
+            .is_none_or(|ns| obj.namespace == ns)
+            && self.labels.matches(&obj.labels)
+            && self.fields.matches(&obj.namespace, &obj.name)
+    }
+
+    /// Translates a store event into what this watcher sees, like the watch cache: an object that starts
+    /// matching arrives as ADDED, one that stops matching as DELETED (old state, new resourceVersion).
+    pub(crate) fn translate(&self, event: &Event) -> Option<(&'static str, Arc<StoredObject>)> {
+        if *event.resource != *self.resource {
+            return None;
+        }
+        let now = self.matches(&event.object);
+        match event.event_type {
+            EventType::Added => now.then(|| ("ADDED", event.object.clone())),
+            EventType::Deleted => now.then(|| ("DELETED", event.object.clone())),
+            EventType::Modified => {
+                let before = event.previous.as_ref().is_some_and(|p| self.matches(p));
+                match (before, now) {
+                    (true, true) => Some(("MODIFIED", event.object.clone())),
+                    (false, true) => Some(("ADDED", event.object.clone())),
+                    (true, false) => {
+                        let prev = event.previous.as_ref()?;
+                        let mut v = prev.to_value();
+                        v["metadata"]["resourceVersion"] =
+                            Value::String(event.resource_version.to_string());
+                        Some(("DELETED", Arc::new(StoredObject::from_value(&v))))
+                    }
+                    (false, false) => None,
+                }
+            }
+        }
+    }
+}
+
+/// Watch query parameters after parsing.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct WatchParams {
+    pub(crate) resource_version: Option<String>,
+    pub(crate) resource_version_match: Option<String>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) bookmarks: bool,
+    pub(crate) send_initial_events: Option<bool>,
+    pub(crate) table: bool,
+}
+
+/// How to render events for one watcher.
+struct Renderer {
+    rt: Arc<ResourceType>,
+    table: bool,
+}
+
+impl Renderer {
+    fn event(&self, ty: &str, obj: &StoredObject) -> Bytes {
+        let object = if self.table {
+            let row = table::row(&self.rt, &obj.to_value());
+            let t = table::table(
+                &self.rt,
+                vec![row],
+                json!({"resourceVersion": obj.resource_version.to_string()}),
+            );
+            serde_json::to_vec(&t).expect("JSON values serialize")
+        } else {
+            obj.json_with_type(&self.rt.kind, &self.rt.api_version())
+        };
+        let mut out = Vec::with_capacity(object.len() + 32);
+        out.extend_from_slice(b"{\"type\":\"");
+        out.extend_from_slice(ty.as_bytes());
+        out.extend_from_slice(b"\",\"object\":");
+        out.extend_from_slice(&object);
+        out.extend_from_slice(b"}\n");
+        Bytes::from(out)
+    }
+
+    fn bookmark(&self, rv: u64, initial_end: bool) -> Bytes {
+        let mut meta = json!({"resourceVersion": rv.to_string()});
+        if initial_end {
+            meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        let obj =
+            json!({"kind": self.rt.kind, "apiVersion": self.rt.api_version(), "metadata": meta});
+        let mut line = serde_json::to_vec(&json!({"type": "BOOKMARK", "object": obj}))
+            .expect("JSON values serialize");
+        line.push(b'\n');
+        Bytes::from(line)
+    }
+}
+
+/// Where the stream starts, decided under the store lock.
+enum Start {
+    Initial(Vec<Arc<StoredObject>>),
+    Replay(Vec<Arc<Event>>),
+    Expired(String),
+}
+
+/// Everything a running watch needs from the server.
+pub(crate) struct WatchContext {
+    pub(crate) store: Arc<Mutex<Store>>,
+    pub(crate) drop_signal: tokio::sync::watch::Receiver<u64>,
+    pub(crate) bookmark_interval: Duration,
+    pub(crate) watch_list: bool,
+}
+
+/// Validates the request, snapshots the starting point and subscribes atomically, then spawns the stream task.
+pub(crate) fn start(
+    ctx: WatchContext,
+    rt: Arc<ResourceType>,
+    filter: Filter,
+    params: WatchParams,
+) -> Result<mpsc::Receiver<Bytes>, ApiError> {
+    let send_initial = params.send_initial_events.unwrap_or(false);
+    if params.send_initial_events.is_some() && !ctx.watch_list {
+        return Err(ApiError::invalid(
+            "meta.k8s.io",
+            "ListOptions",
+            "",
+            &[("sendInitialEvents", "FieldValueForbidden", "Forbidden: sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled".to_string())],
+        ));
+    }
+    if send_initial {
+        if params.resource_version_match.as_deref() != Some("NotOlderThan") {
+            return Err(ApiError::invalid(
+                "meta.k8s.io",
+                "ListOptions",
+                "",
+                &[("resourceVersionMatch", "FieldValueForbidden", "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan".to_string())],
+            ));
+        }
+        if !params.bookmarks {
+            return Err(ApiError::invalid(
+                "meta.k8s.io",
+                "ListOptions",
+                "",
+                &[(
+                    "allowWatchBookmarks",
+                    "FieldValueForbidden",
+                    "Forbidden: allowWatchBookmarks required when sendInitialEvents is set"
+                        .to_string(),
+                )],
+            ));
+        }
+    } else if params
+        .resource_version_match
+        .as_deref()
+        .is_some_and(|m| !m.is_empty())
+    {
+        return Err(ApiError::invalid(
+            "meta.k8s.io",
+            "ListOptions",
+            "",
+            &[("resourceVersionMatch", "FieldValueForbidden", "Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided".to_string())],
+        ));
+    }
+    let requested: Option<u64> = match params.resource_version.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(
+            s.parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {s}")))?,
+        ),
+    };
+
+    let (start, start_rv, rx) = {
+        let store = ctx.store.lock().unwrap_or_else(|p| p.into_inner());
+        let current = store.resource_version();
+        let rx = store.subscribe();
+        let start = match requested {
+            _ if send_initial => Start::Initial(snapshot(&store, &filter, current)),
+            None | Some(0) => Start::Initial(snapshot(&store, &filter, current)),
+            Some(r) if r < store.compacted() => Start::Expired(format!(
+                "too old resource version: {r} ({})",
+                store.compacted()
+            )),
+            Some(r) => Start::Replay(store.history_after(r)),
+        };
+        let start_rv = match requested {
+            Some(r) if r > 0 && !send_initial => r,
+            _ => current,
+        };
+        (start, start_rv, rx)
+    };
+
+    let (tx, out) = mpsc::channel(256);
+    let renderer = Renderer {
+        rt,
+        table: params.table,
+    };
+    tokio::spawn(run(
+        ctx,
+        renderer,
+        filter,
+        params,
+        send_initial,
+        start,
+        start_rv,
+        rx,
+        tx,
+    ));
+    Ok(out)
+}
+
+fn snapshot(store: &Store, filter: &Filter, at: u64) -> Vec<Arc<StoredObject>> {
+    let mut objs = Vec::new();
+    store.scan(
+        &filter.resource,
+        filter.namespace.as_deref(),
+        None,
+        at,
+        |_, obj| {
+            if filter.matches(obj) {
+                objs.push(obj.clone());
+            }
+            true
+        },
+    );
+    objs
+}
+
+/// Sends one line unless the watch must end first; false means stop.
+async fn emit(
+    tx: &mpsc::Sender<Bytes>,
+    line: Bytes,
+    drop_signal: &mut tokio::sync::watch::Receiver<u64>,
+    deadline: Instant,
+) -> bool {
+    tokio::select! {
+        r = tx.send(line) => r.is_ok(),
+        _ = drop_signal.changed() => false,
+        _ = tokio::time::sleep_until(deadline) => false,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    mut ctx: WatchContext,
+    renderer: Renderer,
+    filter: Filter,
+    params: WatchParams,
+    send_initial: bool,
+    start: Start,
+    start_rv: u64,
+    mut rx: broadcast::Receiver<Arc<Event>>,
+    tx: mpsc::Sender<Bytes>,
+) {
+    // Far enough to never fire, short enough not to overflow Instant arithmetic.
+    let deadline = Instant::now()
+        + params
+            .timeout
+            .unwrap_or(Duration::from_secs(100 * 365 * 86_400));
+    let drop_signal = &mut ctx.drop_signal;
+    let mut last_rv = start_rv;
+    match start {
+        Start::Expired(message) => {
+            let status = ApiError::expired(message).status_body();
+            let mut line = serde_json::to_vec(&json!({"type": "ERROR", "object": status}))
+                .expect("JSON values serialize");
+            line.push(b'\n');
+            emit(&tx, Bytes::from(line), drop_signal, deadline).await;
+            return;
+        }
+        Start::Initial(objs) => {
+            for obj in objs {
+                if !emit(&tx, renderer.event("ADDED", &obj), drop_signal, deadline).await {
+                    return;
+                }
+            }
+            if send_initial
+                && !emit(
+                    &tx,
+                    renderer.bookmark(start_rv, true),
+                    drop_signal,
+                    deadline,
+                )
+                .await
+            {
+                return;
+            }
+        }
+        Start::Replay(events) => {
+            for ev in events {
+                if let Some((ty, obj)) = filter.translate(&ev)
+                    && !emit(&tx, renderer.event(ty, &obj), drop_signal, deadline).await
+                {
+                    return;
+                }
+                last_rv = last_rv.max(ev.resource_version);
+            }
+        }
+    }
+    let interval = ctx.bookmark_interval.max(Duration::from_millis(1));
+    let mut bookmarks = tokio::time::interval_at(Instant::now() + interval, interval);
+    bookmarks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => return,
+            _ = drop_signal.changed() => return,
+            _ = tx.closed() => return,
+            received = rx.recv() => match received {
+                Ok(ev) => {
+                    if ev.resource_version <= last_rv {
+                        continue;
+                    }
+                    last_rv = ev.resource_version;
+                    if let Some((ty, obj)) = filter.translate(&ev)
+                        && !emit(&tx, renderer.event(ty, &obj), drop_signal, deadline).await
+                    {
+                        return;
+                    }
+                }
+                // A lagging watcher is cut off (the client re-watches from its last RV); closed = shutdown.
+                Err(_) => return,
+            },
+            _ = bookmarks.tick(), if params.bookmarks => {
+                // Drain what is already queued so the bookmark is as fresh as possible.
+                loop {
+                    match rx.try_recv() {
+                        Ok(ev) => {
+                            if ev.resource_version <= last_rv {
+                                continue;
+                            }
+                            last_rv = ev.resource_version;
+                            if let Some((ty, obj)) = filter.translate(&ev)
+                                && !emit(&tx, renderer.event(ty, &obj), drop_signal, deadline).await
+                            {
+                                return;
+                            }
+                        }
+                        Err(broadcast::error::TryRecvError::Empty) => break,
+                        Err(_) => return,
+                    }
+                }
+                // Writers publish under the store lock, so an empty queue under it means we saw everything.
+                let bookmark_rv = {
+                    let store = ctx.store.lock().unwrap_or_else(|p| p.into_inner());
+                    if rx.is_empty() { store.resource_version().max(last_rv) } else { last_rv }
+                };
+                last_rv = bookmark_rv;
+                if !emit(&tx, renderer.bookmark(bookmark_rv, false), drop_signal, deadline).await {
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! Benchmark (prints figures; asserts nothing about speed): the initial sync of N
+//! simulated pods — time, objects per second, and kubebridge's peak RSS next to the raw
+//! JSON size of those pods — and the watch → stdout event rate under churn.
+//!
+//! `cargo bench --bench informer` runs it at full size (100 000 pods; `BENCH_PODS`,
+//! `BENCH_CHURN_PODS`, `BENCH_CHURN` and `BENCH_SECONDS` override). Under `cargo test`
+//! it runs a small smoke size so the benchmark itself is known to work.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let pods = env_or("BENCH_PODS", if full { 100_000 } else { 500 });
+    let churn_pods = env_or("BENCH_CHURN_PODS", if full { 10_000 } else { 200 });
+    let churn = env_or("BENCH_CHURN", if full { 20_000 } else { 200 });
+    let seconds = env_or("BENCH_SECONDS", if full { 10 } else { 2 });
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    println!(
+        "kubebridge informer benchmark ({} run)",
+        if full { "full" } else { "smoke" }
+    );
+    let sync = initial_sync(dir.path(), pods);
+    println!("initial sync of {pods} pods (watch pods -A, stdout to the benchmark):");
+    println!(
+        "  raw JSON of the pods        {:>10.1} MiB ({:.0} bytes/pod)",
+        mib(sync.json_bytes),
+        sync.json_bytes as f64 / pods as f64
+    );
+    println!(
+        "  time to the last ADDED      {:>10.2} s",
+        sync.elapsed.as_secs_f64()
+    );
+    println!(
+        "  objects per second          {:>10.0}",
+        pods as f64 / sync.elapsed.as_secs_f64()
+    );
+    println!(
+        "  peak RSS during sync        {:>10.1} MiB ({:.2}x the raw JSON)",
+        mib(sync.peak_rss),
+        sync.peak_rss as f64 / sync.json_bytes as f64
+    );
+    println!(
+        "  RSS once synced (cache)     {:>10.1} MiB ({:.2}x the raw JSON)",
+        mib(sync.settled_rss),
+        sync.settled_rss as f64 / sync.json_bytes as f64
+    );
+
+    let rate = churn_rate(dir.path(), churn_pods, churn, Duration::from_secs(seconds));
+    println!(
+        "watch -> stdout under churn ({churn_pods} pods, simulator asked for {churn} changes/s, {seconds} s):"
+    );
+    println!(
+        "  changes made by the server  {:>10.0} /s",
+        rate.server_per_sec
+    );
+    println!(
+        "  notifications written       {:>10.0} /s",
+        rate.written_per_sec
+    );
+    println!(
+        "  kept up                     {:>10}",
+        if rate.written_per_sec >= 0.95 * rate.server_per_sec {
+            "yes"
+        } else {
+            "no"
+        }
+    );
+    println!("  RSS at the end              {:>10.1} MiB", mib(rate.rss));
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// A `kubebridge sim` child process, stopped on drop.
+struct SimProcess {
+    child: Child,
+    kubeconfig: PathBuf,
+    addr: String,
+}
+
+impl SimProcess {
+    fn start(dir: &Path, name: &str, pods: u64, churn: u64) -> SimProcess {
+        let kubeconfig = dir.join(format!("{name}.kubeconfig"));
+        let child = Command::new(env!("CARGO_BIN_EXE_kubebridge"))
+            .args(["sim", "--listen", "127.0.0.1:0", "--namespaces", "50"])
+            .args(["--pods", &pods.to_string(), "--churn", &churn.to_string()])
+            .arg("--write-kubeconfig")
+            .arg(&kubeconfig)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start kubebridge sim");
+        let deadline = Instant::now() + Duration::from_secs(300);
+        let addr = loop {
+            if let Ok(text) = std::fs::read_to_string(&kubeconfig)
+                && let Some(server) = text.lines().find_map(|l| l.trim().strip_prefix("server:"))
+            {
+                break server
+                    .trim()
+                    .trim_matches('"')
+                    .trim_start_matches("http://")
+                    .to_owned();
+            }
+            assert!(Instant::now() < deadline, "the simulator did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        SimProcess {
+            child,
+            kubeconfig,
+            addr,
+        }
+    }
+
+    /// GETs a path (HTTP/1.0, so the body is plain) and returns the body.
+    fn get(&self, path: &str) -> Vec<u8> {
+        let mut stream = TcpStream::connect(&self.addr).expect("connect to the simulator");
+        write!(
+            stream,
+            "GET {path} HTTP/1.0\r\nHost: {}\r\nAccept: application/json\r\n\r\n",
+            self.addr
+        )
+        .unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).unwrap();
+        let split = response
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("HTTP response")
+            + 4;
+        response.split_off(split)
+    }
+
+    fn resource_version(&self) -> u64 {
+        let body: serde_json::Value =
+            serde_json::from_slice(&self.get("/api/v1/namespaces?limit=1")).unwrap();
+        body["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// Total size of the pods' JSON as the server would send them one by one.
+    fn pods_json_bytes(&self) -> u64 {
+        let mut total = 0;
+        let mut token = String::new();
+        loop {
+            let path = format!("/api/v1/pods?limit=5000&continue={token}");
+            let body: serde_json::Value = serde_json::from_slice(&self.get(&path)).unwrap();
+            for item in body["items"].as_array().unwrap() {
+                total += serde_json::to_vec(item).unwrap().len() as u64;
+            }
+            match body["metadata"]["continue"].as_str() {
+                Some(t) if !t.is_empty() => token = t.to_owned(),
+                _ => return total,
+            }
+        }
+    }
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Samples a process's resident set size until told to stop; keeps the peak.
+struct RssSampler {
+    peak: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+fn rss_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+impl RssSampler {
+    fn start(pid: u32) -> RssSampler {
+        let peak = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (p, s) = (peak.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                if let Some(rss) = rss_of(pid) {
+                    p.fetch_max(rss, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        RssSampler {
+            peak,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+        self.peak.load(Ordering::Relaxed)
+    }
+}
+
+fn spawn_watch(sim: &SimProcess) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_kubebridge"))
+        .args(["watch", "pods", "-A", "--kubeconfig"])
+        .arg(&sim.kubeconfig)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start kubebridge watch")
+}
+
+struct SyncFigures {
+    json_bytes: u64,
+    elapsed: Duration,
+    peak_rss: u64,
+    settled_rss: u64,
+}
+
+fn initial_sync(dir: &Path, pods: u64) -> SyncFigures {
+    let sim = SimProcess::start(dir, "sync", pods, 0);
+    let json_bytes = sim.pods_json_bytes();
+    let started = Instant::now();
+    let mut watch = spawn_watch(&sim);
+    let sampler = RssSampler::start(watch.id());
+    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    let mut seen = 0;
+    while seen < pods {
+        let line = lines.next().expect("a notification").unwrap();
+        assert!(line.starts_with('{'));
+        seen += 1;
+    }
+    let elapsed = started.elapsed();
+    std::thread::sleep(Duration::from_millis(500));
+    let settled_rss = rss_of(watch.id()).unwrap_or(0);
+    let peak_rss = sampler.finish();
+    let _ = watch.kill();
+    let _ = watch.wait();
+    SyncFigures {
+        json_bytes,
+        elapsed,
+        peak_rss,
+        settled_rss,
+    }
+}
+
+struct RateFigures {
+    server_per_sec: f64,
+    written_per_sec: f64,
+    rss: u64,
+}
+
+fn churn_rate(dir: &Path, pods: u64, churn: u64, window: Duration) -> RateFigures {
+    let sim = SimProcess::start(dir, "churn", pods, churn);
+    let mut watch = spawn_watch(&sim);
+    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    // Past the initial list (churn may add a few lines to it; they count as warm-up).
+    for _ in 0..pods {
+        lines.next().expect("a notification").unwrap();
+    }
+    let written = Arc::new(AtomicU64::new(0));
+    let counter = written.clone();
+    std::thread::spawn(move || {
+        for line in lines {
+            if line.is_err() {
+                break;
+            }
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    let rv0 = sim.resource_version();
+    let w0 = written.load(Ordering::Relaxed);
+    let started = Instant::now();
+    std::thread::sleep(window);
+    let rv1 = sim.resource_version();
+    let w1 = written.load(Ordering::Relaxed);
+    let secs = started.elapsed().as_secs_f64();
+    let rss = rss_of(watch.id()).unwrap_or(0);
+    let _ = watch.kill();
+    let _ = watch.wait();
+    RateFigures {
+        server_per_sec: (rv1 - rv0) as f64 / secs,
+        written_per_sec: (w1 - w0) as f64 / secs,
+        rss,
+    }
+}
