@@ -337,33 +337,38 @@ impl Reflector {
         }
     }
 
-    /// A complete paginated LIST: every object and the list's resourceVersion.
-    /// Returns `None` when cancelled. An expired continue token restarts the list.
+    /// A complete LIST: every object and the list's resourceVersion. Paginated; if the
+    /// snapshot the pages come from is compacted before the last page (a continue token
+    /// expires: churn outran the API server's compaction window), the list is taken again
+    /// in one unpaginated request, as client-go's pager does, because restarting the
+    /// pagination could expire again forever. Returns `None` when cancelled.
     async fn list(
         &mut self,
         cancel: &CancellationToken,
     ) -> Result<Option<(Vec<RawObject>, String)>, ApiError> {
         let mut objects = Vec::new();
         let mut token: Option<String> = None;
+        let mut paginate = true;
         loop {
             if cancel.is_cancelled() {
                 return Ok(None);
             }
-            let url = self
-                .url()
-                .param("limit", self.config.page_size.to_string())
-                .param_opt("continue", token.as_deref());
+            let mut url = self.url().param_opt("continue", token.as_deref());
+            if paginate {
+                url = url.param("limit", self.config.page_size.to_string());
+            }
             let page: ListPage = match api::get_json(&self.client, url).await {
                 Ok(page) => page,
                 Err(e) if e.is_gone() && token.is_some() => {
-                    // The snapshot the pages came from was compacted: start over.
-                    tracing::info!(resource = %self.describe(), "continue token expired; restarting the list");
+                    tracing::info!(resource = %self.describe(), "continue token expired; listing again in one request");
                     objects.clear();
                     token = None;
+                    paginate = false;
                     continue;
                 }
                 Err(e) => return Err(e),
             };
+            objects.reserve(page.items.len());
             for item in page.items {
                 objects.push(self.decode(item, "list")?);
             }

@@ -1,5 +1,4 @@
-//! Background churn: realistic pod and deployment mutations at a steady rate, through the same write path
-//! as the API so that watchers see them.
+//! Background churn: realistic pod and deployment mutations at a steady rate, via the API's write path.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -138,11 +137,7 @@ fn replace_pod(store: &mut Store, pods: &mut Vec<ObjKey>, i: usize) -> bool {
     if owner.rs_name.is_empty() {
         return true;
     }
-    if let Some(created) = create_pod(store, &key.0, &owner, &now_rfc3339()) {
-        let name = created["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+    if let Some(name) = create_pod(store, &key.0, &owner, &now_rfc3339()) {
         pods.push((key.0, name));
     }
     true

@@ -61,6 +61,17 @@ pub(crate) fn resource_list(registry: &Registry, group: &str, version: &str) -> 
             r["categories"] = json!(t.categories);
         }
         resources.push(r);
+        if crate::sim::scale::has_scale(t) {
+            resources.push(json!({
+                "name": format!("{}/scale", t.plural),
+                "singularName": "",
+                "namespaced": t.namespaced,
+                "group": "autoscaling",
+                "version": "v1",
+                "kind": "Scale",
+                "verbs": ["get", "patch", "update"],
+            }));
+        }
         if t.status_subresource {
             resources.push(json!({
                 "name": format!("{}/status", t.plural),

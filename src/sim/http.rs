@@ -1,5 +1,4 @@
-//! The HTTP front end: one catch-all handler that routes discovery and resource paths, applies faults and
-//! counters, and renders JSON, Table and watch-stream responses.
+//! The HTTP front end: one catch-all handler routing discovery and resource paths, with faults and counters.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -15,9 +14,11 @@ use serde_json::{Value, json};
 use crate::sim::continue_token::ContinueToken;
 use crate::sim::discovery;
 use crate::sim::error::ApiError;
+use crate::sim::media::{self, Representation};
 use crate::sim::openapi;
 use crate::sim::ops::{self, Target};
-use crate::sim::resources::ResourceType;
+use crate::sim::resources::{ResourceType, selectable_fields};
+use crate::sim::scale;
 use crate::sim::selector::{FieldSelector, LabelSelector};
 use crate::sim::server::Shared;
 use crate::sim::store::StoredObject;
@@ -234,7 +235,7 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    let as_table = table::wants_table(&accept);
+    let repr = media::negotiate(&accept);
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -251,7 +252,7 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     let ns = rp.namespace.as_deref();
     let sub = rp.subresource.as_deref();
     if let Some(s) = sub
-        && !(s == "status" && rt.status_subresource)
+        && !((s == "status" && rt.status_subresource) || (s == "scale" && scale::has_scale(&rt)))
     {
         return Err(ApiError::no_route());
     }
@@ -262,25 +263,39 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         dry_run,
     };
     let render = |obj: &StoredObject| obj.json_with_type(&rt.kind, &rt.api_version());
+    if sub == Some("scale") {
+        let name = rp.name.as_deref().unwrap_or_default();
+        let obj = match verb {
+            "get" => {
+                let key = (ns.unwrap_or_default().to_string(), name.to_string());
+                let obj = shared.lock().get(&resource_key, &key);
+                obj.ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?
+            }
+            "update" | "patch" => {
+                let v = parse_json(&body)?;
+                scale::write_scale(&mut shared.lock(), &target, name, &v, verb == "patch")?
+            }
+            _ => {
+                return Err(ApiError::method_not_allowed(
+                    "the server does not allow this method on the requested resource",
+                ));
+            }
+        };
+        return Ok(value_response(StatusCode::OK, &scale::scale_of(&obj)));
+    }
     match verb {
         "get" => {
             let name = rp.name.as_deref().unwrap_or_default();
             let key = (ns.unwrap_or_default().to_string(), name.to_string());
             let obj = shared.lock().get(&resource_key, &key);
             let obj = obj.ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
-            if as_table {
-                let row = table::row(&rt, &obj.to_value());
-                let t = table::table(
-                    &rt,
-                    vec![row],
-                    json!({"resourceVersion": obj.resource_version.to_string()}),
-                );
-                return Ok(value_response(StatusCode::OK, &t));
-            }
-            Ok(json_response(StatusCode::OK, render(&obj)))
+            Ok(json_response(
+                StatusCode::OK,
+                media::render_object(&rt, &obj, repr),
+            ))
         }
-        "list" => list(shared, &rt, ns, &query, as_table),
-        "watch" => watch_response(shared, rt.clone(), ns, &query, as_table),
+        "list" => list(shared, &rt, ns, &query, repr),
+        "watch" => watch_response(shared, rt.clone(), ns, &query, repr),
         "create" => {
             if sub.is_some() {
                 return Err(ApiError::method_not_allowed(
@@ -354,21 +369,16 @@ fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("the object provided is unrecognized: {e}")))
 }
 
-fn selectors(query: &HashMap<String, String>) -> Result<(LabelSelector, FieldSelector), ApiError> {
-    let labels = LabelSelector::parse(
-        query
-            .get("labelSelector")
-            .map(String::as_str)
-            .unwrap_or_default(),
-    )
-    .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
-    let fields = FieldSelector::parse(
-        query
-            .get("fieldSelector")
-            .map(String::as_str)
-            .unwrap_or_default(),
-    )
-    .map_err(|e| ApiError::bad_request(e.0))?;
+fn selectors(
+    query: &HashMap<String, String>,
+    resource: &str,
+) -> Result<(LabelSelector, FieldSelector), ApiError> {
+    let param = |k: &str| query.get(k).map(String::as_str).unwrap_or_default();
+    let labels = LabelSelector::parse(param("labelSelector"))
+        .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
+    let fields = FieldSelector::parse(param("fieldSelector"))
+        .and_then(|f| f.check_supported(selectable_fields(resource)).map(|()| f))
+        .map_err(|e| ApiError::bad_request(e.0))?;
     Ok((labels, fields))
 }
 
@@ -380,9 +390,9 @@ fn list(
     rt: &Arc<ResourceType>,
     ns: Option<&str>,
     query: &HashMap<String, String>,
-    as_table: bool,
+    repr: Representation,
 ) -> Result<Response<Body>, ApiError> {
-    let (labels, fields) = selectors(query)?;
+    let (labels, fields) = selectors(query, &rt.key())?;
     let limit: usize = match query.get("limit").map(String::as_str) {
         None | Some("") => 0,
         Some(s) => s
@@ -423,7 +433,7 @@ fn list(
         let current = store.resource_version();
         let (at, after) = match &token {
             Some(t) => {
-                if t.resource_version < store.compacted() {
+                if t.resource_version < store.list_compacted() {
                     return Err(ApiError::expired(CONTINUE_EXPIRED));
                 }
                 let (kns, kname) = t
@@ -444,10 +454,10 @@ fn list(
                         })?;
                         match m {
                             "Exact" => {
-                                if r < store.compacted() {
+                                if r < store.list_compacted() {
                                     return Err(ApiError::expired(format!(
                                         "too old resource version: {r} ({})",
-                                        store.compacted()
+                                        store.list_compacted()
                                     )));
                                 }
                                 if r > current {
@@ -528,15 +538,31 @@ fn list(
     if let Some(r) = remaining {
         meta["remainingItemCount"] = json!(r);
     }
-    if as_table {
-        let rows = items
-            .iter()
-            .map(|o| table::row(rt, &o.to_value()))
-            .collect();
-        return Ok(value_response(
-            StatusCode::OK,
-            &table::table(rt, rows, meta),
-        ));
+    match repr {
+        Representation::Table => {
+            let rows = items
+                .iter()
+                .map(|o| table::row(rt, &o.to_value()))
+                .collect();
+            return Ok(value_response(
+                StatusCode::OK,
+                &table::table(rt, rows, meta),
+            ));
+        }
+        Representation::Metadata => {
+            let items: Vec<Value> = items
+                .iter()
+                .map(|o| media::partial_metadata(&o.to_value()["metadata"]))
+                .collect();
+            let list = json!({
+                "kind": "PartialObjectMetadataList",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": meta,
+                "items": items,
+            });
+            return Ok(value_response(StatusCode::OK, &list));
+        }
+        Representation::Full => {}
     }
     let api_version = rt.api_version();
     let total: usize = items.iter().map(|o| o.body.len() + 64).sum();
@@ -567,9 +593,9 @@ fn watch_response(
     rt: Arc<ResourceType>,
     ns: Option<&str>,
     query: &HashMap<String, String>,
-    as_table: bool,
+    repr: Representation,
 ) -> Result<Response<Body>, ApiError> {
-    let (labels, fields) = selectors(query)?;
+    let (labels, fields) = selectors(query, &rt.key())?;
     let timeout = match query.get("timeoutSeconds").map(String::as_str) {
         None | Some("") => None,
         Some(s) => Some(std::time::Duration::from_secs(s.parse().map_err(|_| {
@@ -584,7 +610,7 @@ fn watch_response(
         send_initial_events: query
             .get("sendInitialEvents")
             .map(|v| v == "true" || v == "1"),
-        table: as_table,
+        representation: repr,
     };
     let filter = Filter {
         resource: rt.key(),

@@ -6,7 +6,16 @@ pub(crate) fn uuid_v4(rng: &mut fastrand::Rng) -> String {
     rng.fill(&mut b);
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let h: String = b
+        .iter()
+        .flat_map(|x| {
+            [
+                HEX[usize::from(x >> 4)] as char,
+                HEX[usize::from(x & 15)] as char,
+            ]
+        })
+        .collect();
     format!(
         "{}-{}-{}-{}-{}",
         &h[0..8],

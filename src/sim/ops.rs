@@ -1,5 +1,4 @@
-//! Write operations with the apiserver's semantics: create, update (PUT), merge patch and delete, including
-//! validation, metadata stamping, optimistic concurrency, status-subresource rules and CRD side effects.
+//! Write operations with the apiserver's semantics: create, update, merge patch, delete, and validation.
 
 use std::sync::Arc;
 
@@ -18,6 +17,7 @@ pub(crate) const SYSTEM_NAMESPACES: [&str; 4] =
     ["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// Where a write goes: the type (at the requested version), namespace and optional subresource.
+#[derive(Clone, Copy)]
 pub(crate) struct Target<'a> {
     pub(crate) rt: &'a ResourceType,
     pub(crate) namespace: Option<&'a str>,
@@ -375,11 +375,13 @@ pub(crate) fn create(
     }
     apply_create_defaults(rt, &mut body, &name);
     if t.dry_run {
-        return Ok(Arc::new(StoredObject::from_value(&body)));
+        return Ok(Arc::new(StoredObject::from_value(&resource, &body)));
     }
-    let stored = store.commit(&resource, EventType::Added, body.clone());
-    if resource == CRD_RESOURCE {
-        sync_crd(store, &body, true);
+    // Only CRDs need the value after the commit; avoid cloning every other object.
+    let crd = (resource == CRD_RESOURCE).then(|| body.clone());
+    let stored = store.commit(&resource, EventType::Added, body);
+    if let Some(crd) = crd {
+        sync_crd(store, &crd, true);
     }
     Ok(stored)
 }
@@ -480,11 +482,13 @@ pub(crate) fn update(
     }
     validate(rt, &name, &new)?;
     if t.dry_run {
-        return Ok(Arc::new(StoredObject::from_value(&new)));
+        return Ok(Arc::new(StoredObject::from_value(&resource, &new)));
     }
-    let stored = store.commit(&resource, EventType::Modified, new.clone());
-    if resource == CRD_RESOURCE {
-        sync_crd(store, &new, true);
+    // Only CRDs need the value after the commit; avoid cloning every other object.
+    let crd = (resource == CRD_RESOURCE).then(|| new.clone());
+    let stored = store.commit(&resource, EventType::Modified, new);
+    if let Some(crd) = crd {
+        sync_crd(store, &crd, true);
     }
     Ok(stored)
 }

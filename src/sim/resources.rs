@@ -366,3 +366,71 @@ impl Registry {
         }
     }
 }
+
+/// Fields every resource can be selected on.
+const META_FIELDS: [&str; 2] = ["metadata.name", "metadata.namespace"];
+
+/// The field selectors a resource supports (as registered by the real apiserver's strategies).
+pub(crate) fn selectable_fields(resource: &str) -> &'static [&'static str] {
+    match resource {
+        "pods" => &[
+            "metadata.name",
+            "metadata.namespace",
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "spec.hostNetwork",
+            "status.phase",
+            "status.podIP",
+            "status.nominatedNodeName",
+        ],
+        "events" | "events.events.k8s.io" => &[
+            "metadata.name",
+            "metadata.namespace",
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "reason",
+            "reportingComponent",
+            "source",
+            "type",
+        ],
+        "secrets" => &["metadata.name", "metadata.namespace", "type"],
+        "namespaces" => &["metadata.name", "metadata.namespace", "status.phase"],
+        "nodes" => &["metadata.name", "metadata.namespace", "spec.unschedulable"],
+        "replicasets.apps" => &["metadata.name", "metadata.namespace", "status.replicas"],
+        _ => &META_FIELDS,
+    }
+}
+
+/// Extracts the non-metadata selectable fields of an object, rendered as the apiserver does ("" when unset).
+pub(crate) fn field_values(resource: &str, value: &Value) -> Vec<(&'static str, String)> {
+    selectable_fields(resource)
+        .iter()
+        .filter(|f| !f.starts_with("metadata."))
+        .map(|f| {
+            let mut v = value;
+            for part in f.split('.') {
+                v = &v[part];
+            }
+            // events.k8s.io names the involved object "regarding"; core names are used for selection.
+            if v.is_null() && f.starts_with("involvedObject.") {
+                v = &value["regarding"][&f["involvedObject.".len()..]];
+            }
+            let s = match v {
+                Value::String(s) => s.clone(),
+                Value::Bool(b) => b.to_string(),
+                Value::Number(n) => n.to_string(),
+                Value::Null => String::new(),
+                // The core "source" field is an object {component, host}; select on the component.
+                other => other["component"].as_str().unwrap_or_default().to_string(),
+            };
+            (*f, s)
+        })
+        .collect()
+}

@@ -59,8 +59,7 @@ pub(crate) fn pod(rng: &mut fastrand::Rng, namespace: &str, owner: &Owner, now: 
         "env": [
             {"name": "APP_NAME", "value": owner.app},
             {"name": "LOG_LEVEL", "value": "info"},
-            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}}},
-            {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}}
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}}}
         ],
         "resources": {"limits": {"cpu": "500m", "memory": "512Mi"}, "requests": {"cpu": "100m", "memory": "128Mi"}},
         "volumeMounts": [
@@ -68,7 +67,7 @@ pub(crate) fn pod(rng: &mut fastrand::Rng, namespace: &str, owner: &Owner, now: 
             {"name": "kube-api-access", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": true}
         ],
         "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080, "scheme": "HTTP"}, "initialDelaySeconds": 10, "timeoutSeconds": 1, "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3},
-        "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080, "scheme": "HTTP"}, "timeoutSeconds": 1, "periodSeconds": 5, "successThreshold": 1, "failureThreshold": 3},
+        "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080, "scheme": "HTTP"}, "periodSeconds": 5},
         "terminationMessagePath": "/dev/termination-log",
         "terminationMessagePolicy": "File"
     })];
@@ -77,7 +76,7 @@ pub(crate) fn pod(rng: &mut fastrand::Rng, namespace: &str, owner: &Owner, now: 
         "restartCount": 0, "image": owner.image, "imageID": format!("{}@sha256:{:016x}{:016x}", owner.image, rng.u64(..), rng.u64(..)),
         "containerID": container_id, "started": true
     })];
-    if rng.bool() {
+    if rng.u8(0..10) < 3 {
         containers.push(json!({
             "name": "log-shipper", "image": "fluent/fluent-bit:3.1.9", "imagePullPolicy": "IfNotPresent",
             "resources": {"limits": {"memory": "64Mi"}, "requests": {"cpu": "10m", "memory": "32Mi"}},
@@ -105,14 +104,13 @@ pub(crate) fn pod(rng: &mut fastrand::Rng, namespace: &str, owner: &Owner, now: 
             "volumes": [
                 {"name": "config", "configMap": {"name": format!("{}-config", owner.app), "defaultMode": 420}},
                 {"name": "varlog", "emptyDir": {}},
-                {"name": "kube-api-access", "projected": {"defaultMode": 420, "sources": [{"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}}, {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}}]}}
+                {"name": "kube-api-access", "projected": {"defaultMode": 420, "sources": [{"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}}]}}
             ],
             "restartPolicy": "Always",
             "terminationGracePeriodSeconds": 30,
             "dnsPolicy": "ClusterFirst",
             "serviceAccountName": "default",
             "nodeName": node,
-            "securityContext": {"runAsNonRoot": true, "runAsUser": 1000},
             "schedulerName": "default-scheduler",
             "tolerations": [
                 {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
@@ -125,14 +123,12 @@ pub(crate) fn pod(rng: &mut fastrand::Rng, namespace: &str, owner: &Owner, now: 
         "status": {
             "phase": "Running",
             "conditions": [
-                {"type": "PodReadyToStartContainers", "status": "True", "lastProbeTime": null, "lastTransitionTime": now},
                 {"type": "Initialized", "status": "True", "lastProbeTime": null, "lastTransitionTime": now},
                 {"type": "Ready", "status": "True", "lastProbeTime": null, "lastTransitionTime": now},
                 {"type": "ContainersReady", "status": "True", "lastProbeTime": null, "lastTransitionTime": now},
                 {"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now}
             ],
             "hostIP": ip(rng),
-            "hostIPs": [{"ip": ip(rng)}],
             "podIP": pod_ip,
             "podIPs": [{"ip": pod_ip}],
             "startTime": now,
@@ -280,7 +276,7 @@ pub(crate) fn create_pod(
     namespace: &str,
     owner: &Owner,
     now: &str,
-) -> Option<Value> {
+) -> Option<String> {
     let rt = store.registry.lookup_key("pods")?;
     let t = Target {
         rt: &rt,
@@ -291,7 +287,7 @@ pub(crate) fn create_pod(
     for _ in 0..16 {
         let body = pod(&mut store.rng, namespace, owner, now);
         match ops::create(store, &t, body) {
-            Ok(obj) => return Some(obj.to_value()),
+            Ok(obj) => return Some(obj.name.clone()),
             Err(e) if e.error.code == 409 => continue,
             Err(_) => return None,
         }

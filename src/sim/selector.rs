@@ -197,20 +197,15 @@ fn parse_set(v: &str, part: &str) -> Result<Vec<String>, SelectorError> {
     Ok(values)
 }
 
-/// A parsed field selector over `metadata.name` and `metadata.namespace`.
+/// A parsed field selector: a conjunction of `field=value` / `field!=value` requirements.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FieldSelector {
-    requirements: Vec<(FieldKey, bool, String)>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FieldKey {
-    Name,
-    Namespace,
+    requirements: Vec<(String, bool, String)>,
 }
 
 impl FieldSelector {
-    /// Parses `metadata.name=x,metadata.namespace!=y`; other fields give `field label not supported: X`.
+    /// Parses `metadata.name=x,spec.nodeName!=y` (`=`, `==`, `!=`); which fields a resource supports is
+    /// checked separately by [`FieldSelector::check_supported`].
     pub fn parse(input: &str) -> Result<FieldSelector, SelectorError> {
         let mut requirements = Vec::new();
         for part in input.split(',') {
@@ -229,14 +224,21 @@ impl FieldSelector {
                     "invalid selector: '{input}'; can't understand '{part}'"
                 )));
             };
-            let key = match field.trim() {
-                "metadata.name" => FieldKey::Name,
-                "metadata.namespace" => FieldKey::Namespace,
-                other => return Err(SelectorError(format!("field label not supported: {other}"))),
-            };
-            requirements.push((key, equal, value.trim().to_string()));
+            requirements.push((field.trim().to_string(), equal, value.trim().to_string()));
         }
         Ok(FieldSelector { requirements })
+    }
+
+    /// Fails with the apiserver's `field label not supported: X` for a field outside `supported`.
+    pub fn check_supported(&self, supported: &[&str]) -> Result<(), SelectorError> {
+        match self
+            .requirements
+            .iter()
+            .find(|(f, _, _)| !supported.contains(&f.as_str()))
+        {
+            Some((f, _, _)) => Err(SelectorError(format!("field label not supported: {f}"))),
+            None => Ok(()),
+        }
     }
 
     /// True when the selector has no requirements.
@@ -244,14 +246,10 @@ impl FieldSelector {
         self.requirements.is_empty()
     }
 
-    /// Whether an object with this namespace and name is selected (cluster-scoped objects have namespace "").
-    pub fn matches(&self, namespace: &str, name: &str) -> bool {
-        self.requirements.iter().all(|(key, equal, value)| {
-            let actual = match key {
-                FieldKey::Name => name,
-                FieldKey::Namespace => namespace,
-            };
-            (actual == value) == *equal
-        })
+    /// Whether an object is selected; `field` returns a field's value (a missing field counts as "").
+    pub fn matches<'a>(&self, field: impl Fn(&str) -> Option<&'a str>) -> bool {
+        self.requirements
+            .iter()
+            .all(|(name, equal, value)| (field(name).unwrap_or_default() == value) == *equal)
     }
 }

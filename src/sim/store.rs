@@ -1,8 +1,8 @@
-//! The etcd-like versioned object store: one global resourceVersion, per-object version chains for exact
-//! snapshots, a bounded event history for watch resumption, and the broadcast that feeds live watches.
+//! The etcd-like versioned store: global resourceVersion, version chains, watch history and broadcast.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -20,13 +20,15 @@ pub(crate) struct StoredObject {
     pub(crate) name: String,
     pub(crate) resource_version: u64,
     pub(crate) labels: BTreeMap<String, String>,
+    /// Selectable non-metadata fields (e.g. spec.nodeName), extracted once at write time.
+    pub(crate) fields: Vec<(&'static str, String)>,
     /// The JSON object without kind/apiVersion (typed list items omit them; they are added per request).
     pub(crate) body: Bytes,
 }
 
 impl StoredObject {
-    /// Builds a stored object from a value whose kind/apiVersion are already removed.
-    pub(crate) fn from_value(value: &Value) -> StoredObject {
+    /// Builds a stored object of `resource` from a value whose kind/apiVersion are already removed.
+    pub(crate) fn from_value(resource: &str, value: &Value) -> StoredObject {
         let meta = &value["metadata"];
         let labels = meta["labels"]
             .as_object()
@@ -44,7 +46,21 @@ impl StoredObject {
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(0),
             labels,
+            fields: crate::sim::resources::field_values(resource, value),
             body: Bytes::from(serde_json::to_vec(value).expect("a JSON value always serializes")),
+        }
+    }
+
+    /// A selectable field's value: metadata.name/namespace or one extracted at write time.
+    pub(crate) fn field(&self, name: &str) -> Option<&str> {
+        match name {
+            "metadata.name" => Some(&self.name),
+            "metadata.namespace" => Some(&self.namespace),
+            _ => self
+                .fields
+                .iter()
+                .find(|(f, _)| *f == name)
+                .map(|(_, v)| v.as_str()),
         }
     }
 
@@ -97,14 +113,27 @@ struct Version {
     object: Option<Arc<StoredObject>>,
 }
 
+/// How long superseded versions stay readable for paginated lists (etcd's default compaction interval).
+const LIST_RETENTION: Duration = Duration::from_secs(300);
+
+/// Minimum number of recent commits whose superseded versions stay readable, so a busy server does not
+/// hold five minutes of churn in memory.
+const LIST_RETENTION_MIN_VERSIONS: usize = 50_000;
+
 /// Capacity of the live-event broadcast; a watcher that falls this far behind is disconnected.
 const BROADCAST_CAPACITY: usize = 16_384;
 
 /// All state guarded by the one store lock, so writes, history and watch subscription are atomic together.
 pub(crate) struct Store {
     rv: u64,
-    /// Every event with rv > compacted is in `history`; snapshots at rv >= compacted are exact.
+    /// Every event with rv > compacted is in `history` (the watch cache window).
     compacted: u64,
+    /// Snapshots at rv >= list_compacted are exact (the etcd compaction point, for continue tokens and
+    /// exact-RV lists); it trails writes by [`LIST_RETENTION`] or [`LIST_RETENTION_MIN_VERSIONS`] commits.
+    list_compacted: u64,
+    /// Commit times, to advance `list_compacted` like etcd's periodic compaction.
+    commits: VecDeque<(u64, Instant)>,
+    list_retention_versions: usize,
     history: VecDeque<Arc<Event>>,
     history_cap: usize,
     data: HashMap<String, BTreeMap<ObjKey, Vec<Version>>>,
@@ -123,6 +152,9 @@ impl Store {
         Store {
             rv: 0,
             compacted: 0,
+            list_compacted: 0,
+            commits: VecDeque::new(),
+            list_retention_versions: history_cap.max(LIST_RETENTION_MIN_VERSIONS),
             history: VecDeque::new(),
             history_cap: history_cap.max(1),
             data: HashMap::new(),
@@ -138,9 +170,14 @@ impl Store {
         self.rv
     }
 
-    /// The compaction point: resourceVersions older than this are gone.
+    /// The watch window floor: watches from resourceVersions older than this get 410.
     pub(crate) fn compacted(&self) -> u64 {
         self.compacted
+    }
+
+    /// The list snapshot floor: continue tokens and exact lists older than this get 410.
+    pub(crate) fn list_compacted(&self) -> u64 {
+        self.list_compacted
     }
 
     /// Subscribes to live events; call under the same lock as reading history so nothing is missed or doubled.
@@ -206,9 +243,9 @@ impl Store {
         self.rv += 1;
         let rv = self.rv;
         value["metadata"]["resourceVersion"] = Value::String(rv.to_string());
-        let object = Arc::new(StoredObject::from_value(&value));
+        let object = Arc::new(StoredObject::from_value(resource, &value));
         let key = (object.namespace.clone(), object.name.clone());
-        let compacted = self.compacted;
+        let compacted = self.list_compacted;
         let chain = self
             .data
             .entry(resource.to_string())
@@ -238,14 +275,25 @@ impl Store {
         self.history.push_back(event.clone());
         // No receivers is fine: nobody is watching.
         let _ = self.events.send(event);
-        let mut new_floor = self.compacted;
         while self.history.len() > self.history_cap {
             if let Some(old) = self.history.pop_front() {
-                new_floor = old.resource_version;
+                self.compacted = old.resource_version;
             }
         }
-        if new_floor != self.compacted {
-            self.compacted = new_floor;
+        let now = Instant::now();
+        self.commits.push_back((rv, now));
+        let mut list_floor = self.list_compacted;
+        while let Some(&(old_rv, at)) = self.commits.front() {
+            if self.commits.len() <= self.list_retention_versions
+                && now.duration_since(at) < LIST_RETENTION
+            {
+                break;
+            }
+            list_floor = old_rv;
+            self.commits.pop_front();
+        }
+        if list_floor != self.list_compacted {
+            self.list_compacted = list_floor;
             self.purge_tombstones();
         }
         object
@@ -254,7 +302,9 @@ impl Store {
     /// Compacts everything up to the current resourceVersion, like `etcdctl compact`.
     pub(crate) fn compact_all(&mut self) {
         self.compacted = self.rv;
+        self.list_compacted = self.rv;
         self.history.clear();
+        self.commits.clear();
         let compacted = self.compacted;
         for map in self.data.values_mut() {
             map.retain(|_, chain| {
@@ -268,7 +318,7 @@ impl Store {
     /// Drops deleted keys whose deletion is older than the compaction point and that were not recreated.
     fn purge_tombstones(&mut self) {
         while let Some((rv, _, _)) = self.tombstones.front() {
-            if *rv > self.compacted {
+            if *rv > self.list_compacted {
                 break;
             }
             let Some((_, resource, key)) = self.tombstones.pop_front() else {
@@ -277,7 +327,7 @@ impl Store {
             if let Some(map) = self.data.get_mut(&resource)
                 && let Some(chain) = map.get_mut(&key)
             {
-                trim_chain(chain, self.compacted);
+                trim_chain(chain, self.list_compacted);
                 if chain.iter().all(|v| v.object.is_none()) {
                     map.remove(&key);
                 }

@@ -5,14 +5,6 @@ use serde_json::{Value, json};
 use crate::sim::resources::ResourceType;
 use crate::sim::time::{human_duration, now_unix, parse_rfc3339};
 
-/// Whether an Accept header asks for the Table representation.
-pub(crate) fn wants_table(accept: &str) -> bool {
-    accept
-        .split(',')
-        .next()
-        .is_some_and(|first| first.contains("as=Table"))
-}
-
 fn col(name: &str, ty: &str, format: &str, description: &str) -> Value {
     json!({"name": name, "type": ty, "format": format, "description": description, "priority": 0})
 }

@@ -1,5 +1,4 @@
-//! Watch streams: initial state or history replay, then live events from the global broadcast, with selector
-//! transitions, bookmarks, timeouts, WatchList initial-events-end markers and disconnection of slow watchers.
+//! Watch streams: initial state or history replay, then live events, bookmarks and selector transitions.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,10 +9,10 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
 use crate::sim::error::ApiError;
+use crate::sim::media::{self, Representation};
 use crate::sim::resources::ResourceType;
 use crate::sim::selector::{FieldSelector, LabelSelector};
 use crate::sim::store::{Event, EventType, Store, StoredObject};
-use crate::sim::table;
 
 /// Which objects a watch (or list) selects.
 #[derive(Debug, Clone)]
@@ -31,7 +30,7 @@ impl Filter {
             .as_deref()
             .is_none_or(|ns| obj.namespace == ns)
             && self.labels.matches(&obj.labels)
-            && self.fields.matches(&obj.namespace, &obj.name)
+            && self.fields.matches(|f| obj.field(f))
     }
 
     /// Translates a store event into what this watcher sees, like the watch cache: an object that starts
@@ -54,7 +53,10 @@ impl Filter {
                         let mut v = prev.to_value();
                         v["metadata"]["resourceVersion"] =
                             Value::String(event.resource_version.to_string());
-                        Some(("DELETED", Arc::new(StoredObject::from_value(&v))))
+                        Some((
+                            "DELETED",
+                            Arc::new(StoredObject::from_value(&event.resource, &v)),
+                        ))
                     }
                     (false, false) => None,
                 }
@@ -71,28 +73,18 @@ pub(crate) struct WatchParams {
     pub(crate) timeout: Option<Duration>,
     pub(crate) bookmarks: bool,
     pub(crate) send_initial_events: Option<bool>,
-    pub(crate) table: bool,
+    pub(crate) representation: Representation,
 }
 
 /// How to render events for one watcher.
 struct Renderer {
     rt: Arc<ResourceType>,
-    table: bool,
+    representation: Representation,
 }
 
 impl Renderer {
     fn event(&self, ty: &str, obj: &StoredObject) -> Bytes {
-        let object = if self.table {
-            let row = table::row(&self.rt, &obj.to_value());
-            let t = table::table(
-                &self.rt,
-                vec![row],
-                json!({"resourceVersion": obj.resource_version.to_string()}),
-            );
-            serde_json::to_vec(&t).expect("JSON values serialize")
-        } else {
-            obj.json_with_type(&self.rt.kind, &self.rt.api_version())
-        };
+        let object = media::render_object(&self.rt, obj, self.representation);
         let mut out = Vec::with_capacity(object.len() + 32);
         out.extend_from_slice(b"{\"type\":\"");
         out.extend_from_slice(ty.as_bytes());
@@ -147,7 +139,7 @@ pub(crate) fn start(
             &[("sendInitialEvents", "FieldValueForbidden", "Forbidden: sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled".to_string())],
         ));
     }
-    if send_initial {
+    if params.send_initial_events.is_some() {
         if params.resource_version_match.as_deref() != Some("NotOlderThan") {
             return Err(ApiError::invalid(
                 "meta.k8s.io",
@@ -156,7 +148,7 @@ pub(crate) fn start(
                 &[("resourceVersionMatch", "FieldValueForbidden", "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan".to_string())],
             ));
         }
-        if !params.bookmarks {
+        if send_initial && !params.bookmarks {
             return Err(ApiError::invalid(
                 "meta.k8s.io",
                 "ListOptions",
@@ -195,6 +187,10 @@ pub(crate) fn start(
         let rx = store.subscribe();
         let start = match requested {
             _ if send_initial => Start::Initial(snapshot(&store, &filter, current)),
+            // sendInitialEvents=false explicitly: no synthetic events, start at the most recent state.
+            None | Some(0) if params.send_initial_events == Some(false) => {
+                Start::Replay(Vec::new())
+            }
             None | Some(0) => Start::Initial(snapshot(&store, &filter, current)),
             Some(r) if r < store.compacted() => Start::Expired(format!(
                 "too old resource version: {r} ({})",
@@ -212,7 +208,7 @@ pub(crate) fn start(
     let (tx, out) = mpsc::channel(256);
     let renderer = Renderer {
         rt,
-        table: params.table,
+        representation: params.representation,
     };
     tokio::spawn(run(
         ctx,
@@ -245,16 +241,22 @@ fn snapshot(store: &Store, filter: &Filter, at: u64) -> Vec<Arc<StoredObject>> {
     objs
 }
 
-/// Sends one line unless the watch must end first; false means stop.
+/// Sends one line unless the watch must end first; false means stop. A drop requested
+/// before this line was produced always wins, so a test that drops watches and then
+/// writes can rely on the write not reaching the old stream.
 async fn emit(
     tx: &mpsc::Sender<Bytes>,
     line: Bytes,
     drop_signal: &mut tokio::sync::watch::Receiver<u64>,
     deadline: Instant,
 ) -> bool {
+    if drop_signal.has_changed().unwrap_or(true) {
+        return false;
+    }
     tokio::select! {
-        r = tx.send(line) => r.is_ok(),
+        biased;
         _ = drop_signal.changed() => false,
+        r = tx.send(line) => r.is_ok(),
         _ = tokio::time::sleep_until(deadline) => false,
     }
 }
@@ -321,8 +323,10 @@ async fn run(
     bookmarks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = tokio::time::sleep_until(deadline) => return,
+            // Biased: a drop or timeout that is due ends the stream before more events.
+            biased;
             _ = drop_signal.changed() => return,
+            _ = tokio::time::sleep_until(deadline) => return,
             _ = tx.closed() => return,
             received = rx.recv() => match received {
                 Ok(ev) => {

@@ -26,7 +26,7 @@ fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let pods = env_or("BENCH_PODS", if full { 100_000 } else { 500 });
     let churn_pods = env_or("BENCH_CHURN_PODS", if full { 10_000 } else { 200 });
-    let churn = env_or("BENCH_CHURN", if full { 20_000 } else { 200 });
+    let churn = env_or("BENCH_CHURN", if full { 10_000 } else { 200 });
     let seconds = env_or("BENCH_SECONDS", if full { 10 } else { 2 });
     let dir = tempfile::tempdir().expect("tempdir");
 
@@ -98,7 +98,17 @@ impl SimProcess {
     fn start(dir: &Path, name: &str, pods: u64, churn: u64) -> SimProcess {
         let kubeconfig = dir.join(format!("{name}.kubeconfig"));
         let child = Command::new(env!("CARGO_BIN_EXE_kubebridge"))
-            .args(["sim", "--listen", "127.0.0.1:0", "--namespaces", "50"])
+            // A history window far larger than the run, so neither the watch nor a
+            // paginated list is ever expired by the benchmark's own churn.
+            .args([
+                "sim",
+                "--listen",
+                "127.0.0.1:0",
+                "--namespaces",
+                "50",
+                "--history",
+                "2000000",
+            ])
             .args(["--pods", &pods.to_string(), "--churn", &churn.to_string()])
             .arg("--write-kubeconfig")
             .arg(&kubeconfig)

@@ -220,7 +220,11 @@ pub async fn run_to_end(mut cmd: Command) -> (i32, Vec<Value>, String) {
     let stdout = String::from_utf8(out.stdout).expect("utf8");
     let lines = stdout
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .map(|l| {
+            let n = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+            assert_envelope(&n);
+            n
+        })
         .collect();
     (
         out.status.code().unwrap_or(-1),
@@ -253,4 +257,23 @@ pub async fn wait_until(mut condition: impl FnMut() -> bool) {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Fails the test unless `n` matches the published JSON Schema of the envelope
+/// (sinks/envelope.schema.json): every notification any test reads is checked.
+pub fn assert_envelope(n: &Value) {
+    static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    let validator = SCHEMA.get_or_init(|| {
+        let text = include_str!("../../sinks/envelope.schema.json");
+        let schema: Value = serde_json::from_str(text).expect("the schema is JSON");
+        jsonschema::validator_for(&schema).expect("the schema is a valid JSON Schema")
+    });
+    let errors: Vec<String> = validator
+        .iter_errors(n)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "notification does not match the schema: {errors:?}\n{n}"
+    );
 }
