@@ -3,12 +3,12 @@
 use std::future::Future;
 use std::time::Duration;
 
-use kubebridge_sinks::{Sink, StdoutSink};
+use kubebridge_sinks::{Sink, sink_from_uri};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{self, Cluster};
-use crate::config::{Command, InitialState, NamespaceScope, SimOptions, SinkSpec, StreamConfig};
+use crate::config::{Command, InitialState, NamespaceScope, SimOptions, StreamConfig};
 use crate::informer::backoff::Backoff;
 use crate::informer::{InformerSpec, Informers, ProcessorConfig, ReflectorConfig};
 use crate::pipeline::{SinkOutcome, spawn_sink};
@@ -50,7 +50,7 @@ pub async fn run(
             let cluster = cluster::connect(&cluster)
                 .await
                 .map_err(|e| AppError::Usage(e.into()))?;
-            let sinks = build_sinks(&stream.sinks);
+            let sinks = build_sinks(&stream).await?;
             watch(&cluster, &stream, sinks, shutdown).await
         }
         Command::Demo { stream, sim } => crate::demo::run(stream, sim, shutdown).await,
@@ -58,16 +58,18 @@ pub async fn run(
     }
 }
 
-/// The sinks the configuration names.
-pub fn build_sinks(specs: &[SinkSpec]) -> Vec<Box<dyn Sink>> {
-    specs
-        .iter()
-        .map(|spec| -> Box<dyn Sink> {
-            match spec {
-                SinkSpec::Stdout => Box::new(StdoutSink::new()),
-            }
-        })
-        .collect()
+/// The sinks the configuration names. A malformed URI or option is a usage error; a
+/// broker that is down is not (each sink retries it).
+pub async fn build_sinks(stream: &StreamConfig) -> Result<Vec<Box<dyn Sink>>, AppError> {
+    let mut sinks = Vec::with_capacity(stream.sinks.len());
+    for uri in &stream.sinks {
+        sinks.push(
+            sink_from_uri(uri, &stream.sink_options)
+                .await
+                .map_err(|e| AppError::Usage(e.into()))?,
+        );
+    }
+    Ok(sinks)
 }
 
 /// Streams `stream`'s resources from `cluster` to `sinks` until the informers stop

@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use kubebridge_sinks::{Format, KeyMode, SinkOptions};
+
 use crate::config::{
-    ClusterConfig, Command, InitialState, NamespaceScope, SimOptions, SinkSpec, StreamConfig,
+    ClusterConfig, Command, InitialState, NamespaceScope, SimOptions, StreamConfig,
     default_queue_capacity,
 };
 use crate::informer::reflector::default_page_size;
@@ -87,9 +89,36 @@ struct StreamArgs {
     /// Field selector, applied by the API server (e.g. metadata.name=web-1).
     #[arg(long, value_name = "SELECTOR")]
     field_selector: Option<String>,
-    /// Where to send notifications; repeat for several.
+    /// Where to send notifications; repeat for several: stdout,
+    /// kafka://HOST:PORT[,HOST:PORT]/TOPIC, nats://[USER:PASS@]HOST:PORT/PREFIX,
+    /// jetstream://HOST:PORT/PREFIX[?stream=NAME]. TOPIC may use {group} {version}
+    /// {resource} {kind} {namespace}.
     #[arg(long = "sink", value_name = "URI", default_value = "stdout")]
     sinks: Vec<String>,
+    /// A librdkafka property for the Kafka sinks, like kcat: -X security.protocol=SASL_SSL;
+    /// repeatable.
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    kafka_properties: Vec<String>,
+    /// Kafka message key: namespace/name (per-object order, compaction), name, uid or none.
+    #[arg(long, default_value = "namespace/name", value_name = "KEY")]
+    kafka_key: String,
+    /// Message layout on Kafka and NATS: envelope, cloudevents (structured JSON) or
+    /// cloudevents-binary (attributes as headers). stdout always writes envelopes.
+    #[arg(long, default_value = "envelope", value_name = "FORMAT")]
+    format: String,
+    /// CloudEvents `source` (default: the cluster name).
+    #[arg(long, value_name = "URI-REFERENCE")]
+    cloudevents_source: Option<String>,
+    /// NATS subject after PREFIX., with {group} {version} {resource} {kind} {namespace} {name}
+    /// (default: {group}.{version}.{resource}.{namespace}.{name}).
+    #[arg(long, value_name = "TEMPLATE")]
+    subject_template: Option<String>,
+    /// NATS credentials (.creds) file.
+    #[arg(long, value_name = "FILE")]
+    nats_creds: Option<PathBuf>,
+    /// CA certificate to verify NATS servers with (turns TLS on).
+    #[arg(long, value_name = "FILE")]
+    nats_ca: Option<PathBuf>,
     /// Replay the whole cache as SYNC notifications this often (e.g. 30s, 10m, 1h); 0 disables.
     #[arg(long, value_name = "DURATION", default_value = "0")]
     resync: String,
@@ -245,14 +274,33 @@ impl StreamArgs {
             list.dedup();
             NamespaceScope::Only(list)
         };
-        let sinks = self
-            .sinks
-            .iter()
-            .map(|s| {
-                s.parse::<SinkSpec>()
-                    .map_err(|e| CliExit::Usage(format!("--sink: {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let sink_options = SinkOptions {
+            format: parse_format(&self.format)?,
+            cloudevents_source: self.cloudevents_source,
+            kafka_properties: self
+                .kafka_properties
+                .iter()
+                .map(|p| match p.split_once('=') {
+                    Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
+                    _ => Err(CliExit::Usage(format!(
+                        "-X {p:?}: write a librdkafka property as KEY=VALUE"
+                    ))),
+                })
+                .collect::<Result<_, _>>()?,
+            kafka_key: self
+                .kafka_key
+                .parse::<KeyMode>()
+                .map_err(|e| CliExit::Usage(format!("--kafka-key: {e}")))?,
+            subject_template: self.subject_template,
+            nats_credentials: self.nats_creds,
+            nats_ca: self.nats_ca,
+            ..SinkOptions::default()
+        };
+        if self.sinks.iter().any(|s| s.trim().is_empty()) {
+            return Err(CliExit::Usage(
+                "--sink is empty; name a sink like stdout or kafka://HOST:PORT/TOPIC".into(),
+            ));
+        }
         let resync =
             parse_duration(&self.resync).map_err(|e| CliExit::Usage(format!("--resync: {e}")))?;
         if self.once && self.initial_state == InitialState::Skip {
@@ -276,7 +324,8 @@ impl StreamArgs {
             namespaces,
             label_selector: self.label_selector.filter(|s| !s.trim().is_empty()),
             field_selector: self.field_selector.filter(|s| !s.trim().is_empty()),
-            sinks,
+            sinks: self.sinks,
+            sink_options,
             resync: (!resync.is_zero()).then_some(resync),
             initial_state: self.initial_state,
             once: self.once,
@@ -287,6 +336,17 @@ impl StreamArgs {
             shutdown_grace: parse_duration(&self.shutdown_grace)
                 .map_err(|e| CliExit::Usage(format!("--shutdown-grace: {e}")))?,
         })
+    }
+}
+
+fn parse_format(s: &str) -> Result<Format, CliExit> {
+    match s {
+        "envelope" => Ok(Format::Envelope),
+        "cloudevents" => Ok(Format::CloudEvents),
+        "cloudevents-binary" => Ok(Format::CloudEventsBinary),
+        other => Err(CliExit::Usage(format!(
+            "--format {other:?}: use envelope, cloudevents (structured) or cloudevents-binary"
+        ))),
     }
 }
 
@@ -333,7 +393,8 @@ mod tests {
             panic!("watch")
         };
         assert_eq!(stream.namespaces, NamespaceScope::ContextDefault);
-        assert_eq!(stream.sinks, [SinkSpec::Stdout]);
+        assert_eq!(stream.sinks, ["stdout"]);
+        assert_eq!(stream.sink_options.format, Format::Envelope);
         assert_eq!(stream.resync, None);
         assert_eq!(stream.initial_state, InitialState::Emit);
         assert_eq!(stream.page_size, 500);

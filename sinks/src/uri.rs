@@ -1,0 +1,187 @@
+//! Splitting a sink URI (`scheme://[userinfo@]host:port[,host:port...]/path[?query]`).
+//!
+//! Hand-written rather than a URL crate because sink URIs are not quite URLs: Kafka
+//! takes a comma-separated broker list as the authority, and topic templates put
+//! `{placeholders}` in the path, which a URL parser would percent-encode or reject.
+
+/// A sink URI split into its parts, with nothing interpreted yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SinkUri {
+    /// Lower-case scheme, e.g. `kafka`.
+    pub scheme: String,
+    /// `user:password` or `token`, percent-decoded, if the URI had one.
+    pub userinfo: Option<UserInfo>,
+    /// `host:port` entries of the authority, as written.
+    pub hosts: Vec<String>,
+    /// The path without its leading `/`; empty if there was none.
+    pub path: String,
+    /// `key=value` pairs of the query, percent-decoded, in order.
+    pub query: Vec<(String, String)>,
+}
+
+/// Credentials written in the authority of a URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum UserInfo {
+    /// `user:password@`.
+    UserPassword(String, String),
+    /// `token@`: a single secret without a colon.
+    Token(String),
+}
+
+/// Splits `uri`; the error says what part is malformed.
+pub(crate) fn parse(uri: &str) -> Result<SinkUri, String> {
+    let (scheme, rest) = uri
+        .split_once("://")
+        .ok_or_else(|| "not a URI; write SCHEME://HOST:PORT/...".to_string())?;
+    let scheme = scheme.to_ascii_lowercase();
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, parse_query(q)?),
+        None => (rest, Vec::new()),
+    };
+    let (authority, path) = match rest.split_once('/') {
+        Some((a, p)) => (a, p.to_string()),
+        None => (rest, String::new()),
+    };
+    // The last `@` ends the userinfo: a password may itself contain an encoded one, but
+    // hosts never do.
+    let (userinfo, hostlist) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(parse_userinfo(u)?), h),
+        None => (None, authority),
+    };
+    let mut hosts = Vec::new();
+    for host in hostlist.split(',') {
+        let host = host.trim();
+        if host.is_empty() {
+            return Err("empty host; write HOST:PORT[,HOST:PORT...]".to_string());
+        }
+        let Some((name, port)) = host.rsplit_once(':') else {
+            return Err(format!("\"{host}\" has no port; write {host}:PORT"));
+        };
+        if name.is_empty() || port.parse::<u16>().is_err() {
+            return Err(format!("\"{host}\" is not HOST:PORT"));
+        }
+        hosts.push(host.to_string());
+    }
+    Ok(SinkUri {
+        scheme,
+        userinfo,
+        hosts,
+        path,
+        query,
+    })
+}
+
+fn parse_userinfo(u: &str) -> Result<UserInfo, String> {
+    match u.split_once(':') {
+        Some((user, pass)) => Ok(UserInfo::UserPassword(
+            percent_decode(user)?,
+            percent_decode(pass)?,
+        )),
+        None if u.is_empty() => Err("empty credentials before '@'".to_string()),
+        None => Ok(UserInfo::Token(percent_decode(u)?)),
+    }
+}
+
+fn parse_query(q: &str) -> Result<Vec<(String, String)>, String> {
+    q.split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            Ok((percent_decode(k)?, percent_decode(v)?))
+        })
+        .collect()
+}
+
+/// Decodes `%XX` escapes, so a password can hold `@`, `:` or `/`.
+pub(crate) fn percent_decode(s: &str) -> Result<String, String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| "bad %-escape; write %XX with two hex digits".to_string())?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "%-escapes do not decode to UTF-8".to_string())
+}
+
+/// `uri` with the password (or token) replaced by `***`, for messages and logs.
+pub fn redact(uri: &str) -> String {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return uri.to_string();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, hosts)) => {
+            let masked = match userinfo.split_once(':') {
+                Some((user, _)) => format!("{user}:***"),
+                None => "***".to_string(),
+            };
+            format!("{scheme}://{masked}@{hosts}{tail}")
+        }
+        None => uri.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_every_part() {
+        let u =
+            parse("nats://al%40x:p%3Aw@h1:4222,h2:4223/pre.fix?stream=S&tls=true").expect("valid");
+        assert_eq!(u.scheme, "nats");
+        assert_eq!(
+            u.userinfo,
+            Some(UserInfo::UserPassword("al@x".into(), "p:w".into()))
+        );
+        assert_eq!(u.hosts, ["h1:4222", "h2:4223"]);
+        assert_eq!(u.path, "pre.fix");
+        assert_eq!(
+            u.query,
+            [
+                ("stream".to_string(), "S".to_string()),
+                ("tls".to_string(), "true".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn keeps_placeholders_in_the_path() {
+        let u = parse("kafka://h:9092/k8s.{group}.{resource}").expect("valid");
+        assert_eq!(u.path, "k8s.{group}.{resource}");
+        assert_eq!(u.userinfo, None);
+    }
+
+    #[test]
+    fn token_and_errors() {
+        let u = parse("nats://s3cret@h:1/p").expect("valid");
+        assert_eq!(u.userinfo, Some(UserInfo::Token("s3cret".into())));
+        assert!(parse("kafka:h:1/t").is_err());
+        assert!(
+            parse("kafka://h/t")
+                .expect_err("no port")
+                .contains("no port")
+        );
+        assert!(parse("kafka://h:99999/t").is_err());
+        assert!(parse("kafka://h:1,/t").is_err());
+    }
+
+    #[test]
+    fn redacts_secrets() {
+        assert_eq!(redact("nats://u:pw@h:1/p"), "nats://u:***@h:1/p");
+        assert_eq!(redact("nats://tok@h:1/p"), "nats://***@h:1/p");
+        assert_eq!(redact("kafka://h:1/t"), "kafka://h:1/t");
+    }
+}
