@@ -49,7 +49,9 @@ async fn run(mut sink: Box<dyn Sink>, mut queue: QueueReceiver<Arc<Notification>
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut delivered = 0u64;
     let mut dropped = 0u64;
-    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
+    // Capped at 5 s: a broker that comes back should see traffic again within seconds,
+    // and one attempt every few seconds is no load on one that is down.
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let mut start = 0;
         while start < batch.len() {

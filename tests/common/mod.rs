@@ -2,6 +2,8 @@
 //! kubeconfig for it, and the real `kubebridge` binary as a child process.
 #![allow(dead_code, missing_docs, clippy::unwrap_used)]
 
+pub mod brokers;
+
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;

@@ -1,0 +1,236 @@
+//! Real brokers for the end-to-end delivery tests: where the shared ones are
+//! (`tests/brokers.sh`), private ones for outages, and readers that consume back.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The value of `var`; `None` only when `KUBEBRIDGE_SKIP_BROKERS=1` says to skip.
+/// Unset otherwise fails the test, so a run without brokers cannot pass silently.
+pub fn broker_env(var: &str) -> Option<String> {
+    if std::env::var("KUBEBRIDGE_SKIP_BROKERS").as_deref() == Ok("1") {
+        eprintln!("KUBEBRIDGE_SKIP_BROKERS=1: skipping a test that needs {var}");
+        return None;
+    }
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => panic!(
+            "{var} is not set: run `source tests/brokers.sh && start_brokers` first \
+             (./tests/run.sh does), or set KUBEBRIDGE_SKIP_BROKERS=1 to skip"
+        ),
+    }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Waits until something accepts connections on `port`.
+pub async fn wait_listening(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "nothing listens on 127.0.0.1:{port}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A broker process of the test's own, killed when dropped.
+pub struct Broker {
+    child: Child,
+    program: PathBuf,
+    args: Vec<String>,
+}
+
+impl Broker {
+    pub fn start(program: &Path, args: &[String]) -> Broker {
+        let child = Command::new(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        Broker {
+            child,
+            program: program.to_path_buf(),
+            args: args.to_vec(),
+        }
+    }
+
+    /// A private nats-server with JetStream on `port`, storing in `store`.
+    pub fn nats(port: u16, store: &Path) -> Option<Broker> {
+        let server = broker_env("KUBEBRIDGE_TEST_NATS_SERVER")?;
+        let args = [
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-js",
+            "-sd",
+            &store.display().to_string(),
+        ]
+        .map(String::from);
+        Some(Broker::start(Path::new(&server), &args))
+    }
+
+    /// A private tansu (Kafka protocol, in-memory) on `port`.
+    pub fn tansu(port: u16) -> Option<Broker> {
+        let tansu = broker_env("KUBEBRIDGE_TEST_TANSU")?;
+        let url = format!("tcp://127.0.0.1:{port}");
+        let args = [
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+            "--storage-engine",
+            "memory://tansu/",
+        ]
+        .map(String::from);
+        Some(Broker::start(Path::new(&tansu), &args))
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the same command again (same port, same store).
+    pub fn restart(&mut self) {
+        self.kill();
+        *self = Broker::start(&self.program.clone(), &self.args.clone());
+    }
+
+    /// Sends a signal by name (`STOP`, `CONT`).
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill(1)");
+        assert!(ok.success(), "kill -{name}");
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-CONT")
+            .arg(self.child.id().to_string())
+            .stderr(Stdio::null())
+            .status();
+        self.kill();
+    }
+}
+
+/// One message read back from a broker.
+#[derive(Debug)]
+pub struct Got {
+    pub key: Option<String>,
+    pub partition: i32,
+    pub payload: serde_json::Value,
+    pub headers: HashMap<String, String>,
+}
+
+/// Every message of a JetStream stream, in stream order.
+pub async fn jetstream_messages(url: &str, stream: &str) -> Vec<Got> {
+    let js = async_nats::jetstream::new(async_nats::connect(url).await.expect("connect to nats"));
+    let mut s = js.get_stream(stream).await.expect("the stream exists");
+    let count = s.info().await.expect("stream info").state.messages;
+    let mut out = Vec::new();
+    for seq in 1..=count {
+        let m = s.get_raw_message(seq).await.expect("message");
+        let headers = m
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    v.first().map(|v| v.as_str().to_owned()).unwrap_or_default(),
+                )
+            })
+            .collect();
+        out.push(Got {
+            key: None,
+            partition: 0,
+            payload: serde_json::from_slice(&m.payload).expect("JSON payload"),
+            headers,
+        });
+    }
+    out
+}
+
+/// Reads `topic` from the beginning of every partition until `want` messages arrived,
+/// for at most `limit`; returns what arrived by then (the caller's assertion shows
+/// what is missing).
+pub async fn kafka_messages(brokers: &str, topic: &str, want: usize, limit: Duration) -> Vec<Got> {
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use rdkafka::message::{Headers, Message};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("kbtest-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let deadline = Instant::now() + limit;
+    let partitions = loop {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .expect("metadata");
+        let found = metadata
+            .topics()
+            .first()
+            .map_or(0, |t| t.partitions().len());
+        if found > 0 {
+            break found;
+        }
+        assert!(Instant::now() < deadline, "topic {topic} has no partitions");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p as i32, Offset::Beginning)
+            .expect("partition");
+    }
+    // Explicit assignment: a group join on tansu waits half the session timeout.
+    consumer.assign(&tpl).expect("assign");
+    let mut got = Vec::new();
+    while got.len() < want {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let m = match tokio::time::timeout(left, consumer.recv()).await {
+            Ok(m) => m.expect("consume"),
+            Err(_) => break,
+        };
+        let mut headers = HashMap::new();
+        if let Some(h) = m.headers() {
+            for header in h.iter() {
+                headers.insert(
+                    header.key.to_string(),
+                    header
+                        .value
+                        .map(|v| String::from_utf8_lossy(v).into_owned())
+                        .unwrap_or_default(),
+                );
+            }
+        }
+        got.push(Got {
+            key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+            partition: m.partition(),
+            payload: serde_json::from_slice(m.payload().unwrap_or_default()).expect("JSON payload"),
+            headers,
+        });
+    }
+    got
+}

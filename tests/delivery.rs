@@ -1,0 +1,349 @@
+//! End to end: the kubebridge binary streams the simulated cluster into real brokers,
+//! which are stopped and restarted under it; what the broker holds afterwards is
+//! compared with every change the simulator made.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use common::brokers::{Broker, free_port, jetstream_messages, kafka_messages, wait_listening};
+use common::{Harness, Running};
+use serde_json::{Value, json};
+
+/// `uid:resourceVersion:TYPE`, the id kubebridge gives the notification of this change.
+fn id(object: &Value, event_type: &str) -> String {
+    format!(
+        "{}:{}:{event_type}",
+        object["metadata"]["uid"].as_str().unwrap(),
+        object["metadata"]["resourceVersion"].as_str().unwrap()
+    )
+}
+
+/// A namespace with `pods` pods; returns the ids of their ADDED notifications.
+fn seed(h: &Harness, pods: usize) -> BTreeSet<String> {
+    h.create_namespace("shop");
+    (0..pods)
+        .map(|i| {
+            id(
+                &h.create_pod("shop", &format!("p{i}"), json!({"app": "web"})),
+                "ADDED",
+            )
+        })
+        .collect()
+}
+
+/// Makes `n` changes to the pods, round robin; returns their ids.
+async fn churn(h: &Harness, pods: usize, n: usize, pause: Duration) -> BTreeSet<String> {
+    let mut ids = BTreeSet::new();
+    for i in 0..n {
+        let name = format!("p{}", i % pods);
+        let patched = h
+            .sim
+            .patch(
+                "pods",
+                Some("shop"),
+                &name,
+                json!({"metadata": {"annotations": {"step": i.to_string()}}}),
+            )
+            .unwrap();
+        ids.insert(id(&patched, "MODIFIED"));
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
+    }
+    ids
+}
+
+fn rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024)
+}
+
+fn ids_of(messages: &[common::brokers::Got]) -> Vec<String> {
+    messages
+        .iter()
+        .map(|m| m.headers["kubebridge-id"].clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_gets_every_change_across_a_broker_restart() {
+    let store = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let Some(mut broker) = Broker::nats(port, store.path()) else {
+        return;
+    };
+    wait_listening(port).await;
+    let url = format!("nats://127.0.0.1:{port}");
+
+    let h = Harness::empty().await;
+    let mut want = seed(&h, 5);
+    let sink = format!("jetstream://127.0.0.1:{port}/kb?stream=KB_E2E");
+    let kb = Running::spawn(h.watch(&["pods", "-n", "shop", "--sink", &sink]));
+    // Changes count from when the watch is up; before that they are initial state.
+    common::wait_until(|| h.sim.requests("watch", "pods") >= 1).await;
+    want.extend(churn(&h, 5, 30, Duration::ZERO).await);
+
+    // The broker dies and stays away for 10 s while the cluster keeps changing.
+    broker.kill();
+    want.extend(churn(&h, 5, 100, Duration::from_millis(100)).await);
+    let rss = rss_mib(kb.child.id().unwrap());
+    assert!(
+        rss < 200,
+        "memory stays bounded during the outage: {rss} MiB"
+    );
+    broker.restart();
+    want.extend(churn(&h, 5, 20, Duration::ZERO).await);
+
+    // Everything arrives, each change once (the stream drops replays by Nats-Msg-Id).
+    wait_until_async(|| async { jetstream_messages_or_empty(&url, "KB_E2E").await >= want.len() })
+        .await;
+    let ids = ids_of(&jetstream_messages(&url, "KB_E2E").await);
+    let got: BTreeSet<String> = ids.iter().cloned().collect();
+    assert_eq!(got.len(), ids.len(), "no notification stored twice");
+    assert_eq!(got, want, "every change, nothing else");
+    let (code, stderr) = kb.terminate().await;
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_keeps_per_object_order_through_a_stopped_broker() {
+    let port = free_port();
+    let Some(broker) = Broker::tansu(port) else {
+        return;
+    };
+    wait_listening(port).await;
+    let brokers = format!("127.0.0.1:{port}");
+
+    let h = Harness::empty().await;
+    let mut want = seed(&h, 6);
+    let sink = format!("kafka://{brokers}/kb.{{resource}}.{{namespace}}");
+    let kb = Running::spawn(h.watch(&["pods", "-n", "shop", "--sink", &sink]));
+    // Changes count from when the watch is up; before that they are initial state.
+    common::wait_until(|| h.sim.requests("watch", "pods") >= 1).await;
+    want.extend(churn(&h, 6, 30, Duration::ZERO).await);
+    // Frozen, not killed: tansu keeps topics in memory only, so a restart would lose
+    // what it had already acknowledged (a limit of the test broker, not of Kafka).
+    broker.signal("STOP");
+    want.extend(churn(&h, 6, 100, Duration::from_millis(100)).await);
+    broker.signal("CONT");
+    want.extend(churn(&h, 6, 20, Duration::ZERO).await);
+
+    // librdkafka notices a frozen connection only when its request times out (30 s),
+    // then reconnects and resends: allow for that.
+    let messages = kafka_messages(
+        &brokers,
+        "kb.pods.shop",
+        want.len(),
+        Duration::from_secs(120),
+    )
+    .await;
+    let got: BTreeSet<String> = ids_of(&messages).into_iter().collect();
+    if got != want {
+        let (_, stderr) = kb.terminate().await;
+        let missing: Vec<_> = want.difference(&got).collect();
+        let extra: Vec<_> = got.difference(&want).collect();
+        panic!(
+            "{} missing: {missing:?}\n{} unexpected: {extra:?}\nkubebridge stderr:\n{stderr}",
+            missing.len(),
+            extra.len()
+        );
+    }
+    // Per object: one partition, resourceVersions strictly increasing.
+    let mut per_key: BTreeMap<String, Vec<(i32, u64)>> = BTreeMap::new();
+    for m in &messages {
+        let rv = m.payload["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        per_key
+            .entry(m.key.clone().expect("keyed"))
+            .or_default()
+            .push((m.partition, rv));
+    }
+    assert_eq!(per_key.len(), 6);
+    for (key, seen) in per_key {
+        assert!(key.starts_with("shop/p"), "{key}");
+        assert!(
+            seen.iter().all(|(p, _)| *p == seen[0].0),
+            "{key} stays on one partition"
+        );
+        assert!(
+            seen.windows(2).all(|w| w[0].1 < w[1].1),
+            "{key} in order: {seen:?}"
+        );
+    }
+    assert_eq!(messages[0].headers["type"], "ADDED");
+    let (code, stderr) = kb.terminate().await;
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_oldest_counts_and_names_what_it_drops() {
+    let store = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let Some(broker) = Broker::nats(port, store.path()) else {
+        return;
+    };
+    wait_listening(port).await;
+    let url = format!("nats://127.0.0.1:{port}");
+
+    let h = Harness::empty().await;
+    let mut want = seed(&h, 3);
+    let sink = format!("jetstream://127.0.0.1:{port}/kb?stream=KB_DROP");
+    let kb = Running::spawn(h.watch(&[
+        "pods",
+        "-n",
+        "shop",
+        "--sink",
+        &sink,
+        "--overflow",
+        "drop-oldest",
+        "--queue-capacity",
+        "5",
+    ]));
+    wait_until_async(|| async { jetstream_messages_or_empty(&url, "KB_DROP").await >= 3 }).await;
+    broker.signal("STOP");
+    want.extend(churn(&h, 3, 60, Duration::from_millis(5)).await);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    broker.signal("CONT");
+    // Give the sink time to deliver what survived, then stop kubebridge to read its log.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (code, stderr) = kb.terminate().await;
+    assert_eq!(code, 0, "{stderr}");
+
+    let evicted: BTreeSet<String> = stderr
+        .lines()
+        .filter(|l| l.contains("dropped the oldest notification"))
+        .map(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix("id="))
+                .expect("the log names the id")
+                .to_owned()
+        })
+        .collect();
+    let stored: BTreeSet<String> = ids_of(&jetstream_messages(&url, "KB_DROP").await)
+        .into_iter()
+        .collect();
+    assert!(!evicted.is_empty(), "a queue of 5 overflowed: {stderr}");
+    assert!(
+        stored.is_disjoint(&evicted),
+        "an evicted notification was not delivered"
+    );
+    let accounted: BTreeSet<String> = stored.union(&evicted).cloned().collect();
+    assert_eq!(
+        accounted, want,
+        "every change was either delivered or logged as dropped"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_delivers_what_is_queued_within_the_grace() {
+    let store = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let Some(broker) = Broker::nats(port, store.path()) else {
+        return;
+    };
+    wait_listening(port).await;
+    let url = format!("nats://127.0.0.1:{port}");
+
+    let h = Harness::empty().await;
+    let mut want = seed(&h, 4);
+    let sink = format!("jetstream://127.0.0.1:{port}/kb?stream=KB_GRACE");
+    // stdout shows what kubebridge has received; JetStream lags behind a frozen broker.
+    let mut kb =
+        Running::spawn(h.watch(&["pods", "-n", "shop", "--sink", "stdout", "--sink", &sink]));
+    // Changes count from when the watch is up; before that they are initial state.
+    common::wait_until(|| h.sim.requests("watch", "pods") >= 1).await;
+    kb.take(4).await;
+    broker.signal("STOP");
+    want.extend(churn(&h, 4, 40, Duration::ZERO).await);
+    kb.take(40).await;
+    // Received, not yet delivered: SIGTERM now, then let the broker come back in time.
+    let pid = kb.child.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    broker.signal("CONT");
+    let (code, stderr) = kb.wait().await;
+    assert_eq!(code, 0, "{stderr}");
+    let stored: BTreeSet<String> = ids_of(&jetstream_messages(&url, "KB_GRACE").await)
+        .into_iter()
+        .collect();
+    assert_eq!(stored, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grace_that_runs_out_says_how_much_was_undelivered() {
+    let store = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let Some(broker) = Broker::nats(port, store.path()) else {
+        return;
+    };
+    wait_listening(port).await;
+
+    let h = Harness::empty().await;
+    seed(&h, 2);
+    let sink = format!("jetstream://127.0.0.1:{port}/kb?stream=KB_LATE");
+    let mut kb = Running::spawn(h.watch(&[
+        "pods",
+        "-n",
+        "shop",
+        "--sink",
+        "stdout",
+        "--sink",
+        &sink,
+        "--shutdown-grace",
+        "2s",
+    ]));
+    kb.take(2).await;
+    broker.signal("STOP");
+    churn(&h, 2, 10, Duration::ZERO).await;
+    kb.take(10).await;
+    let (code, stderr) = kb.terminate().await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("shutdown grace of 2s ran out"), "{stderr}");
+    assert!(stderr.contains("undelivered"), "{stderr}");
+    drop(broker);
+}
+
+async fn jetstream_messages_or_empty(url: &str, stream: &str) -> usize {
+    let Ok(client) = async_nats::connect(url).await else {
+        return 0;
+    };
+    let js = async_nats::jetstream::new(client);
+    match js.get_stream(stream).await {
+        Ok(mut s) => s.info().await.map_or(0, |i| i.state.messages as usize),
+        Err(_) => 0,
+    }
+}
+
+/// Polls an async condition until it holds; fails the test after [`common::WAIT`].
+async fn wait_until_async<F, Fut>(mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met within {:?}",
+            common::WAIT
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
