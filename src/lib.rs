@@ -1,6 +1,6 @@
 //! kubebridge: Kubernetes shared informers whose every add, update, delete and resync
-//! replay is published to sinks (stdout JSON lines; Kafka and NATS to come) that a
-//! consumer can trust.
+//! replay is published to sinks (stdout JSON lines, Kafka, NATS core and JetStream)
+//! that a consumer can trust.
 //!
 //! # Layout
 //!
