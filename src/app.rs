@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{self, Cluster};
 use crate::config::{Command, InitialState, NamespaceScope, SimOptions, StreamConfig};
+use crate::endpoints::{self, Readiness};
 use crate::informer::backoff::Backoff;
 use crate::informer::{InformerSpec, Informers, ProcessorConfig, ReflectorConfig};
 use crate::pipeline::{SinkOutcome, spawn_sink};
@@ -97,8 +98,21 @@ pub async fn watch(
     let mut sink_tasks = JoinSet::new();
     let mut gauges = Vec::new();
     let mut informers = Informers::default();
+    let mut names: Vec<String> = Vec::new();
     for sink in sinks {
-        let (queue, task) = spawn_sink(sink, stream.queue_capacity, stream.overflow);
+        // Label values: the sink's kind, numbered when two sinks share it.
+        let kind = sink.kind();
+        let same = names
+            .iter()
+            .filter(|n| n.split('-').next() == Some(kind))
+            .count();
+        let name = if same == 0 {
+            kind.to_owned()
+        } else {
+            format!("{kind}-{}", same + 1)
+        };
+        names.push(name.clone());
+        let (queue, task) = spawn_sink(name, sink, stream.queue_capacity, stream.overflow);
         gauges.push(queue.gauge());
         sink_tasks.spawn(async move {
             task.await
@@ -135,8 +149,37 @@ pub async fn watch(
         resync: stream.resync,
         cluster: cluster.name.as_deref().map(Into::into),
     };
+    let listener = match stream.metrics_addr {
+        Some(addr) => Some(endpoints::bind(addr).await.map_err(|e| {
+            AppError::Usage(format!("--metrics-addr {addr}: cannot listen: {e}").into())
+        })?),
+        None => None,
+    };
     let mut running = informers.start(&cluster.client, &reflector, &processor, &cancel);
     running.seal();
+    let endpoints_stop = CancellationToken::new();
+    let _stop_endpoints_on_return = endpoints_stop.clone().drop_guard();
+    if let Some(listener) = listener {
+        let synced = running.synced_flags();
+        let ready: Readiness = std::sync::Arc::new(move || {
+            let pending: Vec<&str> = synced
+                .iter()
+                .filter(|(_, s)| !*s.borrow())
+                .map(|(n, _)| n.as_str())
+                .collect();
+            if !pending.is_empty() {
+                return Err(format!("not synced yet: {}", pending.join(", ")));
+            }
+            if !crate::metrics::sinks_healthy() {
+                return Err("a sink's last delivery attempt failed".to_owned());
+            }
+            Ok(())
+        });
+        if let Ok(local) = listener.local_addr() {
+            tracing::info!(addr = %local, "serving /metrics, /healthz and /readyz");
+        }
+        endpoints::serve(listener, ready, endpoints_stop.clone());
+    }
 
     let mut failure: Option<AppError> = None;
     let mut informers_done = false;

@@ -25,6 +25,33 @@ pub struct Cli {
     /// Log level for stderr (error, warn, info, debug, trace); RUST_LOG overrides it.
     #[arg(long, global = true, default_value = "warn", value_name = "LEVEL")]
     pub log_level: String,
+    /// Log format on stderr: text, or json (one object per line, for log collectors).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        value_name = "FORMAT"
+    )]
+    pub log_format: LogFormat,
+}
+
+/// How logs are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging options, applied before anything runs.
+#[derive(Debug, Clone)]
+pub struct Logging {
+    /// `--log-level`.
+    pub level: String,
+    /// `--log-format`.
+    pub format: LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -146,6 +173,9 @@ struct StreamArgs {
     /// non-zero. 25s fits the default 30s terminationGracePeriodSeconds of a pod.
     #[arg(long, default_value = "25s", value_name = "DURATION")]
     shutdown_grace: String,
+    /// Serve Prometheus /metrics, /healthz and /readyz on this address (e.g. 0.0.0.0:9090).
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics_addr: Option<SocketAddr>,
     /// Cluster name stamped on every notification (default: the kubeconfig context's cluster).
     #[arg(long, value_name = "NAME")]
     cluster_name: Option<String>,
@@ -189,7 +219,7 @@ pub enum CliExit {
 }
 
 /// Parses and validates the command line.
-pub fn parse<I, T>(args: I) -> Result<(Command, String), CliExit>
+pub fn parse<I, T>(args: I) -> Result<(Command, Logging), CliExit>
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
@@ -235,7 +265,13 @@ where
             seed: s.seed,
         }),
     };
-    Ok((command, cli.log_level))
+    Ok((
+        command,
+        Logging {
+            level: cli.log_level,
+            format: cli.log_format,
+        },
+    ))
 }
 
 /// clap's first line, without its "error: " prefix, plus where to find help.
@@ -333,6 +369,7 @@ impl StreamArgs {
             page_size: self.page_size,
             queue_capacity: self.queue_capacity,
             overflow: self.overflow,
+            metrics_addr: self.metrics_addr,
             shutdown_grace: parse_duration(&self.shutdown_grace)
                 .map_err(|e| CliExit::Usage(format!("--shutdown-grace: {e}")))?,
         })

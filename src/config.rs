@@ -70,6 +70,8 @@ pub struct StreamConfig {
     pub overflow: Overflow,
     /// How long queued notifications may take to deliver after SIGTERM.
     pub shutdown_grace: Duration,
+    /// Where to serve `/metrics`, `/healthz` and `/readyz`; `None` serves nothing.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// The `kubebridge sim` API server's shape.
@@ -134,6 +136,7 @@ impl StreamConfig {
             queue_capacity: default_queue_capacity(),
             overflow: Overflow::Block,
             shutdown_grace: default_shutdown_grace(),
+            metrics_addr: None,
         }
     }
 }

@@ -5,7 +5,7 @@
 //! # Layout
 //!
 //! Dependencies point one way: `main -> app -> {cli/config, cluster, resolve, informer,
-//! pipeline} -> {api, queue} -> kubebridge-sinks`. `informer` and `pipeline` never import each
+//! pipeline, endpoints} -> {api, metrics -> queue} -> kubebridge-sinks`. `informer` and `pipeline` never import each
 //! other (the pipeline borrows only the informer's [`informer::backoff`]); `app` joins
 //! them by handing each informer the sinks' queue senders.
 //!
@@ -19,6 +19,7 @@
 //!   selectors).
 //! - [`queue`]: the bounded queue between informers and a sink, with its overflow policy.
 //! - [`pipeline`]: one queue and task per sink; confirmation, retries.
+//! - [`metrics`]: every metric, named once; [`endpoints`]: `/metrics`, `/healthz`, `/readyz`.
 //! - [`app`]: wiring and shutdown; [`demo`]: the same against the simulator.
 //! - [`sim`]: the simulated API server that tests, benchmarks and the demo run against.
 //!
@@ -45,7 +46,9 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod demo;
+pub mod endpoints;
 pub mod informer;
+pub mod metrics;
 pub mod pipeline;
 pub mod queue;
 pub mod resolve;

@@ -3,10 +3,10 @@
 use std::error::Error;
 use std::process::ExitCode;
 
-use kubebridge::cli::{self, CliExit};
+use kubebridge::cli::{self, CliExit, LogFormat, Logging};
 
 fn main() -> ExitCode {
-    let (command, log_level) = match cli::parse(std::env::args_os()) {
+    let (command, logging) = match cli::parse(std::env::args_os()) {
         Ok(parsed) => parsed,
         Err(CliExit::Info(text)) => {
             print!("{text}");
@@ -17,7 +17,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(&log_level);
+    init_logging(&logging);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -55,18 +55,24 @@ fn chain(e: &dyn Error) -> String {
     text.replace('\n', " ")
 }
 
-fn init_logging(level: &str) {
+/// Logs go to stderr, never to stdout, which carries the JSON lines.
+fn init_logging(logging: &Logging) {
     use tracing_subscriber::EnvFilter;
+    let level = &logging.level;
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| {
             EnvFilter::try_new(format!("kubebridge={level},kubebridge_sinks={level},warn"))
         })
         .unwrap_or_else(|_| EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match logging.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -186,6 +186,11 @@ impl<T> QueueGauge<T> {
         self.shared.capacity
     }
 
+    /// Applies `f` to the oldest queued item, if any.
+    pub fn front<R>(&self, f: impl FnOnce(&T) -> R) -> Option<R> {
+        self.shared.lock().items.front().map(f)
+    }
+
     /// Items evicted so far under [`Overflow::DropOldest`].
     pub fn evicted(&self) -> u64 {
         self.shared.dropped.load(Ordering::Relaxed)

@@ -8,6 +8,7 @@ use kubebridge_sinks::{EventType, Notification, Origin, ResourceId, Snapshot};
 use tokio::sync::{mpsc, watch};
 
 use super::{RawObject, Store};
+use crate::metrics;
 use crate::queue::{QueueSender, Sent};
 
 /// What the reflector saw, in the order it saw it.
@@ -104,9 +105,11 @@ impl Processor {
                     let Some(delta) = delta else { break };
                     let initial = matches!(delta, Delta::Replace { initial: true, .. });
                     let notes = self.apply(delta);
+                    metrics::cache_size(&self.name, self.store.len(), self.store.json_bytes());
                     self.dispatch(notes).await;
                     if initial {
                         self.synced.send_replace(true);
+                        metrics::informer_synced(&self.name, true);
                     }
                 }
                 Some(subscriber) = late_subscribers.recv() => {
@@ -120,6 +123,7 @@ impl Processor {
                 _ = next_tick(&mut resync), if *self.synced.borrow() => {
                     let notes = self.replay(EventType::Sync, Origin::Resync);
                     tracing::debug!(informer = %self.name, objects = notes.len(), "resync");
+                    metrics::resynced(&self.name);
                     self.dispatch(notes).await;
                 }
             }
@@ -132,6 +136,7 @@ impl Processor {
 
     async fn dispatch(&mut self, notes: Vec<Notification>) {
         for note in notes {
+            metrics::notification(&self.name, &note);
             Self::send_to(&self.name, &mut self.subscribers, Arc::new(note)).await;
         }
     }

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::backoff::Backoff;
 use super::{Delta, RawObject};
 use crate::api::{self, ApiError, Url};
+use crate::metrics;
 use crate::resolve::ApiResource;
 
 /// How the reflector talks to the API server.
@@ -105,6 +106,7 @@ impl ReflectorError {
 
 /// Lists and watches one resource in one scope, emitting deltas in order.
 pub struct Reflector {
+    name: String,
     client: kube::Client,
     resource: ApiResource,
     namespace: Option<String>,
@@ -168,8 +170,10 @@ struct BookmarkMeta {
 const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
 
 impl Reflector {
-    /// A reflector for `resource`, in `namespace` (all namespaces when `None`).
+    /// A reflector called `name` (for logs and metrics) for `resource`, in `namespace`
+    /// (all namespaces when `None`).
     pub fn new(
+        name: String,
         client: kube::Client,
         resource: ApiResource,
         namespace: Option<String>,
@@ -178,6 +182,7 @@ impl Reflector {
         config: ReflectorConfig,
     ) -> Self {
         Reflector {
+            name,
             client,
             resource,
             namespace,
@@ -258,6 +263,7 @@ impl Reflector {
                 }
                 Err(e) if e.is_gone() => {
                     tracing::info!(resource = %self.describe(), "resourceVersion expired; relisting");
+                    metrics::relisted(&self.name, "expired");
                 }
                 Err(e) => {
                     resource_version = Some(rv);
@@ -276,6 +282,7 @@ impl Reflector {
         match end {
             WatchEnd::Closed { events } => {
                 tracing::debug!(resource = %self.describe(), events, "watch closed; resuming");
+                metrics::watch_restarted(&self.name, "closed");
                 if events == 0 {
                     // A watch that ends at once, again and again, must not spin.
                     let delay = self.backoff.next_delay();
@@ -284,9 +291,13 @@ impl Reflector {
             }
             WatchEnd::Gone => {
                 tracing::info!(resource = %self.describe(), "watch expired (410 Gone); relisting");
+                metrics::relisted(&self.name, "expired");
                 *resource_version = None;
             }
-            WatchEnd::Failed(e) => self.pause_after(e, "watch", cancel).await?,
+            WatchEnd::Failed(e) => {
+                metrics::watch_restarted(&self.name, "error");
+                self.pause_after(e, "watch", cancel).await?;
+            }
             WatchEnd::Stopped => {}
         }
         Ok(())
@@ -441,6 +452,7 @@ impl Reflector {
                 }
             };
             events += 1;
+            metrics::watch_heard(&self.name);
             let delta = match event.kind.as_str() {
                 "ADDED" | "MODIFIED" | "DELETED" => {
                     let object = match self.decode(event.object, "watch") {

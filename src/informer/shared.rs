@@ -82,6 +82,7 @@ impl Informers {
             );
             running.synced.push((name, processor.synced()));
             let reflector = Reflector::new(
+                spec.name(),
                 client.clone(),
                 spec.resource.clone(),
                 spec.namespace.clone(),
@@ -125,6 +126,11 @@ impl RunningInformers {
         } else {
             Err(pending)
         }
+    }
+
+    /// Each informer's name and whether it has synced, for readiness checks.
+    pub fn synced_flags(&self) -> Vec<(String, watch::Receiver<bool>)> {
+        self.synced.clone()
     }
 
     /// Adds a subscriber to a running informer; it first receives the current cache as

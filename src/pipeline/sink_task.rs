@@ -8,6 +8,7 @@ use kubebridge_sinks::{Notification, PublishError, Sink, SinkError};
 use tokio::task::JoinHandle;
 
 use crate::informer::backoff::Backoff;
+use crate::metrics::{self, SinkHealth};
 use crate::queue::{Overflow, QueueReceiver, QueueSender, queue};
 
 /// Most notifications handed to a sink in one `publish` call: large enough to amortise
@@ -35,17 +36,25 @@ pub enum SinkOutcome {
     Failed(SinkError),
 }
 
-/// Starts a task for `sink` with a queue of `capacity` notifications.
+/// Starts a task for `sink`, called `name` in logs and metrics, with a queue of
+/// `capacity` notifications.
 pub fn spawn_sink(
+    name: String,
     sink: Box<dyn Sink>,
     capacity: usize,
     overflow: Overflow,
 ) -> (SinkQueue, JoinHandle<SinkOutcome>) {
     let (tx, rx) = queue(capacity, overflow);
-    (tx, tokio::spawn(run(sink, rx)))
+    let health = metrics::sink_started(&name, tx.gauge());
+    (tx, tokio::spawn(run(name, sink, rx, health)))
 }
 
-async fn run(mut sink: Box<dyn Sink>, mut queue: QueueReceiver<Arc<Notification>>) -> SinkOutcome {
+async fn run(
+    name: String,
+    mut sink: Box<dyn Sink>,
+    mut queue: QueueReceiver<Arc<Notification>>,
+    health: Arc<SinkHealth>,
+) -> SinkOutcome {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut delivered = 0u64;
     let mut dropped = 0u64;
@@ -55,8 +64,10 @@ async fn run(mut sink: Box<dyn Sink>, mut queue: QueueReceiver<Arc<Notification>
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let mut start = 0;
         while start < batch.len() {
+            metrics::publish_started(&health, batch[start].time);
             match sink.publish(&batch[start..]).await {
                 Ok(()) => {
+                    metrics::delivered(&name, &health, &batch[start..]);
                     delivered += (batch.len() - start) as u64;
                     backoff.reset();
                     break;
@@ -65,24 +76,30 @@ async fn run(mut sink: Box<dyn Sink>, mut queue: QueueReceiver<Arc<Notification>
                     delivered: n,
                     error,
                 }) => {
+                    // A sink that claims more than it was given is clamped, not trusted.
+                    let n = n.min(batch.len() - start);
+                    metrics::delivered(&name, &health, &batch[start..start + n]);
                     delivered += n as u64;
                     start += n;
                     match error {
                         SinkError::Closed => return SinkOutcome::Closed,
                         SinkError::Retryable { .. } => {
+                            metrics::publish_failed(&name, &health, true);
                             let delay = backoff.next_delay();
-                            tracing::warn!(sink = sink.kind(), error = %error, retry_in = ?delay, "publish failed; retrying");
+                            tracing::warn!(sink = %name, error = %error, retry_in = ?delay, "publish failed; retrying");
                             tokio::time::sleep(delay).await;
                         }
                         SinkError::Permanent { .. } => {
+                            metrics::publish_failed(&name, &health, false);
                             if let Some(n) = batch.get(start) {
+                                metrics::dropped(&name, "permanent", 1);
                                 tracing::error!(
-                                    sink = sink.kind(), error = %error, resource = %n.resource,
+                                    sink = %name, error = %error, resource = %n.resource,
                                     object = %n.key(), id = %n.id(),
                                     "dropping a notification the sink refused for good"
                                 );
+                                dropped += 1;
                             }
-                            dropped += 1;
                             start += 1;
                         }
                     }
@@ -191,7 +208,7 @@ mod tests {
             ],
             confirmed: confirmed.clone(),
         };
-        let (tx, task) = spawn_sink(Box::new(sink), 8, Overflow::Block);
+        let (tx, task) = spawn_sink("test".into(), Box::new(sink), 8, Overflow::Block);
         for name in ["a", "b", "c", "d"] {
             tx.send(note(name)).await.expect("send");
         }
@@ -218,7 +235,7 @@ mod tests {
             script: vec![Err(SinkError::Closed)],
             confirmed: Arc::default(),
         };
-        let (tx, task) = spawn_sink(Box::new(sink), 8, Overflow::Block);
+        let (tx, task) = spawn_sink("test".into(), Box::new(sink), 8, Overflow::Block);
         tx.send(note("a")).await.expect("send");
         assert!(matches!(task.await.expect("join"), SinkOutcome::Closed));
         assert!(tx.is_closed());

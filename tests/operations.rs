@@ -1,0 +1,269 @@
+//! What an operator sees: /metrics, /healthz and /readyz of the running binary,
+//! checked against traffic the test itself causes.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::brokers::{Broker, free_port, wait_listening};
+use common::{Harness, Running, wait_until};
+use kubebridge::sim::Failure;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// GETs `path` from 127.0.0.1:`port`: (status code, body). `None` if nothing listens yet.
+async fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    let code = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Some((code, body))
+}
+
+/// The value of the sample `name{labels}` (labels exactly as exposed), if present.
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| {
+        l.strip_prefix(series)
+            .and_then(|rest| rest.trim().parse().ok())
+    })
+}
+
+async fn scrape(port: u16) -> String {
+    get(port, "/metrics").await.expect("metrics answer").1
+}
+
+/// Waits until the scraped series satisfies `ok`, returning the last value.
+async fn wait_for_sample(port: u16, series: &str, ok: impl Fn(f64) -> bool) -> f64 {
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    loop {
+        if let Some(v) = sample(&scrape(port).await, series)
+            && ok(v)
+        {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{series} never got there:\n{}",
+            scrape(port).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_flips_when_the_informers_have_synced() {
+    let h = Harness::empty().await;
+    h.create_namespace("shop");
+    h.create_pod("shop", "a", json!({}));
+    // A slow API server keeps the first LIST in flight for a while.
+    h.sim.faults().set_delay(Duration::from_millis(1500));
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut kb = h.spawn(&["pods", "-n", "shop", "--metrics-addr", &addr]);
+    let mut first = None;
+    while first.is_none() {
+        first = get(port, "/readyz").await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (code, body) = first.unwrap();
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("not synced yet: pods@shop"), "{body}");
+    assert_eq!(
+        get(port, "/healthz").await.unwrap().0,
+        200,
+        "alive while not ready"
+    );
+    h.sim.faults().set_delay(Duration::ZERO);
+    kb.next().await;
+    wait_until_ready(port).await;
+    let metrics = scrape(port).await;
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"kubebridge_informer_synced{resource="pods@shop"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"kubebridge_cache_objects{resource="pods@shop"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"kubebridge_notifications_total{origin="list",resource="pods@shop",type="ADDED"}"#
+        ),
+        Some(1.0)
+    );
+    assert!(
+        metrics.contains("kubebridge_build_info{version=\"0.1.0\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("process_resident_memory_bytes"),
+        "process metrics are exported"
+    );
+    kb.terminate().await;
+}
+
+async fn wait_until_ready(port: u16) {
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    while get(port, "/readyz").await.map(|(c, _)| c) != Some(200) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never ready: {:?}",
+            get(port, "/readyz").await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_depth_rises_while_a_sink_is_blocked_and_falls_after() {
+    let store = tempfile::tempdir().unwrap();
+    let nats_port = free_port();
+    let Some(broker) = Broker::nats(nats_port, store.path()) else {
+        return;
+    };
+    wait_listening(nats_port).await;
+
+    let h = Harness::empty().await;
+    h.create_namespace("shop");
+    h.create_pod("shop", "p", json!({}));
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let sink = format!("jetstream://127.0.0.1:{nats_port}/kb?stream=KB_OPS");
+    let kb = Running::spawn(h.watch(&[
+        "pods",
+        "-n",
+        "shop",
+        "--sink",
+        &sink,
+        "--metrics-addr",
+        &addr,
+    ]));
+    wait_until(|| h.sim.requests("watch", "pods") >= 1).await;
+    wait_for_sample(
+        port,
+        r#"kubebridge_sink_sent_total{sink="jetstream"}"#,
+        |v| v >= 1.0,
+    )
+    .await;
+    assert_eq!(
+        sample(
+            &scrape(port).await,
+            r#"kubebridge_queue_depth{sink="jetstream"}"#
+        ),
+        Some(0.0)
+    );
+
+    broker.signal("STOP");
+    // The first change is taken into a batch that waits for its ack; the rest queue.
+    for i in 0..20 {
+        h.sim
+            .patch(
+                "pods",
+                Some("shop"),
+                "p",
+                json!({"metadata": {"labels": {"i": i.to_string()}}}),
+            )
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let depth = wait_for_sample(port, r#"kubebridge_queue_depth{sink="jetstream"}"#, |v| {
+        v >= 10.0
+    })
+    .await;
+    assert!(depth <= 20.0, "{depth}");
+    let age = wait_for_sample(
+        port,
+        r#"kubebridge_sink_oldest_unconfirmed_age_seconds{sink="jetstream"}"#,
+        |v| v > 0.5,
+    )
+    .await;
+    assert!(age < 60.0, "{age}");
+    broker.signal("CONT");
+    wait_for_sample(port, r#"kubebridge_queue_depth{sink="jetstream"}"#, |v| {
+        v == 0.0
+    })
+    .await;
+    wait_for_sample(
+        port,
+        r#"kubebridge_sink_sent_total{sink="jetstream"}"#,
+        |v| v >= 21.0,
+    )
+    .await;
+    let (code, stderr) = kb.terminate().await;
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forced_410_moves_the_relist_counter() {
+    let h = Harness::empty().await;
+    h.create_namespace("shop");
+    h.create_pod("shop", "a", json!({}));
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut kb = h.spawn(&["pods", "-n", "shop", "--metrics-addr", &addr]);
+    kb.next().await;
+    wait_until(|| h.sim.requests("watch", "pods") >= 1).await;
+    let relists = r#"kubebridge_relists_total{reason="expired",resource="pods@shop"}"#;
+    assert_eq!(sample(&scrape(port).await, relists), None, "no relist yet");
+
+    h.sim.faults().fail_next(1, Failure::InternalError);
+    h.sim.faults().drop_watches();
+    h.sim.delete("pods", Some("shop"), "a").unwrap();
+    h.sim.faults().compact();
+    assert_eq!(common::brief(&kb.next().await), "DELETED relist shop/a");
+    assert_eq!(sample(&scrape(port).await, relists), Some(1.0));
+    let metrics = scrape(port).await;
+    assert!(
+        sample(
+            &metrics,
+            r#"kubebridge_watch_restarts_total{reason="closed",resource="pods@shop"}"#
+        )
+        .is_some()
+            || sample(
+                &metrics,
+                r#"kubebridge_watch_restarts_total{reason="error",resource="pods@shop"}"#
+            )
+            .is_some(),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"kubebridge_cache_objects{resource="pods@shop"}"#
+        ),
+        Some(0.0)
+    );
+    kb.terminate().await;
+}
+
+#[tokio::test]
+async fn a_metrics_port_in_use_is_a_usage_error() {
+    let h = Harness::empty().await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (code, _, stderr) =
+        common::run_to_end(h.watch(&["pods", "-n", "shop", "--metrics-addr", &addr])).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("--metrics-addr") && stderr.contains("cannot listen"),
+        "{stderr}"
+    );
+}
