@@ -570,3 +570,41 @@ async fn demo_prints_real_events() {
     let (code, stderr) = kb.terminate().await;
     assert_eq!(code, 0, "{stderr}");
 }
+
+#[tokio::test]
+async fn bad_sinks_are_one_line_usage_errors() {
+    let h = Harness::empty().await;
+    for (args, expected) in [
+        (&["--sink", "kafka://127.0.0.1:9092"][..], "no topic"),
+        (
+            &[
+                "--sink",
+                "kafka://127.0.0.1:9092/t",
+                "-X",
+                "no.such.property=1",
+            ],
+            "no.such.property",
+        ),
+        (
+            &["--sink", "kafka://127.0.0.1:9092/t", "-X", "acks=sometimes"],
+            "acks",
+        ),
+        (
+            &["--sink", "nats://user:hunter2@127.0.0.1:4222"],
+            "no subject prefix",
+        ),
+        (&["--sink", "smtp://mail"], "smtp://mail"),
+    ] {
+        let mut all = vec!["pods", "-n", "shop"];
+        all.extend_from_slice(args);
+        let (code, lines, stderr) = run_to_end(h.watch(&all)).await;
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(lines.is_empty());
+        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("hunter2"),
+            "passwords are masked: {stderr}"
+        );
+    }
+}

@@ -1,0 +1,990 @@
+//! Checks of the deployment artefacts in deploy/: the container args use only flags the
+//! binary has, the plain manifests are objects a (simulated) API server accepts, with the
+//! security settings and RBAC they promise, and the Grafana dashboard queries only metrics
+//! kubebridge exports.
+//!
+//! The kubectl test fails when kubectl is missing unless KUBEBRIDGE_SKIP_KUBECTL=1.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kubebridge::sim::{Sim, SimConfig};
+use serde_json::{Value, json};
+
+fn deploy_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy")
+}
+
+/// The files directly in `dir` whose names end with `suffix`, sorted.
+fn files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file() && p.to_str().unwrap().ends_with(suffix))
+        .collect();
+    out.sort();
+    out
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn manifest_files() -> Vec<PathBuf> {
+    let out = files(&deploy_dir().join("manifests"), ".yaml");
+    assert!(out.len() >= 8, "expected the manifests, found {out:?}");
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. Flags
+// ---------------------------------------------------------------------------------------
+
+/// The flags given as YAML list items (`- --sink`, `- -X`, `- "--resync=10m"`), in comments
+/// too (`#   - -X`): container args, and the commented examples, which must work as well.
+/// Lines that merely mention a flag in prose (a kubectl command in a comment) are not list
+/// items and are not collected.
+fn listed_flags(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for line in text.lines() {
+        let item = line.trim_start().trim_start_matches('#').trim_start();
+        let Some(value) = item.strip_prefix("- ") else {
+            continue;
+        };
+        let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
+        if value.len() < 2 || !value.starts_with('-') {
+            continue;
+        }
+        let flag = value.split('=').next().unwrap();
+        let valid = if let Some(long) = flag.strip_prefix("--") {
+            !long.is_empty()
+                && long
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        } else {
+            flag.len() == 2 && flag.as_bytes()[1].is_ascii_alphabetic()
+        };
+        assert!(valid, "not a flag: {value:?} in line {line:?}");
+        out.insert(flag.to_string());
+    }
+    out
+}
+
+/// Whether `flag` occurs in `help` as a whole word (so `--format` is not found inside
+/// `--log-format`, nor `-n` inside `--namespace`).
+fn help_has_flag(help: &str, flag: &str) -> bool {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    help.match_indices(flag).any(|(i, _)| {
+        let before = help[..i].chars().next_back();
+        let after = help[i + flag.len()..].chars().next();
+        !before.is_some_and(word) && !after.is_some_and(word)
+    })
+}
+
+fn watch_help() -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kubebridge"))
+        .args(["watch", "--help"])
+        .output()
+        .expect("run kubebridge watch --help");
+    assert!(out.status.success(), "kubebridge watch --help failed");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn help_flag_matching_is_by_whole_word() {
+    let help = "  -n, --namespace <NS>\n      --log-format <F>\n  -X <KEY=VALUE>\n";
+    assert!(help_has_flag(help, "-n"));
+    assert!(help_has_flag(help, "--namespace"));
+    assert!(help_has_flag(help, "-X"));
+    assert!(help_has_flag(help, "--log-format"));
+    assert!(!help_has_flag(help, "--format"));
+    assert!(!help_has_flag(help, "--name"));
+    assert!(!help_has_flag(help, "-A"));
+    let listed = listed_flags(
+        "args:\n  - watch\n  - -A\n  - \"--resync=10m\"\n  #   - -X\n  # kubectl create --from-literal=a=b\n",
+    );
+    assert_eq!(
+        listed.into_iter().collect::<Vec<_>>(),
+        ["--resync", "-A", "-X"]
+    );
+}
+
+#[test]
+fn every_flag_in_the_manifests_and_chart_exists() {
+    let help = watch_help();
+    let mut sources: Vec<PathBuf> = manifest_files();
+    let chart = deploy_dir().join("helm/kubebridge");
+    sources.extend(files(&chart.join("templates"), ".yaml"));
+    sources.extend(files(&chart.join("templates"), ".tpl"));
+    sources.push(chart.join("values.yaml"));
+
+    let mut found: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for path in &sources {
+        let name = path
+            .strip_prefix(deploy_dir())
+            .unwrap()
+            .display()
+            .to_string();
+        for flag in listed_flags(&read(path)) {
+            found.entry(flag).or_default().push(name.clone());
+        }
+    }
+    // The deployment's own args, so that the check cannot pass on nothing.
+    let deployment = listed_flags(&read(&deploy_dir().join("manifests/deployment.yaml")));
+    for expected in [
+        "-A",
+        "--sink",
+        "--metrics-addr",
+        "--log-format",
+        "--resync",
+        "--cluster-name",
+        "-X",
+    ] {
+        assert!(
+            deployment.contains(expected),
+            "deployment.yaml lists no {expected}"
+        );
+    }
+    // The chart's template can emit each of these.
+    let template = listed_flags(&read(&chart.join("templates/deployment.yaml")));
+    for expected in [
+        "-A",
+        "-n",
+        "-l",
+        "-X",
+        "--field-selector",
+        "--sink",
+        "--format",
+        "--resync",
+        "--metrics-addr",
+        "--log-format",
+    ] {
+        assert!(
+            template.contains(expected),
+            "the chart's deployment template never emits {expected}"
+        );
+    }
+
+    let missing: Vec<String> = found
+        .iter()
+        .filter(|(flag, _)| !help_has_flag(&help, flag))
+        .map(|(flag, files)| format!("{flag} (in {})", files.join(", ")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "flags used in deploy/ that `kubebridge watch --help` does not know: {missing:?}"
+    );
+}
+
+/// The key paths of a values.yaml written in two-space block style ("watch.resources",
+/// "metrics.serviceMonitor.enabled", ...); list items and comments are skipped.
+fn values_paths(text: &str) -> BTreeSet<String> {
+    let mut stack: Vec<(usize, String)> = Vec::new();
+    let mut out = BTreeSet::new();
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with("- ") {
+            continue;
+        }
+        let indent = line.len() - trimmed.len();
+        let Some((key, _)) = trimmed.split_once(':') else {
+            continue;
+        };
+        if !key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        {
+            continue;
+        }
+        while stack.last().is_some_and(|(i, _)| *i >= indent) {
+            stack.pop();
+        }
+        let path = match stack.last() {
+            Some((_, parent)) => format!("{parent}.{key}"),
+            None => key.to_string(),
+        };
+        out.insert(path.clone());
+        stack.push((indent, path));
+    }
+    out
+}
+
+#[test]
+fn the_chart_templates_use_only_defined_values_and_close_their_blocks() {
+    let chart = deploy_dir().join("helm/kubebridge");
+    for f in [
+        "Chart.yaml",
+        "values.yaml",
+        "templates/NOTES.txt",
+        "templates/_helpers.tpl",
+    ] {
+        assert!(chart.join(f).is_file(), "the chart has no {f}");
+    }
+    let chart_yaml = read(&chart.join("Chart.yaml"));
+    for line in [
+        "apiVersion: v2",
+        "name: kubebridge",
+        "version: ",
+        "appVersion: ",
+    ] {
+        assert!(chart_yaml.contains(line), "Chart.yaml has no {line:?}");
+    }
+    let values = values_paths(&read(&chart.join("values.yaml")));
+    assert!(
+        values.contains("metrics.serviceMonitor.enabled"),
+        "{values:?}"
+    );
+
+    let mut templates = files(&chart.join("templates"), ".yaml");
+    templates.extend(files(&chart.join("templates"), ".tpl"));
+    templates.extend(files(&chart.join("templates"), ".txt"));
+    assert!(templates.len() >= 8, "{templates:?}");
+    let mut used = BTreeSet::new();
+    for path in &templates {
+        let text = read(path);
+        let name = path.file_name().unwrap().to_str().unwrap();
+        // Every action is closed on its line, and every block is ended.
+        let mut depth: i64 = 0;
+        for (n, line) in text.lines().enumerate() {
+            assert_eq!(
+                line.matches("{{").count(),
+                line.matches("}}").count(),
+                "{name}:{}: unbalanced braces: {line}",
+                n + 1
+            );
+            for action in line.split("{{").skip(1) {
+                let word = action
+                    .trim_start_matches('-')
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("");
+                match word {
+                    "if" | "range" | "with" | "define" => depth += 1,
+                    "end" => depth -= 1,
+                    _ => {}
+                }
+                assert!(depth >= 0, "{name}:{}: `end` without a block", n + 1);
+            }
+        }
+        assert_eq!(depth, 0, "{name}: a block is never ended");
+        // Every .Values path the template reads is in values.yaml.
+        for (i, _) in text.match_indices(".Values.") {
+            let tail = &text[i + ".Values.".len()..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+                .unwrap_or(tail.len());
+            let path = tail[..end].trim_end_matches('.');
+            assert!(
+                values.contains(path),
+                "{name} reads .Values.{path}, which values.yaml does not define"
+            );
+            used.insert(path.to_string());
+        }
+    }
+    // And every leaf in values.yaml is read somewhere.
+    let unused: Vec<&String> = values
+        .iter()
+        .filter(|v| {
+            !values.iter().any(|o| o.starts_with(&format!("{v}.")))
+                && !used
+                    .iter()
+                    .any(|u| u == *v || v.starts_with(&format!("{u}.")))
+        })
+        .collect();
+    assert!(
+        unused.is_empty(),
+        "values.yaml keys no template reads: {unused:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. The plain manifests against the simulated API server, with the real kubectl
+// ---------------------------------------------------------------------------------------
+
+fn kubectl_path() -> Option<PathBuf> {
+    if std::env::var("KUBEBRIDGE_SKIP_KUBECTL").as_deref() == Ok("1") {
+        return None;
+    }
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("kubectl"))
+            .find(|p| p.is_file())
+    });
+    let found = found.or_else(|| {
+        ["/usr/bin/kubectl", "/usr/local/bin/kubectl"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file())
+    });
+    Some(found.expect("kubectl not found: install it or set KUBEBRIDGE_SKIP_KUBECTL=1"))
+}
+
+struct Kubectl {
+    bin: PathBuf,
+    kubeconfig: PathBuf,
+    home: PathBuf,
+}
+
+impl Kubectl {
+    /// Runs kubectl with a discovery cache of its own (`cache`), returning (success,
+    /// stdout, stderr).
+    async fn try_run(&self, cache: &str, args: &[&str]) -> (bool, String, String) {
+        let mut c = tokio::process::Command::new(&self.bin);
+        c.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.home.join(cache))
+            .args(args)
+            .env("HOME", &self.home)
+            .env_remove("KUBECONFIG")
+            .kill_on_drop(true);
+        let out = tokio::time::timeout(Duration::from_secs(60), c.output())
+            .await
+            .expect("kubectl finished within 60s")
+            .expect("kubectl runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    async fn run(&self, cache: &str, args: &[&str]) -> String {
+        let (ok, stdout, stderr) = self.try_run(cache, args).await;
+        assert!(ok, "kubectl {args:?} failed: {stderr}\n{stdout}");
+        stdout
+    }
+
+    /// `kubectl api-resources -o name`: "pods", "deployments.apps", ...
+    async fn api_resources(&self, cache: &str) -> BTreeSet<String> {
+        self.run(cache, &["api-resources", "-o", "name"])
+            .await
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// A CustomResourceDefinition standing in for a type the simulator does not serve,
+/// accepting any content.
+fn crd(group: &str, plural: &str, kind: &str, scope: &str, short: &[&str]) -> Value {
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("{plural}.{group}")},
+        "spec": {
+            "group": group,
+            "scope": scope,
+            "names": {
+                "plural": plural,
+                "singular": kind.to_lowercase(),
+                "kind": kind,
+                "listKind": format!("{kind}List"),
+                "shortNames": short,
+            },
+            "versions": [{
+                "name": "v1",
+                "served": true,
+                "storage": true,
+                "schema": {"openAPIV3Schema": {
+                    "type": "object",
+                    "x-kubernetes-preserve-unknown-fields": true
+                }}
+            }]
+        }
+    })
+}
+
+/// Every object in a `kubectl -o json` output: one document per object, or a List.
+fn objects(json_text: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    for v in serde_json::Deserializer::from_str(json_text).into_iter::<Value>() {
+        let v = v.unwrap();
+        if v["kind"] == "List" {
+            out.extend(v["items"].as_array().unwrap().iter().cloned());
+        } else {
+            out.push(v);
+        }
+    }
+    out
+}
+
+fn one<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
+    let found: Vec<&Value> = objects.iter().filter(|o| o["kind"] == kind).collect();
+    assert_eq!(found.len(), 1, "expected one {kind}");
+    found[0]
+}
+
+fn strings(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_manifests_are_accepted_by_an_api_server() {
+    let Some(bin) = kubectl_path() else {
+        eprintln!("KUBEBRIDGE_SKIP_KUBECTL=1: skipping");
+        return;
+    };
+    let sim = Sim::start("127.0.0.1:0".parse().unwrap(), SimConfig::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig, None).unwrap();
+    let k = Kubectl {
+        bin,
+        kubeconfig,
+        home: dir.path().to_path_buf(),
+    };
+
+    // The simulator serves the core types the manifests use; the others are registered
+    // as CRDs when (and only when) discovery does not list them.
+    let served = k.api_resources("cache-0").await;
+    for builtin in [
+        "namespaces",
+        "serviceaccounts",
+        "services",
+        "deployments.apps",
+    ] {
+        assert!(
+            served.contains(builtin),
+            "the simulator does not serve {builtin}"
+        );
+    }
+    let stand_ins = [
+        crd(
+            "rbac.authorization.k8s.io",
+            "clusterroles",
+            "ClusterRole",
+            "Cluster",
+            &[],
+        ),
+        crd(
+            "rbac.authorization.k8s.io",
+            "clusterrolebindings",
+            "ClusterRoleBinding",
+            "Cluster",
+            &[],
+        ),
+        crd(
+            "policy",
+            "poddisruptionbudgets",
+            "PodDisruptionBudget",
+            "Namespaced",
+            &["pdb"],
+        ),
+        // Not built in anywhere: the Prometheus Operator installs it.
+        crd(
+            "monitoring.coreos.com",
+            "servicemonitors",
+            "ServiceMonitor",
+            "Namespaced",
+            &["smon"],
+        ),
+    ];
+    for def in &stand_ins {
+        let name = def["metadata"]["name"].as_str().unwrap();
+        if served.contains(name) {
+            continue;
+        }
+        eprintln!("registering {name} as a CRD: the simulator does not serve it");
+        let path = dir.path().join(format!("{name}.json"));
+        std::fs::write(&path, def.to_string()).unwrap();
+        k.run("cache-0", &["create", "-f", path.to_str().unwrap()])
+            .await;
+    }
+    let served = k.api_resources("cache-1").await;
+    for def in &stand_ins {
+        let name = def["metadata"]["name"].as_str().unwrap();
+        assert!(served.contains(name), "{name} is not served: {served:?}");
+    }
+
+    let files = manifest_files();
+    let (namespace_file, rest): (Vec<&PathBuf>, Vec<&PathBuf>) = files
+        .iter()
+        .partition(|p| p.file_name().unwrap() == "00-namespace.yaml");
+    assert_eq!(
+        namespace_file.len(),
+        1,
+        "deploy/manifests/00-namespace.yaml"
+    );
+    let namespace_file = namespace_file[0].to_str().unwrap();
+
+    // The Namespace, by itself: the other objects need it to exist, on a real API server
+    // as on the simulator, so a dry run of everything at once cannot succeed.
+    let out = k
+        .run(
+            "cache-1",
+            &["create", "--dry-run=server", "-f", namespace_file],
+        )
+        .await;
+    assert_eq!(out.trim(), "namespace/kubebridge created (server dry run)");
+    k.run("cache-1", &["create", "-f", namespace_file]).await;
+
+    // Everything else in one server-side dry run.
+    let mut args: Vec<&str> = vec!["create", "--dry-run=server"];
+    for p in &rest {
+        args.push("-f");
+        args.push(p.to_str().unwrap());
+    }
+    let out = k.run("cache-1", &args).await;
+    let mut created: Vec<&str> = out.lines().collect();
+    created.sort();
+    assert_eq!(
+        created,
+        [
+            "clusterrole.rbac.authorization.k8s.io/kubebridge created (server dry run)",
+            "clusterrolebinding.rbac.authorization.k8s.io/kubebridge created (server dry run)",
+            "deployment.apps/kubebridge created (server dry run)",
+            "poddisruptionbudget.policy/kubebridge created (server dry run)",
+            "service/kubebridge created (server dry run)",
+            "serviceaccount/kubebridge created (server dry run)",
+            "servicemonitor.monitoring.coreos.com/kubebridge created (server dry run)",
+        ],
+        "{out}"
+    );
+    // A dry run stores nothing.
+    let stored = k
+        .run(
+            "cache-1",
+            &[
+                "get",
+                "deployments,serviceaccounts",
+                "-n",
+                "kubebridge",
+                "-o",
+                "name",
+            ],
+        )
+        .await;
+    assert_eq!(stored.trim(), "", "the dry run stored objects");
+
+    // The content, as kubectl reads it.
+    let manifests = deploy_dir().join("manifests");
+    let out = k
+        .run(
+            "cache-1",
+            &[
+                "create",
+                "--dry-run=client",
+                "-o",
+                "json",
+                "-f",
+                manifests.to_str().unwrap(),
+            ],
+        )
+        .await;
+    let objs = objects(&out);
+    assert_eq!(objs.len(), 8, "{out}");
+    check_deployment(one(&objs, "Deployment"));
+    check_rbac(&objs);
+    check_selectors(&objs);
+}
+
+fn check_deployment(d: &Value) {
+    assert_eq!(d["metadata"]["namespace"], "kubebridge");
+    assert_eq!(
+        d["spec"]["replicas"], 1,
+        "no leader election yet: one replica"
+    );
+    let pod = &d["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "kubebridge");
+    assert_eq!(pod["terminationGracePeriodSeconds"], 30);
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(pod["securityContext"]["runAsUser"], 65532);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    let containers = pod["containers"].as_array().unwrap();
+    assert_eq!(containers.len(), 1);
+    let c = &containers[0];
+    let sc = &c["securityContext"];
+    assert_eq!(sc["runAsNonRoot"], true);
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(strings(&sc["capabilities"]["drop"]), ["ALL"]);
+    assert!(sc["capabilities"].get("add").is_none());
+    assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault");
+    assert_eq!(
+        c["ports"],
+        json!([{"name": "metrics", "containerPort": 9090, "protocol": "TCP"}])
+    );
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["livenessProbe"]["httpGet"]["port"], "metrics");
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(c["readinessProbe"]["httpGet"]["port"], "metrics");
+    for kind in ["requests", "limits"] {
+        for resource in ["cpu", "memory"] {
+            assert!(
+                c["resources"][kind][resource].is_string(),
+                "resources.{kind}.{resource} missing"
+            );
+        }
+    }
+
+    let args = strings(&c["args"]);
+    assert_eq!(
+        args,
+        [
+            "watch",
+            "pods",
+            "deployments.apps",
+            "-A",
+            "--sink",
+            "jetstream://nats.nats.svc:4222/k8s?stream=K8S",
+            "--metrics-addr",
+            "0.0.0.0:9090",
+            "--log-format",
+            "json",
+            "--resync",
+            "10m",
+            "--cluster-name",
+            "prod",
+        ]
+    );
+    // The whole command line is valid for kubebridge's own parser (values included).
+    let argv = std::iter::once("kubebridge").chain(args.iter().copied());
+    match kubebridge::cli::parse(argv) {
+        Ok(_) => {}
+        Err(e) => panic!("the Deployment's args do not parse: {e:?}"),
+    }
+}
+
+fn check_rbac(objs: &[Value]) {
+    let role = one(objs, "ClusterRole");
+    let mut granted: BTreeSet<(String, String)> = BTreeSet::new();
+    for rule in role["rules"].as_array().unwrap() {
+        let groups = strings(&rule["apiGroups"]);
+        let resources = strings(&rule["resources"]);
+        let verbs = strings(&rule["verbs"]);
+        assert!(rule.get("resourceNames").is_none() && rule.get("nonResourceURLs").is_none());
+        if resources == ["leases"] {
+            assert_eq!(groups, ["coordination.k8s.io"]);
+            assert_eq!(verbs, ["get", "create", "update"]);
+        } else {
+            assert_eq!(verbs, ["get", "list", "watch"], "read-only: {rule}");
+        }
+        for g in &groups {
+            assert!(!g.contains('*'), "no wildcards: {rule}");
+            for r in &resources {
+                assert!(!r.contains('*'), "no wildcards: {rule}");
+                granted.insert((g.to_string(), r.to_string()));
+            }
+        }
+    }
+    let expected: BTreeSet<(String, String)> = [
+        ("", "pods"),
+        ("apps", "deployments"),
+        ("coordination.k8s.io", "leases"),
+    ]
+    .into_iter()
+    .map(|(g, r)| (g.to_string(), r.to_string()))
+    .collect();
+    assert_eq!(
+        granted, expected,
+        "exactly the watched resources and leases"
+    );
+
+    let binding = one(objs, "ClusterRoleBinding");
+    assert_eq!(
+        binding["roleRef"],
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "kubebridge"})
+    );
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "kubebridge", "namespace": "kubebridge"}])
+    );
+    assert_eq!(
+        one(objs, "ServiceAccount")["metadata"]["namespace"],
+        "kubebridge"
+    );
+}
+
+/// The Service, the ServiceMonitor and the PodDisruptionBudget all find the pod.
+fn check_selectors(objs: &[Value]) {
+    let deployment = one(objs, "Deployment");
+    let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    let matches = |selector: &Value| {
+        let selector = selector.as_object().unwrap();
+        !selector.is_empty() && selector.iter().all(|(k, v)| &pod_labels[k] == v)
+    };
+    assert!(matches(&deployment["spec"]["selector"]["matchLabels"]));
+
+    let service = one(objs, "Service");
+    assert!(matches(&service["spec"]["selector"]));
+    // /readyz fails while a sink fails: the metrics must stay scrapable then.
+    assert_eq!(service["spec"]["publishNotReadyAddresses"], true);
+    assert_eq!(
+        service["spec"]["ports"],
+        json!([{"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"}])
+    );
+    let service_labels = &service["metadata"]["labels"];
+
+    let monitor = one(objs, "ServiceMonitor");
+    let selector = monitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .unwrap();
+    assert!(!selector.is_empty() && selector.iter().all(|(k, v)| &service_labels[k] == v));
+    let endpoints = monitor["spec"]["endpoints"].as_array().unwrap();
+    assert_eq!(endpoints.len(), 1);
+    assert_eq!(endpoints[0]["port"], "metrics");
+    assert_eq!(endpoints[0]["path"], "/metrics");
+
+    let pdb = one(objs, "PodDisruptionBudget");
+    assert!(matches(&pdb["spec"]["selector"]["matchLabels"]));
+    assert_eq!(
+        pdb["spec"]["maxUnavailable"], 1,
+        "one replica: minAvailable 1 would block node drains"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. The Grafana dashboard
+// ---------------------------------------------------------------------------------------
+
+/// The metrics kubebridge exports (the histogram's series end in _bucket, _sum, _count),
+/// plus the standard process_* metrics.
+const METRICS: [&str; 16] = [
+    "kubebridge_queue_depth",
+    "kubebridge_queue_capacity",
+    "kubebridge_notifications_total",
+    "kubebridge_sink_sent_total",
+    "kubebridge_sink_errors_total",
+    "kubebridge_sink_dropped_total",
+    "kubebridge_sink_send_duration_seconds",
+    "kubebridge_sink_oldest_unconfirmed_age_seconds",
+    "kubebridge_watch_restarts_total",
+    "kubebridge_relists_total",
+    "kubebridge_cache_objects",
+    "kubebridge_cache_bytes",
+    "kubebridge_informer_synced",
+    "kubebridge_resyncs_total",
+    "kubebridge_last_event_timestamp_seconds",
+    "kubebridge_build_info",
+];
+const HISTOGRAMS: [&str; 1] = ["kubebridge_sink_send_duration_seconds"];
+
+/// Every string in a JSON document.
+fn all_strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+    match v {
+        Value::String(s) => out.push(s),
+        Value::Array(a) => a.iter().for_each(|x| all_strings(x, out)),
+        Value::Object(o) => o.values().for_each(|x| all_strings(x, out)),
+        _ => {}
+    }
+}
+
+/// Identifiers in `text` that start with `kubebridge_` or `process_`.
+fn metric_names(text: &str) -> BTreeSet<String> {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+    let mut out = BTreeSet::new();
+    let mut rest = text;
+    while let Some(start) = rest.find(|c: char| ident(c)) {
+        let tail = &rest[start..];
+        let end = tail.find(|c: char| !ident(c)).unwrap_or(tail.len());
+        let word = &tail[..end];
+        if word.starts_with("kubebridge_") || word.starts_with("process_") {
+            out.insert(word.to_string());
+        }
+        rest = &tail[end..];
+    }
+    out
+}
+
+fn known_metric(name: &str) -> bool {
+    if name.starts_with("process_") {
+        return true;
+    }
+    METRICS.contains(&name)
+        && !HISTOGRAMS.contains(&name)
+        && !name.ends_with("_bucket")
+        && !name.ends_with("_count")
+        && !name.ends_with("_sum")
+        || HISTOGRAMS.iter().any(|h| {
+            ["_bucket", "_sum", "_count"]
+                .iter()
+                .any(|s| name == format!("{h}{s}"))
+        })
+}
+
+#[test]
+fn the_dashboard_queries_only_exported_metrics() {
+    let path = deploy_dir().join("grafana/kubebridge-dashboard.json");
+    let dashboard: Value = serde_json::from_str(&read(&path)).expect("the dashboard is JSON");
+    assert!(dashboard["title"].as_str().is_some_and(|t| !t.is_empty()));
+    let panels = dashboard["panels"].as_array().expect("panels");
+
+    // Panels in reading order (top to bottom, left to right), rows included.
+    let mut ordered: Vec<&Value> = panels.iter().collect();
+    ordered.sort_by_key(|p| {
+        (
+            p["gridPos"]["y"].as_u64().unwrap(),
+            p["gridPos"]["x"].as_u64().unwrap(),
+        )
+    });
+    let graphs: Vec<&Value> = ordered
+        .iter()
+        .copied()
+        .filter(|p| p["type"] != "row")
+        .collect();
+    let first = &graphs[0];
+    let first_exprs: Vec<&str> = first["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["expr"].as_str().unwrap())
+        .collect();
+    assert!(
+        first_exprs
+            .iter()
+            .any(|e| e.contains("kubebridge_queue_depth"))
+            && first_exprs
+                .iter()
+                .any(|e| e.contains("kubebridge_queue_capacity")),
+        "the first panel shows queue depth against capacity: {first_exprs:?}"
+    );
+
+    let mut ids = BTreeSet::new();
+    let mut queried = BTreeSet::new();
+    for p in panels {
+        assert!(ids.insert(p["id"].as_u64().unwrap()), "duplicate id {p}");
+        assert!(p["title"].as_str().is_some_and(|t| !t.is_empty()));
+        if p["type"] == "row" {
+            continue;
+        }
+        let targets = p["targets"].as_array().unwrap();
+        assert!(!targets.is_empty(), "{} has no query", p["title"]);
+        for t in targets {
+            let expr = t["expr"].as_str().unwrap();
+            let names = metric_names(expr);
+            assert!(!names.is_empty(), "{expr} queries no kubebridge metric");
+            queried.extend(names);
+        }
+    }
+    // Everything else: template variable queries, links, descriptions.
+    let mut texts = Vec::new();
+    all_strings(&dashboard, &mut texts);
+    let mut everywhere = BTreeSet::new();
+    for t in texts {
+        everywhere.extend(metric_names(t));
+    }
+    let unknown: Vec<&String> = everywhere.iter().filter(|m| !known_metric(m)).collect();
+    assert!(
+        unknown.is_empty(),
+        "the dashboard queries metrics kubebridge does not export: {unknown:?}"
+    );
+    // And it shows every one of them.
+    for m in METRICS {
+        assert!(
+            queried
+                .iter()
+                .any(|q| q == m || q.starts_with(&format!("{m}_"))),
+            "no panel shows {m}"
+        );
+    }
+    assert!(queried.contains("process_resident_memory_bytes"));
+}
+
+#[test]
+fn the_alert_rules_use_only_exported_metrics() {
+    let text = read(&deploy_dir().join("prometheus/kubebridge-rules.yaml"));
+    let exprs: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("expr: "))
+        .collect();
+    assert!(exprs.len() >= 6, "{exprs:?}");
+    let mut used = BTreeSet::new();
+    for expr in &exprs {
+        used.extend(metric_names(expr));
+    }
+    let unknown: Vec<&String> = used.iter().filter(|m| !known_metric(m)).collect();
+    assert!(
+        unknown.is_empty(),
+        "unknown metrics in the rules: {unknown:?}"
+    );
+    // The README's list of what to alert on, each as a rule.
+    for m in [
+        "kubebridge_queue_depth",
+        "kubebridge_sink_oldest_unconfirmed_age_seconds",
+        "kubebridge_informer_synced",
+        "kubebridge_relists_total",
+        "kubebridge_sink_errors_total",
+        "kubebridge_sink_dropped_total",
+    ] {
+        assert!(used.contains(m), "no alert on {m}");
+    }
+}
+
+#[test]
+fn the_image_runs_as_the_user_the_manifests_expect() {
+    let dockerfile = read(&deploy_dir().join("Dockerfile"));
+    let lines: Vec<&str> = dockerfile
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .collect();
+    let from: Vec<&&str> = lines.iter().filter(|l| l.starts_with("FROM ")).collect();
+    assert_eq!(from.len(), 2, "multi-stage: {from:?}");
+    assert!(from[0].starts_with("FROM rust:1-bookworm"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("cargo build --release --locked -p kubebridge"))
+    );
+    // After the last FROM: the runtime stage.
+    let last_from = lines.iter().rposition(|l| l.starts_with("FROM ")).unwrap();
+    let runtime = &lines[last_from..];
+    assert!(runtime.contains(&"USER 65532:65532"), "{runtime:?}");
+    assert!(runtime.contains(&"ENTRYPOINT [\"/usr/local/bin/kubebridge\"]"));
+    assert!(
+        runtime
+            .iter()
+            .any(|l| l.starts_with("COPY --from=builder")
+                && l.ends_with("/usr/local/bin/kubebridge"))
+    );
+    // The Deployment and the chart run as that user.
+    for path in [
+        deploy_dir().join("manifests/deployment.yaml"),
+        deploy_dir().join("helm/kubebridge/templates/deployment.yaml"),
+    ] {
+        let text = read(&path);
+        for line in [
+            "runAsUser: 65532",
+            "runAsNonRoot: true",
+            "readOnlyRootFilesystem: true",
+            "allowPrivilegeEscalation: false",
+            "drop: [\"ALL\"]",
+            "type: RuntimeDefault",
+            "path: /healthz",
+            "path: /readyz",
+        ] {
+            assert!(text.contains(line), "{} has no {line:?}", path.display());
+        }
+    }
+}
+
+#[test]
+fn metric_names_are_recognised() {
+    let names = metric_names(
+        "histogram_quantile(0.99, sum by (le, sink) (rate(kubebridge_sink_send_duration_seconds_bucket{sink=~\"$sink\"}[5m]))) / process_resident_memory_bytes",
+    );
+    assert_eq!(
+        names.into_iter().collect::<Vec<_>>(),
+        [
+            "kubebridge_sink_send_duration_seconds_bucket",
+            "process_resident_memory_bytes"
+        ]
+    );
+    assert!(known_metric("kubebridge_sink_send_duration_seconds_count"));
+    assert!(known_metric("kubebridge_queue_depth"));
+    assert!(!known_metric("kubebridge_queue_depth_bucket"));
+    assert!(!known_metric("kubebridge_sink_send_duration_seconds"));
+    assert!(!known_metric("kubebridge_queue_length"));
+}
