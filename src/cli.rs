@@ -461,10 +461,13 @@ mod tests {
                 &["watch", "pods", "--resync", "5 parsecs"][..],
                 "--resync: invalid duration",
             ),
+            (&["watch", "pods", "-X", "acks"][..], "KEY=VALUE"),
             (
-                &["watch", "pods", "--sink", "carrier-pigeon://x"][..],
-                "unknown sink",
+                &["watch", "pods", "--kafka-key", "color"][..],
+                "--kafka-key",
             ),
+            (&["watch", "pods", "--format", "xml"][..], "--format"),
+            (&["watch", "pods", "--sink", " "][..], "--sink is empty"),
             (&["watch", "pods", "-n", "Shop_1"][..], "invalid namespace"),
             (
                 &["watch", "pods", "-n", "a", "-A"][..],

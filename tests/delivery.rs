@@ -8,7 +8,9 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::brokers::{Broker, free_port, jetstream_messages, kafka_messages, wait_listening};
+use common::brokers::{
+    Broker, PrivateNats, free_port, jetstream_messages, kafka_messages, wait_listening,
+};
 use common::{Harness, Running};
 use serde_json::{Value, json};
 
@@ -75,31 +77,28 @@ fn ids_of(messages: &[common::brokers::Got]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jetstream_gets_every_change_across_a_broker_restart() {
-    let store = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let Some(mut broker) = Broker::nats(port, store.path()) else {
+    let Some(mut nats) = PrivateNats::start().await else {
         return;
     };
-    wait_listening(port).await;
-    let url = format!("nats://127.0.0.1:{port}");
+    let url = nats.url.clone();
 
     let h = Harness::empty().await;
     let mut want = seed(&h, 5);
-    let sink = format!("jetstream://127.0.0.1:{port}/kb?stream=KB_E2E");
+    let sink = nats.jetstream_sink("KB_E2E");
     let kb = Running::spawn(h.watch(&["pods", "-n", "shop", "--sink", &sink]));
     // Changes count from when the watch is up; before that they are initial state.
     common::wait_until(|| h.sim.requests("watch", "pods") >= 1).await;
     want.extend(churn(&h, 5, 30, Duration::ZERO).await);
 
     // The broker dies and stays away for 10 s while the cluster keeps changing.
-    broker.kill();
+    nats.broker.kill();
     want.extend(churn(&h, 5, 100, Duration::from_millis(100)).await);
     let rss = rss_mib(kb.child.id().unwrap());
     assert!(
         rss < 200,
         "memory stays bounded during the outage: {rss} MiB"
     );
-    broker.restart();
+    nats.broker.restart();
     want.extend(churn(&h, 5, 20, Duration::ZERO).await);
 
     // Everything arrives, each change once (the stream drops replays by Nats-Msg-Id).
@@ -188,17 +187,14 @@ async fn kafka_keeps_per_object_order_through_a_stopped_broker() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drop_oldest_counts_and_names_what_it_drops() {
-    let store = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let Some(broker) = Broker::nats(port, store.path()) else {
+    let Some(nats) = PrivateNats::start().await else {
         return;
     };
-    wait_listening(port).await;
-    let url = format!("nats://127.0.0.1:{port}");
+    let PrivateNats { broker, url, .. } = &nats;
 
     let h = Harness::empty().await;
     let mut want = seed(&h, 3);
-    let sink = format!("jetstream://127.0.0.1:{port}/kb?stream=KB_DROP");
+    let sink = nats.jetstream_sink("KB_DROP");
     let kb = Running::spawn(h.watch(&[
         "pods",
         "-n",
@@ -247,17 +243,14 @@ async fn drop_oldest_counts_and_names_what_it_drops() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_delivers_what_is_queued_within_the_grace() {
-    let store = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let Some(broker) = Broker::nats(port, store.path()) else {
+    let Some(nats) = PrivateNats::start().await else {
         return;
     };
-    wait_listening(port).await;
-    let url = format!("nats://127.0.0.1:{port}");
+    let PrivateNats { broker, url, .. } = &nats;
 
     let h = Harness::empty().await;
     let mut want = seed(&h, 4);
-    let sink = format!("jetstream://127.0.0.1:{port}/kb?stream=KB_GRACE");
+    let sink = nats.jetstream_sink("KB_GRACE");
     // stdout shows what kubebridge has received; JetStream lags behind a frozen broker.
     let mut kb =
         Running::spawn(h.watch(&["pods", "-n", "shop", "--sink", "stdout", "--sink", &sink]));
@@ -288,16 +281,14 @@ async fn sigterm_delivers_what_is_queued_within_the_grace() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grace_that_runs_out_says_how_much_was_undelivered() {
-    let store = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let Some(broker) = Broker::nats(port, store.path()) else {
+    let Some(nats) = PrivateNats::start().await else {
         return;
     };
-    wait_listening(port).await;
+    let PrivateNats { broker, url, .. } = &nats;
 
     let h = Harness::empty().await;
     seed(&h, 2);
-    let sink = format!("jetstream://127.0.0.1:{port}/kb?stream=KB_LATE");
+    let sink = nats.jetstream_sink("KB_LATE");
     let mut kb = Running::spawn(h.watch(&[
         "pods",
         "-n",
@@ -317,7 +308,6 @@ async fn a_grace_that_runs_out_says_how_much_was_undelivered() {
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("shutdown grace of 2s ran out"), "{stderr}");
     assert!(stderr.contains("undelivered"), "{stderr}");
-    drop(broker);
 }
 
 async fn jetstream_messages_or_empty(url: &str, stream: &str) -> usize {

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::brokers::{Broker, free_port, wait_listening};
+use common::brokers::{PrivateNats, free_port};
 use common::{Harness, Running, wait_until};
 use kubebridge::sim::Failure;
 use serde_json::json;
@@ -134,19 +134,17 @@ async fn wait_until_ready(port: u16) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_depth_rises_while_a_sink_is_blocked_and_falls_after() {
-    let store = tempfile::tempdir().unwrap();
-    let nats_port = free_port();
-    let Some(broker) = Broker::nats(nats_port, store.path()) else {
+    let Some(nats) = PrivateNats::start().await else {
         return;
     };
-    wait_listening(nats_port).await;
+    let broker = &nats.broker;
 
     let h = Harness::empty().await;
     h.create_namespace("shop");
     h.create_pod("shop", "p", json!({}));
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
-    let sink = format!("jetstream://127.0.0.1:{nats_port}/kb?stream=KB_OPS");
+    let sink = nats.jetstream_sink("KB_OPS");
     let kb = Running::spawn(h.watch(&[
         "pods",
         "-n",

@@ -59,4 +59,5 @@ trap stop_brokers EXIT
 start_brokers
 
 log "cargo test"
-cargo test --workspace --all-targets --locked
+# --no-fail-fast: one failing test binary must not hide the others' results.
+cargo test --workspace --all-targets --locked --no-fail-fast

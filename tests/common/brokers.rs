@@ -134,6 +134,38 @@ impl Drop for Broker {
     }
 }
 
+/// A private nats-server with JetStream, for tests that stop it under kubebridge.
+pub struct PrivateNats {
+    /// The process: stop, freeze or restart it.
+    pub broker: Broker,
+    /// `nats://127.0.0.1:PORT`.
+    pub url: String,
+    port: u16,
+    _store: tempfile::TempDir,
+}
+
+impl PrivateNats {
+    /// Starts one on a free port and waits until it listens; `None` when broker tests
+    /// are skipped.
+    pub async fn start() -> Option<PrivateNats> {
+        let store = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let broker = Broker::nats(port, store.path())?;
+        wait_listening(port).await;
+        Some(PrivateNats {
+            broker,
+            url: format!("nats://127.0.0.1:{port}"),
+            port,
+            _store: store,
+        })
+    }
+
+    /// The `--sink` URI of a JetStream stream `stream` on this server.
+    pub fn jetstream_sink(&self, stream: &str) -> String {
+        format!("jetstream://127.0.0.1:{}/kb?stream={stream}", self.port)
+    }
+}
+
 /// One message read back from a broker.
 #[derive(Debug)]
 pub struct Got {
