@@ -206,7 +206,7 @@ async fn drop_oldest_counts_and_names_what_it_drops() {
         "--queue-capacity",
         "5",
     ]));
-    wait_until_async(|| async { jetstream_messages_or_empty(&url, "KB_DROP").await >= 3 }).await;
+    wait_until_async(|| async { jetstream_messages_or_empty(url, "KB_DROP").await >= 3 }).await;
     broker.signal("STOP");
     want.extend(churn(&h, 3, 60, Duration::from_millis(5)).await);
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -226,7 +226,7 @@ async fn drop_oldest_counts_and_names_what_it_drops() {
                 .to_owned()
         })
         .collect();
-    let stored: BTreeSet<String> = ids_of(&jetstream_messages(&url, "KB_DROP").await)
+    let stored: BTreeSet<String> = ids_of(&jetstream_messages(url, "KB_DROP").await)
         .into_iter()
         .collect();
     assert!(!evicted.is_empty(), "a queue of 5 overflowed: {stderr}");
@@ -273,7 +273,7 @@ async fn sigterm_delivers_what_is_queued_within_the_grace() {
     broker.signal("CONT");
     let (code, stderr) = kb.wait().await;
     assert_eq!(code, 0, "{stderr}");
-    let stored: BTreeSet<String> = ids_of(&jetstream_messages(&url, "KB_GRACE").await)
+    let stored: BTreeSet<String> = ids_of(&jetstream_messages(url, "KB_GRACE").await)
         .into_iter()
         .collect();
     assert_eq!(stored, want);
@@ -284,7 +284,7 @@ async fn a_grace_that_runs_out_says_how_much_was_undelivered() {
     let Some(nats) = PrivateNats::start().await else {
         return;
     };
-    let PrivateNats { broker, url, .. } = &nats;
+    let broker = &nats.broker;
 
     let h = Harness::empty().await;
     seed(&h, 2);
