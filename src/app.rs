@@ -13,7 +13,7 @@ use crate::endpoints::{self, Readiness};
 use crate::informer::backoff::Backoff;
 use crate::informer::{InformerSpec, Informers, ProcessorConfig, ReflectorConfig};
 use crate::pipeline::{SinkOutcome, spawn_sink};
-use crate::resolve::{Discovery, ResolveError};
+use crate::resolve::{ApiResource, Discovery, ResolveError};
 use crate::sim::Sim;
 
 /// An error that ends kubebridge, with the exit code it deserves.
@@ -56,6 +56,18 @@ pub async fn run(
         }
         Command::Demo { stream, sim } => crate::demo::run(stream, sim, shutdown).await,
         Command::Sim(options) => serve_sim(&options, shutdown).await,
+        Command::Rbac {
+            cluster,
+            resources,
+            name,
+        } => {
+            let cluster = cluster::connect(&cluster)
+                .await
+                .map_err(|e| AppError::Usage(e.into()))?;
+            let resolved = resolve_all(&cluster, &resources).await?;
+            print!("{}", crate::rbac::cluster_role(&name, &resolved));
+            Ok(())
+        }
     }
 }
 
@@ -82,13 +94,7 @@ pub async fn watch(
     sinks: Vec<Box<dyn Sink>>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), AppError> {
-    let discovery = discover(cluster).await?;
-    let resources = stream
-        .resources
-        .iter()
-        .map(|name| discovery.resolve(name))
-        .collect::<Result<Vec<_>, ResolveError>>()
-        .map_err(|e| AppError::Usage(e.into()))?;
+    let resources = resolve_all(cluster, &stream.resources).await?;
     let namespaces: Vec<Option<String>> = match &stream.namespaces {
         NamespaceScope::All => vec![None],
         NamespaceScope::ContextDefault => vec![Some(cluster.default_namespace.clone())],
@@ -259,6 +265,16 @@ async fn serve_sim(
     shutdown.await;
     sim.shutdown().await;
     Ok(())
+}
+
+/// Resolves every name through the cluster's discovery; an unknown name is a usage error.
+async fn resolve_all(cluster: &Cluster, names: &[String]) -> Result<Vec<ApiResource>, AppError> {
+    let discovery = discover(cluster).await?;
+    names
+        .iter()
+        .map(|name| discovery.resolve(name))
+        .collect::<Result<Vec<_>, ResolveError>>()
+        .map_err(|e| AppError::Usage(e.into()))
 }
 
 /// Reads discovery, retrying for a while if the API server cannot be reached, so that

@@ -62,6 +62,24 @@ enum CommandArgs {
     Demo(DemoArgs),
     /// Serve the simulated Kubernetes API server (for tests, benchmarks and kubectl).
     Sim(SimArgs),
+    /// Print the least-privilege ClusterRole (get, list, watch) for streaming RESOURCE.
+    Rbac(RbacArgs),
+}
+
+#[derive(Debug, Args)]
+struct RbacArgs {
+    /// Resources as kubectl names them; resolved through the cluster's discovery.
+    #[arg(required = true, value_name = "RESOURCE")]
+    resources: Vec<String>,
+    /// The ClusterRole's name.
+    #[arg(long, default_value = "kubebridge", value_name = "NAME")]
+    name: String,
+    /// Path to the kubeconfig file (default: KUBECONFIG, then ~/.kube/config, then in-cluster).
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use (default: its current context).
+    #[arg(long, value_name = "NAME")]
+    context: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -253,6 +271,15 @@ where
                 write_kubeconfig: None,
                 seed: 1,
             },
+        },
+        CommandArgs::Rbac(r) => Command::Rbac {
+            cluster: ClusterConfig {
+                kubeconfig: r.kubeconfig,
+                context: r.context,
+                cluster_name: None,
+            },
+            resources: r.resources,
+            name: r.name,
         },
         CommandArgs::Sim(s) => Command::Sim(SimOptions {
             listen: s.listen,

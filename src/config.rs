@@ -114,6 +114,15 @@ pub enum Command {
     },
     /// Serve the simulated API server.
     Sim(SimOptions),
+    /// Print the least-privilege ClusterRole for streaming these resources.
+    Rbac {
+        /// How to reach the cluster (its discovery resolves the names).
+        cluster: ClusterConfig,
+        /// Resource names as the user wrote them.
+        resources: Vec<String>,
+        /// The ClusterRole's name.
+        name: String,
+    },
 }
 
 impl StreamConfig {

@@ -13,7 +13,8 @@
 //! - [`config`]: the validated configuration, as data.
 //! - [`cluster`]: kubeconfig / in-cluster access, as kubectl finds it.
 //! - [`api`]: raw GET requests, `Status` errors and Retry-After, on kube's `Client::send`.
-//! - [`resolve`]: kubectl-style names to resources, through discovery.
+//! - [`resolve`]: kubectl-style names to resources, through discovery; [`rbac`]: the
+//!   least-privilege ClusterRole for them.
 //! - [`informer`]: reflector (list + watch) -> bounded delta channel -> processor (store,
 //!   diff, resync) -> subscribers; [`informer::shared`] makes one per (resource, scope,
 //!   selectors).
@@ -51,5 +52,6 @@ pub mod informer;
 pub mod metrics;
 pub mod pipeline;
 pub mod queue;
+pub mod rbac;
 pub mod resolve;
 pub mod sim;

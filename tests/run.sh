@@ -60,4 +60,11 @@ start_brokers
 
 log "cargo test"
 # --no-fail-fast: one failing test binary must not hide the others' results.
-cargo test --workspace --all-targets --locked --no-fail-fast
+results="$(mktemp)"
+status=0
+cargo test --workspace --all-targets --locked --no-fail-fast 2>&1 | tee "$results" || status=$?
+# One closing line for the whole run, summed over every test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$results"
+rm -f "$results"
+exit "$status"

@@ -608,3 +608,51 @@ async fn bad_sinks_are_one_line_usage_errors() {
         );
     }
 }
+
+#[tokio::test]
+async fn rbac_prints_the_least_privilege_cluster_role() {
+    let h = Harness::empty().await;
+    let mut cmd = kubebridge();
+    cmd.args([
+        "rbac",
+        "po",
+        "deploy",
+        "cm",
+        "--name",
+        "kb-reader",
+        "--kubeconfig",
+    ])
+    .arg(&h.kubeconfig);
+    let out = tokio::time::timeout(common::WAIT, cmd.output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        yaml.contains("kind: ClusterRole\nmetadata:\n  name: kb-reader\n"),
+        "{yaml}"
+    );
+    assert!(yaml.contains("  - apiGroups: [\"\"]\n    resources: [\"pods\", \"configmaps\"]\n    verbs: [\"get\", \"list\", \"watch\"]"), "{yaml}");
+    assert!(
+        yaml.contains("  - apiGroups: [\"apps\"]\n    resources: [\"deployments\"]\n"),
+        "{yaml}"
+    );
+    assert!(
+        !yaml.contains("create") && !yaml.contains('*'),
+        "read-only, no wildcards: {yaml}"
+    );
+
+    let mut cmd = kubebridge();
+    cmd.args(["rbac", "podz", "--kubeconfig"])
+        .arg(&h.kubeconfig);
+    let out = tokio::time::timeout(common::WAIT, cmd.output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
