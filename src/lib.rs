@@ -37,6 +37,14 @@
 //! - **List items get their `kind`/`apiVersion` back.** The API server omits them from
 //!   items of typed lists; [`informer::object`] adds them so every published object is
 //!   self-describing, whatever its origin.
+//! - **The queue is its own module.** DESIGN.md puts the bounded queues in `pipeline`,
+//!   but the informer's processor must push into them and `informer` and `pipeline` do
+//!   not import each other; so [`queue`] sits below both. It is hand-written because
+//!   `drop-oldest` needs eviction from the sending side, which tokio's `mpsc` lacks.
+//! - **Sinks are built from URIs in the sinks crate** ([`kubebridge_sinks::sink_from_uri`]),
+//!   so an embedder gets the same parsing and errors as the CLI.
+//! - **Metrics are a process-wide registry** ([`metrics`]): one function per thing that
+//!   happens, so informer and pipeline code says what happened without carrying handles.
 //! - **Snapshots are framed.** The initial list and each resync replay carry a
 //!   `snapshot` field (`id`, `index`, `total`) so a consumer can mark and sweep; see
 //!   [`kubebridge_sinks::Snapshot`].

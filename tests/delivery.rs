@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use common::brokers::{
-    Broker, PrivateNats, free_port, jetstream_messages, kafka_messages, wait_listening,
+    PrivateNats, free_port, jetstream_messages, kafka_messages, tansu_broker, wait_listening,
 };
 use common::{Harness, Running};
 use serde_json::{Value, json};
@@ -115,7 +115,7 @@ async fn jetstream_gets_every_change_across_a_broker_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_keeps_per_object_order_through_a_stopped_broker() {
     let port = free_port();
-    let Some(broker) = Broker::tansu(port) else {
+    let Some(broker) = tansu_broker(port) else {
         return;
     };
     wait_listening(port).await;

@@ -2,136 +2,52 @@
 //! (`tests/brokers.sh`), private ones for outages, and readers that consume back.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// The value of `var`; `None` only when `KUBEBRIDGE_SKIP_BROKERS=1` says to skip.
-/// Unset otherwise fails the test, so a run without brokers cannot pass silently.
-pub fn broker_env(var: &str) -> Option<String> {
-    if std::env::var("KUBEBRIDGE_SKIP_BROKERS").as_deref() == Ok("1") {
-        eprintln!("KUBEBRIDGE_SKIP_BROKERS=1: skipping a test that needs {var}");
-        return None;
-    }
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ => panic!(
-            "{var} is not set: run `source tests/brokers.sh && start_brokers` first \
-             (./tests/run.sh does), or set KUBEBRIDGE_SKIP_BROKERS=1 to skip"
-        ),
-    }
-}
+// The sinks crate's broker tests keep the helpers for broker processes; these tests
+// drive the same brokers, so they share that code rather than copy it.
+#[path = "../../sinks/tests/common/mod.rs"]
+mod sinks_common;
 
-/// A free TCP port on 127.0.0.1.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+pub use sinks_common::{Broker, broker_env, free_port};
 
 /// Waits until something accepts connections on `port`.
 pub async fn wait_listening(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "nothing listens on 127.0.0.1:{port}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    sinks_common::wait_listening(port, Duration::from_secs(30)).await;
 }
 
-/// A broker process of the test's own, killed when dropped.
-pub struct Broker {
-    child: Child,
-    program: PathBuf,
-    args: Vec<String>,
+/// A private nats-server with JetStream on `port`, storing in `store`.
+pub fn nats_broker(port: u16, store: &Path) -> Option<Broker> {
+    let server = broker_env("KUBEBRIDGE_TEST_NATS_SERVER")?;
+    let args = [
+        "-a",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-js",
+        "-sd",
+        &store.display().to_string(),
+    ]
+    .map(String::from);
+    Some(Broker::start(Path::new(&server), &args))
 }
 
-impl Broker {
-    pub fn start(program: &Path, args: &[String]) -> Broker {
-        let child = Command::new(program)
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
-        Broker {
-            child,
-            program: program.to_path_buf(),
-            args: args.to_vec(),
-        }
-    }
-
-    /// A private nats-server with JetStream on `port`, storing in `store`.
-    pub fn nats(port: u16, store: &Path) -> Option<Broker> {
-        let server = broker_env("KUBEBRIDGE_TEST_NATS_SERVER")?;
-        let args = [
-            "-a",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-js",
-            "-sd",
-            &store.display().to_string(),
-        ]
-        .map(String::from);
-        Some(Broker::start(Path::new(&server), &args))
-    }
-
-    /// A private tansu (Kafka protocol, in-memory) on `port`.
-    pub fn tansu(port: u16) -> Option<Broker> {
-        let tansu = broker_env("KUBEBRIDGE_TEST_TANSU")?;
-        let url = format!("tcp://127.0.0.1:{port}");
-        let args = [
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-            "--storage-engine",
-            "memory://tansu/",
-        ]
-        .map(String::from);
-        Some(Broker::start(Path::new(&tansu), &args))
-    }
-
-    /// SIGKILL, as a crash would.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// Starts the same command again (same port, same store).
-    pub fn restart(&mut self) {
-        self.kill();
-        *self = Broker::start(&self.program.clone(), &self.args.clone());
-    }
-
-    /// Sends a signal by name (`STOP`, `CONT`).
-    pub fn signal(&self, name: &str) {
-        let ok = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("kill(1)");
-        assert!(ok.success(), "kill -{name}");
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-CONT")
-            .arg(self.child.id().to_string())
-            .stderr(Stdio::null())
-            .status();
-        self.kill();
-    }
+/// A private tansu (Kafka protocol, in-memory) on `port`.
+pub fn tansu_broker(port: u16) -> Option<Broker> {
+    let tansu = broker_env("KUBEBRIDGE_TEST_TANSU")?;
+    let url = format!("tcp://127.0.0.1:{port}");
+    let args = [
+        "broker",
+        "--listener-url",
+        &url,
+        "--advertised-listener-url",
+        &url,
+        "--storage-engine",
+        "memory://tansu/",
+    ]
+    .map(String::from);
+    Some(Broker::start(Path::new(&tansu), &args))
 }
 
 /// A private nats-server with JetStream, for tests that stop it under kubebridge.
@@ -150,7 +66,7 @@ impl PrivateNats {
     pub async fn start() -> Option<PrivateNats> {
         let store = tempfile::tempdir().expect("tempdir");
         let port = free_port();
-        let broker = Broker::nats(port, store.path())?;
+        let broker = nats_broker(port, store.path())?;
         wait_listening(port).await;
         Some(PrivateNats {
             broker,
