@@ -148,6 +148,8 @@ pub async fn watch(
         page_size: stream.page_size,
         watch_list: stream.watch_list,
         once: stream.once,
+        // Progress is for people: only when stderr is a terminal, never into a log file.
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
         ..ReflectorConfig::default()
     };
     let processor = ProcessorConfig {

@@ -656,3 +656,46 @@ async fn rbac_prints_the_least_privilege_cluster_role() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[tokio::test]
+async fn a_terminal_sees_list_progress_and_a_pipe_does_not() {
+    let h = Harness::empty().await;
+    h.create_namespace("shop");
+    for i in 0..5 {
+        h.create_pod("shop", &format!("p{i}"), json!({}));
+    }
+    // script(1) gives kubebridge a pseudo-terminal for stdout and stderr.
+    let command = format!(
+        "{} watch pods -n shop --once --page-size 2 --kubeconfig {}",
+        env!("CARGO_BIN_EXE_kubebridge"),
+        h.kubeconfig.display()
+    );
+    let out = tokio::time::timeout(
+        common::WAIT,
+        tokio::process::Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .output(),
+    )
+    .await
+    .unwrap()
+    .expect("script(1) from util-linux runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("listing pods@shop: 2 objects so far"),
+        "{text}"
+    );
+    assert!(
+        text.contains("listing pods@shop: 4 objects so far"),
+        "{text}"
+    );
+    assert!(text.contains("listed pods@shop: 5 objects"), "{text}");
+
+    let (code, lines, stderr) =
+        run_to_end(h.watch(&["pods", "-n", "shop", "--once", "--page-size", "2"])).await;
+    assert_eq!((code, lines.len()), (0, 5));
+    assert!(
+        !stderr.contains("listing"),
+        "no progress into a pipe: {stderr}"
+    );
+}

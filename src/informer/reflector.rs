@@ -29,6 +29,8 @@ pub struct ReflectorConfig {
     pub watch_list: bool,
     /// Stop after the initial list (`--once`).
     pub once: bool,
+    /// Show LIST progress on stderr (when it is a terminal).
+    pub progress: bool,
 }
 
 impl Default for ReflectorConfig {
@@ -38,6 +40,7 @@ impl Default for ReflectorConfig {
             watch_timeout_secs: default_watch_timeout_secs(),
             watch_list: false,
             once: false,
+            progress: false,
         }
     }
 }
@@ -383,10 +386,36 @@ impl Reflector {
             for item in page.items {
                 objects.push(self.decode(item, "list")?);
             }
+            let done = page
+                .metadata
+                .continue_token
+                .as_deref()
+                .is_none_or(str::is_empty);
+            self.show_progress(objects.len(), done);
             match page.metadata.continue_token.filter(|t| !t.is_empty()) {
                 Some(next) => token = Some(next),
                 None => return Ok(Some((objects, page.metadata.resource_version))),
             }
+        }
+    }
+
+    /// On a terminal, one line per informer that counts up while its LIST pages arrive
+    /// (a large cluster's first list takes a while) and stays when it is done.
+    fn show_progress(&self, objects: usize, done: bool) {
+        if !self.config.progress {
+            return;
+        }
+        // \r and "erase line": several informers share the line while they list.
+        if done {
+            eprint!(
+                "\r\x1b[2Kkubebridge: listed {}: {objects} objects\n",
+                self.name
+            );
+        } else {
+            eprint!(
+                "\r\x1b[2Kkubebridge: listing {}: {objects} objects so far",
+                self.name
+            );
         }
     }
 
