@@ -186,7 +186,10 @@ pub async fn watch(
         if let Ok(local) = listener.local_addr() {
             tracing::info!(addr = %local, "serving /metrics, /healthz and /readyz");
         }
-        endpoints::serve(listener, ready, endpoints_stop.clone());
+        let lister = stream
+            .serve_cache
+            .then(|| std::sync::Arc::new(crate::lister::Lister::new(running.caches())));
+        endpoints::serve(listener, ready, lister, endpoints_stop.clone());
     }
 
     let mut failure: Option<AppError> = None;

@@ -194,6 +194,10 @@ struct StreamArgs {
     /// Serve Prometheus /metrics, /healthz and /readyz on this address (e.g. 0.0.0.0:9090).
     #[arg(long, value_name = "HOST:PORT")]
     metrics_addr: Option<SocketAddr>,
+    /// Also serve a read-only lister over the cache on --metrics-addr:
+    /// GET /cache/{resource}?namespace=NS&labelSelector=SEL returns a Kubernetes-style List.
+    #[arg(long, requires = "metrics_addr")]
+    serve_cache: bool,
     /// Cluster name stamped on every notification (default: the kubeconfig context's cluster).
     #[arg(long, value_name = "NAME")]
     cluster_name: Option<String>,
@@ -397,6 +401,7 @@ impl StreamArgs {
             queue_capacity: self.queue_capacity,
             overflow: self.overflow,
             metrics_addr: self.metrics_addr,
+            serve_cache: self.serve_cache,
             shutdown_grace: parse_duration(&self.shutdown_grace)
                 .map_err(|e| CliExit::Usage(format!("--shutdown-grace: {e}")))?,
         })

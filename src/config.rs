@@ -72,6 +72,8 @@ pub struct StreamConfig {
     pub shutdown_grace: Duration,
     /// Where to serve `/metrics`, `/healthz` and `/readyz`; `None` serves nothing.
     pub metrics_addr: Option<SocketAddr>,
+    /// Also serve `/cache/{resource}` on that address.
+    pub serve_cache: bool,
 }
 
 /// The `kubebridge sim` API server's shape.
@@ -146,6 +148,7 @@ impl StreamConfig {
             overflow: Overflow::Block,
             shutdown_grace: default_shutdown_grace(),
             metrics_addr: None,
+            serve_cache: false,
         }
     }
 }

@@ -14,6 +14,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::lister::Lister;
 use crate::metrics;
 
 /// Says whether kubebridge is ready, and if not, why.
@@ -25,8 +26,13 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-/// Serves the endpoints on `listener` until `cancel`.
-pub fn serve(listener: TcpListener, ready: Readiness, cancel: CancellationToken) {
+/// Serves the endpoints on `listener` until `cancel`; `/cache/…` too when a lister is given.
+pub fn serve(
+    listener: TcpListener,
+    ready: Readiness,
+    lister: Option<Arc<Lister>>,
+    cancel: CancellationToken,
+) {
     tokio::spawn(async move {
         loop {
             let stream = tokio::select! {
@@ -40,10 +46,12 @@ pub fn serve(listener: TcpListener, ready: Readiness, cancel: CancellationToken)
                 _ = cancel.cancelled() => return,
             };
             let ready = ready.clone();
+            let lister = lister.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
                     let ready = ready.clone();
-                    async move { Ok::<_, Infallible>(route(req.uri().path(), &ready)) }
+                    let lister = lister.clone();
+                    async move { Ok::<_, Infallible>(route(req.uri(), &ready, lister.as_deref())) }
                 });
                 let _ = http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
@@ -53,7 +61,13 @@ pub fn serve(listener: TcpListener, ready: Readiness, cancel: CancellationToken)
     });
 }
 
-fn route(path: &str, ready: &Readiness) -> Response<Full<Bytes>> {
+fn route(uri: &http::Uri, ready: &Readiness, lister: Option<&Lister>) -> Response<Full<Bytes>> {
+    let path = uri.path();
+    if let (Some(resource), Some(lister)) = (path.strip_prefix("/cache/"), lister) {
+        let (code, body) = lister.list(resource, uri.query());
+        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return reply(status, "application/json", body);
+    }
     match path {
         "/metrics" => reply(
             StatusCode::OK,

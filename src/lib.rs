@@ -20,7 +20,8 @@
 //!   selectors).
 //! - [`queue`]: the bounded queue between informers and a sink, with its overflow policy.
 //! - [`pipeline`]: one queue and task per sink; confirmation, retries.
-//! - [`metrics`]: every metric, named once; [`endpoints`]: `/metrics`, `/healthz`, `/readyz`.
+//! - [`metrics`]: every metric, named once; [`endpoints`]: `/metrics`, `/healthz`, `/readyz`,
+//!   and, with `--serve-cache`, the [`lister`] over the informers' caches.
 //! - [`app`]: wiring and shutdown; [`demo`]: the same against the simulator.
 //! - [`sim`]: the simulated API server that tests, benchmarks and the demo run against.
 //!
@@ -57,9 +58,11 @@ pub mod config;
 pub mod demo;
 pub mod endpoints;
 pub mod informer;
+pub mod lister;
 pub mod metrics;
 pub mod pipeline;
 pub mod queue;
 pub mod rbac;
 pub mod resolve;
+pub mod selector;
 pub mod sim;

@@ -265,3 +265,85 @@ async fn a_metrics_port_in_use_is_a_usage_error() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_lister_answers_without_asking_the_api_server() {
+    let h = Harness::empty().await;
+    for ns in ["shop", "other"] {
+        h.create_namespace(ns);
+        h.create_pod(ns, "web", json!({"app": "web"}));
+        h.create_pod(ns, "db", json!({"app": "db"}));
+    }
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut kb = h.spawn(&["pods", "-A", "--metrics-addr", &addr, "--serve-cache"]);
+    kb.take(4).await;
+    wait_until_ready(port).await;
+    let before = h.sim.request_counts();
+
+    let (code, body) = get(port, "/cache/pods?namespace=shop&labelSelector=app%3Dweb")
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{body}");
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(list["kind"], "PodList");
+    assert_eq!(list["apiVersion"], "v1");
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{body}");
+    assert_eq!(items[0]["metadata"]["name"], "web");
+    assert_eq!(items[0]["metadata"]["namespace"], "shop");
+    assert_eq!(items[0]["kind"], "Pod");
+
+    let (_, body) = get(port, "/cache/pods").await.unwrap();
+    let all: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let names: Vec<String> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            format!(
+                "{}/{}",
+                o["metadata"]["namespace"].as_str().unwrap(),
+                o["metadata"]["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(names, ["other/db", "other/web", "shop/db", "shop/web"]);
+
+    // A change reaches the cache; the lister shows it.
+    h.sim.delete("pods", Some("other"), "db").unwrap();
+    kb.next().await;
+    let (_, body) = get(port, "/cache/pods?namespace=other").await.unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let (code, body) = get(port, "/cache/secrets").await.unwrap();
+    assert_eq!(code, 404);
+    assert!(
+        body.contains("no cache for \\\"secrets\\\"") && body.contains("pods"),
+        "{body}"
+    );
+    let (code, _) = get(port, "/cache/pods?labelSelector=app%20in%20(")
+        .await
+        .unwrap();
+    assert_eq!(code, 400);
+
+    // Only the DELETE above reached the API server; the lister never did.
+    let mut after = h.sim.request_counts();
+    for ((verb, resource), n) in &before {
+        if let Some(m) = after.get_mut(&(verb.clone(), resource.clone())) {
+            *m -= n;
+        }
+    }
+    after.retain(|_, n| *n > 0);
+    assert!(
+        after.is_empty(),
+        "no API request while listing from the cache: {after:?}"
+    );
+    kb.terminate().await;
+}

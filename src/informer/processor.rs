@@ -1,7 +1,7 @@
 //! The processor: applies deltas to the cache, decides what changed, and hands every
 //! notification to each subscriber; also replays the cache on resync.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, SystemTime};
 
 use kubebridge_sinks::{EventType, Notification, Origin, ResourceId, Snapshot};
@@ -50,7 +50,7 @@ pub struct Processor {
     name: String,
     resource: Arc<ResourceId>,
     config: ProcessorConfig,
-    store: Store,
+    cache: Arc<RwLock<Store>>,
     subscribers: Vec<Subscriber>,
     synced: watch::Sender<bool>,
     snapshots: u64,
@@ -68,7 +68,7 @@ impl Processor {
             name,
             resource,
             config,
-            store: Store::default(),
+            cache: Arc::default(),
             subscribers,
             synced: watch::channel(false).0,
             snapshots: 0,
@@ -81,8 +81,21 @@ impl Processor {
     }
 
     /// The cache.
-    pub fn store(&self) -> &Store {
-        &self.store
+    pub fn store(&self) -> RwLockReadGuard<'_, Store> {
+        self.cache.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The cache itself, shared for reading (the `/cache` lister reads it).
+    pub fn cache(&self) -> Arc<RwLock<Store>> {
+        self.cache.clone()
+    }
+
+    /// The whole cache as notifications of one snapshot (the lock is held only while
+    /// they are built, not while they are sent).
+    fn replay_cache(&mut self, event_type: EventType, origin: Origin) -> Vec<Notification> {
+        let cache = self.cache.clone();
+        let store = cache.read().unwrap_or_else(PoisonError::into_inner);
+        self.replay(&store, event_type, origin)
     }
 
     /// Runs until the reflector closes `deltas`. Subscribers that arrive on
@@ -105,7 +118,11 @@ impl Processor {
                     let Some(delta) = delta else { break };
                     let initial = matches!(delta, Delta::Replace { initial: true, .. });
                     let notes = self.apply(delta);
-                    metrics::cache_size(&self.name, self.store.len(), self.store.json_bytes());
+                    let (objects, bytes) = {
+                        let store = self.store();
+                        (store.len(), store.json_bytes())
+                    };
+                    metrics::cache_size(&self.name, objects, bytes);
                     self.dispatch(notes).await;
                     if initial {
                         self.synced.send_replace(true);
@@ -113,7 +130,7 @@ impl Processor {
                     }
                 }
                 Some(subscriber) = late_subscribers.recv() => {
-                    let notes = self.replay(EventType::Added, Origin::List);
+                    let notes = self.replay_cache(EventType::Added, Origin::List);
                     let mut subscribers = vec![subscriber];
                     for n in notes {
                         Self::send_to(&self.name, &mut subscribers, Arc::new(n)).await;
@@ -121,7 +138,7 @@ impl Processor {
                     self.subscribers.append(&mut subscribers);
                 }
                 _ = next_tick(&mut resync), if *self.synced.borrow() => {
-                    let notes = self.replay(EventType::Sync, Origin::Resync);
+                    let notes = self.replay_cache(EventType::Sync, Origin::Resync);
                     tracing::debug!(informer = %self.name, objects = notes.len(), "resync");
                     metrics::resynced(&self.name);
                     self.dispatch(notes).await;
@@ -163,11 +180,17 @@ impl Processor {
 
     /// Applies one delta to the cache and returns the notifications it causes.
     pub fn apply(&mut self, delta: Delta) -> Vec<Notification> {
+        let cache = self.cache.clone();
+        let mut store = cache.write().unwrap_or_else(PoisonError::into_inner);
+        self.apply_to(&mut store, delta)
+    }
+
+    fn apply_to(&mut self, store: &mut Store, delta: Delta) -> Vec<Notification> {
         match delta {
             Delta::Replace {
                 objects,
                 initial: true,
-            } if self.store.is_empty() => {
+            } if store.is_empty() => {
                 let emit = self.config.emit_initial;
                 let total = objects.len() as u64;
                 let id = self.next_snapshot_id();
@@ -182,13 +205,15 @@ impl Processor {
                         });
                         notes.push(n);
                     }
-                    self.store.insert(object);
+                    store.insert(object);
                 }
                 notes
             }
-            Delta::Replace { objects, .. } => self.relist(objects),
-            Delta::Added(object) | Delta::Modified(object) => self.upsert(object, Origin::Watch),
-            Delta::Deleted(object) => match self.store.remove(&object.key()) {
+            Delta::Replace { objects, .. } => self.relist(store, objects),
+            Delta::Added(object) | Delta::Modified(object) => {
+                self.upsert(store, object, Origin::Watch)
+            }
+            Delta::Deleted(object) => match store.remove(&object.key()) {
                 Some(_) => vec![self.note(EventType::Deleted, Origin::Watch, &object, None)],
                 None => {
                     // Never seen (it left and re-entered a selector while we were away, or
@@ -201,25 +226,30 @@ impl Processor {
     }
 
     /// ADDED or MODIFIED from the watch: the cache decides which it really is.
-    fn upsert(&mut self, object: RawObject, origin: Origin) -> Vec<Notification> {
+    fn upsert(
+        &mut self,
+        store: &mut Store,
+        object: RawObject,
+        origin: Origin,
+    ) -> Vec<Notification> {
         let key = object.key();
-        match self.store.get(&key) {
+        match store.get(&key) {
             None => {
                 let n = self.note(EventType::Added, origin, &object, None);
-                self.store.insert(object);
+                store.insert(object);
                 vec![n]
             }
             Some(old) if old.uid != object.uid => {
                 // A new object under a known name is a delete and an add, never an update.
                 let deleted = self.note(EventType::Deleted, origin, old, None);
                 let added = self.note(EventType::Added, origin, &object, None);
-                self.store.insert(object);
+                store.insert(object);
                 vec![deleted, added]
             }
             Some(old) if old.resource_version == object.resource_version => Vec::new(),
             Some(old) => {
                 let n = self.note(EventType::Modified, origin, &object, Some(old));
-                self.store.insert(object);
+                store.insert(object);
                 vec![n]
             }
         }
@@ -228,15 +258,15 @@ impl Processor {
     /// Reconciles the cache with a fresh list after a gap: what vanished is DELETED with
     /// its last known state, what changed is MODIFIED, what is new is ADDED, all with
     /// origin `relist`; what did not change says nothing.
-    fn relist(&mut self, objects: Vec<RawObject>) -> Vec<Notification> {
-        let mut old = self.store.take();
+    fn relist(&mut self, store: &mut Store, objects: Vec<RawObject>) -> Vec<Notification> {
+        let mut old = store.take();
         let mut notes = Vec::new();
         let mut fresh = Vec::with_capacity(objects.len());
         for object in objects {
             match old.remove(&object.key()) {
                 Some(prev) => {
-                    self.store.insert(prev);
-                    notes.extend(self.upsert(object, Origin::Relist));
+                    store.insert(prev);
+                    notes.extend(self.upsert(store, object, Origin::Relist));
                 }
                 None => fresh.push(object),
             }
@@ -251,15 +281,20 @@ impl Processor {
             .collect();
         out.append(&mut notes);
         for object in fresh {
-            out.extend(self.upsert(object, Origin::Relist));
+            out.extend(self.upsert(store, object, Origin::Relist));
         }
         out
     }
 
     /// The whole cache as notifications of one snapshot.
-    fn replay(&mut self, event_type: EventType, origin: Origin) -> Vec<Notification> {
+    fn replay(
+        &mut self,
+        store: &Store,
+        event_type: EventType,
+        origin: Origin,
+    ) -> Vec<Notification> {
         let id = self.next_snapshot_id();
-        let all = self.store.sorted();
+        let all = store.sorted();
         let total = all.len() as u64;
         let notes: Vec<Notification> = all
             .into_iter()

@@ -1,12 +1,15 @@
 //! Shared informers: one per (resource, namespace, selectors), whatever consumes it.
 
 use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{Processor, ProcessorConfig, Reflector, ReflectorConfig, ReflectorError, Subscriber};
+use super::{
+    Processor, ProcessorConfig, Reflector, ReflectorConfig, ReflectorError, Store, Subscriber,
+};
 use crate::resolve::ApiResource;
 
 /// What one informer watches. Two consumers asking for equal specs share one informer:
@@ -67,6 +70,7 @@ impl Informers {
             tasks: JoinSet::new(),
             synced: Vec::new(),
             late: HashMap::new(),
+            caches: Vec::new(),
         };
         for (spec, subscribers) in self.specs {
             let name = spec.name();
@@ -81,6 +85,7 @@ impl Informers {
                 subscribers,
             );
             running.synced.push((name, processor.synced()));
+            running.caches.push((spec.clone(), processor.cache()));
             let reflector = Reflector::new(
                 spec.name(),
                 client.clone(),
@@ -109,6 +114,7 @@ pub struct RunningInformers {
     tasks: JoinSet<Result<(), Box<ReflectorError>>>,
     synced: Vec<(String, watch::Receiver<bool>)>,
     late: HashMap<InformerSpec, mpsc::Sender<Subscriber>>,
+    caches: Vec<(InformerSpec, Arc<RwLock<Store>>)>,
 }
 
 impl RunningInformers {
@@ -126,6 +132,11 @@ impl RunningInformers {
         } else {
             Err(pending)
         }
+    }
+
+    /// Each informer's cache, shared for reading.
+    pub fn caches(&self) -> Vec<(InformerSpec, Arc<RwLock<Store>>)> {
+        self.caches.clone()
     }
 
     /// Each informer's name and whether it has synced, for readiness checks.

@@ -11,6 +11,7 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use serde_json::{Value, json};
 
+use crate::selector::{FieldSelector, LabelSelector};
 use crate::sim::continue_token::ContinueToken;
 use crate::sim::discovery;
 use crate::sim::error::ApiError;
@@ -19,7 +20,6 @@ use crate::sim::openapi;
 use crate::sim::ops::{self, Target};
 use crate::sim::resources::{ResourceType, selectable_fields};
 use crate::sim::scale;
-use crate::sim::selector::{FieldSelector, LabelSelector};
 use crate::sim::server::Shared;
 use crate::sim::store::StoredObject;
 use crate::sim::table;

@@ -16,17 +16,16 @@ mod ops;
 mod resources;
 mod scale;
 mod seed;
-mod selector;
 mod server;
 mod store;
 mod table;
 mod time;
 mod watch;
 
+pub use crate::selector::{FieldSelector, LabelSelector, SelectorError};
 pub use config::SimConfig;
 pub use continue_token::ContinueToken;
 pub use error::SimError;
 pub use faults::{Failure, Faults};
 pub use merge_patch::merge_patch;
-pub use selector::{FieldSelector, LabelSelector, SelectorError};
 pub use server::{Sim, serve_forever};

@@ -4,11 +4,11 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use crate::selector::{validate_key, validate_value};
 use crate::sim::error::ApiError;
 use crate::sim::ids::{random_suffix, uuid_v4};
 use crate::sim::merge_patch::merge_patch;
 use crate::sim::resources::{CRD_RESOURCE, ResourceType};
-use crate::sim::selector::{validate_key, validate_value};
 use crate::sim::store::{EventType, ObjKey, Store, StoredObject};
 use crate::sim::time::now_rfc3339;
 

@@ -8,10 +8,10 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
+use crate::selector::{FieldSelector, LabelSelector};
 use crate::sim::error::ApiError;
 use crate::sim::media::{self, Representation};
 use crate::sim::resources::ResourceType;
-use crate::sim::selector::{FieldSelector, LabelSelector};
 use crate::sim::store::{Event, EventType, Store, StoredObject};
 
 /// Which objects a watch (or list) selects.

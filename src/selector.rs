@@ -1,4 +1,5 @@
-//! Label and field selectors: parsing the query-string syntax and matching objects server-side.
+//! Label and field selectors: the query-string syntax, parsed and matched. The simulator
+//! applies them server-side; the `/cache` lister applies them to the local cache.
 
 use std::collections::BTreeMap;
 
