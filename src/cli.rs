@@ -282,7 +282,7 @@ where
                 context: r.context,
                 cluster_name: None,
             },
-            resources: r.resources,
+            resources: split_resources(&r.resources),
             name: r.name,
         },
         CommandArgs::Sim(s) => Command::Sim(SimOptions {
@@ -381,7 +381,8 @@ impl StreamArgs {
         if self.queue_capacity == 0 {
             return Err(CliExit::Usage("--queue-capacity must be at least 1".into()));
         }
-        if resources.iter().any(|r| r.trim().is_empty()) {
+        let resources = split_resources(&resources);
+        if resources.iter().any(|r| r.is_empty()) {
             return Err(CliExit::Usage(
                 "a RESOURCE name is empty; name one like pods or deployments.apps".into(),
             ));
@@ -406,6 +407,14 @@ impl StreamArgs {
                 .map_err(|e| CliExit::Usage(format!("--shutdown-grace: {e}")))?,
         })
     }
+}
+
+/// kubectl's `deploy,po` form: one argument naming several resources.
+fn split_resources(args: &[String]) -> Vec<String> {
+    args.iter()
+        .flat_map(|a| a.split(','))
+        .map(|r| r.trim().to_owned())
+        .collect()
 }
 
 fn parse_format(s: &str) -> Result<Format, CliExit> {
@@ -484,6 +493,10 @@ mod tests {
         assert_eq!(stream.resync, Some(Duration::from_secs(5400)));
         assert_eq!(stream.label_selector.as_deref(), Some("app=x"));
         assert_eq!(stream.resources, ["pods", "cm"]);
+        let Command::Watch { stream, .. } = parse_ok(&["watch", "deploy,po", "cm"]) else {
+            panic!("watch")
+        };
+        assert_eq!(stream.resources, ["deploy", "po", "cm"]);
     }
 
     #[test]
