@@ -163,13 +163,30 @@ impl Url {
     }
 }
 
-/// Sends a GET and returns the response body when the status is a success.
+/// Sends a GET and returns the response when the status is a success.
 async fn get(client: &kube::Client, url: Url) -> Result<http::Response<Body>, ApiError> {
+    send(client, "GET", url, Vec::new()).await
+}
+
+/// Sends a request (`method` is GET, POST or PUT) with a JSON `body` and returns the
+/// response when the status is a success.
+async fn send(
+    client: &kube::Client,
+    method: &'static str,
+    url: Url,
+    body: Vec<u8>,
+) -> Result<http::Response<Body>, ApiError> {
     let uri = url.render();
     let path = url.path().to_owned();
-    let request = Request::get(uri)
-        .header(header::ACCEPT, "application/json")
-        .body(Body::from(Vec::new()))
+    let mut request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::ACCEPT, "application/json");
+    if !body.is_empty() {
+        request = request.header(header::CONTENT_TYPE, "application/json");
+    }
+    let request = request
+        .body(Body::from(body))
         .map_err(|e| ApiError::Decode {
             path: path.clone(),
             detail: format!("cannot build the request: {e}"),
@@ -178,14 +195,42 @@ async fn get(client: &kube::Client, url: Url) -> Result<http::Response<Body>, Ap
         .send(request)
         .await
         .map_err(|e| ApiError::Transport {
-            method: "GET",
+            method,
             path: path.clone(),
             source: Box::new(e),
         })?;
     if response.status().is_success() {
         return Ok(response);
     }
-    Err(status_error("GET", path, response).await)
+    Err(status_error(method, path, response).await)
+}
+
+/// Sends `body` as JSON with `method` (POST, PUT) and decodes the JSON answer.
+pub async fn send_json<T: DeserializeOwned>(
+    client: &kube::Client,
+    method: &'static str,
+    url: Url,
+    body: &serde_json::Value,
+) -> Result<T, ApiError> {
+    let path = url.path().to_owned();
+    let bytes = serde_json::to_vec(body).map_err(|e| ApiError::Decode {
+        path: path.clone(),
+        detail: e.to_string(),
+    })?;
+    let answer = send(client, method, url, bytes)
+        .await?
+        .into_body()
+        .collect_bytes()
+        .await
+        .map_err(|e| ApiError::Transport {
+            method,
+            path: path.clone(),
+            source: Box::new(e),
+        })?;
+    serde_json::from_slice(&answer).map_err(|e| ApiError::Decode {
+        path,
+        detail: e.to_string(),
+    })
 }
 
 async fn status_error(

@@ -1,6 +1,7 @@
 //! Wiring: resolve resources, start informers and sinks, run until done or told to stop.
 
 use std::future::Future;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use kubebridge_sinks::{Sink, sink_from_uri};
@@ -11,7 +12,9 @@ use crate::cluster::{self, Cluster};
 use crate::config::{Command, InitialState, NamespaceScope, SimOptions, StreamConfig};
 use crate::endpoints::{self, Readiness};
 use crate::informer::backoff::Backoff;
+use crate::informer::shared::SyncedFlags;
 use crate::informer::{InformerSpec, Informers, ProcessorConfig, ReflectorConfig};
+use crate::leader::{Elector, LeaderError, LeaseConfig};
 use crate::pipeline::{SinkOutcome, spawn_sink};
 use crate::resolve::{ApiResource, Discovery, ResolveError};
 use crate::sim::Sim;
@@ -163,13 +166,18 @@ pub async fn watch(
         })?),
         None => None,
     };
-    let mut running = informers.start(&cluster.client, &reflector, &processor, &cancel);
-    running.seal();
+    // Filled once the informers start; until then (a standby) the endpoints say so.
+    let synced_slot: Arc<OnceLock<SyncedFlags>> = Arc::default();
+    let lister_slot: Arc<OnceLock<crate::lister::Lister>> = Arc::default();
     let endpoints_stop = CancellationToken::new();
     let _stop_endpoints_on_return = endpoints_stop.clone().drop_guard();
     if let Some(listener) = listener {
-        let synced = running.synced_flags();
-        let ready: Readiness = std::sync::Arc::new(move || {
+        let synced = synced_slot.clone();
+        let ready: Readiness = Arc::new(move || {
+            // A standby has nothing to sync and is ready to take over.
+            let Some(synced) = synced.get() else {
+                return Ok(());
+            };
             let pending: Vec<&str> = synced
                 .iter()
                 .filter(|(_, s)| !*s.borrow())
@@ -186,15 +194,46 @@ pub async fn watch(
         if let Ok(local) = listener.local_addr() {
             tracing::info!(addr = %local, "serving /metrics, /healthz and /readyz");
         }
-        let lister = stream
-            .serve_cache
-            .then(|| std::sync::Arc::new(crate::lister::Lister::new(running.caches())));
-        endpoints::serve(listener, ready, lister, endpoints_stop.clone());
+        endpoints::serve(
+            listener,
+            ready,
+            stream.serve_cache.then(|| lister_slot.clone()),
+            endpoints_stop.clone(),
+        );
     }
+
+    let mut shutdown = std::pin::pin!(shutdown);
+    // Only the leader runs informers: wait for the lease first (a SIGTERM meanwhile
+    // ends a standby cleanly), then keep renewing it beside the informers.
+    let mut keep_lease: Option<tokio::task::JoinHandle<Result<(), LeaderError>>> = None;
+    if let Some(election) = &stream.leader_election {
+        let config = LeaseConfig {
+            namespace: election
+                .namespace
+                .clone()
+                .unwrap_or_else(|| cluster.default_namespace.clone()),
+            ..election.lease.clone()
+        };
+        tracing::info!(lease = %format!("{}/{}", config.namespace, config.name), identity = %config.identity, "waiting to become the leader");
+        let mut elector = Elector::new(cluster.client.clone(), config);
+        let standby = CancellationToken::new();
+        let acquired = tokio::select! {
+            acquired = elector.acquire(&standby) => acquired.map_err(|e| AppError::Failed(e.into()))?,
+            () = &mut shutdown => false,
+        };
+        if !acquired {
+            return Ok(());
+        }
+        keep_lease = Some(tokio::spawn(elector.keep(cancel.child_token())));
+    }
+
+    let mut running = informers.start(&cluster.client, &reflector, &processor, &cancel);
+    running.seal();
+    let _ = synced_slot.set(running.synced_flags());
+    let _ = lister_slot.set(crate::lister::Lister::new(running.caches()));
 
     let mut failure: Option<AppError> = None;
     let mut informers_done = false;
-    let mut shutdown = std::pin::pin!(shutdown);
     // Armed by a shutdown signal: how long queued notifications may still take.
     let mut grace: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     // Done when every informer has stopped and every sink has drained (or closed).
@@ -204,6 +243,16 @@ pub async fn watch(
                 tracing::info!(grace = ?stream.shutdown_grace, "shutting down: stopping watches, delivering what is queued");
                 cancel.cancel();
                 grace = Some(Box::pin(tokio::time::sleep(stream.shutdown_grace)));
+            }
+            lost = async { match keep_lease.as_mut() { Some(task) => task.await, None => std::future::pending().await } }, if keep_lease.is_some() => {
+                keep_lease = None;
+                if let Ok(Err(e)) = lost {
+                    // Another instance may already be leading: publish nothing more.
+                    cancel.cancel();
+                    sink_tasks.abort_all();
+                    failure.get_or_insert(AppError::Failed(e.into()));
+                    break;
+                }
             }
             () = async { if let Some(g) = grace.as_mut() { g.await } }, if grace.is_some() => {
                 let undelivered: usize = gauges.iter().map(|g| g.len()).sum();

@@ -10,10 +10,11 @@ use clap::{Args, Parser, Subcommand};
 use kubebridge_sinks::{Format, KeyMode, SinkOptions};
 
 use crate::config::{
-    ClusterConfig, Command, InitialState, NamespaceScope, SimOptions, StreamConfig,
+    ClusterConfig, Command, InitialState, LeaderElection, NamespaceScope, SimOptions, StreamConfig,
     default_queue_capacity,
 };
 use crate::informer::reflector::default_page_size;
+use crate::leader::LeaseConfig;
 use crate::queue::Overflow;
 
 /// Turns a Kubernetes cluster's object changes into a stream other systems can trust.
@@ -198,6 +199,28 @@ struct StreamArgs {
     /// GET /cache/{resource}?namespace=NS&labelSelector=SEL returns a Kubernetes-style List.
     #[arg(long, requires = "metrics_addr")]
     serve_cache: bool,
+    /// Run informers and sinks only while holding a coordination.k8s.io Lease, so several
+    /// replicas can run: one leads, the others stand by and take over.
+    #[arg(long)]
+    leader_elect: bool,
+    /// Namespace of the Lease (default: the context's namespace; in a pod, the pod's).
+    #[arg(long, value_name = "NS", requires = "leader_elect")]
+    leader_elect_namespace: Option<String>,
+    /// Name of the Lease.
+    #[arg(long, default_value = "kubebridge", value_name = "NAME")]
+    leader_elect_name: String,
+    /// This instance's identity in the Lease (default: $POD_NAME, else hostname_pid).
+    #[arg(long, value_name = "ID")]
+    leader_elect_identity: Option<String>,
+    /// How long a lease lasts unrenewed before a standby takes over (client-go: 15s).
+    #[arg(long, default_value = "15s", value_name = "DURATION")]
+    leader_elect_lease_duration: String,
+    /// How long the leader keeps trying to renew before it stops (client-go: 10s).
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    leader_elect_renew_deadline: String,
+    /// How often to try to acquire or renew (client-go: 2s).
+    #[arg(long, default_value = "2s", value_name = "DURATION")]
+    leader_elect_retry_period: String,
     /// Cluster name stamped on every notification (default: the kubeconfig context's cluster).
     #[arg(long, value_name = "NAME")]
     cluster_name: Option<String>,
@@ -403,10 +426,64 @@ impl StreamArgs {
             overflow: self.overflow,
             metrics_addr: self.metrics_addr,
             serve_cache: self.serve_cache,
+            leader_election: if self.leader_elect {
+                Some(leader_election(
+                    self.leader_elect_namespace,
+                    self.leader_elect_name,
+                    self.leader_elect_identity,
+                    [
+                        &self.leader_elect_lease_duration,
+                        &self.leader_elect_renew_deadline,
+                        &self.leader_elect_retry_period,
+                    ],
+                )?)
+            } else {
+                None
+            },
             shutdown_grace: parse_duration(&self.shutdown_grace)
                 .map_err(|e| CliExit::Usage(format!("--shutdown-grace: {e}")))?,
         })
     }
+}
+
+fn leader_election(
+    namespace: Option<String>,
+    name: String,
+    identity: Option<String>,
+    [lease, renew, retry]: [&String; 3],
+) -> Result<LeaderElection, CliExit> {
+    let parse = |flag: &str, value: &str| {
+        parse_duration(value).map_err(|e| CliExit::Usage(format!("{flag}: {e}")))
+    };
+    let lease_duration = parse("--leader-elect-lease-duration", lease)?;
+    let renew_deadline = parse("--leader-elect-renew-deadline", renew)?;
+    let retry_period = parse("--leader-elect-retry-period", retry)?;
+    // client-go's own rule: a leader must give up before a standby may take over.
+    if !(retry_period < renew_deadline && renew_deadline < lease_duration) || retry_period.is_zero()
+    {
+        return Err(CliExit::Usage(
+            "leader election needs 0 < --leader-elect-retry-period < --leader-elect-renew-deadline < --leader-elect-lease-duration".into(),
+        ));
+    }
+    let identity = identity
+        .or_else(|| std::env::var("POD_NAME").ok().filter(|p| !p.is_empty()))
+        .unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_else(|_| "kubebridge".into());
+            format!("{host}_{}", std::process::id())
+        });
+    Ok(LeaderElection {
+        namespace,
+        lease: LeaseConfig {
+            namespace: String::new(),
+            name,
+            identity,
+            lease_duration,
+            renew_deadline,
+            retry_period,
+        },
+    })
 }
 
 /// kubectl's `deploy,po` form: one argument naming several resources.

@@ -74,6 +74,17 @@ pub struct StreamConfig {
     pub metrics_addr: Option<SocketAddr>,
     /// Also serve `/cache/{resource}` on that address.
     pub serve_cache: bool,
+    /// Run only while holding a Lease (`--leader-elect`).
+    pub leader_election: Option<LeaderElection>,
+}
+
+/// `--leader-elect` and its settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaderElection {
+    /// The Lease's namespace; `None` uses the context's (in a pod: the pod's) namespace.
+    pub namespace: Option<String>,
+    /// Name, identity and timings (the namespace field is filled in at start).
+    pub lease: crate::leader::LeaseConfig,
 }
 
 /// The `kubebridge sim` API server's shape.
@@ -149,6 +160,7 @@ impl StreamConfig {
             shutdown_grace: default_shutdown_grace(),
             metrics_addr: None,
             serve_cache: false,
+            leader_election: None,
         }
     }
 }

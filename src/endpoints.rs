@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use http::{Response, StatusCode, header};
@@ -30,7 +30,7 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 pub fn serve(
     listener: TcpListener,
     ready: Readiness,
-    lister: Option<Arc<Lister>>,
+    lister: Option<Arc<OnceLock<Lister>>>,
     cancel: CancellationToken,
 ) {
     tokio::spawn(async move {
@@ -61,9 +61,21 @@ pub fn serve(
     });
 }
 
-fn route(uri: &http::Uri, ready: &Readiness, lister: Option<&Lister>) -> Response<Full<Bytes>> {
+fn route(
+    uri: &http::Uri,
+    ready: &Readiness,
+    lister: Option<&OnceLock<Lister>>,
+) -> Response<Full<Bytes>> {
     let path = uri.path();
     if let (Some(resource), Some(lister)) = (path.strip_prefix("/cache/"), lister) {
+        let Some(lister) = lister.get() else {
+            let body = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"standby: this instance is not the leader and has no cache","reason":"ServiceUnavailable","code":503}"#;
+            return reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "application/json",
+                body.to_owned(),
+            );
+        };
         let (code, body) = lister.list(resource, uri.query());
         let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return reply(status, "application/json", body);

@@ -22,6 +22,7 @@
 //! - [`pipeline`]: one queue and task per sink; confirmation, retries.
 //! - [`metrics`]: every metric, named once; [`endpoints`]: `/metrics`, `/healthz`, `/readyz`,
 //!   and, with `--serve-cache`, the [`lister`] over the informers' caches.
+//! - [`leader`]: leader election on a Lease (`--leader-elect`).
 //! - [`app`]: wiring and shutdown; [`demo`]: the same against the simulator.
 //! - [`sim`]: the simulated API server that tests, benchmarks and the demo run against.
 //!
@@ -58,6 +59,7 @@ pub mod config;
 pub mod demo;
 pub mod endpoints;
 pub mod informer;
+pub mod leader;
 pub mod lister;
 pub mod metrics;
 pub mod pipeline;

@@ -590,8 +590,8 @@ async fn the_manifests_are_accepted_by_an_api_server() {
 fn check_deployment(d: &Value) {
     assert_eq!(d["metadata"]["namespace"], "kubebridge");
     assert_eq!(
-        d["spec"]["replicas"], 1,
-        "no leader election yet: one replica"
+        d["spec"]["replicas"], 2,
+        "a leader and a standby (--leader-elect)"
     );
     let pod = &d["spec"]["template"]["spec"];
     assert_eq!(pod["serviceAccountName"], "kubebridge");
@@ -647,6 +647,7 @@ fn check_deployment(d: &Value) {
             "10m",
             "--cluster-name",
             "prod",
+            "--leader-elect",
         ]
     );
     // The whole command line is valid for kubebridge's own parser (values included).

@@ -347,3 +347,80 @@ async fn the_cache_lister_answers_without_asking_the_api_server() {
     );
     kb.terminate().await;
 }
+
+/// Short lease timings so the tests take seconds, in client-go's proportions.
+fn lease_args(identity: &'static str) -> Vec<&'static str> {
+    vec![
+        "--leader-elect",
+        "--leader-elect-namespace",
+        "default",
+        "--leader-elect-identity",
+        identity,
+        "--leader-elect-lease-duration",
+        "3s",
+        "--leader-elect-renew-deadline",
+        "2s",
+        "--leader-elect-retry-period",
+        "300ms",
+    ]
+}
+
+fn lease_holder(h: &Harness) -> String {
+    let lease = h
+        .sim
+        .get("leases.coordination.k8s.io", Some("default"), "kubebridge")
+        .unwrap();
+    lease["spec"]["holderIdentity"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_instance_leads_and_a_standby_takes_over_when_it_dies() {
+    let h = Harness::empty().await;
+    h.create_namespace("shop");
+    h.create_pod("shop", "a", json!({}));
+    let mut args = vec!["pods", "-n", "shop"];
+    args.extend(lease_args("first"));
+    let mut first = h.spawn(&args);
+    assert_eq!(common::brief(&first.next().await), "ADDED list shop/a");
+    assert_eq!(lease_holder(&h), "first");
+
+    let mut args = vec!["pods", "-n", "shop"];
+    args.extend(lease_args("second"));
+    let mut second = h.spawn(&args);
+    h.create_pod("shop", "b", json!({}));
+    assert_eq!(common::brief(&first.next().await), "ADDED watch shop/b");
+    // The standby publishes nothing while the leader renews (several lease durations).
+    second.expect_silence(Duration::from_secs(4)).await;
+    assert_eq!(lease_holder(&h), "first");
+
+    // The leader crashes; within the lease duration the standby leads and starts over.
+    first.child.kill().await.unwrap();
+    let took_over = second.take(2).await;
+    assert_eq!(
+        took_over.iter().map(common::brief).collect::<Vec<_>>(),
+        ["ADDED list shop/a", "ADDED list shop/b"]
+    );
+    assert_eq!(lease_holder(&h), "second");
+    let (code, stderr) = second.terminate().await;
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_cannot_renew_stops_at_once() {
+    let h = Harness::empty().await;
+    h.create_namespace("shop");
+    h.create_pod("shop", "a", json!({}));
+    let mut args = vec!["pods", "-n", "shop"];
+    args.extend(lease_args("only"));
+    let mut kb = h.spawn(&args);
+    kb.next().await;
+    h.sim
+        .faults()
+        .forbid("leases.coordination.k8s.io", "update");
+    let (code, stderr) = kb.wait().await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("lost the leader lease default/kubebridge"),
+        "{stderr}"
+    );
+}

@@ -38,6 +38,9 @@ impl InformerSpec {
     }
 }
 
+/// Each informer's name and a flag that turns true once it has synced.
+pub type SyncedFlags = Vec<(String, watch::Receiver<bool>)>;
+
 /// Informers being assembled: specs and their subscribers, before anything starts.
 #[derive(Default)]
 pub struct Informers {
@@ -140,7 +143,7 @@ impl RunningInformers {
     }
 
     /// Each informer's name and whether it has synced, for readiness checks.
-    pub fn synced_flags(&self) -> Vec<(String, watch::Receiver<bool>)> {
+    pub fn synced_flags(&self) -> SyncedFlags {
         self.synced.clone()
     }
 
