@@ -9,7 +9,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{self, Cluster};
-use crate::config::{Command, InitialState, NamespaceScope, SimOptions, StreamConfig};
+use crate::config::{Command, InitialState, NamespaceScope, Route, SimOptions, StreamConfig};
 use crate::endpoints::{self, Readiness};
 use crate::informer::backoff::Backoff;
 use crate::informer::shared::SyncedFlags;
@@ -54,11 +54,17 @@ pub async fn run(
             let cluster = cluster::connect(&cluster)
                 .await
                 .map_err(|e| AppError::Usage(e.into()))?;
-            let sinks = build_sinks(&stream).await?;
+            // No RESOURCE on the command line (only --config routes): no command-line sinks.
+            let sinks = if stream.resources.is_empty() {
+                Vec::new()
+            } else {
+                build_sinks(&stream).await?
+            };
             watch(&cluster, &stream, sinks, shutdown).await
         }
         Command::Demo { stream, sim } => crate::demo::run(stream, sim, shutdown).await,
         Command::Sim(options) => serve_sim(&options, shutdown).await,
+        Command::CheckConfig { path, stream } => check_config(&path, &stream).await,
         Command::Rbac {
             cluster,
             resources,
@@ -97,48 +103,74 @@ pub async fn watch(
     sinks: Vec<Box<dyn Sink>>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), AppError> {
-    let resources = resolve_all(cluster, &stream.resources).await?;
-    let namespaces: Vec<Option<String>> = match &stream.namespaces {
-        NamespaceScope::All => vec![None],
-        NamespaceScope::ContextDefault => vec![Some(cluster.default_namespace.clone())],
-        NamespaceScope::Only(list) => list.iter().cloned().map(Some).collect(),
-    };
+    // The command line's own route (RESOURCE... with `sinks`), then the config file's.
+    let mut routes: Vec<(Route, Vec<Box<dyn Sink>>)> = Vec::new();
+    if !stream.resources.is_empty() {
+        let route = Route {
+            name: "command line".into(),
+            resources: stream.resources.clone(),
+            namespaces: stream.namespaces.clone(),
+            label_selector: stream.label_selector.clone(),
+            field_selector: stream.field_selector.clone(),
+            sinks: Vec::new(),
+        };
+        routes.push((route, sinks));
+    }
+    for route in &stream.routes {
+        let mut built = Vec::with_capacity(route.sinks.len());
+        for uri in &route.sinks {
+            let sink = sink_from_uri(uri, &stream.sink_options)
+                .await
+                .map_err(|e| AppError::Usage(format!("route {:?}: {e}", route.name).into()))?;
+            built.push(sink);
+        }
+        routes.push((route.clone(), built));
+    }
 
     let mut sink_tasks = JoinSet::new();
     let mut gauges = Vec::new();
     let mut informers = Informers::default();
     let mut names: Vec<String> = Vec::new();
-    for sink in sinks {
-        // Label values: the sink's kind, numbered when two sinks share it.
-        let kind = sink.kind();
-        let same = names
-            .iter()
-            .filter(|n| n.split('-').next() == Some(kind))
-            .count();
-        let name = if same == 0 {
-            kind.to_owned()
-        } else {
-            format!("{kind}-{}", same + 1)
+    for (route, sinks) in routes {
+        let resources = resolve_all(cluster, &route.resources).await?;
+        let namespaces: Vec<Option<String>> = match &route.namespaces {
+            NamespaceScope::All => vec![None],
+            NamespaceScope::ContextDefault => vec![Some(cluster.default_namespace.clone())],
+            NamespaceScope::Only(list) => list.iter().cloned().map(Some).collect(),
         };
-        names.push(name.clone());
-        let (queue, task) = spawn_sink(name, sink, stream.queue_capacity, stream.overflow);
-        gauges.push(queue.gauge());
-        sink_tasks.spawn(async move {
-            task.await
-                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-        });
-        for resource in &resources {
-            for namespace in &namespaces {
-                informers.subscribe(
-                    InformerSpec {
-                        resource: resource.clone(),
-                        // -n means nothing to a cluster-scoped resource, as in kubectl.
-                        namespace: namespace.clone().filter(|_| resource.namespaced),
-                        label_selector: stream.label_selector.clone(),
-                        field_selector: stream.field_selector.clone(),
-                    },
-                    queue.clone(),
-                );
+        for sink in sinks {
+            // Label values: the sink's kind, numbered when two sinks share it.
+            let kind = sink.kind();
+            let same = names
+                .iter()
+                .filter(|n| n.split('-').next() == Some(kind))
+                .count();
+            let name = if same == 0 {
+                kind.to_owned()
+            } else {
+                format!("{kind}-{}", same + 1)
+            };
+            names.push(name.clone());
+            let (queue, task) = spawn_sink(name, sink, stream.queue_capacity, stream.overflow);
+            gauges.push(queue.gauge());
+            sink_tasks.spawn(async move {
+                task.await
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+            });
+            for resource in &resources {
+                for namespace in &namespaces {
+                    // Routes asking for the same spec share one informer.
+                    informers.subscribe(
+                        InformerSpec {
+                            resource: resource.clone(),
+                            // -n means nothing to a cluster-scoped resource, as in kubectl.
+                            namespace: namespace.clone().filter(|_| resource.namespaced),
+                            label_selector: route.label_selector.clone(),
+                            field_selector: route.field_selector.clone(),
+                        },
+                        queue.clone(),
+                    );
+                }
             }
         }
     }
@@ -318,6 +350,66 @@ async fn serve_sim(
     }
     shutdown.await;
     sim.shutdown().await;
+    Ok(())
+}
+
+/// `kubebridge check-config`: builds every sink (so URIs and properties are checked
+/// exactly as at start-up, without connecting) and prints which informers will run and
+/// which routes share them. Resource names are grouped as written; discovery resolves
+/// them at start-up.
+async fn check_config(path: &std::path::Path, stream: &StreamConfig) -> Result<(), AppError> {
+    use std::collections::BTreeMap;
+    for route in &stream.routes {
+        for uri in &route.sinks {
+            sink_from_uri(uri, &stream.sink_options)
+                .await
+                .map_err(|e| {
+                    AppError::Usage(
+                        format!("{}: route {:?}: {e}", path.display(), route.name).into(),
+                    )
+                })?;
+        }
+    }
+    let mut informers: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for route in &stream.routes {
+        let scopes: Vec<String> = match &route.namespaces {
+            NamespaceScope::All => vec!["all namespaces".into()],
+            NamespaceScope::ContextDefault => vec!["the context's namespace".into()],
+            NamespaceScope::Only(list) => list.iter().map(|n| format!("namespace {n}")).collect(),
+        };
+        for resource in &route.resources {
+            for scope in &scopes {
+                let mut key = format!("{resource} in {scope}");
+                if let Some(l) = &route.label_selector {
+                    key.push_str(&format!(", labels {l}"));
+                }
+                if let Some(f) = &route.field_selector {
+                    key.push_str(&format!(", fields {f}"));
+                }
+                informers.entry(key).or_default().push(&route.name);
+            }
+        }
+    }
+    println!("{}: valid", path.display());
+    println!("informers ({}):", informers.len());
+    for (informer, routes) in &informers {
+        let shared = if routes.len() > 1 { " (shared)" } else { "" };
+        println!("  {informer}  <- {}{shared}", routes.join(", "));
+    }
+    println!("routes ({}):", stream.routes.len());
+    for route in &stream.routes {
+        let sinks: Vec<String> = route
+            .sinks
+            .iter()
+            .map(|s| kubebridge_sinks::redact(s))
+            .collect();
+        println!(
+            "  {}: {} -> {}",
+            route.name,
+            route.resources.join(", "),
+            sinks.join(", ")
+        );
+    }
     Ok(())
 }
 

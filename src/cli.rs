@@ -65,6 +65,15 @@ enum CommandArgs {
     Sim(SimArgs),
     /// Print the least-privilege ClusterRole (get, list, watch) for streaming RESOURCE.
     Rbac(RbacArgs),
+    /// Validate a --config file and print the plan: informers, routes, sinks; exit 0 or 2.
+    CheckConfig(CheckConfigArgs),
+}
+
+#[derive(Debug, Args)]
+struct CheckConfigArgs {
+    /// The YAML file, as given to `watch --config`.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -86,8 +95,13 @@ struct RbacArgs {
 #[derive(Debug, Args)]
 struct WatchArgs {
     /// Resources as kubectl names them: pods, po, deploy, deployments.apps, crontabs.v1.stable.example.com.
-    #[arg(required = true, value_name = "RESOURCE")]
+    #[arg(required_unless_present = "config", value_name = "RESOURCE")]
     resources: Vec<String>,
+    /// A YAML file of routes (resources + namespaces + selectors + sinks) and shared
+    /// options; flags given on the command line win over it. RESOURCE, if given, adds a
+    /// route of its own.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Path to the kubeconfig file (default: KUBECONFIG, then ~/.kube/config, then in-cluster).
     #[arg(long, value_name = "PATH")]
     kubeconfig: Option<PathBuf>,
@@ -269,23 +283,46 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = Cli::try_parse_from(args).map_err(|e| match e.kind() {
+    let clap_exit = |e: clap::Error| match e.kind() {
         clap::error::ErrorKind::DisplayHelp
         | clap::error::ErrorKind::DisplayVersion
         | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             CliExit::Info(e.render().to_string())
         }
         _ => CliExit::Usage(one_line(&e)),
-    })?;
+    };
+    let matches = <Cli as clap::CommandFactory>::command()
+        .try_get_matches_from(args)
+        .map_err(clap_exit)?;
+    let cli = <Cli as clap::FromArgMatches>::from_arg_matches(&matches).map_err(clap_exit)?;
     let command = match cli.command {
-        CommandArgs::Watch(w) => Command::Watch {
-            cluster: ClusterConfig {
-                kubeconfig: w.kubeconfig,
-                context: w.context,
-                cluster_name: w.stream.cluster_name.clone(),
-            },
-            stream: w.stream.validate(w.resources)?,
-        },
+        CommandArgs::Watch(w) => {
+            let sub = matches.subcommand_matches("watch");
+            // A flag counts as given only when typed, not when it holds its default.
+            let typed = |id: &str| {
+                sub.and_then(|m| m.value_source(id)) == Some(clap::parser::ValueSource::CommandLine)
+            };
+            let file = match &w.config {
+                Some(path) => Some(crate::config_file::load(path).map_err(CliExit::Usage)?),
+                None => None,
+            };
+            let mut cluster_name = w.stream.cluster_name.clone();
+            let mut stream = w.stream.validate(w.resources)?;
+            if let Some(file) = file {
+                if !typed("cluster_name") && file.cluster_name.is_some() {
+                    cluster_name = file.cluster_name.clone();
+                }
+                apply_file(&mut stream, file, &typed)?;
+            }
+            Command::Watch {
+                cluster: ClusterConfig {
+                    kubeconfig: w.kubeconfig,
+                    context: w.context,
+                    cluster_name,
+                },
+                stream,
+            }
+        }
         CommandArgs::Demo(d) => Command::Demo {
             stream: d.stream.validate(d.resources)?,
             sim: SimOptions {
@@ -299,6 +336,16 @@ where
                 seed: 1,
             },
         },
+        CommandArgs::CheckConfig(c) => {
+            let file = crate::config_file::load(&c.file).map_err(CliExit::Usage)?;
+            let mut stream = StreamConfig::new(Vec::<String>::new());
+            stream.sinks.clear();
+            apply_file(&mut stream, file, &|_| false)?;
+            Command::CheckConfig {
+                path: c.file,
+                stream,
+            }
+        }
         CommandArgs::Rbac(r) => Command::Rbac {
             cluster: ClusterConfig {
                 kubeconfig: r.kubeconfig,
@@ -424,6 +471,7 @@ impl StreamArgs {
             page_size: self.page_size,
             queue_capacity: self.queue_capacity,
             overflow: self.overflow,
+            routes: Vec::new(),
             metrics_addr: self.metrics_addr,
             serve_cache: self.serve_cache,
             leader_election: if self.leader_elect {
@@ -484,6 +532,84 @@ fn leader_election(
             retry_period,
         },
     })
+}
+
+/// Applies a config file's routes, and its options where no flag was typed.
+fn apply_file(
+    stream: &mut StreamConfig,
+    file: crate::config_file::FileConfig,
+    typed: &dyn Fn(&str) -> bool,
+) -> Result<(), CliExit> {
+    let usage = |what: &str, e: String| CliExit::Usage(format!("--config {what}: {e}"));
+    if let (false, Some(v)) = (typed("resync"), &file.resync) {
+        let d = parse_duration(v).map_err(|e| usage("resync", e))?;
+        stream.resync = (!d.is_zero()).then_some(d);
+    }
+    if let (false, Some(v)) = (typed("initial_state"), file.initial_state) {
+        stream.initial_state = v;
+    }
+    if let (false, Some(v)) = (typed("queue_capacity"), file.queue_capacity) {
+        stream.queue_capacity = v.max(1);
+    }
+    if let (false, Some(v)) = (typed("overflow"), file.overflow) {
+        stream.overflow = v;
+    }
+    if let (false, Some(v)) = (typed("shutdown_grace"), &file.shutdown_grace) {
+        stream.shutdown_grace = parse_duration(v).map_err(|e| usage("shutdownGrace", e))?;
+    }
+    if let (false, Some(v)) = (typed("metrics_addr"), file.metrics_addr) {
+        stream.metrics_addr = Some(v);
+    }
+    if let (false, Some(v)) = (typed("serve_cache"), file.serve_cache) {
+        stream.serve_cache = v;
+    }
+    if let (false, Some(v)) = (typed("format"), &file.format) {
+        stream.sink_options.format = parse_format(v)?;
+    }
+    if let Some(kafka) = &file.kafka {
+        if let (false, Some(k)) = (typed("kafka_key"), &kafka.key) {
+            stream.sink_options.kafka_key =
+                k.parse::<KeyMode>().map_err(|e| usage("kafka.key", e))?;
+        }
+        if !typed("kafka_properties") {
+            stream.sink_options.kafka_properties = kafka
+                .properties
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+        }
+    }
+    if let Some(nats) = &file.nats {
+        if !typed("subject_template") && nats.subject_template.is_some() {
+            stream.sink_options.subject_template = nats.subject_template.clone();
+        }
+        if !typed("nats_creds") && nats.creds.is_some() {
+            stream.sink_options.nats_credentials = nats.creds.clone();
+        }
+        if !typed("nats_ca") && nats.ca.is_some() {
+            stream.sink_options.nats_ca = nats.ca.clone();
+        }
+    }
+    if stream.serve_cache && stream.metrics_addr.is_none() {
+        return Err(CliExit::Usage(
+            "serveCache needs metricsAddr (or --metrics-addr)".into(),
+        ));
+    }
+    stream.routes = file.routes.iter().map(|r| r.to_route()).collect();
+    for route in &stream.routes {
+        for ns in match &route.namespaces {
+            NamespaceScope::Only(list) => list.as_slice(),
+            _ => &[],
+        } {
+            if !is_dns_label(ns) {
+                return Err(CliExit::Usage(format!(
+                    "--config route {:?}: invalid namespace {ns:?}",
+                    route.name
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// kubectl's `deploy,po` form: one argument naming several resources.

@@ -20,7 +20,8 @@ pub enum NamespaceScope {
 }
 
 /// Whether the objects found by the first LIST are published.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum InitialState {
     /// As ADDED with origin `list` (what informers do).
     Emit,
@@ -76,6 +77,26 @@ pub struct StreamConfig {
     pub serve_cache: bool,
     /// Run only while holding a Lease (`--leader-elect`).
     pub leader_election: Option<LeaderElection>,
+    /// More routes, from `--config`: each its own resources, scope, selectors and sinks.
+    pub routes: Vec<Route>,
+}
+
+/// One route of a config file: these resources, in this scope, to these sinks. Routes
+/// that watch the same (resource, namespace, selectors) share one informer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The route's name, for messages and `check-config`.
+    pub name: String,
+    /// Resource names as kubectl writes them.
+    pub resources: Vec<String>,
+    /// Namespaces to watch.
+    pub namespaces: NamespaceScope,
+    /// Label selector, applied by the API server.
+    pub label_selector: Option<String>,
+    /// Field selector, applied by the API server.
+    pub field_selector: Option<String>,
+    /// Sink URIs.
+    pub sinks: Vec<String>,
 }
 
 /// `--leader-elect` and its settings.
@@ -127,6 +148,13 @@ pub enum Command {
     },
     /// Serve the simulated API server.
     Sim(SimOptions),
+    /// Validate a config file and print its plan.
+    CheckConfig {
+        /// The file.
+        path: PathBuf,
+        /// What it configures (its routes, and its options applied to the defaults).
+        stream: StreamConfig,
+    },
     /// Print the least-privilege ClusterRole for streaming these resources.
     Rbac {
         /// How to reach the cluster (its discovery resolves the names).
@@ -161,6 +189,7 @@ impl StreamConfig {
             metrics_addr: None,
             serve_cache: false,
             leader_election: None,
+            routes: Vec::new(),
         }
     }
 }

@@ -10,7 +10,7 @@
 //! them by handing each informer the sinks' queue senders.
 //!
 //! - [`cli`]: clap flags, validated into a [`config::Command`].
-//! - [`config`]: the validated configuration, as data.
+//! - [`config`]: the validated configuration, as data; [`config_file`]: `--config` YAML.
 //! - [`cluster`]: kubeconfig / in-cluster access, as kubectl finds it.
 //! - [`api`]: raw GET requests, `Status` errors and Retry-After, on kube's `Client::send`.
 //! - [`resolve`]: kubectl-style names to resources, through discovery; [`rbac`]: the
@@ -56,6 +56,7 @@ pub mod app;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod config_file;
 pub mod demo;
 pub mod endpoints;
 pub mod informer;

@@ -17,7 +17,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(&logging);
+    // check-config builds sinks only to validate them; their clients' connection
+    // attempts in the background are not findings.
+    let quiet_clients = matches!(command, kubebridge::config::Command::CheckConfig { .. });
+    init_logging(&logging, quiet_clients);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -56,14 +59,25 @@ fn chain(e: &dyn Error) -> String {
 }
 
 /// Logs go to stderr, never to stdout, which carries the JSON lines.
-fn init_logging(logging: &Logging) {
+fn init_logging(logging: &Logging, quiet_clients: bool) {
     use tracing_subscriber::EnvFilter;
     let level = &logging.level;
+    let others = if quiet_clients { "off" } else { "warn" };
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| {
-            EnvFilter::try_new(format!("kubebridge={level},kubebridge_sinks={level},warn"))
+            EnvFilter::try_new(format!(
+                "kubebridge={level},kubebridge_sinks={level},{others}"
+            ))
         })
         .unwrap_or_else(|_| EnvFilter::new("warn"));
+    let filter = if quiet_clients {
+        ["rdkafka=off", "librdkafka=off", "async_nats=off"]
+            .iter()
+            .filter_map(|d| d.parse().ok())
+            .fold(filter, |f, d| f.add_directive(d))
+    } else {
+        filter
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

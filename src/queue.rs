@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 
 /// What a sender does when the queue is full.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Overflow {
     /// Wait for room: the informer stops reading its watch (backpressure). Nothing is
     /// lost and memory stays bounded whatever the outage.

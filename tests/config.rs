@@ -1,0 +1,140 @@
+//! `--config` files and `check-config`: the shipped examples, broken files, routes that
+//! share informers, and flags that win over the file.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+mod common;
+
+use common::{Harness, brief, kubebridge, run_to_end};
+use serde_json::json;
+
+async fn check_config(path: &str, env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = kubebridge();
+    cmd.args(["check-config", path]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = tokio::time::timeout(common::WAIT, cmd.output())
+        .await
+        .unwrap()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn every_shipped_example_is_valid_and_the_plan_shows_sharing() {
+    for file in std::fs::read_dir("examples").unwrap() {
+        let path = file.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        let (code, stdout, stderr) =
+            check_config(path.to_str().unwrap(), &[("KAFKA_PASSWORD", "secret")]).await;
+        assert_eq!(code, 0, "{}: {stderr}", path.display());
+        assert!(stdout.contains(": valid\ninformers ("), "{stdout}");
+        assert!(stderr.is_empty(), "no noise from sink clients: {stderr}");
+    }
+    let (_, stdout, _) = check_config("examples/shared-informers.yaml", &[]).await;
+    assert!(
+        stdout.contains("pods in all namespaces  <- audit-everything, pods-to-analytics (shared)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("informers (4):") && stdout.contains("routes (3):"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
+async fn broken_files_are_one_line_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let route = "routes:\n  - name: r\n    resources: [pods]\n    sinks: [stdout]\n";
+    for (text, expected) in [
+        (format!("{route}colour: blue\n"), "colour"),
+        (format!("{route}resync: soon\n"), "resync"),
+        (format!("{route}overflow: sometimes\n"), "sometimes"),
+        ("routes: []\n".to_string(), "no routes"),
+        ("routes:\n  - name: r\n    resources: [pods]\n    sinks: [\"kafka://h:1\"]\n".to_string(), "no topic"),
+        (format!("{route}kafka:\n  properties:\n    sasl.password: ${{NOT_SET_ANYWHERE}}\n"), "NOT_SET_ANYWHERE is not set"),
+        ("routes:\n  - name: r\n    resources: [pods]\n    namespaces: [Bad_NS]\n    sinks: [stdout]\n".to_string(), "Bad_NS"),
+    ] {
+        let path = dir.path().join("c.yaml");
+        std::fs::write(&path, &text).unwrap();
+        let (code, stdout, stderr) = check_config(path.to_str().unwrap(), &[]).await;
+        assert_eq!(code, 2, "{text}: {stdout}{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{text}: {stderr}");
+        assert!(stderr.contains(expected), "{text}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn routes_watching_the_same_thing_share_one_informer_and_flags_win() {
+    let h = Harness::empty().await;
+    h.create_namespace("shop");
+    h.create_pod("shop", "a", json!({"app": "web"}));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("routes.yaml");
+    std::fs::write(
+        &path,
+        "initialState: skip\nroutes:\n  - name: one\n    resources: [pods]\n    namespaces: [shop]\n    sinks: [stdout]\n  \
+         - name: two\n    resources: [po]\n    namespaces: [shop]\n    sinks: [stdout]\n",
+    )
+    .unwrap();
+    let config = path.to_str().unwrap();
+    // The file says skip; the typed flag says emit, and wins.
+    let (code, lines, stderr) =
+        run_to_end(h.watch(&["--config", config, "--once", "--initial-state", "emit"])).await;
+    assert_eq!(code, 0, "{stderr}");
+    // Two routes, two sinks: each notification once per route, from one shared LIST.
+    assert_eq!(
+        lines.iter().map(brief).collect::<Vec<_>>(),
+        ["ADDED list shop/a", "ADDED list shop/a"]
+    );
+    assert_eq!(
+        lines[0]["snapshot"]["id"], lines[1]["snapshot"]["id"],
+        "one informer behind both"
+    );
+    assert_eq!(h.sim.requests("list", "pods"), 1);
+
+    // Without the flag, the file's initialState: skip holds.
+    let mut kb = common::Running::spawn(h.watch(&["--config", config]));
+    common::wait_until(|| h.sim.requests("watch", "pods") >= 1).await;
+    h.create_pod("shop", "b", json!({}));
+    let events = kb.take(2).await;
+    assert_eq!(
+        events.iter().map(brief).collect::<Vec<_>>(),
+        ["ADDED watch shop/b", "ADDED watch shop/b"]
+    );
+    kb.terminate().await;
+}
+
+#[test]
+fn the_shipped_examples_match_the_config_schema() {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string("examples/kubebridge-config.schema.json").unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("a valid JSON Schema");
+    let mut checked = 0;
+    for file in std::fs::read_dir("examples").unwrap() {
+        let path = file.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let value: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&value)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{}: {errors:?}", path.display());
+        checked += 1;
+    }
+    assert!(checked >= 4, "the examples were found");
+    // And the schema refuses what kubebridge refuses.
+    let bad: serde_json::Value = serde_json::json!({"routes": [{"name": "r", "resources": ["pods"], "sinks": ["stdout"]}], "colour": "blue"});
+    assert!(!validator.is_valid(&bad));
+}
