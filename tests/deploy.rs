@@ -541,6 +541,7 @@ async fn the_manifests_are_accepted_by_an_api_server() {
         [
             "clusterrole.rbac.authorization.k8s.io/kubebridge created (server dry run)",
             "clusterrolebinding.rbac.authorization.k8s.io/kubebridge created (server dry run)",
+            "configmap/kubebridge created (server dry run)",
             "deployment.apps/kubebridge created (server dry run)",
             "poddisruptionbudget.policy/kubebridge created (server dry run)",
             "service/kubebridge created (server dry run)",
@@ -581,13 +582,13 @@ async fn the_manifests_are_accepted_by_an_api_server() {
         )
         .await;
     let objs = objects(&out);
-    assert_eq!(objs.len(), 8, "{out}");
-    check_deployment(one(&objs, "Deployment"));
+    assert_eq!(objs.len(), 9, "{out}");
+    check_deployment(one(&objs, "Deployment"), one(&objs, "ConfigMap"));
     check_rbac(&objs);
     check_selectors(&objs);
 }
 
-fn check_deployment(d: &Value) {
+fn check_deployment(d: &Value, config_map: &Value) {
     assert_eq!(d["metadata"]["namespace"], "kubebridge");
     assert_eq!(
         d["spec"]["replicas"], 2,
@@ -634,26 +635,61 @@ fn check_deployment(d: &Value) {
         args,
         [
             "watch",
-            "pods",
-            "deployments.apps",
-            "-A",
-            "--sink",
-            "jetstream://nats.nats.svc:4222/k8s?stream=K8S",
-            "--metrics-addr",
-            "0.0.0.0:9090",
+            "--config",
+            "/etc/kubebridge/config.yaml",
             "--log-format",
             "json",
-            "--resync",
-            "10m",
-            "--cluster-name",
-            "prod",
-            "--leader-elect",
+            "--leader-elect"
         ]
     );
-    // The whole command line is valid for kubebridge's own parser (values included).
-    let argv = std::iter::once("kubebridge").chain(args.iter().copied());
+    // The config file comes from the ConfigMap, mounted read-only where --config looks.
+    let mount = c["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["mountPath"] == "/etc/kubebridge")
+        .expect("the config mount");
+    assert_eq!(mount["readOnly"], true);
+    let volume = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == mount["name"])
+        .expect("the config volume");
+    assert_eq!(volume["configMap"]["name"], config_map["metadata"]["name"]);
+    let config = config_map["data"]["config.yaml"]
+        .as_str()
+        .expect("config.yaml in the ConfigMap");
+    // The whole command line, with the ConfigMap's file where the pod sees it, is valid
+    // for kubebridge's own parser, and the file carries the routes and metrics address.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, config).unwrap();
+    let path = path.to_str().unwrap();
+    let argv = std::iter::once("kubebridge").chain(args.iter().map(|a| {
+        if *a == "/etc/kubebridge/config.yaml" {
+            path
+        } else {
+            a
+        }
+    }));
     match kubebridge::cli::parse(argv) {
-        Ok(_) => {}
+        Ok((kubebridge::config::Command::Watch { stream, cluster }, _)) => {
+            assert_eq!(stream.routes.len(), 1);
+            assert_eq!(stream.routes[0].resources, ["pods", "deployments.apps"]);
+            assert_eq!(
+                stream.routes[0].sinks,
+                ["jetstream://nats.nats.svc:4222/k8s?stream=K8S"]
+            );
+            assert_eq!(
+                stream.metrics_addr.map(|a| a.port()),
+                Some(9090),
+                "probes need the metrics port"
+            );
+            assert!(stream.leader_election.is_some());
+            assert_eq!(cluster.cluster_name.as_deref(), Some("prod"));
+        }
+        Ok(other) => panic!("not a watch: {other:?}"),
         Err(e) => panic!("the Deployment's args do not parse: {e:?}"),
     }
 }
