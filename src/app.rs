@@ -113,13 +113,15 @@ pub async fn watch(
             label_selector: stream.label_selector.clone(),
             field_selector: stream.field_selector.clone(),
             sinks: Vec::new(),
+            sink_options: None,
         };
         routes.push((route, sinks));
     }
     for route in &stream.routes {
         let mut built = Vec::with_capacity(route.sinks.len());
+        let options = route.sink_options.as_ref().unwrap_or(&stream.sink_options);
         for uri in &route.sinks {
-            let sink = sink_from_uri(uri, &stream.sink_options)
+            let sink = sink_from_uri(uri, options)
                 .await
                 .map_err(|e| AppError::Usage(format!("route {:?}: {e}", route.name).into()))?;
             built.push(sink);
@@ -360,14 +362,11 @@ async fn serve_sim(
 async fn check_config(path: &std::path::Path, stream: &StreamConfig) -> Result<(), AppError> {
     use std::collections::BTreeMap;
     for route in &stream.routes {
+        let options = route.sink_options.as_ref().unwrap_or(&stream.sink_options);
         for uri in &route.sinks {
-            sink_from_uri(uri, &stream.sink_options)
-                .await
-                .map_err(|e| {
-                    AppError::Usage(
-                        format!("{}: route {:?}: {e}", path.display(), route.name).into(),
-                    )
-                })?;
+            sink_from_uri(uri, options).await.map_err(|e| {
+                AppError::Usage(format!("{}: route {:?}: {e}", path.display(), route.name).into())
+            })?;
         }
     }
     let mut informers: BTreeMap<String, Vec<&str>> = BTreeMap::new();

@@ -566,36 +566,45 @@ fn apply_file(
     if let (false, Some(v)) = (typed("format"), &file.format) {
         stream.sink_options.format = parse_format(v)?;
     }
-    if let Some(kafka) = &file.kafka {
-        if let (false, Some(k)) = (typed("kafka_key"), &kafka.key) {
-            stream.sink_options.kafka_key =
-                k.parse::<KeyMode>().map_err(|e| usage("kafka.key", e))?;
-        }
-        if !typed("kafka_properties") {
-            stream.sink_options.kafka_properties = kafka
-                .properties
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-        }
-    }
-    if let Some(nats) = &file.nats {
-        if !typed("subject_template") && nats.subject_template.is_some() {
-            stream.sink_options.subject_template = nats.subject_template.clone();
-        }
-        if !typed("nats_creds") && nats.creds.is_some() {
-            stream.sink_options.nats_credentials = nats.creds.clone();
-        }
-        if !typed("nats_ca") && nats.ca.is_some() {
-            stream.sink_options.nats_ca = nats.ca.clone();
-        }
-    }
+    apply_sink_settings(
+        &mut stream.sink_options,
+        file.kafka.as_ref(),
+        file.nats.as_ref(),
+        typed,
+        "",
+    )?;
     if stream.serve_cache && stream.metrics_addr.is_none() {
         return Err(CliExit::Usage(
             "serveCache needs metricsAddr (or --metrics-addr)".into(),
         ));
     }
-    stream.routes = file.routes.iter().map(|r| r.to_route()).collect();
+    let mut routes = Vec::with_capacity(file.routes.len());
+    for r in &file.routes {
+        let mut route = r.to_route();
+        // A route's own format, kafka and nats settings start from the file's (and the
+        // flags'); flags win over the file, not over a route that says otherwise.
+        if r.format.is_some() || r.kafka.is_some() || r.nats.is_some() {
+            let mut options = stream.sink_options.clone();
+            if let Some(f) = &r.format {
+                options.format = parse_format(f).map_err(|e| match e {
+                    CliExit::Usage(m) => {
+                        CliExit::Usage(format!("--config route {:?}: {m}", r.name))
+                    }
+                    other => other,
+                })?;
+            }
+            apply_sink_settings(
+                &mut options,
+                r.kafka.as_ref(),
+                r.nats.as_ref(),
+                &|_| false,
+                &format!("route {:?} ", r.name),
+            )?;
+            route.sink_options = Some(options);
+        }
+        routes.push(route);
+    }
+    stream.routes = routes;
     for route in &stream.routes {
         for ns in match &route.namespaces {
             NamespaceScope::Only(list) => list.as_slice(),
@@ -607,6 +616,44 @@ fn apply_file(
                     route.name
                 )));
             }
+        }
+    }
+    Ok(())
+}
+
+/// Applies `kafka:` and `nats:` settings (the file's or a route's) to `options`; a
+/// route's Kafka properties add to the file's rather than replace them.
+fn apply_sink_settings(
+    options: &mut SinkOptions,
+    kafka: Option<&crate::config_file::KafkaFile>,
+    nats: Option<&crate::config_file::NatsFile>,
+    typed: &dyn Fn(&str) -> bool,
+    context: &str,
+) -> Result<(), CliExit> {
+    if let Some(kafka) = kafka {
+        if let (false, Some(k)) = (typed("kafka_key"), &kafka.key) {
+            options.kafka_key = k
+                .parse::<KeyMode>()
+                .map_err(|e| CliExit::Usage(format!("--config {context}kafka.key: {e}")))?;
+        }
+        if !typed("kafka_properties") {
+            for (k, v) in &kafka.properties {
+                options
+                    .kafka_properties
+                    .retain(|(existing, _)| existing != k);
+                options.kafka_properties.push((k.clone(), v.clone()));
+            }
+        }
+    }
+    if let Some(nats) = nats {
+        if !typed("subject_template") && nats.subject_template.is_some() {
+            options.subject_template = nats.subject_template.clone();
+        }
+        if !typed("nats_creds") && nats.creds.is_some() {
+            options.nats_credentials = nats.creds.clone();
+        }
+        if !typed("nats_ca") && nats.ca.is_some() {
+            options.nats_ca = nats.ca.clone();
         }
     }
     Ok(())

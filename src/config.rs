@@ -83,7 +83,7 @@ pub struct StreamConfig {
 
 /// One route of a config file: these resources, in this scope, to these sinks. Routes
 /// that watch the same (resource, namespace, selectors) share one informer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Route {
     /// The route's name, for messages and `check-config`.
     pub name: String,
@@ -97,6 +97,8 @@ pub struct Route {
     pub field_selector: Option<String>,
     /// Sink URIs.
     pub sinks: Vec<String>,
+    /// This route's own sink options; `None` uses the stream's.
+    pub sink_options: Option<SinkOptions>,
 }
 
 /// `--leader-elect` and its settings.

@@ -61,6 +61,12 @@ pub struct RouteFile {
     pub field_selector: Option<String>,
     /// Sink URIs.
     pub sinks: Vec<String>,
+    /// This route's message format, instead of the file's.
+    pub format: Option<String>,
+    /// This route's Kafka settings: `key` replaces, `properties` add to the file's.
+    pub kafka: Option<KafkaFile>,
+    /// This route's NATS settings, field by field instead of the file's.
+    pub nats: Option<NatsFile>,
 }
 
 /// `kafka:` settings.
@@ -142,6 +148,7 @@ impl RouteFile {
             label_selector: self.label_selector.clone().filter(|s| !s.trim().is_empty()),
             field_selector: self.field_selector.clone().filter(|s| !s.trim().is_empty()),
             sinks: self.sinks.clone(),
+            sink_options: None,
         }
     }
 }

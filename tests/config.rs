@@ -60,6 +60,9 @@ async fn broken_files_are_one_line_usage_errors() {
         ("routes:\n  - name: r\n    resources: [pods]\n    sinks: [\"kafka://h:1\"]\n".to_string(), "no topic"),
         (format!("{route}kafka:\n  properties:\n    sasl.password: ${{NOT_SET_ANYWHERE}}\n"), "NOT_SET_ANYWHERE is not set"),
         ("routes:\n  - name: r\n    resources: [pods]\n    namespaces: [Bad_NS]\n    sinks: [stdout]\n".to_string(), "Bad_NS"),
+        (format!("{route}    kafka:\n      key: colour\n"), "route \"r\" kafka.key"),
+        (format!("{route}    format: xml\n"), "route \"r\""),
+        ("routes:\n  - name: k\n    resources: [pods]\n    sinks: [\"kafka://h:1/t\"]\n    kafka:\n      properties:\n        acks: sometimes\n".to_string(), "acks"),
     ] {
         let path = dir.path().join("c.yaml");
         std::fs::write(&path, &text).unwrap();
