@@ -4,7 +4,7 @@ use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use kubebridge_sinks::{Sink, sink_from_uri};
+use kubebridge_sinks::{Sink, SinkOptions, sink_from_uri};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -83,13 +83,22 @@ pub async fn run(
 /// The sinks the configuration names. A malformed URI or option is a usage error; a
 /// broker that is down is not (each sink retries it).
 pub async fn build_sinks(stream: &StreamConfig) -> Result<Vec<Box<dyn Sink>>, AppError> {
-    let mut sinks = Vec::with_capacity(stream.sinks.len());
-    for uri in &stream.sinks {
-        sinks.push(
-            sink_from_uri(uri, &stream.sink_options)
-                .await
-                .map_err(|e| AppError::Usage(e.into()))?,
-        );
+    sinks_from_uris(&stream.sinks, &stream.sink_options, "").await
+}
+
+/// Builds one sink per URI; a malformed one is a usage error, its message prefixed
+/// with `context` (which route, which file).
+async fn sinks_from_uris(
+    uris: &[String],
+    options: &SinkOptions,
+    context: &str,
+) -> Result<Vec<Box<dyn Sink>>, AppError> {
+    let mut sinks = Vec::with_capacity(uris.len());
+    for uri in uris {
+        let sink = sink_from_uri(uri, options)
+            .await
+            .map_err(|e| AppError::Usage(format!("{context}{e}").into()))?;
+        sinks.push(sink);
     }
     Ok(sinks)
 }
@@ -118,14 +127,9 @@ pub async fn watch(
         routes.push((route, sinks));
     }
     for route in &stream.routes {
-        let mut built = Vec::with_capacity(route.sinks.len());
-        let options = route.sink_options.as_ref().unwrap_or(&stream.sink_options);
-        for uri in &route.sinks {
-            let sink = sink_from_uri(uri, options)
-                .await
-                .map_err(|e| AppError::Usage(format!("route {:?}: {e}", route.name).into()))?;
-            built.push(sink);
-        }
+        let options = route.options_or(&stream.sink_options);
+        let built =
+            sinks_from_uris(&route.sinks, options, &format!("route {:?}: ", route.name)).await?;
         routes.push((route.clone(), built));
     }
 
@@ -362,12 +366,13 @@ async fn serve_sim(
 async fn check_config(path: &std::path::Path, stream: &StreamConfig) -> Result<(), AppError> {
     use std::collections::BTreeMap;
     for route in &stream.routes {
-        let options = route.sink_options.as_ref().unwrap_or(&stream.sink_options);
-        for uri in &route.sinks {
-            sink_from_uri(uri, options).await.map_err(|e| {
-                AppError::Usage(format!("{}: route {:?}: {e}", path.display(), route.name).into())
-            })?;
-        }
+        let context = format!("{}: route {:?}: ", path.display(), route.name);
+        sinks_from_uris(
+            &route.sinks,
+            route.options_or(&stream.sink_options),
+            &context,
+        )
+        .await?;
     }
     let mut informers: BTreeMap<String, Vec<&str>> = BTreeMap::new();
     for route in &stream.routes {

@@ -101,6 +101,13 @@ pub struct Route {
     pub sink_options: Option<SinkOptions>,
 }
 
+impl Route {
+    /// This route's sink options, or `default` (the stream's) when it has none.
+    pub fn options_or<'a>(&'a self, default: &'a SinkOptions) -> &'a SinkOptions {
+        self.sink_options.as_ref().unwrap_or(default)
+    }
+}
+
 /// `--leader-elect` and its settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaderElection {
