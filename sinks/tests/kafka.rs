@@ -8,85 +8,20 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Broker, broker_env, interleaved, note, publish_until_done, unique};
+use common::{Broker, Got, broker_env, interleaved, note, publish_until_done, unique};
 use kubebridge_sinks::{
     EventType, Format, KafkaOptions, KafkaSink, KeyMode, Notification, Sink, SinkError,
     SinkOptions, sink_from_uri,
 };
-use rdkafka::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{Headers, Message};
-use rdkafka::{Offset, TopicPartitionList};
 
-/// One consumed message, owned.
-#[derive(Debug)]
-struct Got {
-    partition: i32,
-    offset: i64,
-    key: Option<String>,
-    payload: Vec<u8>,
-    headers: HashMap<String, String>,
-}
-
-/// Reads `want` messages of `topic` from the beginning of every partition, assigned
-/// explicitly (a group join on tansu waits half the session timeout), within 30 s.
+/// Reads `want` messages of `topic` within 30 s, or fails the test.
 async fn consume(brokers: &str, topic: &str, want: usize) -> Vec<Got> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", unique("kbtest-"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    // A broker that just started may not list the topic's partitions yet.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let partitions = loop {
-        let metadata = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .expect("metadata");
-        let found = metadata
-            .topics()
-            .first()
-            .map_or(0, |t| t.partitions().len());
-        if found > 0 {
-            break found;
-        }
-        assert!(Instant::now() < deadline, "topic {topic} has no partitions");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p as i32, Offset::Beginning)
-            .expect("partition");
-    }
-    consumer.assign(&tpl).expect("assign");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut got = Vec::new();
-    while got.len() < want {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let m = match tokio::time::timeout(left, consumer.recv()).await {
-            Ok(m) => m.expect("consume"),
-            Err(_) => panic!(
-                "only {} of {want} messages on {topic} after 30 s",
-                got.len()
-            ),
-        };
-        let mut headers = HashMap::new();
-        if let Some(h) = m.headers() {
-            for header in h.iter() {
-                let value = header
-                    .value
-                    .map(|v| String::from_utf8_lossy(v).into_owned());
-                headers.insert(header.key.to_string(), value.unwrap_or_default());
-            }
-        }
-        got.push(Got {
-            partition: m.partition(),
-            offset: m.offset(),
-            key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-            payload: m.payload().unwrap_or_default().to_vec(),
-            headers,
-        });
-    }
+    let got = common::consume(brokers, topic, want, Duration::from_secs(30)).await;
+    assert!(
+        got.len() >= want,
+        "only {} of {want} messages on {topic} after 30 s",
+        got.len()
+    );
     got
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 // The sinks crate's broker tests keep the helpers for broker processes; these tests
 // drive the same brokers, so they share that code rather than copy it.
@@ -123,62 +123,14 @@ pub async fn jetstream_messages(url: &str, stream: &str) -> Vec<Got> {
 /// for at most `limit`; returns what arrived by then (the caller's assertion shows
 /// what is missing).
 pub async fn kafka_messages(brokers: &str, topic: &str, want: usize, limit: Duration) -> Vec<Got> {
-    use rdkafka::consumer::{Consumer, StreamConsumer};
-    use rdkafka::message::{Headers, Message};
-    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", format!("kbtest-{}", std::process::id()))
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let deadline = Instant::now() + limit;
-    let partitions = loop {
-        let metadata = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .expect("metadata");
-        let found = metadata
-            .topics()
-            .first()
-            .map_or(0, |t| t.partitions().len());
-        if found > 0 {
-            break found;
-        }
-        assert!(Instant::now() < deadline, "topic {topic} has no partitions");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p as i32, Offset::Beginning)
-            .expect("partition");
-    }
-    // Explicit assignment: a group join on tansu waits half the session timeout.
-    consumer.assign(&tpl).expect("assign");
-    let mut got = Vec::new();
-    while got.len() < want {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let m = match tokio::time::timeout(left, consumer.recv()).await {
-            Ok(m) => m.expect("consume"),
-            Err(_) => break,
-        };
-        let mut headers = HashMap::new();
-        if let Some(h) = m.headers() {
-            for header in h.iter() {
-                headers.insert(
-                    header.key.to_string(),
-                    header
-                        .value
-                        .map(|v| String::from_utf8_lossy(v).into_owned())
-                        .unwrap_or_default(),
-                );
-            }
-        }
-        got.push(Got {
-            key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-            partition: m.partition(),
-            payload: serde_json::from_slice(m.payload().unwrap_or_default()).expect("JSON payload"),
-            headers,
-        });
-    }
-    got
+    sinks_common::consume(brokers, topic, want, limit)
+        .await
+        .into_iter()
+        .map(|m| Got {
+            key: m.key,
+            partition: m.partition,
+            payload: serde_json::from_slice(&m.payload).expect("JSON payload"),
+            headers: m.headers,
+        })
+        .collect()
 }

@@ -256,3 +256,76 @@ impl Drop for Forwarder {
         self.task.abort();
     }
 }
+
+/// One message consumed from Kafka, owned.
+#[derive(Debug)]
+pub struct Got {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    pub payload: Vec<u8>,
+    pub headers: std::collections::HashMap<String, String>,
+}
+
+/// Reads `topic` from the beginning of every partition, assigned explicitly (a group
+/// join on tansu waits half the session timeout), until `want` messages arrived or
+/// `limit` passed; returns what arrived, for the caller to assert on.
+pub async fn consume(brokers: &str, topic: &str, want: usize, limit: Duration) -> Vec<Got> {
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use rdkafka::message::{Headers, Message};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", unique("kbtest-"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    // A broker that just started may not list the topic's partitions yet.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let partitions = loop {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .expect("metadata");
+        let found = metadata
+            .topics()
+            .first()
+            .map_or(0, |t| t.partitions().len());
+        if found > 0 {
+            break found;
+        }
+        assert!(Instant::now() < deadline, "topic {topic} has no partitions");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p as i32, Offset::Beginning)
+            .expect("partition");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let deadline = Instant::now() + limit;
+    let mut got = Vec::new();
+    while got.len() < want {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(m) = tokio::time::timeout(left, consumer.recv()).await else {
+            break;
+        };
+        let m = m.expect("consume");
+        let mut headers = std::collections::HashMap::new();
+        if let Some(h) = m.headers() {
+            for header in h.iter() {
+                let value = header
+                    .value
+                    .map(|v| String::from_utf8_lossy(v).into_owned());
+                headers.insert(header.key.to_string(), value.unwrap_or_default());
+            }
+        }
+        got.push(Got {
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+            payload: m.payload().unwrap_or_default().to_vec(),
+            headers,
+        });
+    }
+    got
+}
