@@ -140,9 +140,7 @@ impl Sim {
         namespace: Option<&str>,
         object: Value,
     ) -> Result<Value, SimError> {
-        let namespace = namespace
-            .or_else(|| object["metadata"]["namespace"].as_str())
-            .map(str::to_string);
+        let namespace = namespace_of(namespace, &object);
         self.run_op(resource, namespace.as_deref(), |s, t| {
             ops::create(s, t, object)
         })
@@ -155,9 +153,7 @@ impl Sim {
         namespace: Option<&str>,
         object: Value,
     ) -> Result<Value, SimError> {
-        let namespace = namespace
-            .or_else(|| object["metadata"]["namespace"].as_str())
-            .map(str::to_string);
+        let namespace = namespace_of(namespace, &object);
         self.run_op(resource, namespace.as_deref(), |s, t| {
             ops::update(s, t, None, object)
         })
@@ -299,4 +295,11 @@ pub async fn serve_forever(
     tokio::signal::ctrl_c().await?;
     sim.shutdown().await;
     Ok(())
+}
+
+/// The namespace an object operation targets: the caller's, else the object's own.
+fn namespace_of(namespace: Option<&str>, object: &Value) -> Option<String> {
+    namespace
+        .or_else(|| object["metadata"]["namespace"].as_str())
+        .map(str::to_string)
 }
