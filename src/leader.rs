@@ -45,11 +45,8 @@ pub(crate) enum LeaderError {
         "leader election on lease {namespace}/{name} failed: {source}; the account needs get, create and update on leases.coordination.k8s.io"
     )]
     Refused {
-        /// Lease namespace.
         namespace: String,
-        /// Lease name.
         name: String,
-        /// What the server said.
         #[source]
         source: ApiError,
     },
