@@ -1,13 +1,13 @@
 //! The kubebridge binary against the simulated API server: what a user sees on stdout.
 #![allow(missing_docs, clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::{Harness, Running, brief, kubebridge, run_to_end};
 use kubebridge::sim::{Failure, SimConfig};
+use kubebridge_testkit::harness::{
+    Harness, Running, WAIT, brief, kubebridge, run_to_end, wait_until,
+};
 use serde_json::json;
 
 #[tokio::test]
@@ -266,7 +266,7 @@ async fn resync_replays_the_cache_without_asking_the_server() {
         "skip",
     ]);
     // Once the watch is up, a live change comes through.
-    common::wait_until(|| h.sim.requests("watch", "pods") >= 1).await;
+    wait_until(|| h.sim.requests("watch", "pods") >= 1).await;
     h.create_pod("shop", "c", json!({}));
     let first = kb.next().await;
     assert_eq!(brief(&first), "ADDED watch shop/c");
@@ -623,7 +623,7 @@ async fn rbac_prints_the_least_privilege_cluster_role() {
         "--kubeconfig",
     ])
     .arg(&h.kubeconfig);
-    let out = tokio::time::timeout(common::WAIT, cmd.output())
+    let out = tokio::time::timeout(WAIT, cmd.output())
         .await
         .unwrap()
         .unwrap();
@@ -650,7 +650,7 @@ async fn rbac_prints_the_least_privilege_cluster_role() {
     let mut cmd = kubebridge();
     cmd.args(["rbac", "podz", "--kubeconfig"])
         .arg(&h.kubeconfig);
-    let out = tokio::time::timeout(common::WAIT, cmd.output())
+    let out = tokio::time::timeout(WAIT, cmd.output())
         .await
         .unwrap()
         .unwrap();
@@ -671,7 +671,7 @@ async fn a_terminal_sees_list_progress_and_a_pipe_does_not() {
         h.kubeconfig.display()
     );
     let out = tokio::time::timeout(
-        common::WAIT,
+        WAIT,
         tokio::process::Command::new("script")
             .args(["-qec", &command, "/dev/null"])
             .output(),
