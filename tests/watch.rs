@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use kubebridge::sim::{Failure, SimConfig};
 use kubebridge_testkit::harness::{
-    Harness, Running, WAIT, brief, kubebridge, run_to_end, wait_until,
+    Harness, Running, WAIT, brief, kubebridge, output, run_to_end, wait_until,
 };
 use serde_json::json;
 
@@ -623,16 +623,8 @@ async fn rbac_prints_the_least_privilege_cluster_role() {
         "--kubeconfig",
     ])
     .arg(&h.kubeconfig);
-    let out = tokio::time::timeout(WAIT, cmd.output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let yaml = String::from_utf8(out.stdout).unwrap();
+    let (code, yaml, stderr) = output(cmd).await;
+    assert_eq!(code, 0, "{stderr}");
     assert!(
         yaml.contains("kind: ClusterRole\nmetadata:\n  name: kb-reader\n"),
         "{yaml}"
@@ -650,11 +642,7 @@ async fn rbac_prints_the_least_privilege_cluster_role() {
     let mut cmd = kubebridge();
     cmd.args(["rbac", "podz", "--kubeconfig"])
         .arg(&h.kubeconfig);
-    let out = tokio::time::timeout(WAIT, cmd.output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(output(cmd).await.0, 2);
 }
 
 #[tokio::test]

@@ -247,21 +247,33 @@ impl Running {
         (status.code().unwrap_or(-1), text)
     }
 
-    /// Waits for exit (within [`WAIT`]) and returns the code and stderr; what is still
-    /// on stdout is read and discarded, not checked.
+    /// Waits for exit (within [`WAIT`]) and returns the code and stderr. What kubebridge
+    /// still writes to stdout meanwhile is read too (so a chatty child cannot block on a
+    /// full pipe) and checked against the envelope schema like every other notification.
     pub async fn wait(self) -> (i32, String) {
         let Running {
             child,
             lines,
             stderr,
         } = self;
-        // Keep reading stdout so a chatty child cannot block on a full pipe.
         let drain = tokio::spawn(async move {
             let mut lines = lines;
-            while let Ok(Some(_)) = lines.next_line().await {}
+            let mut rest = Vec::new();
+            while let Ok(Some(line)) = lines.next_line().await {
+                rest.push(line);
+            }
+            rest
         });
         let result = Running::wait_parts(child, stderr).await;
-        drain.abort();
+        // The child has exited, so its stdout ends now unless it passed the pipe on.
+        match tokio::time::timeout(Duration::from_secs(5), drain).await {
+            Ok(rest) => {
+                for line in rest.expect("the stdout reader does not panic") {
+                    parse_notification(&line);
+                }
+            }
+            Err(_) => panic!("kubebridge's stdout stayed open after it exited"),
+        }
         result
     }
 }
@@ -354,6 +366,12 @@ mod tests {
     #[should_panic(expected = "does not match the schema")]
     async fn take_rejects_a_line_that_is_not_an_envelope() {
         printing(r#"{"type":"ADDED"}\n"#).take(1).await;
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "does not match the schema")]
+    async fn wait_rejects_a_line_left_unread_that_is_not_an_envelope() {
+        printing(r#"{"type":"ADDED"}\n"#).wait().await;
     }
 
     #[tokio::test]
