@@ -702,3 +702,6 @@ impl Watch {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
