@@ -153,7 +153,7 @@ impl Metrics {
             ),
             relists: counter(
                 "kubebridge_relists_total",
-                "Complete lists after the first, by reason (expired, restarted).",
+                "Lists taken again from the start, by reason (expired: 410 Gone on a watch's resourceVersion or a continue token; restarted: a list cut short by an error or a closed stream).",
                 &["resource", "reason"],
             ),
             cache_objects: gauge(
@@ -276,7 +276,9 @@ pub fn watch_restarted(informer: &str, reason: &'static str) {
         .inc();
 }
 
-/// A complete list after the first (`expired`: 410 Gone; `restarted`: an interrupted watch-list).
+/// A list taken again from the start (`expired`: 410 Gone on the watch's resourceVersion or
+/// on a LIST page's continue token; `restarted`: a LIST or watch-list cut short by an error
+/// or a closed stream).
 pub fn relisted(informer: &str, reason: &'static str) {
     metrics()
         .relists

@@ -135,16 +135,22 @@ enum ListBy {
 }
 
 /// Where the reflector is. [`Reflector::step`] takes one state to the next; each variant
-/// says what moves it on. Relists (`kubebridge_relists_total`) and watch restarts
-/// (`kubebridge_watch_restarts_total`) are counted on the transitions named here, with
-/// the reason in quotes.
+/// says what moves it on. In short:
 ///
-/// Every failure takes one path, [`Reflector::retry`]: a permanent one (403, 400, 404,
-/// ...) ends the reflector with a [`ReflectorError`]; any other goes to [`State::Backoff`]
-/// and then to the state that retries it.
+/// ```text
+/// Empty ─┬─> Listing ──(last page: Replace)──> Listed ──(open)──> Watching ──(closed)──> Listed
+///        └─> WatchListing ──(end of initial events: Replace)────> Watching
+/// 410 Gone -> Empty (relist);  other failures -> Backoff -> the state that retries them
+/// ```
+///
+/// Relists (`kubebridge_relists_total`) and watch restarts
+/// (`kubebridge_watch_restarts_total`) are counted on the transitions named below, with
+/// the reason in quotes. Every failure takes one path, [`Reflector::retry`]: a permanent
+/// one (403, 400, 404, ...) ends the reflector with a [`ReflectorError`]; any other goes
+/// to [`State::Backoff`] and then to the state that retries it.
 enum State {
-    /// No list in hand: the start, or after the watch's resourceVersion expired.
-    /// `initial`: whether the list to come is the informer's first.
+    /// No list in hand: the start, after the watch's resourceVersion expired, or after a
+    /// list was cut short. `initial`: whether the list to come is the informer's first.
     ///
     /// - lists by LIST -> `Listing` from the first page (no request yet);
     /// - lists by watch-list -> the watch-list request opens -> `WatchListing`;
@@ -171,7 +177,8 @@ enum State {
     ///   stream;
     /// - the stream ends first -> relist "restarted" -> `Empty`;
     /// - 410 Gone -> relist "expired" -> `Empty`;
-    /// - another failure -> relist "restarted" -> `Backoff` -> `Empty`.
+    /// - another failure (or an end bookmark without a resourceVersion, which leaves
+    ///   nothing to watch from) -> relist "restarted" -> `Backoff` -> `Empty`.
     WatchListing(InitialEvents),
     /// A resourceVersion to watch from and no watch open: after a LIST, or after a
     /// watch ended.
@@ -472,31 +479,32 @@ impl Reflector {
             WatchEvent::Bookmark {
                 ends_initial_events: true,
                 ..
-            } => return Ok(self.initial_events_done(events)),
+            } => return self.initial_events_done(events),
             WatchEvent::Bookmark { .. } => {}
             WatchEvent::Unknown(kind) => self.ignore(&kind),
         }
         Ok((None, State::WatchListing(events)))
     }
 
-    fn initial_events_done(&mut self, events: InitialEvents) -> (Option<Delta>, State) {
+    /// The end-of-initial-events bookmark: the state is complete.
+    fn initial_events_done(&mut self, events: InitialEvents) -> Step {
+        let Some(resource_version) = events.resource_version else {
+            // Nothing to watch from (the bookmark should carry the list's version).
+            let e = ApiError::Decode {
+                path: events.watch.path,
+                detail: "the end of the initial events carries no resourceVersion".into(),
+            };
+            return self.watch_list_failed(Some(e), events.initial);
+        };
         let delta = Delta::Replace {
             objects: events.objects,
             initial: events.initial,
         };
-        let next = match events.resource_version {
-            Some(resource_version) => State::Watching {
-                resource_version,
-                watch: events.watch,
-            },
-            None => {
-                // Nothing to watch from: the state must be taken again.
-                tracing::warn!(resource = %self.describe(), "the initial events ended without a resourceVersion; listing again");
-                metrics::relisted(&self.name, "restarted");
-                State::Empty { initial: false }
-            }
+        let next = State::Watching {
+            resource_version,
+            watch: events.watch,
         };
-        (Some(delta), next)
+        Ok((Some(delta), next))
     }
 
     /// A watch-list ended (`None`) or failed before its initial state was complete.
