@@ -52,10 +52,10 @@ pub fn default_page_size() -> u32 {
     500
 }
 
-/// The server ends each watch after 150 to 290 s and the reflector resumes it: shorter than
-/// client-go's 5 to 10 minutes, so a watch is renewed (and its connection proven alive)
-/// more often. It is the server that ends the watch: kube's client sets no read timeout,
-/// so a connection that dies without closing is not noticed by this timeout.
+/// The server ends each watch after 150 to 290 s (drawn per watch) and the reflector
+/// resumes it; client-go draws from 5 to 10 minutes. Only the server ends a watch: kube's
+/// client sets no read timeout (`kube::Config::read_timeout` is `None`), so a connection
+/// that dies without closing is not noticed by this timeout.
 pub fn default_watch_timeout_secs() -> Range<u64> {
     150..290
 }
