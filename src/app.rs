@@ -271,7 +271,6 @@ pub async fn watch(
     }
 
     let mut running = informers.start(&cluster.client, &reflector, &processor, &cancel, &metrics);
-    running.seal();
     let _ = synced_slot.set(running.synced_flags());
     let _ = lister_slot.set(crate::lister::Lister::new(running.caches()));
 

@@ -134,7 +134,7 @@ impl Metrics {
             relists: counters(
                 r,
                 "kubebridge_relists_total",
-                "Complete lists after the first, by reason (expired, restarted).",
+                "Lists taken again from the start, by reason (expired: 410 Gone on a watch's resourceVersion or a continue token; restarted: a list cut short by an error or a closed stream).",
                 &["resource", "reason"],
             ),
             cache_objects: int_gauges(
@@ -226,8 +226,9 @@ impl Metrics {
             .inc();
     }
 
-    /// A complete list after the first (`expired`: 410 Gone; `restarted`: an interrupted
-    /// watch-list).
+    /// A list taken again from the start (`expired`: 410 Gone on the watch's resourceVersion
+    /// or on a LIST page's continue token; `restarted`: a LIST or watch-list cut short by an
+    /// error or a closed stream).
     pub(crate) fn relisted(&self, informer: &str, reason: &'static str) {
         self.0.relists.with_label_values(&[informer, reason]).inc();
     }

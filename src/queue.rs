@@ -221,15 +221,6 @@ impl<T> QueueReceiver<T> {
         }
     }
 
-    /// The next item, waiting for one; `None` once every sender is gone and the queue
-    /// is empty.
-    #[cfg(test)]
-    pub(crate) async fn recv(&mut self) -> Option<T> {
-        let mut buf = Vec::with_capacity(1);
-        self.recv_many(&mut buf, 1).await;
-        buf.pop()
-    }
-
     /// The next item if one is queued now.
     #[cfg(test)]
     pub(crate) fn try_recv(&mut self) -> Option<T> {
