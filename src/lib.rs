@@ -57,6 +57,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod config_file;
+#[cfg(feature = "sim")]
 pub mod demo;
 pub mod endpoints;
 pub mod informer;
@@ -67,5 +68,3 @@ pub mod pipeline;
 pub mod queue;
 pub mod rbac;
 pub mod resolve;
-pub mod selector;
-pub mod sim;

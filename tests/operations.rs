@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::brokers::{PrivateNats, free_port};
 use common::{Harness, Running, wait_until};
-use kubebridge::sim::Failure;
+use kubebridge_sim::Failure;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

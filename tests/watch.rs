@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::{Harness, Running, brief, kubebridge, run_to_end};
-use kubebridge::sim::{Failure, SimConfig};
+use kubebridge_sim::{Failure, SimConfig};
 use serde_json::json;
 
 #[tokio::test]

@@ -6,7 +6,7 @@ mod sim_client;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use kubebridge::sim::{Failure, Sim, SimConfig};
+use kubebridge_sim::{Failure, Sim, SimConfig};
 use serde_json::{Value, json};
 use sim_client::{Watch, get, pod, post, request};
 
@@ -183,9 +183,10 @@ async fn create_get_list_update_patch_delete() {
     assert_eq!(dup.status, 409);
     assert_eq!(dup.json()["reason"], "AlreadyExists");
     assert_eq!(dup.json()["message"], "pods \"web-1\" already exists");
+    // Like the real apiserver (Go's `omitempty`), an empty group is left out of details.
     assert_eq!(
         dup.json()["details"],
-        json!({"name": "web-1", "group": "", "kind": "pods"})
+        json!({"name": "web-1", "kind": "pods"})
     );
     let nf = get(a, "/api/v1/namespaces/ns-0/pods/nope").await;
     assert_eq!(nf.status, 404);

@@ -9,21 +9,21 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
+use kubebridge_apimachinery::{FieldSelector, LabelSelector};
 use serde_json::{Value, json};
 
-use crate::selector::{FieldSelector, LabelSelector};
-use crate::sim::continue_token::ContinueToken;
-use crate::sim::discovery;
-use crate::sim::error::ApiError;
-use crate::sim::media::{self, Representation};
-use crate::sim::openapi;
-use crate::sim::ops::{self, Target};
-use crate::sim::resources::{ResourceType, selectable_fields};
-use crate::sim::scale;
-use crate::sim::server::Shared;
-use crate::sim::store::StoredObject;
-use crate::sim::table;
-use crate::sim::watch::{self, Filter, WatchContext, WatchParams};
+use crate::continue_token::ContinueToken;
+use crate::discovery;
+use crate::error::ApiError;
+use crate::media::{self, Representation};
+use crate::openapi;
+use crate::ops::{self, Target};
+use crate::resources::{ResourceType, selectable_fields};
+use crate::scale;
+use crate::shared::Shared;
+use crate::store::StoredObject;
+use crate::table;
+use crate::watch::{self, Filter, WatchContext, WatchParams};
 
 /// Response body type: full JSON documents or a streamed watch.
 pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
@@ -54,8 +54,8 @@ fn value_response(status: StatusCode, v: &Value) -> Response<Body> {
 }
 
 fn error_response(e: &ApiError) -> Response<Body> {
-    let status = StatusCode::from_u16(e.error.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut resp = value_response(status, &e.status_body());
+    let status = StatusCode::from_u16(e.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = json_response(status, e.status_body());
     if let Some(secs) = e.retry_after
         && let Ok(v) = HeaderValue::from_str(&secs.to_string())
     {
@@ -64,37 +64,10 @@ fn error_response(e: &ApiError) -> Response<Body> {
     resp
 }
 
-/// Percent-decodes a query component (`+` is a space, as in form encoding).
-fn decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let hex = |c: u8| (c as char).to_digit(16);
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push((h * 16 + l) as u8);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
+/// The query parameters, decoded as the API server's Go `url.ParseQuery` does (`+` is a space).
 fn parse_query(q: Option<&str>) -> HashMap<String, String> {
-    q.unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => (decode(k), decode(v)),
-            None => (decode(p), String::new()),
-        })
+    form_urlencoded::parse(q.unwrap_or_default().as_bytes())
+        .into_owned()
         .collect()
 }
 

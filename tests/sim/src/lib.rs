@@ -1,4 +1,14 @@
 //! A simulated Kubernetes API server speaking the kube-apiserver HTTP protocol, for tests, benchmarks and demos.
+//!
+//! # Layout
+//!
+//! Imports point one way, from the entry points down to the store:
+//!
+//! ```text
+//! serve -> server (Sim) -> {http, churn, seed, kubeconfig} -> shared (Shared) -> {faults, store, config}
+//! http -> {watch, scale, table, media, openapi, discovery, ops, continue_token}
+//! ops -> {store, resources, merge_patch, ids, time, error};  store -> resources
+//! ```
 
 mod churn;
 mod config;
@@ -16,16 +26,18 @@ mod ops;
 mod resources;
 mod scale;
 mod seed;
+mod serve;
 mod server;
+mod shared;
 mod store;
 mod table;
 mod time;
 mod watch;
 
-pub use crate::selector::{FieldSelector, LabelSelector, SelectorError};
 pub use config::SimConfig;
 pub use continue_token::ContinueToken;
 pub use error::SimError;
 pub use faults::{Failure, Faults};
 pub use merge_patch::merge_patch;
-pub use server::{Sim, serve_forever};
+pub use serve::{ServeError, serve};
+pub use server::Sim;

@@ -2,15 +2,17 @@
 
 use std::sync::Arc;
 
+use kubebridge_apimachinery::{
+    dns1123_label_error, dns1123_subdomain_error, label_key_error, label_value_error,
+};
 use serde_json::{Value, json};
 
-use crate::selector::{validate_key, validate_value};
-use crate::sim::error::ApiError;
-use crate::sim::ids::{random_suffix, uuid_v4};
-use crate::sim::merge_patch::merge_patch;
-use crate::sim::resources::{CRD_RESOURCE, ResourceType};
-use crate::sim::store::{EventType, ObjKey, Store, StoredObject};
-use crate::sim::time::now_rfc3339;
+use crate::error::ApiError;
+use crate::ids::{random_suffix, uuid_v4};
+use crate::merge_patch::merge_patch;
+use crate::resources::{CRD_RESOURCE, ResourceType};
+use crate::store::{EventType, ObjKey, Store, StoredObject};
+use crate::time::now_rfc3339;
 
 /// Namespaces that exist from the start and cannot be deleted.
 pub(crate) const SYSTEM_NAMESPACES: [&str; 4] =
@@ -97,35 +99,13 @@ fn check_namespace(t: &Target<'_>, body: &mut Value) -> Result<String, ApiError>
     Ok(ns)
 }
 
-const SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
-const LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
-
-/// DNS-1123 subdomain (or label, for namespaces) check.
+/// Why `name` is not a valid object name: a DNS-1123 label for namespaces, a subdomain otherwise.
 fn name_problem(name: &str, label_only: bool) -> Option<String> {
-    let max = if label_only { 63 } else { 253 };
-    if name.len() > max {
-        return Some(format!(
-            "Invalid value: \"{name}\": must be no more than {max} characters"
-        ));
-    }
-    let ok_part = |p: &str| {
-        !p.is_empty()
-            && p.bytes()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
-            && !p.starts_with('-')
-            && !p.ends_with('-')
-    };
-    let ok = if label_only {
-        ok_part(name)
+    if label_only {
+        dns1123_label_error(name)
     } else {
-        name.split('.').all(ok_part)
-    };
-    (!ok).then(|| {
-        format!(
-            "Invalid value: \"{name}\": {}",
-            if label_only { LABEL_MSG } else { SUBDOMAIN_MSG }
-        )
-    })
+        dns1123_subdomain_error(name)
+    }
 }
 
 /// Field-level validation shared by create and update.
@@ -137,13 +117,13 @@ fn validate(rt: &ResourceType, name: &str, body: &Value) -> Result<(), ApiError>
                 for (k, v) in map {
                     match v.as_str() {
                         Some(s) => {
-                            if let Err(e) = validate_key(k) {
+                            if let Some(e) = label_key_error(k) {
                                 causes.push((
                                     "metadata.labels",
                                     "FieldValueInvalid",
                                     format!("Invalid value: \"{k}\": {e}"),
                                 ));
-                            } else if let Err(e) = validate_value(s) {
+                            } else if let Some(e) = label_value_error(s) {
                                 causes.push((
                                     "metadata.labels",
                                     "FieldValueInvalid",
@@ -591,11 +571,7 @@ pub(crate) fn delete(
         let plural = value["spec"]["names"]["plural"]
             .as_str()
             .unwrap_or_default();
-        delete_all(
-            store,
-            &crate::sim::resources::resource_key(group, plural),
-            None,
-        );
+        delete_all(store, &crate::resources::resource_key(group, plural), None);
         sync_crd(store, &value, false);
     }
     Ok(store.commit(&resource, EventType::Deleted, value))

@@ -4,15 +4,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use kubebridge_apimachinery::{FieldSelector, LabelSelector};
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
-use crate::selector::{FieldSelector, LabelSelector};
-use crate::sim::error::ApiError;
-use crate::sim::media::{self, Representation};
-use crate::sim::resources::ResourceType;
-use crate::sim::store::{Event, EventType, Store, StoredObject};
+use crate::error::ApiError;
+use crate::media::{self, Representation};
+use crate::resources::ResourceType;
+use crate::store::{Event, EventType, Store, StoredObject};
 
 /// Which objects a watch (or list) selects.
 #[derive(Debug, Clone)]
@@ -283,9 +283,7 @@ async fn run(
     match start {
         Start::Expired(message) => {
             let status = ApiError::expired(message).status_body();
-            let mut line = serde_json::to_vec(&json!({"type": "ERROR", "object": status}))
-                .expect("JSON values serialize");
-            line.push(b'\n');
+            let line = format!("{{\"type\":\"ERROR\",\"object\":{status}}}\n");
             emit(&tx, Bytes::from(line), drop_signal, deadline).await;
             return;
         }
