@@ -14,19 +14,21 @@ pub struct SimError {
     pub message: String,
 }
 
-/// A failure as the HTTP layer sends it: the `Status` body, and the Retry-After header.
+/// A failure as the HTTP layer sends it: the `Status` body (boxed: errors travel through
+/// every handler's `Result`, and a Status is large), and the Retry-After header.
 #[derive(Debug, Clone)]
 pub(crate) struct ApiError {
-    pub(crate) status: Status,
+    pub(crate) status: Box<Status>,
     pub(crate) retry_after: Option<u32>,
 }
 
 impl From<ApiError> for SimError {
     fn from(e: ApiError) -> Self {
+        let status = *e.status;
         SimError {
-            code: e.status.code,
-            reason: e.status.reason,
-            message: e.status.message,
+            code: status.code,
+            reason: status.reason,
+            message: status.message,
         }
     }
 }
@@ -47,7 +49,7 @@ impl ApiError {
     /// An error with no details.
     pub(crate) fn new(code: u16, reason: &str, message: impl Into<String>) -> Self {
         ApiError {
-            status: failure_status(code, reason, message),
+            status: Box::new(failure_status(code, reason, message)),
             retry_after: None,
         }
     }
@@ -170,7 +172,7 @@ impl ApiError {
 
     /// The metav1.Status body for this error; a Retry-After is repeated in its details.
     pub(crate) fn status_body(&self) -> String {
-        let mut status = self.status.clone();
+        let mut status = (*self.status).clone();
         if let Some(secs) = self.retry_after {
             status
                 .details
