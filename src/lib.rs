@@ -24,7 +24,9 @@
 //!   and, with `--serve-cache`, the [`lister`] over the informers' caches.
 //! - [`leader`]: leader election on a Lease (`--leader-elect`).
 //! - [`app`]: wiring and shutdown; [`demo`]: the same against the simulator.
-//! - [`sim`]: the simulated API server that tests, benchmarks and the demo run against.
+//! - `kubebridge_sim` (tests/sim, feature `sim`): the simulated API server that tests,
+//!   benchmarks and the demo run against; `kubebridge_apimachinery` (src/apimachinery):
+//!   selectors, `Status` bodies and name syntax, shared with it.
 //!
 //! ## Where the code departs from DESIGN.md, and why
 //!
