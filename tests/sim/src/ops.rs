@@ -108,9 +108,25 @@ fn name_problem(name: &str, label_only: bool) -> Option<String> {
     }
 }
 
+/// A field cause of a 422 Invalid: (field, reason, message).
+type Cause = (&'static str, &'static str, String);
+
 /// Field-level validation shared by create and update.
 fn validate(rt: &ResourceType, name: &str, body: &Value) -> Result<(), ApiError> {
-    let mut causes: Vec<(&str, &str, String)> = Vec::new();
+    let mut causes: Vec<Cause> = Vec::new();
+    label_causes(body, &mut causes);
+    if rt.key() == CRD_RESOURCE {
+        crd_causes(&body["spec"], name, &mut causes);
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(&rt.group, &rt.kind, name, &causes))
+    }
+}
+
+/// Problems with `metadata.labels`: keys, values, and their JSON types.
+fn label_causes(body: &Value, causes: &mut Vec<Cause>) {
     if let Some(labels) = body["metadata"].get("labels") {
         match labels.as_object() {
             Some(map) => {
@@ -147,70 +163,65 @@ fn validate(rt: &ResourceType, name: &str, body: &Value) -> Result<(), ApiError>
             )),
         }
     }
-    if rt.key() == CRD_RESOURCE {
-        let spec = &body["spec"];
-        let group = spec["group"].as_str().unwrap_or_default();
-        let plural = spec["names"]["plural"].as_str().unwrap_or_default();
-        if group.is_empty() {
-            causes.push((
-                "spec.group",
-                "FieldValueRequired",
-                "Required value".to_string(),
-            ));
-        }
-        if plural.is_empty() {
-            causes.push((
-                "spec.names.plural",
-                "FieldValueRequired",
-                "Required value".to_string(),
-            ));
-        }
-        if spec["names"]["kind"]
-            .as_str()
-            .unwrap_or_default()
-            .is_empty()
-        {
-            causes.push((
-                "spec.names.kind",
-                "FieldValueRequired",
-                "Required value".to_string(),
-            ));
-        }
-        if !matches!(spec["scope"].as_str(), Some("Namespaced") | Some("Cluster")) {
-            causes.push((
-                "spec.scope",
-                "FieldValueNotSupported",
-                "Unsupported value: supported values: \"Cluster\", \"Namespaced\"".to_string(),
-            ));
-        }
-        let versions = spec["versions"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        let storage_versions = versions
-            .iter()
-            .filter(|v| v["storage"].as_bool() == Some(true))
-            .count();
-        if storage_versions != 1 {
-            causes.push((
-                "spec.versions",
-                "FieldValueInvalid",
-                "Invalid value: must have exactly one version marked as storage version"
-                    .to_string(),
-            ));
-        }
-        if !group.is_empty() && !plural.is_empty() && name != format!("{plural}.{group}") {
-            causes.push((
-                "metadata.name",
-                "FieldValueInvalid",
-                format!("Invalid value: \"{name}\": must be spec.names.plural+\".\"+spec.group"),
-            ));
-        }
+}
+
+/// Problems with a CustomResourceDefinition's spec and name.
+fn crd_causes(spec: &Value, name: &str, causes: &mut Vec<Cause>) {
+    let group = spec["group"].as_str().unwrap_or_default();
+    let plural = spec["names"]["plural"].as_str().unwrap_or_default();
+    if group.is_empty() {
+        causes.push((
+            "spec.group",
+            "FieldValueRequired",
+            "Required value".to_string(),
+        ));
     }
-    if causes.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(&rt.group, &rt.kind, name, &causes))
+    if plural.is_empty() {
+        causes.push((
+            "spec.names.plural",
+            "FieldValueRequired",
+            "Required value".to_string(),
+        ));
+    }
+    if spec["names"]["kind"]
+        .as_str()
+        .unwrap_or_default()
+        .is_empty()
+    {
+        causes.push((
+            "spec.names.kind",
+            "FieldValueRequired",
+            "Required value".to_string(),
+        ));
+    }
+    if !matches!(spec["scope"].as_str(), Some("Namespaced") | Some("Cluster")) {
+        causes.push((
+            "spec.scope",
+            "FieldValueNotSupported",
+            "Unsupported value: supported values: \"Cluster\", \"Namespaced\"".to_string(),
+        ));
+    }
+    let versions = spec["versions"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let storage_versions = versions
+        .iter()
+        .filter(|v| v["storage"].as_bool() == Some(true))
+        .count();
+    if storage_versions != 1 {
+        causes.push((
+            "spec.versions",
+            "FieldValueInvalid",
+            "Invalid value: must have exactly one version marked as storage version".to_string(),
+        ));
+    }
+    if !group.is_empty() && !plural.is_empty() && name != format!("{plural}.{group}") {
+        causes.push((
+            "metadata.name",
+            "FieldValueInvalid",
+            format!("Invalid value: \"{name}\": must be spec.names.plural+\".\"+spec.group"),
+        ));
     }
 }
 
@@ -366,6 +377,31 @@ pub(crate) fn create(
     Ok(stored)
 }
 
+/// The name an update writes: the URL's, which the body must not contradict, else the body's.
+fn update_name(
+    rt: &ResourceType,
+    url_name: Option<&str>,
+    body_name: String,
+) -> Result<String, ApiError> {
+    match url_name {
+        Some(u) if !body_name.is_empty() && u != body_name => Err(ApiError::bad_request(format!(
+            "the name of the object ({body_name}) does not match the name on the URL ({u})"
+        ))),
+        Some(u) => Ok(u.to_string()),
+        None if body_name.is_empty() => Err(ApiError::invalid(
+            &rt.group,
+            &rt.kind,
+            "",
+            &[(
+                "metadata.name",
+                "FieldValueRequired",
+                "Required value: name is required".to_string(),
+            )],
+        )),
+        None => Ok(body_name),
+    }
+}
+
 /// PUT: replaces an object (or its status when `subresource` is "status").
 pub(crate) fn update(
     store: &mut Store,
@@ -380,27 +416,7 @@ pub(crate) fn update(
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let name = match url_name {
-        Some(u) if !body_name.is_empty() && u != body_name => {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({body_name}) does not match the name on the URL ({u})"
-            )));
-        }
-        Some(u) => u.to_string(),
-        None if body_name.is_empty() => {
-            return Err(ApiError::invalid(
-                &rt.group,
-                &rt.kind,
-                "",
-                &[(
-                    "metadata.name",
-                    "FieldValueRequired",
-                    "Required value: name is required".to_string(),
-                )],
-            ));
-        }
-        None => body_name,
-    };
+    let name = update_name(rt, url_name, body_name)?;
     body["metadata"]["name"] = Value::String(name.clone());
     let resource = rt.key();
     let key = t.key(&name);
