@@ -2,12 +2,15 @@
 //!
 //! # Layout
 //!
-//! Imports point one way, from the entry points down to the store:
+//! Imports point one way, from the entry points down to the store; nothing imports
+//! `server` but `serve`, and `Shared` (shared.rs) is what http and churn hold:
 //!
 //! ```text
-//! serve -> server (Sim) -> {http, churn, seed, kubeconfig} -> shared (Shared) -> {faults, store, config}
-//! http -> {watch, scale, table, media, openapi, discovery, ops, continue_token}
-//! ops -> {store, resources, merge_patch, ids, time, error};  store -> resources
+//! serve -> server (Sim) -> {http, churn, seed, kubeconfig, shared}
+//! http -> {list, watch, request, response, scale, openapi -> discovery, media, ops}
+//! list -> {watch (Filter), request, response, table, continue_token}
+//! churn, seed, scale -> ops -> {store -> resources, merge_patch, ids, time, error}
+//! shared -> {faults -> store, store, config};  media -> table -> time
 //! ```
 
 mod churn;
