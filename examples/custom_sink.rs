@@ -73,9 +73,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| "changes.jsonl".into());
     let sink = FileSink::open(&path).await?;
 
-    let sim = kubebridge::sim::Sim::start(
+    let sim = kubebridge_sim::Sim::start(
         "127.0.0.1:0".parse()?,
-        kubebridge::sim::SimConfig {
+        kubebridge_sim::SimConfig {
             namespaces: 2,
             pods: 10,
             deployments_per_namespace: 1,

@@ -13,7 +13,7 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use http::{Request, StatusCode, header};
 use http_body_util::BodyDataStream;
 use kube::client::Body;
-use serde::Deserialize;
+use kubebridge_apimachinery::{Status, parse_status};
 use serde::de::DeserializeOwned;
 use tokio::io::AsyncBufReadExt;
 use tokio_util::io::StreamReader;
@@ -96,24 +96,6 @@ impl ApiError {
             other => other.to_string(),
         }
     }
-}
-
-/// The parts of a `Status` body kubebridge reads.
-#[derive(Deserialize, Default)]
-struct StatusBody {
-    #[serde(default)]
-    message: String,
-    #[serde(default)]
-    reason: String,
-    #[serde(default)]
-    details: Option<StatusDetails>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct StatusDetails {
-    #[serde(default)]
-    retry_after_seconds: Option<u64>,
 }
 
 /// Builds a request URL path with a query string.
@@ -249,19 +231,21 @@ async fn status_error(
         .collect_bytes()
         .await
         .unwrap_or_default();
-    let status: StatusBody = serde_json::from_slice(&body).unwrap_or_default();
-    status_from_parts(method, path, code, status, header_retry)
+    status_from_parts(method, path, code, parse_status(&body), header_retry)
 }
 
 fn status_from_parts(
     method: &'static str,
     path: String,
     code: StatusCode,
-    status: StatusBody,
+    status: Status,
     header_retry: Option<u64>,
 ) -> ApiError {
     let retry_after = header_retry
-        .or(status.details.and_then(|d| d.retry_after_seconds))
+        .or(status
+            .details
+            .map(|d| u64::from(d.retry_after_seconds))
+            .filter(|&secs| secs > 0))
         .map(Duration::from_secs);
     ApiError::Status {
         method,
@@ -339,22 +323,9 @@ fn tokio_stream_lines<R: tokio::io::AsyncBufRead + Send + Unpin + 'static>(
 
 /// Decodes a `Status` object found inside a watch `ERROR` event.
 pub fn status_from_event(path: &str, object: &str) -> ApiError {
-    let status: StatusBody = serde_json::from_str(object).unwrap_or_default();
-    #[derive(Deserialize)]
-    struct Code {
-        #[serde(default)]
-        code: u16,
-    }
-    let code = serde_json::from_str::<Code>(object)
-        .map(|c| c.code)
-        .unwrap_or(500);
-    status_from_parts(
-        "GET",
-        path.to_owned(),
-        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        status,
-        None,
-    )
+    let status = parse_status(object.as_bytes());
+    let code = StatusCode::from_u16(status.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    status_from_parts("GET", path.to_owned(), code, status, None)
 }
 
 #[cfg(test)]

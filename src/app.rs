@@ -9,7 +9,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{self, Cluster};
-use crate::config::{Command, InitialState, NamespaceScope, Route, SimOptions, StreamConfig};
+use crate::config::{Command, InitialState, NamespaceScope, Route, StreamConfig};
 use crate::endpoints::{self, Readiness};
 use crate::informer::backoff::Backoff;
 use crate::informer::shared::SyncedFlags;
@@ -18,7 +18,6 @@ use crate::leader::{Elector, LeaderError, LeaseConfig};
 use crate::metrics::Metrics;
 use crate::pipeline::{SinkOutcome, spawn_sink};
 use crate::resolve::{ApiResource, Discovery, ResolveError};
-use crate::sim::Sim;
 
 /// An error that ends kubebridge, with the exit code it deserves.
 #[derive(Debug, thiserror::Error)]
@@ -63,8 +62,21 @@ pub async fn run(
             };
             watch(&cluster, &stream, sinks, shutdown).await
         }
+        #[cfg(feature = "sim")]
         Command::Demo { stream, sim } => crate::demo::run(stream, sim, shutdown).await,
-        Command::Sim(options) => serve_sim(&options, shutdown).await,
+        #[cfg(feature = "sim")]
+        Command::Sim(options) => {
+            let config = crate::demo::sim_config(&options);
+            let kubeconfig = options.write_kubeconfig.as_deref();
+            kubebridge_sim::serve(options.listen, config, kubeconfig, shutdown)
+                .await
+                .map_err(|e| AppError::Usage(e.into()))
+        }
+        #[cfg(not(feature = "sim"))]
+        Command::Demo { .. } | Command::Sim(_) => Err(AppError::Usage(
+            "this kubebridge was built without the simulated API server (cargo feature `sim`)"
+                .into(),
+        )),
         Command::CheckConfig { path, stream } => check_config(&path, &stream).await,
         Command::Rbac {
             cluster,
@@ -329,38 +341,6 @@ pub async fn watch(
         }
     }
     failure.map_or(Ok(()), Err)
-}
-
-/// `kubebridge sim`: serves the simulated API server until `shutdown`.
-async fn serve_sim(
-    options: &SimOptions,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), AppError> {
-    let sim = Sim::start(options.listen, crate::demo::sim_config(options))
-        .await
-        .map_err(|e| AppError::Usage(format!("cannot serve on {}: {e}", options.listen).into()))?;
-    eprintln!(
-        "kubebridge sim: serving the Kubernetes API on {}",
-        sim.url()
-    );
-    if let Some(path) = &options.write_kubeconfig {
-        // Written whole and renamed into place, so a reader polling for it never sees half.
-        let partial = path.with_extension("partial");
-        sim.write_kubeconfig(&partial, None)
-            .and_then(|()| std::fs::rename(&partial, path))
-            .map_err(|e| {
-                AppError::Usage(
-                    format!("cannot write the kubeconfig to {}: {e}", path.display()).into(),
-                )
-            })?;
-        eprintln!(
-            "kubebridge sim: kubeconfig in {0}; try kubectl --kubeconfig {0} get pods -A",
-            path.display()
-        );
-    }
-    shutdown.await;
-    sim.shutdown().await;
-    Ok(())
 }
 
 /// `kubebridge check-config`: builds every sink (so URIs and properties are checked

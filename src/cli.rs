@@ -689,12 +689,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
+    kubebridge_apimachinery::is_dns1123_label(s)
 }
 
 #[cfg(test)]

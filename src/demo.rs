@@ -2,10 +2,11 @@
 
 use std::future::Future;
 
+use kubebridge_sim::{Sim, SimConfig};
+
 use crate::app::{self, AppError};
 use crate::cluster;
 use crate::config::{NamespaceScope, SimOptions, StreamConfig};
-use crate::sim::{Sim, SimConfig};
 
 /// Starts a simulated cluster with steady churn and streams it like `watch` would.
 /// Without `-n`, the demo watches all namespaces (the simulator's default context

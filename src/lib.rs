@@ -24,7 +24,9 @@
 //!   and, with `--serve-cache`, the [`lister`] over the informers' caches.
 //! - [`leader`]: leader election on a Lease (`--leader-elect`).
 //! - [`app`]: wiring and shutdown; [`demo`]: the same against the simulator.
-//! - [`sim`]: the simulated API server that tests, benchmarks and the demo run against.
+//! - `kubebridge_sim` (tests/sim, feature `sim`): the simulated API server that tests,
+//!   benchmarks and the demo run against; `kubebridge_apimachinery` (src/apimachinery):
+//!   selectors, `Status` bodies and name syntax, shared with it.
 //!
 //! ## Where the code departs from DESIGN.md, and why
 //!
@@ -57,6 +59,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod config_file;
+#[cfg(feature = "sim")]
 pub mod demo;
 pub mod endpoints;
 pub mod informer;
@@ -67,5 +70,3 @@ pub mod pipeline;
 pub mod queue;
 pub mod rbac;
 pub mod resolve;
-pub mod selector;
-pub mod sim;

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use kubebridge::sim::{Sim, SimConfig};
+use kubebridge_sim::{Sim, SimConfig};
 use kubebridge_testkit::kubectl::{Kubectl, kubectl_path};
 use serde_json::{Value, json};
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use kubebridge::sim::Failure;
+use kubebridge_sim::Failure;
 use kubebridge_testkit::brokers::{PrivateNats, free_port};
 use kubebridge_testkit::harness::{Harness, Running, WAIT, brief, wait_until};
 use kubebridge_testkit::http;

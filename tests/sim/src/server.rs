@@ -2,35 +2,22 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
-use crate::sim::config::SimConfig;
-use crate::sim::error::{ApiError, SimError};
-use crate::sim::faults::Faults;
-use crate::sim::ops::{self, Target};
-use crate::sim::resources::ResourceType;
-use crate::sim::store::{ObjKey, Store, StoredObject};
-use crate::sim::{churn, http, kubeconfig, seed};
-
-/// State shared by the HTTP handlers, watch tasks, churn and the [`Sim`] handle.
-pub(crate) struct Shared {
-    pub(crate) store: Arc<Mutex<Store>>,
-    pub(crate) faults: Faults,
-    pub(crate) config: SimConfig,
-}
-
-impl Shared {
-    /// Locks the store; a poisoned lock is recovered because every write leaves the store consistent.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Store> {
-        self.store.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
+use crate::config::SimConfig;
+use crate::error::{ApiError, SimError};
+use crate::faults::Faults;
+use crate::ops::{self, Target};
+use crate::resources::ResourceType;
+use crate::shared::Shared;
+use crate::store::{ObjKey, Store, StoredObject};
+use crate::{churn, http, kubeconfig, seed};
 
 /// A running simulated API server; dropping it or calling [`Sim::shutdown`] stops it.
 pub struct Sim {
@@ -243,13 +230,10 @@ impl Drop for Sim {
     }
 }
 
+/// The object as a client sees it, with its kind and apiVersion.
 fn with_type(rt: &ResourceType, obj: &StoredObject) -> Value {
-    let mut v = obj.to_value();
-    if let Some(m) = v.as_object_mut() {
-        m.insert("apiVersion".to_string(), Value::String(rt.api_version()));
-        m.insert("kind".to_string(), Value::String(rt.kind.clone()));
-    }
-    v
+    serde_json::from_slice(&obj.json_with_type(&rt.kind, &rt.api_version()))
+        .expect("stored bodies with type metadata are valid JSON")
 }
 
 async fn accept_loop(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
@@ -278,23 +262,6 @@ async fn accept_loop(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
         });
         while conns.try_join_next().is_some() {}
     }
-}
-
-/// Runs a simulator for the CLI: prints the URL (and kubeconfig path) on stderr and serves until Ctrl-C.
-pub async fn serve_forever(
-    listen: SocketAddr,
-    config: SimConfig,
-    kubeconfig_out: Option<PathBuf>,
-) -> std::io::Result<()> {
-    let sim = Sim::start(listen, config).await?;
-    eprintln!("kubebridge sim listening on {}", sim.url());
-    if let Some(path) = &kubeconfig_out {
-        sim.write_kubeconfig(path, None)?;
-        eprintln!("kubeconfig written to {}", path.display());
-    }
-    tokio::signal::ctrl_c().await?;
-    sim.shutdown().await;
-    Ok(())
 }
 
 /// The namespace an object operation targets: the caller's, else the object's own.

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-/// How a [`crate::sim::Sim`] is seeded and how it behaves over time.
+/// How a [`crate::Sim`] is seeded and how it behaves over time.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     /// Seed namespaces "ns-0", "ns-1", ... created besides the four system namespaces that always exist.

@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use kubebridge_apimachinery::with_type_meta;
 use serde_json::Value;
 use tokio::sync::broadcast;
 
-use crate::sim::resources::Registry;
+use crate::resources::Registry;
 
 /// (namespace, name); namespace is "" for cluster-scoped objects.
 pub(crate) type ObjKey = (String, String);
@@ -46,7 +47,7 @@ impl StoredObject {
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(0),
             labels,
-            fields: crate::sim::resources::field_values(resource, value),
+            fields: crate::resources::field_values(resource, value),
             body: Bytes::from(serde_json::to_vec(value).expect("a JSON value always serializes")),
         }
     }
@@ -72,17 +73,11 @@ impl StoredObject {
 
     /// The object's JSON with kind/apiVersion spliced in front, without re-serializing the body.
     pub(crate) fn json_with_type(&self, kind: &str, api_version: &str) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.body.len() + 64);
-        out.extend_from_slice(b"{\"apiVersion\":");
-        out.extend_from_slice(&serde_json::to_vec(api_version).expect("strings serialize"));
-        out.extend_from_slice(b",\"kind\":");
-        out.extend_from_slice(&serde_json::to_vec(kind).expect("strings serialize"));
-        let rest = &self.body[1..];
-        if rest.first() != Some(&b'}') {
-            out.push(b',');
-        }
-        out.extend_from_slice(rest);
-        out
+        std::str::from_utf8(&self.body)
+            .ok()
+            .and_then(|body| with_type_meta(body, kind, api_version))
+            .expect("stored bodies are JSON objects written by this store")
+            .into_bytes()
     }
 }
 

@@ -2,67 +2,14 @@
 //! Fails when kubectl is missing unless KUBEBRIDGE_SKIP_KUBECTL=1.
 #![allow(clippy::unwrap_used)] // Tests may panic on unexpected values; that is their failure mode.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use kubebridge::sim::{Sim, SimConfig};
+use kubebridge_sim::{Sim, SimConfig};
+use kubebridge_testkit::kubectl::{Kubectl, kubectl_path};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
-
-fn kubectl_path() -> Option<PathBuf> {
-    if std::env::var("KUBEBRIDGE_SKIP_KUBECTL").as_deref() == Ok("1") {
-        return None;
-    }
-    let candidates = [
-        PathBuf::from("/usr/bin/kubectl"),
-        PathBuf::from("/usr/local/bin/kubectl"),
-    ];
-    let found = candidates.into_iter().find(|p| p.exists()).or_else(|| {
-        std::env::var_os("PATH").and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|d| d.join("kubectl"))
-                .find(|p| p.exists())
-        })
-    });
-    Some(found.expect("kubectl not found: install it or set KUBEBRIDGE_SKIP_KUBECTL=1"))
-}
-
-struct Kubectl {
-    bin: PathBuf,
-    kubeconfig: PathBuf,
-    home: PathBuf,
-}
-
-impl Kubectl {
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(&self.bin);
-        c.arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .arg("--cache-dir")
-            .arg(self.home.join("cache"))
-            .args(args);
-        c.env("HOME", &self.home)
-            .env_remove("KUBECONFIG")
-            .kill_on_drop(true);
-        c
-    }
-
-    async fn run(&self, args: &[&str]) -> String {
-        let out = tokio::time::timeout(Duration::from_secs(60), self.command(args).output())
-            .await
-            .expect("kubectl finished within 60s")
-            .expect("kubectl runs");
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {}\n{stdout}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
-    }
-}
 
 fn write(dir: &Path, name: &str, content: &str) -> String {
     let p = dir.join(name);
@@ -90,11 +37,7 @@ async fn kubectl_works_against_the_simulator() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     sim.write_kubeconfig(&kubeconfig, Some("ns-0")).unwrap();
-    let k = Kubectl {
-        bin,
-        kubeconfig,
-        home: dir.path().to_path_buf(),
-    };
+    let k = Kubectl::new(bin, &kubeconfig, dir.path());
 
     // get pods -A: a header, all 12 pods with their namespace.
     let out = k.run(&["get", "pods", "-A"]).await;

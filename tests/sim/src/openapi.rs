@@ -2,8 +2,8 @@
 
 use serde_json::{Value, json};
 
-use crate::sim::discovery::GIT_VERSION;
-use crate::sim::resources::Registry;
+use crate::discovery::GIT_VERSION;
+use crate::resources::Registry;
 
 /// The path prefix kubectl asks for: "api/v1" or "apis/G/V".
 fn gv_path(group: &str, version: &str) -> String {

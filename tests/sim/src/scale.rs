@@ -4,11 +4,11 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::sim::error::ApiError;
-use crate::sim::merge_patch::merge_patch;
-use crate::sim::ops::{self, Target};
-use crate::sim::resources::ResourceType;
-use crate::sim::store::{Store, StoredObject};
+use crate::error::ApiError;
+use crate::merge_patch::merge_patch;
+use crate::ops::{self, Target};
+use crate::resources::ResourceType;
+use crate::store::{Store, StoredObject};
 
 /// Whether a type has a scale subresource.
 pub(crate) fn has_scale(rt: &ResourceType) -> bool {

@@ -2,9 +2,9 @@
 
 use serde_json::{Value, json};
 
-use crate::sim::resources::ResourceType;
-use crate::sim::store::StoredObject;
-use crate::sim::table;
+use crate::resources::ResourceType;
+use crate::store::StoredObject;
+use crate::table;
 
 /// How objects are rendered in a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -1,6 +1,6 @@
 //! API errors and the metav1.Status bodies that carry them.
 
-use serde_json::{Value, json};
+use kubebridge_apimachinery::{Status, StatusCause, StatusDetails, failure_status, status_json};
 
 /// An API failure as a Status body would describe it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -14,17 +14,34 @@ pub struct SimError {
     pub message: String,
 }
 
-/// A [`SimError`] plus the Status `details` and headers the HTTP layer needs.
+/// A failure as the HTTP layer sends it: the `Status` body (boxed: errors travel through
+/// every handler's `Result`, and a Status is large), and the Retry-After header.
 #[derive(Debug, Clone)]
 pub(crate) struct ApiError {
-    pub(crate) error: SimError,
-    pub(crate) details: Option<Value>,
+    pub(crate) status: Box<Status>,
     pub(crate) retry_after: Option<u32>,
 }
 
 impl From<ApiError> for SimError {
     fn from(e: ApiError) -> Self {
-        e.error
+        let status = *e.status;
+        SimError {
+            code: status.code,
+            reason: status.reason,
+            message: status.message,
+        }
+    }
+}
+
+/// Status details naming the object (or only the resource, with an empty `name`).
+fn details(name: &str, group: &str, kind: &str) -> StatusDetails {
+    StatusDetails {
+        name: name.to_owned(),
+        group: group.to_owned(),
+        kind: kind.to_owned(),
+        uid: String::new(),
+        causes: Vec::new(),
+        retry_after_seconds: 0,
     }
 }
 
@@ -32,19 +49,19 @@ impl ApiError {
     /// An error with no details.
     pub(crate) fn new(code: u16, reason: &str, message: impl Into<String>) -> Self {
         ApiError {
-            error: SimError {
-                code,
-                reason: reason.to_string(),
-                message: message.into(),
-            },
-            details: None,
+            status: Box::new(failure_status(code, reason, message)),
             retry_after: None,
         }
     }
 
-    /// Attaches Status details (name/group/kind/causes).
-    pub(crate) fn with_details(mut self, details: Value) -> Self {
-        self.details = Some(details);
+    /// The HTTP status code.
+    pub(crate) fn code(&self) -> u16 {
+        self.status.code
+    }
+
+    /// Attaches Status details naming the object (`name` may be empty) and its resource.
+    pub(crate) fn with_details(mut self, name: &str, group: &str, kind: &str) -> Self {
+        self.status.details = Some(details(name, group, kind));
         self
     }
 
@@ -60,7 +77,7 @@ impl ApiError {
             "NotFound",
             format!("{plural}{} \"{name}\" not found", group_suffix(group)),
         )
-        .with_details(json!({"name": name, "group": group, "kind": plural}))
+        .with_details(name, group, plural)
     }
 
     /// 404 for a path the server does not serve; the real server answers these with a bare "404 page not found".
@@ -84,7 +101,7 @@ impl ApiError {
             "AlreadyExists",
             format!("{plural}{} \"{name}\" already exists", group_suffix(group)),
         )
-        .with_details(json!({"name": name, "group": group, "kind": plural}))
+        .with_details(name, group, plural)
     }
 
     /// 409 Conflict on a stale resourceVersion (optimistic concurrency).
@@ -97,7 +114,7 @@ impl ApiError {
                 group_suffix(group)
             ),
         )
-        .with_details(json!({"name": name, "group": group, "kind": plural}))
+        .with_details(name, group, plural)
     }
 
     /// 410 Expired (too old resourceVersion or continue token).
@@ -121,11 +138,15 @@ impl ApiError {
         } else {
             format!("[{}]", summary.join(", "))
         };
-        let causes: Vec<Value> = causes
+        let causes = causes
             .iter()
-            .map(|(field, reason, msg)| json!({"reason": reason, "message": msg, "field": field}))
+            .map(|(field, reason, msg)| StatusCause {
+                reason: (*reason).to_owned(),
+                message: msg.clone(),
+                field: (*field).to_owned(),
+            })
             .collect();
-        Self::new(
+        let mut error = Self::new(
             422,
             "Invalid",
             format!(
@@ -133,7 +154,11 @@ impl ApiError {
                 group_suffix(group)
             ),
         )
-        .with_details(json!({"name": name, "group": group, "kind": kind, "causes": causes}))
+        .with_details(name, group, kind);
+        if let Some(d) = &mut error.status.details {
+            d.causes = causes;
+        }
+        error
     }
 
     /// 500 InternalError.
@@ -145,26 +170,16 @@ impl ApiError {
         )
     }
 
-    /// The metav1.Status body for this error.
-    pub(crate) fn status_body(&self) -> Value {
-        let mut v = json!({
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.error.message,
-            "reason": self.error.reason,
-            "code": self.error.code,
-        });
-        let mut details = self.details.clone();
+    /// The metav1.Status body for this error; a Retry-After is repeated in its details.
+    pub(crate) fn status_body(&self) -> String {
+        let mut status = (*self.status).clone();
         if let Some(secs) = self.retry_after {
-            let d = details.get_or_insert_with(|| json!({}));
-            d["retryAfterSeconds"] = json!(secs);
+            status
+                .details
+                .get_or_insert_with(|| details("", "", ""))
+                .retry_after_seconds = secs;
         }
-        if let Some(d) = details {
-            v["details"] = d;
-        }
-        v
+        status_json(&status)
     }
 }
 

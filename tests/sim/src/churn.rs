@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::sim::ops::{self, Target};
-use crate::sim::seed::{Owner, create_pod};
-use crate::sim::server::Shared;
-use crate::sim::store::{ObjKey, Store};
-use crate::sim::time::now_rfc3339;
+use crate::ops::{self, Target};
+use crate::seed::{Owner, create_pod};
+use crate::shared::Shared;
+use crate::store::{ObjKey, Store};
+use crate::time::now_rfc3339;
 
 /// Runs forever (until aborted), making `rate` mutations per second on average.
 pub(crate) async fn run(shared: Arc<Shared>, rate: f64) {

@@ -2,8 +2,8 @@
 
 use serde_json::{Value, json};
 
-use crate::sim::resources::ResourceType;
-use crate::sim::time::{human_duration, now_unix, parse_rfc3339};
+use crate::resources::ResourceType;
+use crate::time::{human_duration, now_unix, parse_rfc3339};
 
 fn col(name: &str, ty: &str, format: &str, description: &str) -> Value {
     json!({"name": name, "type": ty, "format": format, "description": description, "priority": 0})

@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::sim::error::ApiError;
-use crate::sim::store::Store;
+use crate::error::ApiError;
+use crate::store::Store;
 
 /// A failure injected by [`Faults::fail_next`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +27,7 @@ struct FaultState {
     counts: BTreeMap<(String, String), u64>,
 }
 
-/// Fault hooks of a running [`crate::sim::Sim`]; every method acts immediately.
+/// Fault hooks of a running [`crate::Sim`]; every method acts immediately.
 pub struct Faults {
     state: Mutex<FaultState>,
     store: Arc<Mutex<Store>>,
@@ -119,7 +119,7 @@ impl Faults {
                         "{resource} is forbidden: User \"system:anonymous\" cannot {verb} resource \"{plural}\" in API group \"{group}\" {scope}"
                     ),
                 )
-                .with_details(serde_json::json!({"group": group, "kind": plural})),
+                .with_details("", group, plural),
             );
         }
         match st.pending.pop_front()? {

@@ -1,33 +1,26 @@
-//! Label and field selectors: the query-string syntax, parsed and matched. The simulator
-//! applies them server-side; the `/cache` lister applies them to the local cache.
+//! Label and field selectors: the query-string syntax, parsed here and matched with
+//! kube-core's `Selector` (which has no string parser). The simulator applies them
+//! server-side; the `/cache` lister applies them to the local cache.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+use kube_core::{Expression, Selector, SelectorExt};
+
+use crate::names::{label_key_error, label_value_error};
 
 /// A selector that could not be parsed, or a field the server cannot select on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct SelectorError(pub String);
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Op {
-    Equals(String),
-    NotEquals(String),
-    In(Vec<String>),
-    NotIn(Vec<String>),
-    Exists,
-    NotExists,
-}
-
 /// A parsed label selector: a conjunction of requirements (empty = everything).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LabelSelector {
-    requirements: Vec<(String, Op)>,
-}
+pub struct LabelSelector(Selector);
 
 impl LabelSelector {
     /// Parses `a=b,c!=d,e in (f,g),h notin (i),j,!k`.
     pub fn parse(input: &str) -> Result<LabelSelector, SelectorError> {
-        let mut requirements = Vec::new();
+        let mut selector = Selector::default();
         for part in split_top_level(input)? {
             let part = part.trim();
             if part.is_empty() {
@@ -38,29 +31,19 @@ impl LabelSelector {
                     "unable to parse requirement: found '', expected: identifier in {input:?}"
                 )));
             }
-            requirements.push(parse_requirement(part)?);
+            selector.extend(parse_requirement(part)?);
         }
-        Ok(LabelSelector { requirements })
+        Ok(LabelSelector(selector))
     }
 
     /// True when the selector has no requirements.
     pub fn is_empty(&self) -> bool {
-        self.requirements.is_empty()
+        self.0.selects_all()
     }
 
     /// Whether an object with these labels is selected.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.requirements.iter().all(|(key, op)| {
-            let value = labels.get(key);
-            match op {
-                Op::Equals(v) => value == Some(v),
-                Op::NotEquals(v) => value != Some(v),
-                Op::In(vs) => value.is_some_and(|x| vs.contains(x)),
-                Op::NotIn(vs) => value.is_none_or(|x| !vs.contains(x)),
-                Op::Exists => value.is_some(),
-                Op::NotExists => value.is_none(),
-            }
-        })
+        self.0.matches(labels)
     }
 }
 
@@ -100,55 +83,19 @@ fn is_key_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/')
 }
 
-pub(crate) fn validate_key(key: &str) -> Result<(), SelectorError> {
-    let (prefix, name) = match key.split_once('/') {
-        Some((p, n)) => (Some(p), n),
-        None => (None, key),
-    };
-    let name_ok = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
-    let prefix_ok = prefix.is_none_or(|p| {
-        !p.is_empty()
-            && p.len() <= 253
-            && p.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'))
-    });
-    if name_ok && prefix_ok {
-        Ok(())
-    } else {
-        Err(SelectorError(format!(
-            "invalid label key {key:?}: name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
-        )))
-    }
+fn validate_key(key: &str) -> Result<(), SelectorError> {
+    label_key_error(key).map_or(Ok(()), |e| Err(SelectorError(e)))
 }
 
-pub(crate) fn validate_value(value: &str) -> Result<(), SelectorError> {
-    let ok = value.is_empty()
-        || (value.len() <= 63
-            && value
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            && value.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && value.ends_with(|c: char| c.is_ascii_alphanumeric()));
-    if ok {
-        Ok(())
-    } else {
-        Err(SelectorError(format!(
-            "invalid label value: {value:?}: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
-        )))
-    }
+fn validate_value(value: &str) -> Result<(), SelectorError> {
+    label_value_error(value).map_or(Ok(()), |e| Err(SelectorError(e)))
 }
 
-fn parse_requirement(part: &str) -> Result<(String, Op), SelectorError> {
+fn parse_requirement(part: &str) -> Result<Expression, SelectorError> {
     if let Some(rest) = part.strip_prefix('!') {
         let key = rest.trim();
         validate_key(key)?;
-        return Ok((key.to_string(), Op::NotExists));
+        return Ok(Expression::DoesNotExist(key.to_string()));
     }
     let key_end = part.find(|c: char| !is_key_char(c)).unwrap_or(part.len());
     let key = &part[..key_end];
@@ -158,30 +105,31 @@ fn parse_requirement(part: &str) -> Result<(String, Op), SelectorError> {
         )));
     }
     validate_key(key)?;
+    let key = key.to_string();
     let rest = part[key_end..].trim_start();
-    let op = if rest.is_empty() {
-        Op::Exists
+    let expression = if rest.is_empty() {
+        Expression::Exists(key)
     } else if let Some(v) = rest.strip_prefix("==").or_else(|| rest.strip_prefix('=')) {
         let v = v.trim();
         validate_value(v)?;
-        Op::Equals(v.to_string())
+        Expression::Equal(key, v.to_string())
     } else if let Some(v) = rest.strip_prefix("!=") {
         let v = v.trim();
         validate_value(v)?;
-        Op::NotEquals(v.to_string())
+        Expression::NotEqual(key, v.to_string())
     } else if let Some(v) = rest.strip_prefix("notin") {
-        Op::NotIn(parse_set(v, part)?)
+        Expression::NotIn(key, parse_set(v, part)?)
     } else if let Some(v) = rest.strip_prefix("in") {
-        Op::In(parse_set(v, part)?)
+        Expression::In(key, parse_set(v, part)?)
     } else {
         return Err(SelectorError(format!(
             "unable to parse requirement: found '{rest}', expected: in, notin, =, ==, !=, gt, lt"
         )));
     };
-    Ok((key.to_string(), op))
+    Ok(expression)
 }
 
-fn parse_set(v: &str, part: &str) -> Result<Vec<String>, SelectorError> {
+fn parse_set(v: &str, part: &str) -> Result<BTreeSet<String>, SelectorError> {
     let v = v.trim();
     let inner = v
         .strip_prefix('(')
@@ -191,7 +139,7 @@ fn parse_set(v: &str, part: &str) -> Result<Vec<String>, SelectorError> {
                 "unable to parse requirement: found '{part}', expected: '('"
             ))
         })?;
-    let values: Vec<String> = inner.split(',').map(|s| s.trim().to_string()).collect();
+    let values: BTreeSet<String> = inner.split(',').map(|s| s.trim().to_string()).collect();
     for value in &values {
         validate_value(value)?;
     }

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::sim::resources::Registry;
+use crate::resources::Registry;
 
 /// The Kubernetes version this simulator claims to be.
 pub(crate) const GIT_VERSION: &str = "v1.34.0";
@@ -61,7 +61,7 @@ pub(crate) fn resource_list(registry: &Registry, group: &str, version: &str) -> 
             r["categories"] = json!(t.categories);
         }
         resources.push(r);
-        if crate::sim::scale::has_scale(t) {
+        if crate::scale::has_scale(t) {
             resources.push(json!({
                 "name": format!("{}/scale", t.plural),
                 "singularName": "",

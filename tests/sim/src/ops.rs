@@ -2,15 +2,17 @@
 
 use std::sync::Arc;
 
+use kubebridge_apimachinery::{
+    dns1123_label_error, dns1123_subdomain_error, label_key_error, label_value_error,
+};
 use serde_json::{Value, json};
 
-use crate::selector::{validate_key, validate_value};
-use crate::sim::error::ApiError;
-use crate::sim::ids::{random_suffix, uuid_v4};
-use crate::sim::merge_patch::merge_patch;
-use crate::sim::resources::{CRD_RESOURCE, ResourceType};
-use crate::sim::store::{EventType, ObjKey, Store, StoredObject};
-use crate::sim::time::now_rfc3339;
+use crate::error::ApiError;
+use crate::ids::{random_suffix, uuid_v4};
+use crate::merge_patch::merge_patch;
+use crate::resources::{CRD_RESOURCE, ResourceType};
+use crate::store::{EventType, ObjKey, Store, StoredObject};
+use crate::time::now_rfc3339;
 
 /// Namespaces that exist from the start and cannot be deleted.
 pub(crate) const SYSTEM_NAMESPACES: [&str; 4] =
@@ -97,53 +99,47 @@ fn check_namespace(t: &Target<'_>, body: &mut Value) -> Result<String, ApiError>
     Ok(ns)
 }
 
-const SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
-const LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
-
-/// DNS-1123 subdomain (or label, for namespaces) check.
+/// Why `name` is not a valid object name: a DNS-1123 label for namespaces, a subdomain otherwise.
 fn name_problem(name: &str, label_only: bool) -> Option<String> {
-    let max = if label_only { 63 } else { 253 };
-    if name.len() > max {
-        return Some(format!(
-            "Invalid value: \"{name}\": must be no more than {max} characters"
-        ));
-    }
-    let ok_part = |p: &str| {
-        !p.is_empty()
-            && p.bytes()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
-            && !p.starts_with('-')
-            && !p.ends_with('-')
-    };
-    let ok = if label_only {
-        ok_part(name)
+    if label_only {
+        dns1123_label_error(name)
     } else {
-        name.split('.').all(ok_part)
-    };
-    (!ok).then(|| {
-        format!(
-            "Invalid value: \"{name}\": {}",
-            if label_only { LABEL_MSG } else { SUBDOMAIN_MSG }
-        )
-    })
+        dns1123_subdomain_error(name)
+    }
 }
+
+/// A field cause of a 422 Invalid: (field, reason, message).
+type Cause = (&'static str, &'static str, String);
 
 /// Field-level validation shared by create and update.
 fn validate(rt: &ResourceType, name: &str, body: &Value) -> Result<(), ApiError> {
-    let mut causes: Vec<(&str, &str, String)> = Vec::new();
+    let mut causes: Vec<Cause> = Vec::new();
+    label_causes(body, &mut causes);
+    if rt.key() == CRD_RESOURCE {
+        crd_causes(&body["spec"], name, &mut causes);
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(&rt.group, &rt.kind, name, &causes))
+    }
+}
+
+/// Problems with `metadata.labels`: keys, values, and their JSON types.
+fn label_causes(body: &Value, causes: &mut Vec<Cause>) {
     if let Some(labels) = body["metadata"].get("labels") {
         match labels.as_object() {
             Some(map) => {
                 for (k, v) in map {
                     match v.as_str() {
                         Some(s) => {
-                            if let Err(e) = validate_key(k) {
+                            if let Some(e) = label_key_error(k) {
                                 causes.push((
                                     "metadata.labels",
                                     "FieldValueInvalid",
                                     format!("Invalid value: \"{k}\": {e}"),
                                 ));
-                            } else if let Err(e) = validate_value(s) {
+                            } else if let Some(e) = label_value_error(s) {
                                 causes.push((
                                     "metadata.labels",
                                     "FieldValueInvalid",
@@ -167,70 +163,65 @@ fn validate(rt: &ResourceType, name: &str, body: &Value) -> Result<(), ApiError>
             )),
         }
     }
-    if rt.key() == CRD_RESOURCE {
-        let spec = &body["spec"];
-        let group = spec["group"].as_str().unwrap_or_default();
-        let plural = spec["names"]["plural"].as_str().unwrap_or_default();
-        if group.is_empty() {
-            causes.push((
-                "spec.group",
-                "FieldValueRequired",
-                "Required value".to_string(),
-            ));
-        }
-        if plural.is_empty() {
-            causes.push((
-                "spec.names.plural",
-                "FieldValueRequired",
-                "Required value".to_string(),
-            ));
-        }
-        if spec["names"]["kind"]
-            .as_str()
-            .unwrap_or_default()
-            .is_empty()
-        {
-            causes.push((
-                "spec.names.kind",
-                "FieldValueRequired",
-                "Required value".to_string(),
-            ));
-        }
-        if !matches!(spec["scope"].as_str(), Some("Namespaced") | Some("Cluster")) {
-            causes.push((
-                "spec.scope",
-                "FieldValueNotSupported",
-                "Unsupported value: supported values: \"Cluster\", \"Namespaced\"".to_string(),
-            ));
-        }
-        let versions = spec["versions"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        let storage_versions = versions
-            .iter()
-            .filter(|v| v["storage"].as_bool() == Some(true))
-            .count();
-        if storage_versions != 1 {
-            causes.push((
-                "spec.versions",
-                "FieldValueInvalid",
-                "Invalid value: must have exactly one version marked as storage version"
-                    .to_string(),
-            ));
-        }
-        if !group.is_empty() && !plural.is_empty() && name != format!("{plural}.{group}") {
-            causes.push((
-                "metadata.name",
-                "FieldValueInvalid",
-                format!("Invalid value: \"{name}\": must be spec.names.plural+\".\"+spec.group"),
-            ));
-        }
+}
+
+/// Problems with a CustomResourceDefinition's spec and name.
+fn crd_causes(spec: &Value, name: &str, causes: &mut Vec<Cause>) {
+    let group = spec["group"].as_str().unwrap_or_default();
+    let plural = spec["names"]["plural"].as_str().unwrap_or_default();
+    if group.is_empty() {
+        causes.push((
+            "spec.group",
+            "FieldValueRequired",
+            "Required value".to_string(),
+        ));
     }
-    if causes.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(&rt.group, &rt.kind, name, &causes))
+    if plural.is_empty() {
+        causes.push((
+            "spec.names.plural",
+            "FieldValueRequired",
+            "Required value".to_string(),
+        ));
+    }
+    if spec["names"]["kind"]
+        .as_str()
+        .unwrap_or_default()
+        .is_empty()
+    {
+        causes.push((
+            "spec.names.kind",
+            "FieldValueRequired",
+            "Required value".to_string(),
+        ));
+    }
+    if !matches!(spec["scope"].as_str(), Some("Namespaced") | Some("Cluster")) {
+        causes.push((
+            "spec.scope",
+            "FieldValueNotSupported",
+            "Unsupported value: supported values: \"Cluster\", \"Namespaced\"".to_string(),
+        ));
+    }
+    let versions = spec["versions"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let storage_versions = versions
+        .iter()
+        .filter(|v| v["storage"].as_bool() == Some(true))
+        .count();
+    if storage_versions != 1 {
+        causes.push((
+            "spec.versions",
+            "FieldValueInvalid",
+            "Invalid value: must have exactly one version marked as storage version".to_string(),
+        ));
+    }
+    if !group.is_empty() && !plural.is_empty() && name != format!("{plural}.{group}") {
+        causes.push((
+            "metadata.name",
+            "FieldValueInvalid",
+            format!("Invalid value: \"{name}\": must be spec.names.plural+\".\"+spec.group"),
+        ));
     }
 }
 
@@ -386,6 +377,31 @@ pub(crate) fn create(
     Ok(stored)
 }
 
+/// The name an update writes: the URL's, which the body must not contradict, else the body's.
+fn update_name(
+    rt: &ResourceType,
+    url_name: Option<&str>,
+    body_name: String,
+) -> Result<String, ApiError> {
+    match url_name {
+        Some(u) if !body_name.is_empty() && u != body_name => Err(ApiError::bad_request(format!(
+            "the name of the object ({body_name}) does not match the name on the URL ({u})"
+        ))),
+        Some(u) => Ok(u.to_string()),
+        None if body_name.is_empty() => Err(ApiError::invalid(
+            &rt.group,
+            &rt.kind,
+            "",
+            &[(
+                "metadata.name",
+                "FieldValueRequired",
+                "Required value: name is required".to_string(),
+            )],
+        )),
+        None => Ok(body_name),
+    }
+}
+
 /// PUT: replaces an object (or its status when `subresource` is "status").
 pub(crate) fn update(
     store: &mut Store,
@@ -400,27 +416,7 @@ pub(crate) fn update(
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let name = match url_name {
-        Some(u) if !body_name.is_empty() && u != body_name => {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({body_name}) does not match the name on the URL ({u})"
-            )));
-        }
-        Some(u) => u.to_string(),
-        None if body_name.is_empty() => {
-            return Err(ApiError::invalid(
-                &rt.group,
-                &rt.kind,
-                "",
-                &[(
-                    "metadata.name",
-                    "FieldValueRequired",
-                    "Required value: name is required".to_string(),
-                )],
-            ));
-        }
-        None => body_name,
-    };
+    let name = update_name(rt, url_name, body_name)?;
     body["metadata"]["name"] = Value::String(name.clone());
     let resource = rt.key();
     let key = t.key(&name);
@@ -591,11 +587,7 @@ pub(crate) fn delete(
         let plural = value["spec"]["names"]["plural"]
             .as_str()
             .unwrap_or_default();
-        delete_all(
-            store,
-            &crate::sim::resources::resource_key(group, plural),
-            None,
-        );
+        delete_all(store, &crate::resources::resource_key(group, plural), None);
         sync_crd(store, &value, false);
     }
     Ok(store.commit(&resource, EventType::Deleted, value))

@@ -4,15 +4,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use kubebridge_apimachinery::{FieldSelector, LabelSelector};
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
-use crate::selector::{FieldSelector, LabelSelector};
-use crate::sim::error::ApiError;
-use crate::sim::media::{self, Representation};
-use crate::sim::resources::ResourceType;
-use crate::sim::store::{Event, EventType, Store, StoredObject};
+use crate::error::ApiError;
+use crate::media::{self, Representation};
+use crate::resources::ResourceType;
+use crate::store::{Event, EventType, Store, StoredObject};
 
 /// Which objects a watch (or list) selects.
 #[derive(Debug, Clone)]
@@ -279,45 +279,20 @@ async fn run(
             .timeout
             .unwrap_or(Duration::from_secs(100 * 365 * 86_400));
     let drop_signal = &mut ctx.drop_signal;
-    let mut last_rv = start_rv;
-    match start {
-        Start::Expired(message) => {
-            let status = ApiError::expired(message).status_body();
-            let mut line = serde_json::to_vec(&json!({"type": "ERROR", "object": status}))
-                .expect("JSON values serialize");
-            line.push(b'\n');
-            emit(&tx, Bytes::from(line), drop_signal, deadline).await;
-            return;
-        }
-        Start::Initial(objs) => {
-            for obj in objs {
-                if !emit(&tx, renderer.event("ADDED", &obj), drop_signal, deadline).await {
-                    return;
-                }
-            }
-            if send_initial
-                && !emit(
-                    &tx,
-                    renderer.bookmark(start_rv, true),
-                    drop_signal,
-                    deadline,
-                )
-                .await
-            {
-                return;
-            }
-        }
-        Start::Replay(events) => {
-            for ev in events {
-                if let Some((ty, obj)) = filter.translate(&ev)
-                    && !emit(&tx, renderer.event(ty, &obj), drop_signal, deadline).await
-                {
-                    return;
-                }
-                last_rv = last_rv.max(ev.resource_version);
-            }
-        }
-    }
+    let Some(mut last_rv) = send_start(
+        start,
+        start_rv,
+        send_initial,
+        &renderer,
+        &filter,
+        &tx,
+        drop_signal,
+        deadline,
+    )
+    .await
+    else {
+        return;
+    };
     let interval = ctx.bookmark_interval.max(Duration::from_millis(1));
     let mut bookmarks = tokio::time::interval_at(Instant::now() + interval, interval);
     bookmarks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -374,4 +349,52 @@ async fn run(
             }
         }
     }
+}
+
+/// Sends what precedes live events: an ERROR for an expired start, the initial objects (and
+/// their closing bookmark), or the history replay. Returns the resourceVersion reached, or
+/// None when the stream ends here.
+#[allow(clippy::too_many_arguments)] // The watch's parts, borrowed from `run`.
+async fn send_start(
+    start: Start,
+    start_rv: u64,
+    send_initial: bool,
+    renderer: &Renderer,
+    filter: &Filter,
+    tx: &mpsc::Sender<Bytes>,
+    drop_signal: &mut tokio::sync::watch::Receiver<u64>,
+    deadline: Instant,
+) -> Option<u64> {
+    let mut last_rv = start_rv;
+    match start {
+        Start::Expired(message) => {
+            let status = ApiError::expired(message).status_body();
+            let line = format!("{{\"type\":\"ERROR\",\"object\":{status}}}\n");
+            emit(tx, Bytes::from(line), drop_signal, deadline).await;
+            return None;
+        }
+        Start::Initial(objs) => {
+            for obj in objs {
+                if !emit(tx, renderer.event("ADDED", &obj), drop_signal, deadline).await {
+                    return None;
+                }
+            }
+            if send_initial
+                && !emit(tx, renderer.bookmark(start_rv, true), drop_signal, deadline).await
+            {
+                return None;
+            }
+        }
+        Start::Replay(events) => {
+            for ev in events {
+                if let Some((ty, obj)) = filter.translate(&ev)
+                    && !emit(tx, renderer.event(ty, &obj), drop_signal, deadline).await
+                {
+                    return None;
+                }
+                last_rv = last_rv.max(ev.resource_version);
+            }
+        }
+    }
+    Some(last_rv)
 }

@@ -1,14 +1,13 @@
 //! HTTP-level tests of the simulated API server, over raw TCP.
 #![allow(clippy::unwrap_used)] // Tests may panic on unexpected values; that is their failure mode.
 
-mod sim_client;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use kubebridge::sim::{Failure, Sim, SimConfig};
+use kubebridge_sim::{Failure, Sim, SimConfig};
+use kubebridge_testkit::harness::pod;
+use kubebridge_testkit::http::{Watch, get, post, request};
 use serde_json::{Value, json};
-use sim_client::{Watch, get, pod, post, request};
 
 async fn sim(config: SimConfig) -> Sim {
     Sim::start("127.0.0.1:0".parse().unwrap(), config)
@@ -183,9 +182,10 @@ async fn create_get_list_update_patch_delete() {
     assert_eq!(dup.status, 409);
     assert_eq!(dup.json()["reason"], "AlreadyExists");
     assert_eq!(dup.json()["message"], "pods \"web-1\" already exists");
+    // Like the real apiserver (Go's `omitempty`), an empty group is left out of details.
     assert_eq!(
         dup.json()["details"],
-        json!({"name": "web-1", "group": "", "kind": "pods"})
+        json!({"name": "web-1", "kind": "pods"})
     );
     let nf = get(a, "/api/v1/namespaces/ns-0/pods/nope").await;
     assert_eq!(nf.status, 404);
@@ -1434,7 +1434,7 @@ async fn partial_object_metadata_representation() {
     assert_eq!(l["items"][0]["metadata"]["labels"]["app"], "m");
     assert!(l["items"][0].get("spec").is_none());
     let rv = s.resource_version();
-    let mut w = sim_client::Watch::open_with(
+    let mut w = Watch::open_with(
         a,
         &format!("/api/v1/pods?watch=true&resourceVersion={rv}"),
         &[(

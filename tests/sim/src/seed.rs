@@ -2,10 +2,10 @@
 
 use serde_json::{Value, json};
 
-use crate::sim::config::SimConfig;
-use crate::sim::ids::random_suffix;
-use crate::sim::ops::{self, SYSTEM_NAMESPACES, Target};
-use crate::sim::store::Store;
+use crate::config::SimConfig;
+use crate::ids::random_suffix;
+use crate::ops::{self, SYSTEM_NAMESPACES, Target};
+use crate::store::Store;
 
 const APPS: [&str; 8] = [
     "web", "api", "worker", "cache", "auth", "billing", "search", "frontend",
@@ -217,7 +217,7 @@ pub(crate) fn seed(store: &mut Store, config: &SimConfig) {
             .filter(|i| i % n == ns_index && (i / n) % per_ns == d)
             .count()
     };
-    let now = crate::sim::time::now_rfc3339();
+    let now = crate::time::now_rfc3339();
     let mut owners: Vec<Vec<Owner>> = Vec::new();
     for (ns_index, ns) in namespaces.iter().enumerate() {
         let mut list = Vec::new();
@@ -288,7 +288,7 @@ pub(crate) fn create_pod(
         let body = pod(&mut store.rng, namespace, owner, now);
         match ops::create(store, &t, body) {
             Ok(obj) => return Some(obj.name.clone()),
-            Err(e) if e.error.code == 409 => continue,
+            Err(e) if e.code() == 409 => continue,
             Err(_) => return None,
         }
     }
