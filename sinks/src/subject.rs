@@ -127,6 +127,7 @@ fn name_of(f: Field) -> &'static str {
     }
 }
 
+#[cfg(feature = "kafka")]
 /// Placeholders a Kafka topic may use: not `{name}`, which would make a topic per object.
 pub(crate) const TOPIC_FIELDS: &[Field] = &[
     Field::Group,
@@ -136,6 +137,7 @@ pub(crate) const TOPIC_FIELDS: &[Field] = &[
     Field::Namespace,
 ];
 
+#[cfg(feature = "nats")]
 /// Placeholders a NATS subject may use.
 pub(crate) const SUBJECT_FIELDS: &[Field] = &[
     Field::Group,
@@ -146,9 +148,11 @@ pub(crate) const SUBJECT_FIELDS: &[Field] = &[
     Field::Name,
 ];
 
+#[cfg(feature = "nats")]
 /// The default NATS subject after the prefix.
 pub(crate) const DEFAULT_SUBJECT: &str = "{group}.{version}.{resource}.{namespace}.{name}";
 
+#[cfg(feature = "nats")]
 /// Appends `value` as one NATS subject token: `.` would split it, `*` and `>` are
 /// wildcards and whitespace ends a subject in the protocol, so each becomes `_`; an
 /// empty value becomes `_` because an empty token is invalid.
@@ -164,6 +168,7 @@ pub(crate) fn nats_token(value: &str, out: &mut String) {
     }));
 }
 
+#[cfg(feature = "kafka")]
 /// Appends `value` to a Kafka topic name: Kafka allows only `[a-zA-Z0-9._-]`, so
 /// anything else becomes `_`.
 pub(crate) fn kafka_topic_part(value: &str, out: &mut String) {
@@ -180,6 +185,7 @@ pub(crate) fn kafka_topic_part(value: &str, out: &mut String) {
     }));
 }
 
+#[cfg(feature = "nats")]
 /// Checks a literal NATS subject (prefix, or a template with placeholders filled):
 /// dot-separated, non-empty tokens without wildcards or whitespace.
 pub(crate) fn check_nats_subject(subject: &str) -> Result<(), String> {
@@ -199,6 +205,7 @@ pub(crate) fn check_nats_subject(subject: &str) -> Result<(), String> {
     Ok(())
 }
 
+#[cfg(feature = "kafka")]
 /// Checks a Kafka topic (with placeholders filled): 1 to 249 characters of
 /// `[a-zA-Z0-9._-]`, and not `.` or `..`.
 pub(crate) fn check_kafka_topic(topic: &str) -> Result<(), String> {
@@ -245,6 +252,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "nats")]
     #[test]
     fn default_subject_sanitises_tokens() {
         let t = Template::parse(DEFAULT_SUBJECT, SUBJECT_FIELDS).expect("valid");
@@ -254,6 +262,7 @@ mod tests {
         assert_eq!(s, "apps_k8s_io.v1.pods.ns._");
     }
 
+    #[cfg(feature = "kafka")]
     #[test]
     fn topic_template() {
         let t = Template::parse("k8s-{group}-{kind}", TOPIC_FIELDS).expect("valid");
@@ -271,6 +280,7 @@ mod tests {
         assert!(check_kafka_topic("ok.topic_1-x").is_ok());
     }
 
+    #[cfg(feature = "nats")]
     #[test]
     fn checks_subjects() {
         assert!(check_nats_subject("a.b").is_ok());
