@@ -1,5 +1,6 @@
-//! A custom sink written against `kubebridge-sink-api` alone: no Kafka, NATS or
-//! Kubernetes crate is needed to build it.
+//! A custom sink written against `kubebridge-sink-api` alone.
+//!
+//! No Kafka, NATS or Kubernetes crate is needed to build it.
 //!
 //! `FileSink` appends one JSON line per notification to a file and confirms a batch only
 //! once it is on disk (`fsync`), so "delivered" means what kubebridge needs it to mean.

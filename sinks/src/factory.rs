@@ -1,5 +1,6 @@
-//! Building a sink from its URI: `stdout`, `kafka://`, `nats://`, `jetstream://`, and
-//! saying which sinks this build has when a URI names one it was built without.
+//! Building a sink from its URI: `stdout`, `kafka://`, `nats://`, `jetstream://`.
+//!
+//! A URI naming a sink this build was compiled without says which sinks it has.
 
 use crate::{Sink, SinkConfigError, SinkOptions, StdoutSink};
 

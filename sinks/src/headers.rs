@@ -1,5 +1,6 @@
-//! The headers of every broker message, computed in one place for Kafka, NATS and
-//! JetStream: kubebridge's own, and a CloudEvent's attributes in binary mode.
+//! The headers of every broker message, in one place for Kafka, NATS and JetStream.
+//!
+//! kubebridge's own headers, and a CloudEvent's attributes in binary mode.
 
 use std::borrow::Cow;
 

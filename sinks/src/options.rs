@@ -1,6 +1,7 @@
-//! [`SinkOptions`]: everything besides the URI that configures a sink, one set for every
-//! sink so one set of CLI flags serves every `--sink`. Compiled whatever sinks are, so a
-//! configuration builds the same with or without the broker features.
+//! [`SinkOptions`]: everything besides the URI that configures a sink.
+//!
+//! One set for every sink, so one set of CLI flags serves every `--sink`; compiled in
+//! every build, so a configuration builds the same with or without the broker features.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,5 +1,7 @@
-//! How a sink reports what it could not deliver: [`SinkError`], classified as retryable,
-//! permanent or closed, and [`PublishError`], a batch delivered only in part.
+//! How a sink reports a failure: [`SinkError`] (classified) and [`PublishError`].
+//!
+//! A [`SinkError`] is retryable, permanent or closed; a [`PublishError`] is a batch
+//! delivered only in part.
 
 /// Any error a sink wraps as the cause of a [`SinkError`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

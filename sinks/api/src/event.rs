@@ -1,5 +1,4 @@
-//! What happened to an object ([`EventType`]) and how kubebridge learned of it
-//! ([`Origin`]).
+//! What happened to an object ([`EventType`]) and how kubebridge learned of it ([`Origin`]).
 
 use std::fmt;
 

@@ -1,5 +1,6 @@
-//! The contract between kubebridge and its sinks: the [`Notification`] envelope, the
-//! [`Sink`] trait, and the errors a sink reports.
+//! The contract between kubebridge and its sinks: [`Notification`], [`Sink`], errors.
+//!
+//! The [`Notification`] envelope, the [`Sink`] trait, and the errors a sink reports.
 //!
 //! This crate is the leaf of kubebridge's dependency graph. It depends on serde,
 //! serde_json, async-trait and thiserror only (no Kafka, NATS, Kubernetes or async
@@ -26,7 +27,7 @@
 //! confirmed, so delivery is at least once and [`Notification::id`] lets a consumer
 //! drop the duplicates a retry may cause.
 //!
-//! 1. Implement [`Sink`] with `#[async_trait]` (re-exported here as [`async_trait`]):
+//! 1. Implement [`Sink`] with `#[async_trait]` (re-exported here as [`macro@async_trait`]):
 //!    [`Sink::kind`] is a short fixed name for logs and metric labels, and
 //!    [`Sink::publish`] writes a batch and waits for the destination's confirmation (a
 //!    delivery report, an acknowledgement, an `fsync`), not merely for a buffer to

@@ -1,5 +1,4 @@
-//! The JetStream sink's own configuration: the `stream=` parameter, and the stream it
-//! creates when missing.
+//! The JetStream sink's own configuration: `stream=`, and the stream it creates.
 
 /// The stream named by the URI's `stream=` parameter (in `query`, as the shared
 /// connection returned it), if any.

@@ -1,5 +1,4 @@
-//! One JetStream message: the NATS message for a notification, plus the
-//! `Nats-Msg-Id` the stream de-duplicates on.
+//! One JetStream message: the NATS message plus the `Nats-Msg-Id` it de-duplicates on.
 
 use async_nats::HeaderMap;
 

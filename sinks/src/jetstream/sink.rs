@@ -1,5 +1,4 @@
-//! The JetStream sink itself: making sure of the stream, pipelined publishing, and
-//! awaiting acknowledgements in order.
+//! The JetStream sink itself: ensuring the stream, pipelined publishes, ordered acks.
 
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -1,5 +1,4 @@
-//! The Kafka sink's client configuration: its URI, librdkafka's properties with
-//! kubebridge's defaults, and their validation.
+//! The Kafka sink's client configuration: URI, properties and defaults, validation.
 
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;

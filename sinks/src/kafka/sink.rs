@@ -1,5 +1,4 @@
-//! The Kafka sink itself: publishing a batch, awaiting its delivery reports, and
-//! classifying failures.
+//! The Kafka sink itself: publishing a batch, awaiting delivery reports, classifying.
 
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -1,5 +1,4 @@
-//! The NATS connection both NATS sinks use: their URI, credentials and TLS, a client
-//! that connects in the background, and a bounded flush.
+//! The NATS connection both NATS sinks use: URI, credentials, TLS, client, flush.
 
 use std::time::Duration;
 

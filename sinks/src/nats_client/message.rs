@@ -1,5 +1,4 @@
-//! One NATS message for a notification: its subject, body and headers, the same for
-//! core NATS and JetStream.
+//! One NATS message for a notification (subject, body, headers), core and JetStream.
 
 use async_nats::HeaderMap;
 

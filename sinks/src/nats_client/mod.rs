@@ -1,6 +1,7 @@
-//! What the core NATS and the JetStream sinks share: their options, the connection
-//! (URI, credentials, TLS) and the message for a notification (subject, body,
-//! headers). Neither sink reaches into the other; both use this.
+//! What the core NATS and the JetStream sinks share, so neither reaches into the other.
+//!
+//! Their options, the connection (URI, credentials, TLS) and the message for a
+//! notification (subject, body, headers).
 //!
 //! # Connecting
 //!
