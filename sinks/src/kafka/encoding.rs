@@ -59,3 +59,81 @@ fn key_of(n: &Notification, mode: KeyMode) -> Option<String> {
         KeyMode::None => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{EventType, Format, Origin, ResourceId};
+    use rdkafka::message::Headers;
+    use serde_json::value::RawValue;
+    use std::sync::Arc;
+
+    fn note() -> Notification {
+        Notification {
+            event_type: EventType::Modified,
+            origin: Origin::Watch,
+            time: std::time::SystemTime::UNIX_EPOCH,
+            cluster: None,
+            resource: Arc::new(ResourceId {
+                group: "apps".into(),
+                version: "v1".into(),
+                resource: "deployments".into(),
+                kind: "Deployment".into(),
+            }),
+            namespace: Some("shop".into()),
+            name: "cart".into(),
+            uid: "u1".into(),
+            resource_version: "5".into(),
+            object: Arc::from(RawValue::from_string("{}".into()).expect("valid")),
+            old_object: None,
+            snapshot: None,
+        }
+    }
+
+    #[test]
+    fn topic_key_payload_and_headers() {
+        let topic = Template::parse("k8s.{group}.{resource}", subject::TOPIC_FIELDS).expect("ok");
+        let n = note();
+        let keys = [
+            (KeyMode::NamespaceName, Some("shop/cart")),
+            (KeyMode::Name, Some("cart")),
+            (KeyMode::Uid, Some("u1")),
+            (KeyMode::None, None),
+        ];
+        for (key, want) in keys {
+            let options = KafkaOptions {
+                key,
+                ..KafkaOptions::default()
+            };
+            let m = Message::new(&n, &topic, &options);
+            assert_eq!(m.topic, "k8s.apps.deployments");
+            assert_eq!(m.key.as_deref(), want);
+            assert_eq!(m.payload, n.to_json());
+        }
+        let options = KafkaOptions {
+            format: Format::CloudEventsBinary,
+            ..KafkaOptions::default()
+        };
+        let m = Message::new(&n, &topic, &options);
+        let record = m.record();
+        let headers = record.headers.expect("headers");
+        let names: Vec<&str> = headers.iter().map(|h| h.key).collect();
+        assert_eq!(
+            names,
+            [
+                "type",
+                "origin",
+                "resource",
+                "kubebridge-id",
+                "ce_specversion",
+                "ce_id",
+                "ce_source",
+                "ce_type",
+                "ce_subject",
+                "ce_time",
+                "content-type"
+            ]
+        );
+        assert_eq!(record.key, Some("shop/cart"));
+    }
+}
