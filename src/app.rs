@@ -15,6 +15,7 @@ use crate::informer::backoff::Backoff;
 use crate::informer::shared::SyncedFlags;
 use crate::informer::{InformerSpec, Informers, ProcessorConfig, ReflectorConfig};
 use crate::leader::{Elector, LeaderError, LeaseConfig};
+use crate::metrics::Metrics;
 use crate::pipeline::{SinkOutcome, spawn_sink};
 use crate::resolve::{ApiResource, Discovery, ResolveError};
 use crate::sim::Sim;
@@ -133,6 +134,7 @@ pub async fn watch(
         routes.push((route.clone(), built));
     }
 
+    let metrics = Metrics::new();
     let mut sink_tasks = JoinSet::new();
     let mut gauges = Vec::new();
     let mut informers = Informers::default();
@@ -157,7 +159,8 @@ pub async fn watch(
                 format!("{kind}-{}", same + 1)
             };
             names.push(name.clone());
-            let (queue, task) = spawn_sink(name, sink, stream.queue_capacity, stream.overflow);
+            let (queue, task) =
+                spawn_sink(name, sink, stream.queue_capacity, stream.overflow, &metrics);
             gauges.push(queue.gauge());
             sink_tasks.spawn(async move {
                 task.await
@@ -211,6 +214,7 @@ pub async fn watch(
     let _stop_endpoints_on_return = endpoints_stop.clone().drop_guard();
     if let Some(listener) = listener {
         let synced = synced_slot.clone();
+        let sinks = metrics.clone();
         let ready: Readiness = Arc::new(move || {
             // A standby has nothing to sync and is ready to take over.
             let Some(synced) = synced.get() else {
@@ -224,7 +228,7 @@ pub async fn watch(
             if !pending.is_empty() {
                 return Err(format!("not synced yet: {}", pending.join(", ")));
             }
-            if !crate::metrics::sinks_healthy() {
+            if !sinks.sinks_healthy() {
                 return Err("a sink's last delivery attempt failed".to_owned());
             }
             Ok(())
@@ -234,6 +238,7 @@ pub async fn watch(
         }
         endpoints::serve(
             listener,
+            metrics.clone(),
             ready,
             stream.serve_cache.then(|| lister_slot.clone()),
             endpoints_stop.clone(),
@@ -265,7 +270,7 @@ pub async fn watch(
         keep_lease = Some(tokio::spawn(elector.keep(cancel.child_token())));
     }
 
-    let mut running = informers.start(&cluster.client, &reflector, &processor, &cancel);
+    let mut running = informers.start(&cluster.client, &reflector, &processor, &cancel, &metrics);
     running.seal();
     let _ = synced_slot.set(running.synced_flags());
     let _ = lister_slot.set(crate::lister::Lister::new(running.caches()));

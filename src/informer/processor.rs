@@ -8,7 +8,7 @@ use kubebridge_sinks::{EventType, Notification, Origin, ResourceId, Snapshot};
 use tokio::sync::{mpsc, watch};
 
 use super::{RawObject, Store};
-use crate::metrics;
+use crate::metrics::Metrics;
 use crate::queue::{QueueSender, Sent};
 
 /// What the reflector saw, in the order it saw it.
@@ -54,15 +54,17 @@ pub struct Processor {
     subscribers: Vec<Subscriber>,
     synced: watch::Sender<bool>,
     snapshots: u64,
+    metrics: Metrics,
 }
 
 impl Processor {
     /// A processor for the informer called `name` (used in snapshot ids and logs).
-    pub fn new(
+    pub(crate) fn new(
         name: String,
         resource: Arc<ResourceId>,
         config: ProcessorConfig,
         subscribers: Vec<Subscriber>,
+        metrics: Metrics,
     ) -> Self {
         Processor {
             name,
@@ -72,6 +74,7 @@ impl Processor {
             subscribers,
             synced: watch::channel(false).0,
             snapshots: 0,
+            metrics,
         }
     }
 
@@ -122,11 +125,11 @@ impl Processor {
                         let store = self.store();
                         (store.len(), store.json_bytes())
                     };
-                    metrics::cache_size(&self.name, objects, bytes);
+                    self.metrics.cache_size(&self.name, objects, bytes);
                     self.dispatch(notes).await;
                     if initial {
                         self.synced.send_replace(true);
-                        metrics::informer_synced(&self.name, true);
+                        self.metrics.informer_synced(&self.name, true);
                     }
                 }
                 Some(subscriber) = late_subscribers.recv() => {
@@ -140,7 +143,7 @@ impl Processor {
                 _ = next_tick(&mut resync), if *self.synced.borrow() => {
                     let notes = self.replay_cache(EventType::Sync, Origin::Resync);
                     tracing::debug!(informer = %self.name, objects = notes.len(), "resync");
-                    metrics::resynced(&self.name);
+                    self.metrics.resynced(&self.name);
                     self.dispatch(notes).await;
                 }
             }
@@ -153,7 +156,7 @@ impl Processor {
 
     async fn dispatch(&mut self, notes: Vec<Notification>) {
         for note in notes {
-            metrics::notification(&self.name, &note);
+            self.metrics.notification(&self.name, &note);
             Self::send_to(&self.name, &mut self.subscribers, Arc::new(note)).await;
         }
     }
@@ -386,6 +389,7 @@ mod tests {
                 cluster: Some("c1".into()),
             },
             Vec::new(),
+            Metrics::new(),
         )
     }
 
@@ -534,6 +538,7 @@ mod tests {
                 cluster: None,
             },
             vec![tx],
+            Metrics::new(),
         );
         let (delta_tx, delta_rx) = mpsc::channel(8);
         let (_late_tx, late_rx) = mpsc::channel(1);
@@ -579,6 +584,7 @@ mod tests {
                 cluster: None,
             },
             vec![tx],
+            Metrics::new(),
         );
         let (delta_tx, delta_rx) = mpsc::channel(8);
         let (late_tx, late_rx) = mpsc::channel(1);

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::backoff::Backoff;
 use super::{Delta, RawObject};
 use crate::api::{self, ApiError, Url};
-use crate::metrics;
+use crate::metrics::Metrics;
 use crate::resolve::ApiResource;
 
 /// How the reflector talks to the API server.
@@ -119,6 +119,7 @@ pub struct Reflector {
     backoff: Backoff,
     /// Whether a complete list (LIST or watch-list) has been handed on yet.
     listed: bool,
+    metrics: Metrics,
 }
 
 /// How a watch ended.
@@ -175,7 +176,10 @@ const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
 impl Reflector {
     /// A reflector called `name` (for logs and metrics) for `resource`, in `namespace`
     /// (all namespaces when `None`).
-    pub fn new(
+    // The spec's fields one by one, plus the run's handles; the reflector's rewrite into
+    // a state machine (issue 7) can take the spec whole.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
         name: String,
         client: kube::Client,
         resource: ApiResource,
@@ -183,6 +187,7 @@ impl Reflector {
         label_selector: Option<String>,
         field_selector: Option<String>,
         config: ReflectorConfig,
+        metrics: Metrics,
     ) -> Self {
         Reflector {
             name,
@@ -194,6 +199,7 @@ impl Reflector {
             config,
             backoff: Backoff::default(),
             listed: false,
+            metrics,
         }
     }
 
@@ -266,7 +272,7 @@ impl Reflector {
                 }
                 Err(e) if e.is_gone() => {
                     tracing::info!(resource = %self.describe(), "resourceVersion expired; relisting");
-                    metrics::relisted(&self.name, "expired");
+                    self.metrics.relisted(&self.name, "expired");
                 }
                 Err(e) => {
                     resource_version = Some(rv);
@@ -285,7 +291,7 @@ impl Reflector {
         match end {
             WatchEnd::Closed { events } => {
                 tracing::debug!(resource = %self.describe(), events, "watch closed; resuming");
-                metrics::watch_restarted(&self.name, "closed");
+                self.metrics.watch_restarted(&self.name, "closed");
                 if events == 0 {
                     // A watch that ends at once, again and again, must not spin.
                     let delay = self.backoff.next_delay();
@@ -294,11 +300,11 @@ impl Reflector {
             }
             WatchEnd::Gone => {
                 tracing::info!(resource = %self.describe(), "watch expired (410 Gone); relisting");
-                metrics::relisted(&self.name, "expired");
+                self.metrics.relisted(&self.name, "expired");
                 *resource_version = None;
             }
             WatchEnd::Failed(e) => {
-                metrics::watch_restarted(&self.name, "error");
+                self.metrics.watch_restarted(&self.name, "error");
                 self.pause_after(e, "watch", cancel).await?;
             }
             WatchEnd::Stopped => {}
@@ -481,7 +487,7 @@ impl Reflector {
                 }
             };
             events += 1;
-            metrics::watch_heard(&self.name);
+            self.metrics.watch_heard(&self.name);
             let delta = match event.kind.as_str() {
                 "ADDED" | "MODIFIED" | "DELETED" => {
                     let object = match self.decode(event.object, "watch") {

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::{
     Processor, ProcessorConfig, Reflector, ReflectorConfig, ReflectorError, Store, Subscriber,
 };
+use crate::metrics::Metrics;
 use crate::resolve::ApiResource;
 
 /// What one informer watches. Two consumers asking for equal specs share one informer:
@@ -62,12 +63,13 @@ impl Informers {
     }
 
     /// Starts a reflector and a processor for every informer.
-    pub fn start(
+    pub(crate) fn start(
         self,
         client: &kube::Client,
         reflector: &ReflectorConfig,
         processor: &ProcessorConfig,
         cancel: &CancellationToken,
+        metrics: &Metrics,
     ) -> RunningInformers {
         let mut running = RunningInformers {
             tasks: JoinSet::new(),
@@ -86,6 +88,7 @@ impl Informers {
                 spec.resource.id.clone(),
                 processor.clone(),
                 subscribers,
+                metrics.clone(),
             );
             running.synced.push((name, processor.synced()));
             running.caches.push((spec.clone(), processor.cache()));
@@ -97,6 +100,7 @@ impl Informers {
                 spec.label_selector.clone(),
                 spec.field_selector.clone(),
                 reflector.clone(),
+                metrics.clone(),
             );
             running.late.insert(spec, late_tx);
             let cancel = cancel.clone();
