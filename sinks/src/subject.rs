@@ -127,8 +127,8 @@ fn name_of(f: Field) -> &'static str {
     }
 }
 
-#[cfg(feature = "kafka")]
 /// Placeholders a Kafka topic may use: not `{name}`, which would make a topic per object.
+#[cfg(feature = "kafka")]
 pub(crate) const TOPIC_FIELDS: &[Field] = &[
     Field::Group,
     Field::Version,
@@ -137,8 +137,8 @@ pub(crate) const TOPIC_FIELDS: &[Field] = &[
     Field::Namespace,
 ];
 
-#[cfg(feature = "nats")]
 /// Placeholders a NATS subject may use.
+#[cfg(feature = "nats")]
 pub(crate) const SUBJECT_FIELDS: &[Field] = &[
     Field::Group,
     Field::Version,
@@ -148,14 +148,14 @@ pub(crate) const SUBJECT_FIELDS: &[Field] = &[
     Field::Name,
 ];
 
-#[cfg(feature = "nats")]
 /// The default NATS subject after the prefix.
+#[cfg(feature = "nats")]
 pub(crate) const DEFAULT_SUBJECT: &str = "{group}.{version}.{resource}.{namespace}.{name}";
 
-#[cfg(feature = "nats")]
 /// Appends `value` as one NATS subject token: `.` would split it, `*` and `>` are
 /// wildcards and whitespace ends a subject in the protocol, so each becomes `_`; an
 /// empty value becomes `_` because an empty token is invalid.
+#[cfg(feature = "nats")]
 pub(crate) fn nats_token(value: &str, out: &mut String) {
     if value.is_empty() {
         out.push('_');
@@ -168,9 +168,9 @@ pub(crate) fn nats_token(value: &str, out: &mut String) {
     }));
 }
 
-#[cfg(feature = "kafka")]
 /// Appends `value` to a Kafka topic name: Kafka allows only `[a-zA-Z0-9._-]`, so
 /// anything else becomes `_`.
+#[cfg(feature = "kafka")]
 pub(crate) fn kafka_topic_part(value: &str, out: &mut String) {
     if value.is_empty() {
         out.push('_');
@@ -185,9 +185,9 @@ pub(crate) fn kafka_topic_part(value: &str, out: &mut String) {
     }));
 }
 
-#[cfg(feature = "nats")]
 /// Checks a literal NATS subject (prefix, or a template with placeholders filled):
 /// dot-separated, non-empty tokens without wildcards or whitespace.
+#[cfg(feature = "nats")]
 pub(crate) fn check_nats_subject(subject: &str) -> Result<(), String> {
     for token in subject.split('.') {
         if token.is_empty() {
@@ -205,9 +205,9 @@ pub(crate) fn check_nats_subject(subject: &str) -> Result<(), String> {
     Ok(())
 }
 
-#[cfg(feature = "kafka")]
 /// Checks a Kafka topic (with placeholders filled): 1 to 249 characters of
 /// `[a-zA-Z0-9._-]`, and not `.` or `..`.
+#[cfg(feature = "kafka")]
 pub(crate) fn check_kafka_topic(topic: &str) -> Result<(), String> {
     if topic.is_empty() || topic.len() > 249 || topic == "." || topic == ".." {
         return Err(format!("\"{topic}\" is not a valid topic name"));
