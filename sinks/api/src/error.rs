@@ -1,10 +1,7 @@
-//! The `Sink` trait and how a sink reports what it could and could not deliver.
-
-use std::sync::Arc;
-
-use async_trait::async_trait;
-
-use crate::Notification;
+//! How a sink reports a failure: [`SinkError`] (classified) and [`PublishError`].
+//!
+//! A [`SinkError`] is retryable, permanent or closed; a [`PublishError`] is a batch
+//! delivered only in part.
 
 /// Any error a sink wraps as the cause of a [`SinkError`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -82,27 +79,26 @@ impl PublishError {
     }
 }
 
-/// A destination for notifications.
-///
-/// kubebridge gives each sink its own task and bounded queue, and calls `publish` with
-/// batches in order. Ordering per object is preserved as long as the sink publishes a
-/// batch in order.
-#[async_trait]
-pub trait Sink: Send + 'static {
-    /// A short, fixed name for logs and metric labels: `stdout`, `kafka`, `nats`.
-    fn kind(&self) -> &'static str;
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    /// Publishes `batch` and returns once the destination has confirmed every
-    /// notification in it (a delivery report, an ack, a completed write).
-    ///
-    /// On failure, [`PublishError::delivered`] says how many at the start of the batch
-    /// were confirmed; kubebridge retries from there (retryable errors) or drops the
-    /// failing notification, counted and logged (permanent errors). The sink may have
-    /// delivered some of the rest too: delivery is at least once.
-    async fn publish(&mut self, batch: &[Arc<Notification>]) -> Result<(), PublishError>;
-
-    /// Delivers anything still buffered. Called once before kubebridge exits.
-    async fn close(&mut self) -> Result<(), SinkError> {
-        Ok(())
+    #[test]
+    fn classification() {
+        let io = || std::io::Error::other("broker said no");
+        assert!(SinkError::retryable("down", io()).is_retryable());
+        assert!(!SinkError::permanent("too large", io()).is_retryable());
+        assert!(!SinkError::Closed.is_retryable());
+        let e = PublishError {
+            delivered: 3,
+            error: SinkError::retryable("kafka sink k://h:1/t: timed out", io()),
+        };
+        assert_eq!(
+            e.to_string(),
+            "kafka sink k://h:1/t: timed out (after 3 delivered)"
+        );
+        let cause = std::error::Error::source(&e.error).map(ToString::to_string);
+        assert_eq!(cause.as_deref(), Some("broker said no"));
+        assert_eq!(PublishError::none_delivered(SinkError::Closed).delivered, 0);
     }
 }

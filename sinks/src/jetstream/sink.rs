@@ -1,17 +1,4 @@
-//! The JetStream sink: `jetstream://[user:pass@|token@]HOST:PORT/PREFIX[?stream=NAME]`.
-//!
-//! Connection, subjects and headers are those of the core NATS sink (see
-//! [`crate::nats`]). Each message also carries `Nats-Msg-Id` = [`Notification::id`],
-//! so the stream's duplicate window (2 minutes by default) drops the copies a retry
-//! publishes again. A batch is pipelined: up to [`MAX_IN_FLIGHT`] publishes are sent
-//! before the oldest acknowledgement is awaited, and acknowledgements are awaited in
-//! order, so one slow round trip is not paid per message.
-//!
-//! With `?stream=NAME`, the sink makes sure, before its first publish, that the stream
-//! exists, creating it if not with subjects `PREFIX.>` and the server's defaults
-//! (file storage, unlimited retention, 2-minute duplicate window). An existing stream is
-//! used as it is. Without `stream=`, a stream must already capture the subjects, or
-//! every publish fails (retryably, so creating the stream later fixes it).
+//! The JetStream sink itself: ensuring the stream, pipelined publishes, ordered acks.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -19,8 +6,11 @@ use std::sync::Arc;
 use async_nats::jetstream::context::{PublishAckFuture, PublishErrorKind};
 use async_trait::async_trait;
 
-use crate::nats::{self, NatsOptions};
-use crate::subject::Template;
+use super::config::{stream_config, stream_from_query};
+use super::encoding::jetstream_message_for;
+use crate::nats_client::NatsOptions;
+use crate::nats_client::connection;
+use crate::nats_client::message::Subjects;
 use crate::uri;
 use crate::{Notification, PublishError, Sink, SinkConfigError, SinkError};
 
@@ -34,8 +24,7 @@ pub const MAX_IN_FLIGHT: usize = 1024;
 /// stream's acknowledgement (the message is stored, or was a duplicate of a stored one).
 pub struct JetStreamSink {
     context: async_nats::jetstream::Context,
-    prefix: String,
-    subject: Template,
+    subjects: Subjects,
     options: NatsOptions,
     /// The stream to create if missing; `None` once it is known to exist.
     ensure_stream: Option<String>,
@@ -45,32 +34,16 @@ pub struct JetStreamSink {
 impl JetStreamSink {
     /// Builds a sink from `jetstream://...` and starts connecting in the background.
     pub async fn new(uri: &str, options: NatsOptions) -> Result<JetStreamSink, SinkConfigError> {
-        let setup = nats::setup("jetstream", "jetstream", uri, &options, &["stream"]).await?;
-        let mut ensure_stream = None;
-        for (k, v) in &setup.query {
-            if k == "stream" {
-                if v.is_empty()
-                    || v.chars()
-                        .any(|c| matches!(c, '.' | '*' | '>' | '/' | '\\') || c.is_whitespace())
-                {
-                    return Err(SinkConfigError::new(
-                        "jetstream",
-                        uri,
-                        format!(
-                            "stream name \"{v}\" is not valid; use letters, digits, '-' and '_'"
-                        ),
-                    ));
-                }
-                ensure_stream = Some(v.clone());
-            }
-        }
+        let connection =
+            connection::connect("jetstream", "jetstream", uri, &options, &["stream"]).await?;
+        let ensure_stream = stream_from_query(&connection.query)
+            .map_err(|problem| SinkConfigError::new("jetstream", uri, problem))?;
         let context = async_nats::jetstream::ContextBuilder::new()
             .timeout(options.timeout)
-            .build(setup.client);
+            .build(connection.client);
         Ok(JetStreamSink {
             context,
-            prefix: setup.prefix,
-            subject: setup.subject,
+            subjects: connection.subjects,
             options,
             ensure_stream,
             label: uri::redact(uri),
@@ -81,11 +54,7 @@ impl JetStreamSink {
         let Some(name) = &self.ensure_stream else {
             return Ok(());
         };
-        let config = async_nats::jetstream::stream::Config {
-            name: name.clone(),
-            subjects: vec![format!("{}.>", self.prefix)],
-            ..Default::default()
-        };
+        let config = stream_config(name, self.subjects.prefix());
         match self.context.get_or_create_stream(config).await {
             Ok(_) => {
                 self.ensure_stream = None;
@@ -108,7 +77,7 @@ impl JetStreamSink {
             PublishErrorKind::StreamNotFound => SinkError::retryable(
                 format!(
                     "{message}; create a stream for {}.> or add ?stream=NAME",
-                    self.prefix
+                    self.subjects.prefix()
                 ),
                 err,
             ),
@@ -134,13 +103,12 @@ impl Sink for JetStreamSink {
             // Keep the window full while there is more to send.
             if next < batch.len() && pending.len() < MAX_IN_FLIGHT {
                 let n = &batch[next];
-                let subject = nats::subject_for(&self.prefix, &self.subject, n);
-                let (body, mut headers) = nats::message_for(
+                let subject = self.subjects.subject_for(n);
+                let (body, headers) = jetstream_message_for(
                     n,
                     self.options.format,
                     self.options.cloudevents_source.as_deref(),
                 );
-                headers.insert(async_nats::header::NATS_MESSAGE_ID, n.id().as_str());
                 match self
                     .context
                     .publish_with_headers(subject, headers, body)
@@ -186,17 +154,7 @@ impl Sink for JetStreamSink {
     async fn close(&mut self) -> Result<(), SinkError> {
         // Every publish awaited its acknowledgement, so there is nothing to deliver;
         // flush only what a cancelled publish may have left in the client's buffer.
-        let client = self.context.client();
-        match tokio::time::timeout(self.options.timeout, client.flush()).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(SinkError::retryable(
-                format!("jetstream sink {}: flush failed", self.label),
-                e,
-            )),
-            Err(e) => Err(SinkError::retryable(
-                format!("jetstream sink {}: flush timed out", self.label),
-                e,
-            )),
-        }
+        let label = format!("jetstream sink {}", self.label);
+        connection::flush(&self.context.client(), self.options.timeout, &label).await
     }
 }

@@ -1,134 +1,16 @@
-//! The envelope: one notification per object change, the unit every sink publishes.
+//! [`Notification`], the envelope: one per object change, the unit every sink publishes.
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 
-/// What happened to the object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum EventType {
-    /// The object appeared (created, or first seen by this informer).
-    Added,
-    /// The object changed; the notification carries the previous state as `oldObject`.
-    Modified,
-    /// The object is gone; the notification carries its last known state.
-    Deleted,
-    /// A periodic replay of an unchanged cached object (resync).
-    Sync,
-}
-
-impl EventType {
-    /// The upper-case name used in the envelope and in message ids.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventType::Added => "ADDED",
-            EventType::Modified => "MODIFIED",
-            EventType::Deleted => "DELETED",
-            EventType::Sync => "SYNC",
-        }
-    }
-}
-
-impl fmt::Display for EventType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// How kubebridge learned of the change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Origin {
-    /// The initial LIST (or the initial events of a watch-list): the state at start-up.
-    List,
-    /// A WATCH event: a change as it happened.
-    Watch,
-    /// Reconciliation after a gap (410 Gone, relist): the difference between the cache
-    /// and the fresh list, so no change is lost while the watch was down.
-    Relist,
-    /// A periodic replay of the cache, with no request to the API server.
-    Resync,
-}
-
-impl Origin {
-    /// The lower-case name used in the envelope.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Origin::List => "list",
-            Origin::Watch => "watch",
-            Origin::Relist => "relist",
-            Origin::Resync => "resync",
-        }
-    }
-}
-
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The resource an object belongs to: its group, version, plural resource name and kind.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-pub struct ResourceId {
-    /// API group; empty for the core group (pods, configmaps, ...).
-    pub group: String,
-    /// API version within the group, e.g. `v1`.
-    pub version: String,
-    /// Plural resource name, e.g. `deployments`.
-    pub resource: String,
-    /// Kind, e.g. `Deployment`.
-    pub kind: String,
-}
-
-impl ResourceId {
-    /// `apiVersion` as written in objects: `v1` for the core group, `group/version` otherwise.
-    pub fn api_version(&self) -> String {
-        if self.group.is_empty() {
-            self.version.clone()
-        } else {
-            format!("{}/{}", self.group, self.version)
-        }
-    }
-}
-
-impl fmt::Display for ResourceId {
-    /// kubectl's fully qualified form: `pods` for the core group, `deployments.apps` otherwise.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.group.is_empty() {
-            f.write_str(&self.resource)
-        } else {
-            write!(f, "{}.{}", self.resource, self.group)
-        }
-    }
-}
-
-/// Frames a complete picture of the cache (the initial list or a resync replay), so that
-/// a consumer that lost its own state can mark and sweep.
-///
-/// Every notification of one snapshot carries the same `id` and the snapshot's `total`;
-/// `index` runs from 0 to `total - 1`. A consumer marks every object it sees with the
-/// snapshot id and, once it has counted `total` notifications of that id (they may arrive
-/// on different partitions, so count rather than wait for the last index), deletes what
-/// it holds for that resource that was not marked. An empty cache produces no snapshot
-/// notifications, so there is nothing to sweep against.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Snapshot {
-    /// Unique per informer and replay, e.g. `pods@1732350000123-3`.
-    pub id: Arc<str>,
-    /// Position of this notification within the snapshot, from 0.
-    pub index: u64,
-    /// Number of notifications in the snapshot.
-    pub total: u64,
-}
+use crate::{EventType, Origin, ResourceId, Rfc3339Millis, Snapshot};
 
 /// One object change: the envelope published to every sink.
 ///
-/// Serialized as one JSON object (see the README and `tests/envelope.schema.json`):
+/// Serialized as one JSON object (JSON Schema: `sinks/envelope.schema.json`):
 /// `type`, `origin`, `time`, `cluster`, `resource`, `namespace`, `name`, `uid`,
 /// `resourceVersion`, `object`, `oldObject` (MODIFIED only) and `snapshot` (list and
 /// resync replays only).
@@ -190,7 +72,7 @@ impl Notification {
 }
 
 fn serialize_time<S: Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&humantime::format_rfc3339_millis(*time))
+    s.collect_str(&Rfc3339Millis(*time))
 }
 
 #[cfg(test)]
