@@ -3,7 +3,7 @@
 //! `FileSink` appends one JSON line per notification to a file and confirms a batch only
 //! after `fsync`, so "delivered" means "on disk". `main` runs it against the built-in
 //! simulated cluster; against a real one, build the `Cluster` with
-//! `kubebridge::cluster::connect` instead.
+//! `kubebridge::kube::cluster::connect` instead.
 //!
 //! ```sh
 //! cargo run --example custom_sink -- /tmp/changes.jsonl   # Ctrl-C to stop
@@ -84,7 +84,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
     )
     .await?;
-    let cluster = kubebridge::cluster::from_config(
+    let cluster = kubebridge::kube::cluster::from_config(
         kube::Config::new(sim.url().parse()?),
         Some("example".into()),
     )?;
@@ -95,7 +95,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    kubebridge::app::watch(&cluster, &stream, vec![Box::new(sink)], shutdown).await?;
+    kubebridge::cmd::watch::watch(&cluster, &stream, vec![Box::new(sink)], shutdown).await?;
     sim.shutdown().await;
     Ok(())
 }

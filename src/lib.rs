@@ -51,21 +51,15 @@
 //!   `snapshot` field (`id`, `index`, `total`) so a consumer can mark and sweep; see
 //!   [`kubebridge_sinks::Snapshot`].
 
-pub mod api;
-pub mod app;
-pub mod cli;
-pub mod cluster;
+pub mod cmd;
 pub mod config;
-pub mod config_file;
-pub mod demo;
 pub mod endpoints;
 pub mod informer;
+pub mod kube;
 pub mod leader;
 pub mod lister;
 pub mod metrics;
 pub mod pipeline;
 pub mod queue;
-pub mod rbac;
-pub mod resolve;
 pub mod selector;
 pub mod sim;

@@ -3,7 +3,7 @@
 use std::error::Error;
 use std::process::ExitCode;
 
-use kubebridge::cli::{self, CliExit, LogFormat, Logging};
+use kubebridge::config::cli::{self, CliExit, LogFormat, Logging};
 
 fn main() -> ExitCode {
     let (command, logging) = match cli::parse(std::env::args_os()) {
@@ -31,7 +31,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(kubebridge::app::run(command, shutdown_signal()));
+    let result = runtime.block_on(kubebridge::cmd::watch::run(command, shutdown_signal()));
     // A stdout write blocked on a reader that went away must not hold the exit.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {

@@ -13,9 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::backoff::Backoff;
 use super::{Delta, RawObject};
-use crate::api::{self, ApiError, Url};
+use crate::kube::api::{self, ApiError, Url};
 use crate::metrics;
-use crate::resolve::ApiResource;
+use crate::kube::discovery::ApiResource;
 
 /// How the reflector talks to the API server.
 #[derive(Debug, Clone)]

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::{
     Processor, ProcessorConfig, Reflector, ReflectorConfig, ReflectorError, Store, Subscriber,
 };
-use crate::resolve::ApiResource;
+use crate::kube::discovery::ApiResource;
 
 /// What one informer watches. Two consumers asking for equal specs share one informer:
 /// one LIST, one WATCH and one cache.

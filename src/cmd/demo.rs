@@ -2,8 +2,8 @@
 
 use std::future::Future;
 
-use crate::app::{self, AppError};
-use crate::cluster;
+use crate::cmd::watch::{self as app, AppError};
+use crate::kube::cluster;
 use crate::config::{NamespaceScope, SimOptions, StreamConfig};
 use crate::sim::{Sim, SimConfig};
 

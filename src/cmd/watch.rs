@@ -8,7 +8,7 @@ use kubebridge_sinks::{Sink, SinkOptions, sink_from_uri};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::{self, Cluster};
+use crate::kube::cluster::{self, Cluster};
 use crate::config::{Command, InitialState, NamespaceScope, Route, SimOptions, StreamConfig};
 use crate::endpoints::{self, Readiness};
 use crate::informer::backoff::Backoff;
@@ -16,7 +16,7 @@ use crate::informer::shared::SyncedFlags;
 use crate::informer::{InformerSpec, Informers, ProcessorConfig, ReflectorConfig};
 use crate::leader::{Elector, LeaderError, LeaseConfig};
 use crate::pipeline::{SinkOutcome, spawn_sink};
-use crate::resolve::{ApiResource, Discovery, ResolveError};
+use crate::kube::discovery::{ApiResource, Discovery, ResolveError};
 use crate::sim::Sim;
 
 /// An error that ends kubebridge, with the exit code it deserves.
@@ -62,7 +62,7 @@ pub async fn run(
             };
             watch(&cluster, &stream, sinks, shutdown).await
         }
-        Command::Demo { stream, sim } => crate::demo::run(stream, sim, shutdown).await,
+        Command::Demo { stream, sim } => crate::cmd::demo::run(stream, sim, shutdown).await,
         Command::Sim(options) => serve_sim(&options, shutdown).await,
         Command::CheckConfig { path, stream } => check_config(&path, &stream).await,
         Command::Rbac {
@@ -74,7 +74,7 @@ pub async fn run(
                 .await
                 .map_err(|e| AppError::Usage(e.into()))?;
             let resolved = resolve_all(&cluster, &resources).await?;
-            print!("{}", crate::rbac::cluster_role(&name, &resolved));
+            print!("{}", crate::cmd::rbac::cluster_role(&name, &resolved));
             Ok(())
         }
     }
@@ -332,7 +332,7 @@ async fn serve_sim(
     options: &SimOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), AppError> {
-    let sim = Sim::start(options.listen, crate::demo::sim_config(options))
+    let sim = Sim::start(options.listen, crate::cmd::demo::sim_config(options))
         .await
         .map_err(|e| AppError::Usage(format!("cannot serve on {}: {e}", options.listen).into()))?;
     eprintln!(

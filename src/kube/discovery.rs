@@ -8,7 +8,7 @@ use futures::future::join_all;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{APIGroupList, APIResourceList, APIVersions};
 use kubebridge_sinks::ResourceId;
 
-use crate::api::{self, ApiError, Url};
+use crate::kube::api::{self, ApiError, Url};
 
 /// A resource the API server serves, as discovery describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

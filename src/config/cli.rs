@@ -303,7 +303,7 @@ where
                 sub.and_then(|m| m.value_source(id)) == Some(clap::parser::ValueSource::CommandLine)
             };
             let file = match &w.config {
-                Some(path) => Some(crate::config_file::load(path).map_err(CliExit::Usage)?),
+                Some(path) => Some(crate::config::file::load(path).map_err(CliExit::Usage)?),
                 None => None,
             };
             let mut cluster_name = w.stream.cluster_name.clone();
@@ -337,7 +337,7 @@ where
             },
         },
         CommandArgs::CheckConfig(c) => {
-            let file = crate::config_file::load(&c.file).map_err(CliExit::Usage)?;
+            let file = crate::config::file::load(&c.file).map_err(CliExit::Usage)?;
             let mut stream = StreamConfig::new(Vec::<String>::new());
             stream.sinks.clear();
             apply_file(&mut stream, file, &|_| false)?;
@@ -537,7 +537,7 @@ fn leader_election(
 /// Applies a config file's routes, and its options where no flag was typed.
 fn apply_file(
     stream: &mut StreamConfig,
-    file: crate::config_file::FileConfig,
+    file: crate::config::file::FileConfig,
     typed: &dyn Fn(&str) -> bool,
 ) -> Result<(), CliExit> {
     let usage = |what: &str, e: String| CliExit::Usage(format!("--config {what}: {e}"));
@@ -625,8 +625,8 @@ fn apply_file(
 /// route's Kafka properties add to the file's rather than replace them.
 fn apply_sink_settings(
     options: &mut SinkOptions,
-    kafka: Option<&crate::config_file::KafkaFile>,
-    nats: Option<&crate::config_file::NatsFile>,
+    kafka: Option<&crate::config::file::KafkaFile>,
+    nats: Option<&crate::config::file::NatsFile>,
     typed: &dyn Fn(&str) -> bool,
     context: &str,
 ) -> Result<(), CliExit> {

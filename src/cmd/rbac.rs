@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::resolve::ApiResource;
+use crate::kube::discovery::ApiResource;
 
 /// A ClusterRole named `name` granting get, list and watch on exactly `resources`
 /// (grouped by API group, as kubectl writes rules), as YAML.
