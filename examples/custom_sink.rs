@@ -88,14 +88,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         kube::Config::new(sim.url().parse()?),
         Some("example".into()),
     )?;
-    let mut stream = kubebridge::config::StreamConfig::new(["pods"]);
-    stream.namespaces = kubebridge::config::NamespaceScope::All;
+    let mut pods = kubebridge::config::Route::new("pods", ["pods"]);
+    pods.namespaces = kubebridge::config::NamespaceScope::All;
+    let stream = kubebridge::config::StreamConfig::new(vec![pods]);
 
     eprintln!("writing pod changes to {} until Ctrl-C", path.display());
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    kubebridge::cmd::watch::watch(&cluster, &stream, vec![Box::new(sink)], shutdown).await?;
+    kubebridge::cmd::watch(
+        &cluster,
+        &stream,
+        vec![("pods".into(), Box::new(sink))],
+        shutdown,
+    )
+    .await?;
     sim.shutdown().await;
     Ok(())
 }

@@ -4,17 +4,22 @@
 //!
 //! # Layout
 //!
-//! Dependencies point one way: `main -> app -> {cli/config, cluster, resolve, informer,
-//! pipeline, endpoints} -> {api, metrics -> queue} -> kubebridge-sinks`. `informer` and `pipeline` never import each
-//! other (the pipeline borrows only the informer's [`informer::backoff`]); `app` joins
-//! them by handing each informer the sinks' queue senders.
+//! Dependencies point one way: `main -> cmd -> {config, plan, kube, informer, pipeline,
+//! endpoints, leader} -> {metrics -> queue} -> kubebridge-sinks`. `informer` and `pipeline`
+//! never import each other (the pipeline borrows only the informer's
+//! [`informer::backoff`]); [`cmd::watch`] joins them by handing each informer the sinks'
+//! queue senders.
 //!
-//! - [`cli`]: clap flags, validated into a [`config::Command`].
-//! - [`config`]: the validated configuration, as data; [`config_file`]: `--config` YAML.
-//! - [`cluster`]: kubeconfig / in-cluster access, as kubectl finds it.
-//! - [`api`]: raw GET requests, `Status` errors and Retry-After, on kube's `Client::send`.
-//! - [`resolve`]: kubectl-style names to resources, through discovery; [`rbac`]: the
-//!   least-privilege ClusterRole for them.
+//! - [`config`]: the model (routes: resources -> sinks, with their options), the command
+//!   line ([`config::cli`], clap), the `--config` file ([`config::file`]) and the merge:
+//!   the command line is one more route, a flag wins over the file field by field.
+//! - [`plan`]: every route resolved once, and which routes share each informer; what
+//!   `check-config` prints is what `watch` runs.
+//! - [`kube`]: cluster access as kubectl finds it ([`kube::cluster`]), raw GET requests
+//!   with `Status` errors and Retry-After ([`kube::api`]), and kubectl-style names
+//!   resolved through discovery ([`kube::discovery`], or offline [`kube::builtin`]).
+//! - [`cmd`]: one file per subcommand; [`cmd::watch`] runs in named phases: plan -> sinks
+//!   -> endpoints -> leadership -> informers -> supervise.
 //! - [`informer`]: reflector (list + watch) -> bounded delta channel -> processor (store,
 //!   diff, resync) -> subscribers; [`informer::shared`] makes one per (resource, scope,
 //!   selectors).
@@ -23,7 +28,6 @@
 //! - [`metrics`]: every metric, named once; [`endpoints`]: `/metrics`, `/healthz`, `/readyz`,
 //!   and, with `--serve-cache`, the [`lister`] over the informers' caches.
 //! - [`leader`]: leader election on a Lease (`--leader-elect`).
-//! - [`app`]: wiring and shutdown; [`demo`]: the same against the simulator.
 //! - [`sim`]: the simulated API server that tests, benchmarks and the demo run against.
 //!
 //! ## Where the code departs from DESIGN.md, and why
@@ -60,6 +64,7 @@ pub mod leader;
 pub mod lister;
 pub mod metrics;
 pub mod pipeline;
+pub mod plan;
 pub mod queue;
 pub mod selector;
 pub mod sim;

@@ -1,190 +1,307 @@
-//! Wiring: resolve resources, start informers and sinks, run until done or told to stop.
+//! `kubebridge watch`, in named phases, each its own function:
+//!
+//! 1. [`plan`]: read discovery once, resolve every route, decide which informers routes
+//!    share ([`crate::plan`], the same object `check-config` prints);
+//! 2. [`sinks`]: build each route's sinks and start a task with a bounded queue for each;
+//! 3. [`endpoints`]: serve `/metrics`, `/healthz`, `/readyz` (and the cache lister);
+//! 4. [`leadership`]: with `--leader-elect`, wait for the Lease before going on;
+//! 5. [`informers`]: start one informer per planned informer, feeding its routes' queues;
+//! 6. [`supervise`]: run until the informers stop, a sink closes, an informer fails for
+//!    good, the lease is lost, or shutdown (then deliver what is queued within the grace).
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use kubebridge_sinks::{Sink, SinkOptions, sink_from_uri};
-use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
+use kubebridge_sinks::{Notification, Sink, sink_from_uri};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::kube::cluster::{self, Cluster};
-use crate::config::{Command, InitialState, NamespaceScope, Route, SimOptions, StreamConfig};
+use super::AppError;
+use crate::config::{ClusterConfig, InitialState, Route, StreamConfig};
 use crate::endpoints::{self, Readiness};
-use crate::informer::backoff::Backoff;
 use crate::informer::shared::SyncedFlags;
-use crate::informer::{InformerSpec, Informers, ProcessorConfig, ReflectorConfig};
+use crate::informer::{Informers, ProcessorConfig, ReflectorConfig, RunningInformers};
+use crate::kube::{Cluster, cluster};
 use crate::leader::{Elector, LeaderError, LeaseConfig};
+use crate::lister::Lister;
+use crate::pipeline::sink_task::SinkQueue;
 use crate::pipeline::{SinkOutcome, spawn_sink};
-use crate::kube::discovery::{ApiResource, Discovery, ResolveError};
-use crate::sim::Sim;
+use crate::plan::{Plan, Resolver};
+use crate::queue::QueueGauge;
 
-/// An error that ends kubebridge, with the exit code it deserves.
-#[derive(Debug, thiserror::Error)]
-pub enum AppError {
-    /// Bad input: flags, names, config. Exit code 2.
-    #[error(transparent)]
-    Usage(Box<dyn std::error::Error + Send + Sync>),
-    /// Anything else that stops kubebridge. Exit code 1.
-    #[error(transparent)]
-    Failed(Box<dyn std::error::Error + Send + Sync>),
-}
+/// Sinks an embedder built itself, each with the name of the route it serves (in
+/// addition to the sinks that route's URIs name).
+pub type CustomSinks = Vec<(String, Box<dyn Sink>)>;
 
-impl AppError {
-    /// The process exit code for this error.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            AppError::Usage(_) => 2,
-            AppError::Failed(_) => 1,
-        }
-    }
-
-    fn failed(message: impl Into<String>) -> Self {
-        AppError::Failed(message.into().into())
-    }
-}
-
-/// Runs one command until it finishes or `shutdown` resolves.
+/// `kubebridge watch`: connects as kubectl would, then [`watch`]es.
 pub async fn run(
-    command: Command,
+    options: &ClusterConfig,
+    stream: &StreamConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), AppError> {
-    match command {
-        Command::Watch { cluster, stream } => {
-            let cluster = cluster::connect(&cluster)
-                .await
-                .map_err(|e| AppError::Usage(e.into()))?;
-            // No RESOURCE on the command line (only --config routes): no command-line sinks.
-            let sinks = if stream.resources.is_empty() {
-                Vec::new()
-            } else {
-                build_sinks(&stream).await?
-            };
-            watch(&cluster, &stream, sinks, shutdown).await
-        }
-        Command::Demo { stream, sim } => crate::cmd::demo::run(stream, sim, shutdown).await,
-        Command::Sim(options) => serve_sim(&options, shutdown).await,
-        Command::CheckConfig { path, stream } => check_config(&path, &stream).await,
-        Command::Rbac {
-            cluster,
-            resources,
-            name,
-        } => {
-            let cluster = cluster::connect(&cluster)
-                .await
-                .map_err(|e| AppError::Usage(e.into()))?;
-            let resolved = resolve_all(&cluster, &resources).await?;
-            print!("{}", crate::cmd::rbac::cluster_role(&name, &resolved));
-            Ok(())
-        }
+    let cluster = cluster::connect(options)
+        .await
+        .map_err(|e| AppError::Usage(e.into()))?;
+    watch(&cluster, stream, Vec::new(), shutdown).await
+}
+
+/// Streams `stream`'s routes from `cluster` to their sinks (those their URIs name, and
+/// `custom` ones) until the informers stop (`--once`), a sink's destination closes, an
+/// informer fails for good, or `shutdown`.
+pub async fn watch(
+    cluster: &Cluster,
+    stream: &StreamConfig,
+    custom: CustomSinks,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), AppError> {
+    let plan = plan(cluster, stream).await?;
+    let sinks = sinks(&plan, stream, custom).await?;
+    let endpoints = endpoints(stream).await?;
+    let cancel = CancellationToken::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    let lease = match leadership(cluster, stream, &cancel, shutdown.as_mut()).await? {
+        Leadership::Standby => return Ok(()),
+        Leadership::NotElecting => None,
+        Leadership::Leading(keep) => Some(keep),
+    };
+    // The queues move into the informers: a sink drains and ends once they all stop.
+    let running = informers(cluster, stream, &plan, sinks.queues, &cancel, &endpoints)?;
+    let supervised = Supervised {
+        informers: running,
+        sink_tasks: sinks.tasks,
+        gauges: sinks.gauges,
+        lease,
+        cancel,
+        grace: stream.shutdown_grace,
+    };
+    supervise(supervised, shutdown).await
+}
+
+/// Phase 1: reads discovery (once for the whole process) and resolves every route into
+/// the plan. An unknown resource is a usage error.
+async fn plan(cluster: &Cluster, stream: &StreamConfig) -> Result<Plan, AppError> {
+    let discovery = cluster
+        .discover()
+        .await
+        .map_err(|e| AppError::Failed(e.into()))?;
+    let plan = Plan::build(
+        &stream.routes,
+        &Resolver::Live(&discovery),
+        Some(&cluster.default_namespace),
+    )
+    .map_err(|e| AppError::Usage(e.into()))?;
+    for informer in &plan.informers {
+        tracing::info!(informer = %informer, server = %cluster.server, "planned informer");
     }
+    Ok(plan)
 }
 
-/// The sinks the configuration names. A malformed URI or option is a usage error; a
-/// broker that is down is not (each sink retries it).
-pub async fn build_sinks(stream: &StreamConfig) -> Result<Vec<Box<dyn Sink>>, AppError> {
-    sinks_from_uris(&stream.sinks, &stream.sink_options, "").await
-}
-
-/// Builds one sink per URI; a malformed one is a usage error, its message prefixed
-/// with `context` (which route, which file).
-async fn sinks_from_uris(
-    uris: &[String],
-    options: &SinkOptions,
+/// Builds the sinks `route`'s URIs name. A malformed URI or option is a usage error, its
+/// message prefixed with `context` (which route, which file); a broker that is down is
+/// not (each sink retries it).
+pub(crate) async fn build_sinks(
+    route: &Route,
     context: &str,
 ) -> Result<Vec<Box<dyn Sink>>, AppError> {
-    let mut sinks = Vec::with_capacity(uris.len());
-    for uri in uris {
-        let sink = sink_from_uri(uri, options)
+    let mut sinks = Vec::with_capacity(route.sinks.len());
+    for uri in &route.sinks {
+        let sink = sink_from_uri(uri, &route.sink_options)
             .await
-            .map_err(|e| AppError::Usage(format!("{context}{e}").into()))?;
+            .map_err(|e| AppError::usage(format!("{context}{e}")))?;
         sinks.push(sink);
     }
     Ok(sinks)
 }
 
-/// Streams `stream`'s resources from `cluster` to `sinks` until the informers stop
-/// (`--once`), a sink's destination closes, an informer fails for good, or `shutdown`.
-/// `stream.sinks` is not consulted: embedders pass their own [`Sink`]s here.
-pub async fn watch(
-    cluster: &Cluster,
-    stream: &StreamConfig,
-    sinks: Vec<Box<dyn Sink>>,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), AppError> {
-    // The command line's own route (RESOURCE... with `sinks`), then the config file's.
-    let mut routes: Vec<(Route, Vec<Box<dyn Sink>>)> = Vec::new();
-    if !stream.resources.is_empty() {
-        let route = Route {
-            name: "command line".into(),
-            resources: stream.resources.clone(),
-            namespaces: stream.namespaces.clone(),
-            label_selector: stream.label_selector.clone(),
-            field_selector: stream.field_selector.clone(),
-            sinks: Vec::new(),
-            sink_options: None,
-        };
-        routes.push((route, sinks));
-    }
-    for route in &stream.routes {
-        let options = route.options_or(&stream.sink_options);
-        let built =
-            sinks_from_uris(&route.sinks, options, &format!("route {:?}: ", route.name)).await?;
-        routes.push((route.clone(), built));
-    }
+/// The running sinks: each route's queues, the tasks draining them, and their depths.
+struct Sinks {
+    /// Per route (as in the plan), the queue of each of its sinks.
+    queues: Vec<Vec<SinkQueue>>,
+    tasks: JoinSet<SinkOutcome>,
+    gauges: Vec<QueueGauge<Arc<Notification>>>,
+}
 
-    let mut sink_tasks = JoinSet::new();
-    let mut gauges = Vec::new();
-    let mut informers = Informers::default();
-    let mut names: Vec<String> = Vec::new();
-    for (route, sinks) in routes {
-        let resources = resolve_all(cluster, &route.resources).await?;
-        let namespaces: Vec<Option<String>> = match &route.namespaces {
-            NamespaceScope::All => vec![None],
-            NamespaceScope::ContextDefault => vec![Some(cluster.default_namespace.clone())],
-            NamespaceScope::Only(list) => list.iter().cloned().map(Some).collect(),
+/// Phase 2: builds every route's sinks and starts a task and a bounded queue for each.
+/// Sinks are labelled by kind in metrics and logs, numbered when two share a kind.
+async fn sinks(plan: &Plan, stream: &StreamConfig, custom: CustomSinks) -> Result<Sinks, AppError> {
+    let mut built = Vec::with_capacity(plan.routes.len());
+    for planned in &plan.routes {
+        let route = &planned.route;
+        let context = if route.name == crate::config::COMMAND_LINE_ROUTE {
+            String::new()
+        } else {
+            format!("route {:?}: ", route.name)
         };
-        for sink in sinks {
-            // Label values: the sink's kind, numbered when two sinks share it.
+        built.push(build_sinks(route, &context).await?);
+    }
+    for (name, sink) in custom {
+        let index = plan
+            .routes
+            .iter()
+            .position(|p| p.route.name == name)
+            .ok_or_else(|| {
+                AppError::usage(format!(
+                    "a custom sink names route {name:?}, which is not configured"
+                ))
+            })?;
+        built[index].push(sink);
+    }
+    let mut running = Sinks {
+        queues: Vec::with_capacity(built.len()),
+        tasks: JoinSet::new(),
+        gauges: Vec::new(),
+    };
+    let mut labels: Vec<String> = Vec::new();
+    for route_sinks in built {
+        let mut queues = Vec::with_capacity(route_sinks.len());
+        for sink in route_sinks {
             let kind = sink.kind();
-            let same = names
+            let same = labels
                 .iter()
                 .filter(|n| n.split('-').next() == Some(kind))
                 .count();
-            let name = if same == 0 {
+            let label = if same == 0 {
                 kind.to_owned()
             } else {
                 format!("{kind}-{}", same + 1)
             };
-            names.push(name.clone());
-            let (queue, task) = spawn_sink(name, sink, stream.queue_capacity, stream.overflow);
-            gauges.push(queue.gauge());
-            sink_tasks.spawn(async move {
+            labels.push(label.clone());
+            let (queue, task) = spawn_sink(label, sink, stream.queue_capacity, stream.overflow);
+            running.gauges.push(queue.gauge());
+            running.tasks.spawn(async move {
                 task.await
                     .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
             });
-            for resource in &resources {
-                for namespace in &namespaces {
-                    // Routes asking for the same spec share one informer.
-                    informers.subscribe(
-                        InformerSpec {
-                            resource: resource.clone(),
-                            // -n means nothing to a cluster-scoped resource, as in kubectl.
-                            namespace: namespace.clone().filter(|_| resource.namespaced),
-                            label_selector: route.label_selector.clone(),
-                            field_selector: route.field_selector.clone(),
-                        },
-                        queue.clone(),
-                    );
-                }
+            queues.push(queue);
+        }
+        running.queues.push(queues);
+    }
+    Ok(running)
+}
+
+/// What the endpoints learn once the informers start; until then (a standby) they say so.
+struct Endpoints {
+    synced: Arc<OnceLock<SyncedFlags>>,
+    lister: Arc<OnceLock<Lister>>,
+    /// Stops serving when `watch` returns.
+    _stop: DropGuard,
+}
+
+/// Phase 3: binds and serves `--metrics-addr` (a port in use is a usage error), before
+/// anything else can be observed.
+async fn endpoints(stream: &StreamConfig) -> Result<Endpoints, AppError> {
+    let stop = CancellationToken::new();
+    let slots = Endpoints {
+        synced: Arc::default(),
+        lister: Arc::default(),
+        _stop: stop.clone().drop_guard(),
+    };
+    let Some(addr) = stream.metrics_addr else {
+        return Ok(slots);
+    };
+    let listener = endpoints::bind(addr)
+        .await
+        .map_err(|e| AppError::usage(format!("--metrics-addr {addr}: cannot listen: {e}")))?;
+    if let Ok(local) = listener.local_addr() {
+        tracing::info!(addr = %local, "serving /metrics, /healthz and /readyz");
+    }
+    endpoints::serve(
+        listener,
+        readiness(slots.synced.clone()),
+        stream.serve_cache.then(|| slots.lister.clone()),
+        stop,
+    );
+    Ok(slots)
+}
+
+/// Ready when every informer has synced and no sink's last delivery failed; a standby
+/// (no informers yet) is ready to take over.
+fn readiness(synced: Arc<OnceLock<SyncedFlags>>) -> Readiness {
+    Arc::new(move || {
+        let Some(synced) = synced.get() else {
+            return Ok(());
+        };
+        let pending: Vec<&str> = synced
+            .iter()
+            .filter(|(_, s)| !*s.borrow())
+            .map(|(n, _)| n.as_str())
+            .collect();
+        if !pending.is_empty() {
+            return Err(format!("not synced yet: {}", pending.join(", ")));
+        }
+        if !crate::metrics::sinks_healthy() {
+            return Err("a sink's last delivery attempt failed".to_owned());
+        }
+        Ok(())
+    })
+}
+
+/// The outcome of the leadership phase.
+enum Leadership {
+    /// No `--leader-elect`: run now.
+    NotElecting,
+    /// The lease is ours; this task keeps renewing it and ends with an error if lost.
+    Leading(JoinHandle<Result<(), LeaderError>>),
+    /// Shut down while standing by: nothing ran, nothing to do.
+    Standby,
+}
+
+/// Phase 4: only the leader runs informers. Waits for the lease (a SIGTERM meanwhile ends
+/// a standby cleanly), then keeps renewing it beside the informers.
+async fn leadership(
+    cluster: &Cluster,
+    stream: &StreamConfig,
+    cancel: &CancellationToken,
+    shutdown: Pin<&mut (impl Future<Output = ()> + Send)>,
+) -> Result<Leadership, AppError> {
+    let Some(election) = &stream.leader_election else {
+        return Ok(Leadership::NotElecting);
+    };
+    let config = LeaseConfig {
+        namespace: election
+            .namespace
+            .clone()
+            .unwrap_or_else(|| cluster.default_namespace.clone()),
+        ..election.lease.clone()
+    };
+    tracing::info!(lease = %format!("{}/{}", config.namespace, config.name), identity = %config.identity, "waiting to become the leader");
+    let mut elector = Elector::new(cluster.client.clone(), config);
+    let standby = CancellationToken::new();
+    let acquired = tokio::select! {
+        acquired = elector.acquire(&standby) => acquired.map_err(|e| AppError::Failed(e.into()))?,
+        () = shutdown => false,
+    };
+    if !acquired {
+        return Ok(Leadership::Standby);
+    }
+    Ok(Leadership::Leading(tokio::spawn(
+        elector.keep(cancel.child_token()),
+    )))
+}
+
+/// Phase 5: subscribes each route's queues to its planned informers and starts them.
+fn informers(
+    cluster: &Cluster,
+    stream: &StreamConfig,
+    plan: &Plan,
+    queues: Vec<Vec<SinkQueue>>,
+    cancel: &CancellationToken,
+    endpoints: &Endpoints,
+) -> Result<RunningInformers, AppError> {
+    let mut informers = Informers::default();
+    for planned in &plan.informers {
+        let spec = planned
+            .spec()
+            .ok_or_else(|| AppError::failed(format!("{planned} was not resolved")))?;
+        tracing::info!(informer = %spec.name(), server = %cluster.server, "starting informer");
+        for &route in &planned.routes {
+            for queue in &queues[route] {
+                informers.subscribe(spec.clone(), queue.clone());
             }
         }
     }
-    for spec in informers.specs() {
-        tracing::info!(informer = %spec.name(), server = %cluster.server, "starting informer");
-    }
-
-    let cancel = CancellationToken::new();
     let reflector = ReflectorConfig {
         page_size: stream.page_size,
         watch_list: stream.watch_list,
@@ -198,256 +315,98 @@ pub async fn watch(
         resync: stream.resync,
         cluster: cluster.name.as_deref().map(Into::into),
     };
-    let listener = match stream.metrics_addr {
-        Some(addr) => Some(endpoints::bind(addr).await.map_err(|e| {
-            AppError::Usage(format!("--metrics-addr {addr}: cannot listen: {e}").into())
-        })?),
-        None => None,
-    };
-    // Filled once the informers start; until then (a standby) the endpoints say so.
-    let synced_slot: Arc<OnceLock<SyncedFlags>> = Arc::default();
-    let lister_slot: Arc<OnceLock<crate::lister::Lister>> = Arc::default();
-    let endpoints_stop = CancellationToken::new();
-    let _stop_endpoints_on_return = endpoints_stop.clone().drop_guard();
-    if let Some(listener) = listener {
-        let synced = synced_slot.clone();
-        let ready: Readiness = Arc::new(move || {
-            // A standby has nothing to sync and is ready to take over.
-            let Some(synced) = synced.get() else {
-                return Ok(());
-            };
-            let pending: Vec<&str> = synced
-                .iter()
-                .filter(|(_, s)| !*s.borrow())
-                .map(|(n, _)| n.as_str())
-                .collect();
-            if !pending.is_empty() {
-                return Err(format!("not synced yet: {}", pending.join(", ")));
-            }
-            if !crate::metrics::sinks_healthy() {
-                return Err("a sink's last delivery attempt failed".to_owned());
-            }
-            Ok(())
-        });
-        if let Ok(local) = listener.local_addr() {
-            tracing::info!(addr = %local, "serving /metrics, /healthz and /readyz");
-        }
-        endpoints::serve(
-            listener,
-            ready,
-            stream.serve_cache.then(|| lister_slot.clone()),
-            endpoints_stop.clone(),
-        );
-    }
-
-    let mut shutdown = std::pin::pin!(shutdown);
-    // Only the leader runs informers: wait for the lease first (a SIGTERM meanwhile
-    // ends a standby cleanly), then keep renewing it beside the informers.
-    let mut keep_lease: Option<tokio::task::JoinHandle<Result<(), LeaderError>>> = None;
-    if let Some(election) = &stream.leader_election {
-        let config = LeaseConfig {
-            namespace: election
-                .namespace
-                .clone()
-                .unwrap_or_else(|| cluster.default_namespace.clone()),
-            ..election.lease.clone()
-        };
-        tracing::info!(lease = %format!("{}/{}", config.namespace, config.name), identity = %config.identity, "waiting to become the leader");
-        let mut elector = Elector::new(cluster.client.clone(), config);
-        let standby = CancellationToken::new();
-        let acquired = tokio::select! {
-            acquired = elector.acquire(&standby) => acquired.map_err(|e| AppError::Failed(e.into()))?,
-            () = &mut shutdown => false,
-        };
-        if !acquired {
-            return Ok(());
-        }
-        keep_lease = Some(tokio::spawn(elector.keep(cancel.child_token())));
-    }
-
-    let mut running = informers.start(&cluster.client, &reflector, &processor, &cancel);
+    let mut running = informers.start(&cluster.client, &reflector, &processor, cancel);
     running.seal();
-    let _ = synced_slot.set(running.synced_flags());
-    let _ = lister_slot.set(crate::lister::Lister::new(running.caches()));
+    let _ = endpoints.synced.set(running.synced_flags());
+    let _ = endpoints.lister.set(Lister::new(running.caches()));
+    Ok(running)
+}
 
+/// Everything [`supervise`] watches over.
+struct Supervised {
+    informers: RunningInformers,
+    sink_tasks: JoinSet<SinkOutcome>,
+    gauges: Vec<QueueGauge<Arc<Notification>>>,
+    lease: Option<JoinHandle<Result<(), LeaderError>>>,
+    cancel: CancellationToken,
+    grace: Duration,
+}
+
+/// Phase 6: runs until every informer has stopped and every sink has drained (or
+/// closed). A shutdown signal stops the watches and arms the grace period for what is
+/// queued; a lost lease stops publishing at once; the first failure is the result.
+async fn supervise(
+    mut s: Supervised,
+    mut shutdown: Pin<&mut (impl Future<Output = ()> + Send)>,
+) -> Result<(), AppError> {
     let mut failure: Option<AppError> = None;
     let mut informers_done = false;
-    // Armed by a shutdown signal: how long queued notifications may still take.
-    let mut grace: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
-    // Done when every informer has stopped and every sink has drained (or closed).
-    while !(informers_done && sink_tasks.is_empty()) {
+    let mut grace: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    while !(informers_done && s.sink_tasks.is_empty()) {
         tokio::select! {
             () = &mut shutdown, if grace.is_none() => {
-                tracing::info!(grace = ?stream.shutdown_grace, "shutting down: stopping watches, delivering what is queued");
-                cancel.cancel();
-                grace = Some(Box::pin(tokio::time::sleep(stream.shutdown_grace)));
+                tracing::info!(grace = ?s.grace, "shutting down: stopping watches, delivering what is queued");
+                s.cancel.cancel();
+                grace = Some(Box::pin(tokio::time::sleep(s.grace)));
             }
-            lost = async { match keep_lease.as_mut() { Some(task) => task.await, None => std::future::pending().await } }, if keep_lease.is_some() => {
-                keep_lease = None;
+            lost = async { match s.lease.as_mut() { Some(task) => task.await, None => std::future::pending().await } }, if s.lease.is_some() => {
+                s.lease = None;
                 if let Ok(Err(e)) = lost {
                     // Another instance may already be leading: publish nothing more.
-                    cancel.cancel();
-                    sink_tasks.abort_all();
+                    s.cancel.cancel();
+                    s.sink_tasks.abort_all();
                     failure.get_or_insert(AppError::Failed(e.into()));
                     break;
                 }
             }
             () = async { if let Some(g) = grace.as_mut() { g.await } }, if grace.is_some() => {
-                let undelivered: usize = gauges.iter().map(|g| g.len()).sum();
+                let undelivered: usize = s.gauges.iter().map(|g| g.len()).sum();
                 failure.get_or_insert(AppError::failed(format!(
                     "the shutdown grace of {} ran out with {undelivered} queued notification(s) undelivered (plus any batch in flight); raise --shutdown-grace",
-                    humantime::format_duration(stream.shutdown_grace)
+                    humantime::format_duration(s.grace)
                 )));
                 break;
             }
-            joined = running.join_next(), if !informers_done => match joined {
+            joined = s.informers.join_next(), if !informers_done => match joined {
                 None => informers_done = true,
                 Some(Ok(())) => {}
                 Some(Err(e)) => {
-                    cancel.cancel();
+                    s.cancel.cancel();
                     let err = if e.is_usage() { AppError::Usage(e.into()) } else { AppError::Failed(e.into()) };
                     failure.get_or_insert(err);
                 }
             },
-            Some(outcome) = sink_tasks.join_next() => match outcome {
-                Ok(SinkOutcome::Closed) => {
-                    tracing::debug!("a sink's destination closed; stopping");
-                    cancel.cancel();
+            Some(outcome) = s.sink_tasks.join_next() => {
+                if let Some(e) = sink_ended(outcome, &s.cancel) {
+                    failure.get_or_insert(e);
                 }
-                Ok(SinkOutcome::Drained { delivered, dropped, evicted }) => {
-                    tracing::info!(delivered, dropped, evicted, "sink drained");
-                }
-                Ok(SinkOutcome::Failed(e)) => {
-                    failure.get_or_insert(AppError::failed(format!("closing a sink failed: {e}")));
-                }
-                Err(e) => std::panic::resume_unwind(e.into_panic()),
-            },
+            }
         }
     }
     failure.map_or(Ok(()), Err)
 }
 
-/// `kubebridge sim`: serves the simulated API server until `shutdown`.
-async fn serve_sim(
-    options: &SimOptions,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), AppError> {
-    let sim = Sim::start(options.listen, crate::cmd::demo::sim_config(options))
-        .await
-        .map_err(|e| AppError::Usage(format!("cannot serve on {}: {e}", options.listen).into()))?;
-    eprintln!(
-        "kubebridge sim: serving the Kubernetes API on {}",
-        sim.url()
-    );
-    if let Some(path) = &options.write_kubeconfig {
-        // Written whole and renamed into place, so a reader polling for it never sees half.
-        let partial = path.with_extension("partial");
-        sim.write_kubeconfig(&partial, None)
-            .and_then(|()| std::fs::rename(&partial, path))
-            .map_err(|e| {
-                AppError::Usage(
-                    format!("cannot write the kubeconfig to {}: {e}", path.display()).into(),
-                )
-            })?;
-        eprintln!(
-            "kubebridge sim: kubeconfig in {0}; try kubectl --kubeconfig {0} get pods -A",
-            path.display()
-        );
-    }
-    shutdown.await;
-    sim.shutdown().await;
-    Ok(())
-}
-
-/// `kubebridge check-config`: builds every sink (so URIs and properties are checked
-/// exactly as at start-up, without connecting) and prints which informers will run and
-/// which routes share them. Resource names are grouped as written; discovery resolves
-/// them at start-up.
-async fn check_config(path: &std::path::Path, stream: &StreamConfig) -> Result<(), AppError> {
-    use std::collections::BTreeMap;
-    for route in &stream.routes {
-        let context = format!("{}: route {:?}: ", path.display(), route.name);
-        sinks_from_uris(
-            &route.sinks,
-            route.options_or(&stream.sink_options),
-            &context,
-        )
-        .await?;
-    }
-    let mut informers: BTreeMap<String, Vec<&str>> = BTreeMap::new();
-    for route in &stream.routes {
-        let scopes: Vec<String> = match &route.namespaces {
-            NamespaceScope::All => vec!["all namespaces".into()],
-            NamespaceScope::ContextDefault => vec!["the context's namespace".into()],
-            NamespaceScope::Only(list) => list.iter().map(|n| format!("namespace {n}")).collect(),
-        };
-        for resource in &route.resources {
-            for scope in &scopes {
-                let mut key = format!("{resource} in {scope}");
-                if let Some(l) = &route.label_selector {
-                    key.push_str(&format!(", labels {l}"));
-                }
-                if let Some(f) = &route.field_selector {
-                    key.push_str(&format!(", fields {f}"));
-                }
-                informers.entry(key).or_default().push(&route.name);
-            }
+/// Handles a sink task's end: a closed destination stops everything; a failed close is
+/// an error; a panic is re-raised.
+fn sink_ended(
+    outcome: Result<SinkOutcome, tokio::task::JoinError>,
+    cancel: &CancellationToken,
+) -> Option<AppError> {
+    match outcome {
+        Ok(SinkOutcome::Closed) => {
+            tracing::debug!("a sink's destination closed; stopping");
+            cancel.cancel();
+            None
         }
-    }
-    println!("{}: valid", path.display());
-    println!("informers ({}):", informers.len());
-    for (informer, routes) in &informers {
-        let shared = if routes.len() > 1 { " (shared)" } else { "" };
-        println!("  {informer}  <- {}{shared}", routes.join(", "));
-    }
-    println!("routes ({}):", stream.routes.len());
-    for route in &stream.routes {
-        let sinks: Vec<String> = route
-            .sinks
-            .iter()
-            .map(|s| kubebridge_sinks::redact(s))
-            .collect();
-        println!(
-            "  {}: {} -> {}",
-            route.name,
-            route.resources.join(", "),
-            sinks.join(", ")
-        );
-    }
-    Ok(())
-}
-
-/// Resolves every name through the cluster's discovery; an unknown name is a usage error.
-async fn resolve_all(cluster: &Cluster, names: &[String]) -> Result<Vec<ApiResource>, AppError> {
-    let discovery = discover(cluster).await?;
-    names
-        .iter()
-        .map(|name| discovery.resolve(name))
-        .collect::<Result<Vec<_>, ResolveError>>()
-        .map_err(|e| AppError::Usage(e.into()))
-}
-
-/// Reads discovery, retrying for a while if the API server cannot be reached, so that
-/// a typo in the server address fails in seconds but a restarting server is waited for.
-async fn discover(cluster: &Cluster) -> Result<Discovery, AppError> {
-    const ATTEMPTS: u32 = 5;
-    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
-    let mut attempt = 1;
-    loop {
-        match Discovery::run(&cluster.client).await {
-            Ok(d) => return Ok(d),
-            Err(e) if e.is_retryable() && attempt < ATTEMPTS => {
-                let delay = e.retry_after().unwrap_or_else(|| backoff.next_delay());
-                tracing::warn!(error = %e, attempt, retry_in = ?delay, "discovery failed; retrying");
-                tokio::time::sleep(delay).await;
-                attempt += 1;
-            }
-            Err(e) => {
-                return Err(AppError::failed(format!(
-                    "cannot read the API server's discovery documents at {}: {e}",
-                    cluster.server
-                )));
-            }
+        Ok(SinkOutcome::Drained {
+            delivered,
+            dropped,
+            evicted,
+        }) => {
+            tracing::info!(delivered, dropped, evicted, "sink drained");
+            None
         }
+        Ok(SinkOutcome::Failed(e)) => Some(AppError::failed(format!("closing a sink failed: {e}"))),
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }

@@ -1,4 +1,7 @@
-//! Command-line flags (clap), following kubectl's conventions, validated into a [`Command`].
+//! The command line (clap), following kubectl's conventions. Every value is typed by a
+//! value parser from [`super::values`], so a bad one is a one-line usage error at parse
+//! time; the RESOURCE arguments and their flags become one more [`super::Route`], and the
+//! flags a layer over the `--config` file's ([`super::merge`]).
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -7,13 +10,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use kubebridge_sinks::{Format, KeyMode, SinkOptions};
+use kubebridge_sinks::{Format, KeyMode};
 
-use crate::config::{
-    ClusterConfig, Command, InitialState, LeaderElection, NamespaceScope, SimOptions, StreamConfig,
-    default_queue_capacity,
-};
-use crate::informer::reflector::default_page_size;
+use super::merge::{self, CommandLineOnly, Layer, RouteFlags, SinkLayer};
+use super::{ClusterConfig, Command, InitialState, LeaderElection, SimOptions, values};
 use crate::leader::LeaseConfig;
 use crate::queue::Overflow;
 
@@ -124,7 +124,7 @@ struct DemoArgs {
     #[arg(long, default_value_t = 12, value_name = "N")]
     sim_pods: usize,
     /// Changes per second in the simulated cluster.
-    #[arg(long, default_value_t = 2.0, value_name = "PER_SEC")]
+    #[arg(long, default_value = "2", value_parser = values::rate, value_name = "PER_SEC")]
     churn: f64,
     #[command(flatten)]
     stream: StreamArgs,
@@ -132,11 +132,63 @@ struct DemoArgs {
 
 #[derive(Debug, Args)]
 struct StreamArgs {
+    #[command(flatten)]
+    route: RouteArgs,
+    #[command(flatten)]
+    sinks: SinkArgs,
+    /// Replay the whole cache as SYNC notifications this often (e.g. 30s, 10m, 1h); 0
+    /// disables (the default).
+    #[arg(long, value_parser = values::duration, value_name = "DURATION")]
+    resync: Option<Duration>,
+    /// Publish the objects found at start-up as ADDED (emit, the default) or only later
+    /// changes (skip).
+    #[arg(long, value_enum, value_name = "MODE")]
+    initial_state: Option<InitialState>,
+    /// Publish the current state (origin "list") and exit.
+    #[arg(long)]
+    once: bool,
+    /// Get the initial state through a watch-list stream (sendInitialEvents) instead of LIST;
+    /// falls back to LIST when the server does not support it.
+    #[arg(long)]
+    watch_list: bool,
+    /// Objects per LIST page (default 500, as client-go).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    page_size: Option<u32>,
+    /// Capacity of each sink's queue (default 10000); when full, kubebridge stops reading
+    /// watches.
+    #[arg(long, value_parser = values::positive, value_name = "N")]
+    queue_capacity: Option<usize>,
+    /// What a full sink queue does: block (the default: stop reading watches; nothing is
+    /// lost) or drop-oldest (evict, count and log the oldest queued notification).
+    #[arg(long, value_enum, value_name = "POLICY")]
+    overflow: Option<Overflow>,
+    /// After SIGINT/SIGTERM, how long to keep delivering what is queued before exiting
+    /// non-zero. The default, 25s, fits the default 30s terminationGracePeriodSeconds of a pod.
+    #[arg(long, value_parser = values::duration, value_name = "DURATION")]
+    shutdown_grace: Option<Duration>,
+    /// Serve Prometheus /metrics, /healthz and /readyz on this address (e.g. 0.0.0.0:9090).
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics_addr: Option<SocketAddr>,
+    /// Also serve a read-only lister over the cache on --metrics-addr:
+    /// GET /cache/{resource}?namespace=NS&labelSelector=SEL returns a Kubernetes-style List.
+    #[arg(long)]
+    serve_cache: bool,
+    #[command(flatten)]
+    leader: LeaderArgs,
+    /// Cluster name stamped on every notification (default: the kubeconfig context's cluster).
+    #[arg(long, value_name = "NAME")]
+    cluster_name: Option<String>,
+}
+
+/// The command line's route: which namespaces, which objects, which sinks.
+#[derive(Debug, Args)]
+struct RouteArgs {
     /// Watch this namespace; repeat for several (default: the context's namespace).
     #[arg(
         short = 'n',
         long = "namespace",
         value_name = "NS",
+        value_parser = values::namespace,
         conflicts_with = "all_namespaces"
     )]
     namespaces: Vec<String>,
@@ -149,23 +201,29 @@ struct StreamArgs {
     /// Field selector, applied by the API server (e.g. metadata.name=web-1).
     #[arg(long, value_name = "SELECTOR")]
     field_selector: Option<String>,
-    /// Where to send notifications; repeat for several: stdout,
+    /// Where to send notifications (default: stdout); repeat for several: stdout,
     /// kafka://HOST:PORT[,HOST:PORT]/TOPIC, nats://[USER:PASS@]HOST:PORT/PREFIX,
     /// jetstream://HOST:PORT/PREFIX[?stream=NAME]. TOPIC may use {group} {version}
     /// {resource} {kind} {namespace}.
-    #[arg(long = "sink", value_name = "URI", default_value = "stdout")]
+    #[arg(long = "sink", value_name = "URI", value_parser = values::sink_uri)]
     sinks: Vec<String>,
+}
+
+/// Sink settings; a route of the config file may override them.
+#[derive(Debug, Args)]
+struct SinkArgs {
     /// A librdkafka property for the Kafka sinks, like kcat: -X security.protocol=SASL_SSL;
     /// repeatable.
-    #[arg(short = 'X', value_name = "KEY=VALUE")]
-    kafka_properties: Vec<String>,
-    /// Kafka message key: namespace/name (per-object order, compaction), name, uid or none.
-    #[arg(long, default_value = "namespace/name", value_name = "KEY")]
-    kafka_key: String,
-    /// Message layout on Kafka and NATS: envelope, cloudevents (structured JSON) or
-    /// cloudevents-binary (attributes as headers). stdout always writes envelopes.
-    #[arg(long, default_value = "envelope", value_name = "FORMAT")]
-    format: String,
+    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = values::kafka_property)]
+    kafka_properties: Vec<(String, String)>,
+    /// Kafka message key: namespace/name (the default: per-object order, compaction),
+    /// name, uid or none.
+    #[arg(long, value_name = "KEY", value_parser = values::kafka_key)]
+    kafka_key: Option<KeyMode>,
+    /// Message layout on Kafka and NATS: envelope (the default), cloudevents (structured
+    /// JSON) or cloudevents-binary (attributes as headers). stdout always writes envelopes.
+    #[arg(long, value_name = "FORMAT", value_parser = values::format)]
+    format: Option<Format>,
     /// CloudEvents `source` (default: the cluster name).
     #[arg(long, value_name = "URI-REFERENCE")]
     cloudevents_source: Option<String>,
@@ -179,46 +237,17 @@ struct StreamArgs {
     /// CA certificate to verify NATS servers with (turns TLS on).
     #[arg(long, value_name = "FILE")]
     nats_ca: Option<PathBuf>,
-    /// Replay the whole cache as SYNC notifications this often (e.g. 30s, 10m, 1h); 0 disables.
-    #[arg(long, value_name = "DURATION", default_value = "0")]
-    resync: String,
-    /// Publish the objects found at start-up as ADDED (emit) or only later changes (skip).
-    #[arg(long, value_enum, default_value = "emit", value_name = "MODE")]
-    initial_state: InitialState,
-    /// Publish the current state (origin "list") and exit.
-    #[arg(long)]
-    once: bool,
-    /// Get the initial state through a watch-list stream (sendInitialEvents) instead of LIST;
-    /// falls back to LIST when the server does not support it.
-    #[arg(long)]
-    watch_list: bool,
-    /// Objects per LIST page.
-    #[arg(long, default_value_t = default_page_size(), value_name = "N")]
-    page_size: u32,
-    /// Capacity of each sink's queue; when full, kubebridge stops reading watches.
-    #[arg(long, default_value_t = default_queue_capacity(), value_name = "N")]
-    queue_capacity: usize,
-    /// What a full sink queue does: block (stop reading watches; nothing is lost) or
-    /// drop-oldest (evict, count and log the oldest queued notification).
-    #[arg(long, value_enum, default_value = "block", value_name = "POLICY")]
-    overflow: Overflow,
-    /// After SIGINT/SIGTERM, how long to keep delivering what is queued before exiting
-    /// non-zero. 25s fits the default 30s terminationGracePeriodSeconds of a pod.
-    #[arg(long, default_value = "25s", value_name = "DURATION")]
-    shutdown_grace: String,
-    /// Serve Prometheus /metrics, /healthz and /readyz on this address (e.g. 0.0.0.0:9090).
-    #[arg(long, value_name = "HOST:PORT")]
-    metrics_addr: Option<SocketAddr>,
-    /// Also serve a read-only lister over the cache on --metrics-addr:
-    /// GET /cache/{resource}?namespace=NS&labelSelector=SEL returns a Kubernetes-style List.
-    #[arg(long, requires = "metrics_addr")]
-    serve_cache: bool,
+}
+
+/// `--leader-elect` and its settings (client-go's defaults).
+#[derive(Debug, Args)]
+struct LeaderArgs {
     /// Run informers and sinks only while holding a coordination.k8s.io Lease, so several
     /// replicas can run: one leads, the others stand by and take over.
     #[arg(long)]
     leader_elect: bool,
     /// Namespace of the Lease (default: the context's namespace; in a pod, the pod's).
-    #[arg(long, value_name = "NS", requires = "leader_elect")]
+    #[arg(long, value_name = "NS", requires = "leader_elect", value_parser = values::namespace)]
     leader_elect_namespace: Option<String>,
     /// Name of the Lease.
     #[arg(long, default_value = "kubebridge", value_name = "NAME")]
@@ -227,17 +256,14 @@ struct StreamArgs {
     #[arg(long, value_name = "ID")]
     leader_elect_identity: Option<String>,
     /// How long a lease lasts unrenewed before a standby takes over (client-go: 15s).
-    #[arg(long, default_value = "15s", value_name = "DURATION")]
-    leader_elect_lease_duration: String,
+    #[arg(long, default_value = "15s", value_parser = values::duration, value_name = "DURATION")]
+    leader_elect_lease_duration: Duration,
     /// How long the leader keeps trying to renew before it stops (client-go: 10s).
-    #[arg(long, default_value = "10s", value_name = "DURATION")]
-    leader_elect_renew_deadline: String,
+    #[arg(long, default_value = "10s", value_parser = values::duration, value_name = "DURATION")]
+    leader_elect_renew_deadline: Duration,
     /// How often to try to acquire or renew (client-go: 2s).
-    #[arg(long, default_value = "2s", value_name = "DURATION")]
-    leader_elect_retry_period: String,
-    /// Cluster name stamped on every notification (default: the kubeconfig context's cluster).
-    #[arg(long, value_name = "NAME")]
-    cluster_name: Option<String>,
+    #[arg(long, default_value = "2s", value_parser = values::duration, value_name = "DURATION")]
+    leader_elect_retry_period: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -255,7 +281,7 @@ struct SimArgs {
     #[arg(long, default_value_t = 2, value_name = "N")]
     deployments_per_namespace: usize,
     /// Background changes per second (0 = none).
-    #[arg(long, default_value_t = 0.0, value_name = "PER_SEC")]
+    #[arg(long, default_value = "0", value_parser = values::rate, value_name = "PER_SEC")]
     churn: f64,
     /// Watch history window in events; watches from older resourceVersions get 410 Gone.
     #[arg(long, default_value_t = 10_000, value_name = "EVENTS")]
@@ -283,67 +309,48 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let clap_exit = |e: clap::Error| match e.kind() {
+    let cli = Cli::try_parse_from(args).map_err(|e| match e.kind() {
         clap::error::ErrorKind::DisplayHelp
         | clap::error::ErrorKind::DisplayVersion
         | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             CliExit::Info(e.render().to_string())
         }
         _ => CliExit::Usage(one_line(&e)),
+    })?;
+    let logging = Logging {
+        level: cli.log_level,
+        format: cli.log_format,
     };
-    let matches = <Cli as clap::CommandFactory>::command()
-        .try_get_matches_from(args)
-        .map_err(clap_exit)?;
-    let cli = <Cli as clap::FromArgMatches>::from_arg_matches(&matches).map_err(clap_exit)?;
     let command = match cli.command {
-        CommandArgs::Watch(w) => {
-            let sub = matches.subcommand_matches("watch");
-            // A flag counts as given only when typed, not when it holds its default.
-            let typed = |id: &str| {
-                sub.and_then(|m| m.value_source(id)) == Some(clap::parser::ValueSource::CommandLine)
-            };
-            let file = match &w.config {
-                Some(path) => Some(crate::config::file::load(path).map_err(CliExit::Usage)?),
-                None => None,
-            };
-            let mut cluster_name = w.stream.cluster_name.clone();
-            let mut stream = w.stream.validate(w.resources)?;
-            if let Some(file) = file {
-                if !typed("cluster_name") && file.cluster_name.is_some() {
-                    cluster_name = file.cluster_name.clone();
-                }
-                apply_file(&mut stream, file, &typed)?;
-            }
-            Command::Watch {
-                cluster: ClusterConfig {
-                    kubeconfig: w.kubeconfig,
-                    context: w.context,
-                    cluster_name,
+        CommandArgs::Watch(w) => watch(w)?,
+        CommandArgs::Demo(d) => {
+            let merged = d.stream.merge(Some(&d.resources), None)?;
+            Command::Demo {
+                stream: merged.stream,
+                sim: SimOptions {
+                    listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                    namespaces: d.sim_namespaces.max(1),
+                    pods: d.sim_pods,
+                    deployments_per_namespace: 2,
+                    churn_per_sec: d.churn,
+                    history: 10_000,
+                    write_kubeconfig: None,
+                    seed: 1,
                 },
-                stream,
             }
         }
-        CommandArgs::Demo(d) => Command::Demo {
-            stream: d.stream.validate(d.resources)?,
-            sim: SimOptions {
-                listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-                namespaces: d.sim_namespaces.max(1),
-                pods: d.sim_pods,
-                deployments_per_namespace: 2,
-                churn_per_sec: non_negative(d.churn, "--churn")?,
-                history: 10_000,
-                write_kubeconfig: None,
-                seed: 1,
-            },
-        },
         CommandArgs::CheckConfig(c) => {
-            let file = crate::config::file::load(&c.file).map_err(CliExit::Usage)?;
-            let mut stream = StreamConfig::new(Vec::<String>::new());
-            stream.sinks.clear();
-            apply_file(&mut stream, file, &|_| false)?;
+            let file = super::file::load(&c.file).map_err(CliExit::Usage)?;
+            let merged = merge::merge(
+                Layer::default(),
+                Some(&file),
+                None,
+                CommandLineOnly::default(),
+            )
+            .map_err(|e| CliExit::Usage(format!("--config {}: {e}", c.file.display())))?;
             Command::CheckConfig {
                 path: c.file,
-                stream,
+                stream: merged.stream,
             }
         }
         CommandArgs::Rbac(r) => Command::Rbac {
@@ -352,7 +359,7 @@ where
                 context: r.context,
                 cluster_name: None,
             },
-            resources: split_resources(&r.resources),
+            resources: values::resources(&r.resources).map_err(CliExit::Usage)?,
             name: r.name,
         },
         CommandArgs::Sim(s) => Command::Sim(SimOptions {
@@ -360,19 +367,33 @@ where
             namespaces: s.namespaces,
             pods: s.pods,
             deployments_per_namespace: s.deployments_per_namespace,
-            churn_per_sec: non_negative(s.churn, "--churn")?,
+            churn_per_sec: s.churn,
             history: s.history.max(1),
             write_kubeconfig: s.write_kubeconfig,
             seed: s.seed,
         }),
     };
-    Ok((
-        command,
-        Logging {
-            level: cli.log_level,
-            format: cli.log_format,
+    Ok((command, logging))
+}
+
+/// `watch`: the command line's route (when RESOURCE is given) and flags over the file.
+fn watch(w: WatchArgs) -> Result<Command, CliExit> {
+    let file = match &w.config {
+        Some(path) => Some((path, super::file::load(path).map_err(CliExit::Usage)?)),
+        None => None,
+    };
+    let resources = (!w.resources.is_empty()).then_some(w.resources.as_slice());
+    let merged = w
+        .stream
+        .merge(resources, file.as_ref().map(|(p, f)| (p.as_path(), f)))?;
+    Ok(Command::Watch {
+        cluster: ClusterConfig {
+            kubeconfig: w.kubeconfig,
+            context: w.context,
+            cluster_name: merged.cluster_name,
         },
-    ))
+        stream: merged.stream,
+    })
 }
 
 /// clap's first line, without its "error: " prefix, plus where to find help.
@@ -383,323 +404,108 @@ fn one_line(e: &clap::Error) -> String {
     format!("{first} (see kubebridge --help)")
 }
 
-fn non_negative(v: f64, flag: &str) -> Result<f64, CliExit> {
-    if v.is_finite() && v >= 0.0 {
-        Ok(v)
-    } else {
-        Err(CliExit::Usage(format!(
-            "{flag} must be a number of changes per second, 0 or more; got {v}"
-        )))
-    }
-}
-
 impl StreamArgs {
-    fn validate(self, resources: Vec<String>) -> Result<StreamConfig, CliExit> {
-        for ns in &self.namespaces {
-            if !is_dns_label(ns) {
-                return Err(CliExit::Usage(format!(
-                    "invalid namespace {ns:?}: a namespace is lower-case letters, digits and '-', at most 63 characters"
-                )));
-            }
-        }
-        let namespaces = if self.all_namespaces {
-            NamespaceScope::All
-        } else if self.namespaces.is_empty() {
-            NamespaceScope::ContextDefault
-        } else {
-            let mut list = self.namespaces;
-            list.dedup();
-            NamespaceScope::Only(list)
+    /// Merges these flags (and the route of `resources`, when given) over `file`.
+    fn merge(
+        self,
+        resources: Option<&[String]>,
+        file: Option<(&std::path::Path, &super::file::FileConfig)>,
+    ) -> Result<merge::Merged, CliExit> {
+        let route = match resources {
+            Some(names) => Some(RouteFlags {
+                resources: values::resources(names).map_err(CliExit::Usage)?,
+                namespaces: values::namespace_scope(
+                    self.route.all_namespaces,
+                    &self.route.namespaces,
+                )
+                .map_err(CliExit::Usage)?,
+                label_selector: self.route.label_selector,
+                field_selector: self.route.field_selector,
+                sinks: self.route.sinks,
+            }),
+            None => None,
         };
-        let sink_options = SinkOptions {
-            format: parse_format(&self.format)?,
-            cloudevents_source: self.cloudevents_source,
-            kafka_properties: self
-                .kafka_properties
-                .iter()
-                .map(|p| match p.split_once('=') {
-                    Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
-                    _ => Err(CliExit::Usage(format!(
-                        "-X {p:?}: write a librdkafka property as KEY=VALUE"
-                    ))),
-                })
-                .collect::<Result<_, _>>()?,
-            kafka_key: self
-                .kafka_key
-                .parse::<KeyMode>()
-                .map_err(|e| CliExit::Usage(format!("--kafka-key: {e}")))?,
-            subject_template: self.subject_template,
-            nats_credentials: self.nats_creds,
-            nats_ca: self.nats_ca,
-            ..SinkOptions::default()
-        };
-        if self.sinks.iter().any(|s| s.trim().is_empty()) {
-            return Err(CliExit::Usage(
-                "--sink is empty; name a sink like stdout or kafka://HOST:PORT/TOPIC".into(),
-            ));
-        }
-        let resync =
-            parse_duration(&self.resync).map_err(|e| CliExit::Usage(format!("--resync: {e}")))?;
-        if self.once && self.initial_state == InitialState::Skip {
-            return Err(CliExit::Usage(
-                "--once publishes the initial state and exits, so it cannot be combined with --initial-state skip".into(),
-            ));
-        }
-        if self.page_size == 0 {
-            return Err(CliExit::Usage("--page-size must be at least 1".into()));
-        }
-        if self.queue_capacity == 0 {
-            return Err(CliExit::Usage("--queue-capacity must be at least 1".into()));
-        }
-        let resources = split_resources(&resources);
-        if resources.iter().any(|r| r.is_empty()) {
-            return Err(CliExit::Usage(
-                "a RESOURCE name is empty; name one like pods or deployments.apps".into(),
-            ));
-        }
-        Ok(StreamConfig {
-            resources,
-            namespaces,
-            label_selector: self.label_selector.filter(|s| !s.trim().is_empty()),
-            field_selector: self.field_selector.filter(|s| !s.trim().is_empty()),
-            sinks: self.sinks,
-            sink_options,
-            resync: (!resync.is_zero()).then_some(resync),
-            initial_state: self.initial_state,
+        let only = CommandLineOnly {
             once: self.once,
             watch_list: self.watch_list,
             page_size: self.page_size,
+            leader_election: self
+                .leader
+                .leader_elect
+                .then(|| self.leader.election())
+                .transpose()?,
+        };
+        let flags = Layer {
+            cluster_name: self.cluster_name,
+            resync: self.resync,
+            initial_state: self.initial_state,
             queue_capacity: self.queue_capacity,
             overflow: self.overflow,
-            routes: Vec::new(),
+            shutdown_grace: self.shutdown_grace,
             metrics_addr: self.metrics_addr,
-            serve_cache: self.serve_cache,
-            leader_election: if self.leader_elect {
-                Some(leader_election(
-                    self.leader_elect_namespace,
-                    self.leader_elect_name,
-                    self.leader_elect_identity,
-                    [
-                        &self.leader_elect_lease_duration,
-                        &self.leader_elect_renew_deadline,
-                        &self.leader_elect_retry_period,
-                    ],
-                )?)
-            } else {
-                None
+            // A switch given says true; absent, it says nothing.
+            serve_cache: self.serve_cache.then_some(true),
+            sinks: SinkLayer {
+                format: self.sinks.format,
+                cloudevents_source: self.sinks.cloudevents_source,
+                kafka_key: self.sinks.kafka_key,
+                kafka_properties: (!self.sinks.kafka_properties.is_empty())
+                    .then_some(self.sinks.kafka_properties),
+                subject_template: self.sinks.subject_template,
+                nats_creds: self.sinks.nats_creds,
+                nats_ca: self.sinks.nats_ca,
             },
-            shutdown_grace: parse_duration(&self.shutdown_grace)
-                .map_err(|e| CliExit::Usage(format!("--shutdown-grace: {e}")))?,
+        };
+        merge::merge(flags, file.map(|(_, f)| f), route, only).map_err(|e| match file {
+            Some((path, _)) => CliExit::Usage(format!("--config {}: {e}", path.display())),
+            None => CliExit::Usage(e),
         })
     }
 }
 
-fn leader_election(
-    namespace: Option<String>,
-    name: String,
-    identity: Option<String>,
-    [lease, renew, retry]: [&String; 3],
-) -> Result<LeaderElection, CliExit> {
-    let parse = |flag: &str, value: &str| {
-        parse_duration(value).map_err(|e| CliExit::Usage(format!("{flag}: {e}")))
-    };
-    let lease_duration = parse("--leader-elect-lease-duration", lease)?;
-    let renew_deadline = parse("--leader-elect-renew-deadline", renew)?;
-    let retry_period = parse("--leader-elect-retry-period", retry)?;
-    // client-go's own rule: a leader must give up before a standby may take over.
-    if !(retry_period < renew_deadline && renew_deadline < lease_duration) || retry_period.is_zero()
-    {
-        return Err(CliExit::Usage(
-            "leader election needs 0 < --leader-elect-retry-period < --leader-elect-renew-deadline < --leader-elect-lease-duration".into(),
-        ));
-    }
-    let identity = identity
-        .or_else(|| std::env::var("POD_NAME").ok().filter(|p| !p.is_empty()))
-        .unwrap_or_else(|| {
-            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_owned())
-                .unwrap_or_else(|_| "kubebridge".into());
-            format!("{host}_{}", std::process::id())
-        });
-    Ok(LeaderElection {
-        namespace,
-        lease: LeaseConfig {
-            namespace: String::new(),
-            name,
-            identity,
-            lease_duration,
-            renew_deadline,
-            retry_period,
-        },
-    })
-}
-
-/// Applies a config file's routes, and its options where no flag was typed.
-fn apply_file(
-    stream: &mut StreamConfig,
-    file: crate::config::file::FileConfig,
-    typed: &dyn Fn(&str) -> bool,
-) -> Result<(), CliExit> {
-    let usage = |what: &str, e: String| CliExit::Usage(format!("--config {what}: {e}"));
-    if let (false, Some(v)) = (typed("resync"), &file.resync) {
-        let d = parse_duration(v).map_err(|e| usage("resync", e))?;
-        stream.resync = (!d.is_zero()).then_some(d);
-    }
-    if let (false, Some(v)) = (typed("initial_state"), file.initial_state) {
-        stream.initial_state = v;
-    }
-    if let (false, Some(v)) = (typed("queue_capacity"), file.queue_capacity) {
-        stream.queue_capacity = v.max(1);
-    }
-    if let (false, Some(v)) = (typed("overflow"), file.overflow) {
-        stream.overflow = v;
-    }
-    if let (false, Some(v)) = (typed("shutdown_grace"), &file.shutdown_grace) {
-        stream.shutdown_grace = parse_duration(v).map_err(|e| usage("shutdownGrace", e))?;
-    }
-    if let (false, Some(v)) = (typed("metrics_addr"), file.metrics_addr) {
-        stream.metrics_addr = Some(v);
-    }
-    if let (false, Some(v)) = (typed("serve_cache"), file.serve_cache) {
-        stream.serve_cache = v;
-    }
-    if let (false, Some(v)) = (typed("format"), &file.format) {
-        stream.sink_options.format = parse_format(v)?;
-    }
-    apply_sink_settings(
-        &mut stream.sink_options,
-        file.kafka.as_ref(),
-        file.nats.as_ref(),
-        typed,
-        "",
-    )?;
-    if stream.serve_cache && stream.metrics_addr.is_none() {
-        return Err(CliExit::Usage(
-            "serveCache needs metricsAddr (or --metrics-addr)".into(),
-        ));
-    }
-    let mut routes = Vec::with_capacity(file.routes.len());
-    for r in &file.routes {
-        let mut route = r.to_route();
-        // A route's own format, kafka and nats settings start from the file's (and the
-        // flags'); flags win over the file, not over a route that says otherwise.
-        if r.format.is_some() || r.kafka.is_some() || r.nats.is_some() {
-            let mut options = stream.sink_options.clone();
-            if let Some(f) = &r.format {
-                options.format = parse_format(f).map_err(|e| match e {
-                    CliExit::Usage(m) => {
-                        CliExit::Usage(format!("--config route {:?}: {m}", r.name))
-                    }
-                    other => other,
-                })?;
-            }
-            apply_sink_settings(
-                &mut options,
-                r.kafka.as_ref(),
-                r.nats.as_ref(),
-                &|_| false,
-                &format!("route {:?} ", r.name),
-            )?;
-            route.sink_options = Some(options);
+impl LeaderArgs {
+    fn election(&self) -> Result<LeaderElection, CliExit> {
+        let (lease_duration, renew_deadline, retry_period) = (
+            self.leader_elect_lease_duration,
+            self.leader_elect_renew_deadline,
+            self.leader_elect_retry_period,
+        );
+        // client-go's own rule: a leader must give up before a standby may take over.
+        if !(retry_period < renew_deadline && renew_deadline < lease_duration)
+            || retry_period.is_zero()
+        {
+            return Err(CliExit::Usage(
+                "leader election needs 0 < --leader-elect-retry-period < --leader-elect-renew-deadline < --leader-elect-lease-duration".into(),
+            ));
         }
-        routes.push(route);
+        let identity = self
+            .leader_elect_identity
+            .clone()
+            .or_else(|| std::env::var("POD_NAME").ok().filter(|p| !p.is_empty()))
+            .unwrap_or_else(|| {
+                let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .map(|h| h.trim().to_owned())
+                    .unwrap_or_else(|_| "kubebridge".into());
+                format!("{host}_{}", std::process::id())
+            });
+        Ok(LeaderElection {
+            namespace: self.leader_elect_namespace.clone(),
+            lease: LeaseConfig {
+                namespace: String::new(),
+                name: self.leader_elect_name.clone(),
+                identity,
+                lease_duration,
+                renew_deadline,
+                retry_period,
+            },
+        })
     }
-    stream.routes = routes;
-    for route in &stream.routes {
-        for ns in match &route.namespaces {
-            NamespaceScope::Only(list) => list.as_slice(),
-            _ => &[],
-        } {
-            if !is_dns_label(ns) {
-                return Err(CliExit::Usage(format!(
-                    "--config route {:?}: invalid namespace {ns:?}",
-                    route.name
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Applies `kafka:` and `nats:` settings (the file's or a route's) to `options`; a
-/// route's Kafka properties add to the file's rather than replace them.
-fn apply_sink_settings(
-    options: &mut SinkOptions,
-    kafka: Option<&crate::config::file::KafkaFile>,
-    nats: Option<&crate::config::file::NatsFile>,
-    typed: &dyn Fn(&str) -> bool,
-    context: &str,
-) -> Result<(), CliExit> {
-    if let Some(kafka) = kafka {
-        if let (false, Some(k)) = (typed("kafka_key"), &kafka.key) {
-            options.kafka_key = k
-                .parse::<KeyMode>()
-                .map_err(|e| CliExit::Usage(format!("--config {context}kafka.key: {e}")))?;
-        }
-        if !typed("kafka_properties") {
-            for (k, v) in &kafka.properties {
-                options
-                    .kafka_properties
-                    .retain(|(existing, _)| existing != k);
-                options.kafka_properties.push((k.clone(), v.clone()));
-            }
-        }
-    }
-    if let Some(nats) = nats {
-        if !typed("subject_template") && nats.subject_template.is_some() {
-            options.subject_template = nats.subject_template.clone();
-        }
-        if !typed("nats_creds") && nats.creds.is_some() {
-            options.nats_credentials = nats.creds.clone();
-        }
-        if !typed("nats_ca") && nats.ca.is_some() {
-            options.nats_ca = nats.ca.clone();
-        }
-    }
-    Ok(())
-}
-
-/// kubectl's `deploy,po` form: one argument naming several resources.
-fn split_resources(args: &[String]) -> Vec<String> {
-    args.iter()
-        .flat_map(|a| a.split(','))
-        .map(|r| r.trim().to_owned())
-        .collect()
-}
-
-fn parse_format(s: &str) -> Result<Format, CliExit> {
-    match s {
-        "envelope" => Ok(Format::Envelope),
-        "cloudevents" => Ok(Format::CloudEvents),
-        "cloudevents-binary" => Ok(Format::CloudEventsBinary),
-        other => Err(CliExit::Usage(format!(
-            "--format {other:?}: use envelope, cloudevents (structured) or cloudevents-binary"
-        ))),
-    }
-}
-
-/// Parses `30s`, `10m`, `1h`, `1h30m` or `0`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if s == "0" {
-        return Ok(Duration::ZERO);
-    }
-    humantime::parse_duration(s)
-        .map_err(|e| format!("invalid duration {s:?} ({e}); write it like 30s, 10m or 1h"))
-}
-
-fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{NamespaceScope, StreamConfig};
 
     fn parse_ok(args: &[&str]) -> Command {
         match parse(std::iter::once("kubebridge").chain(args.iter().copied())) {
@@ -715,38 +521,66 @@ mod tests {
         }
     }
 
+    fn watch(args: &[&str]) -> (StreamConfig, ClusterConfig) {
+        match parse_ok(args) {
+            Command::Watch { stream, cluster } => (stream, cluster),
+            other => panic!("not a watch: {other:?}"),
+        }
+    }
+
     #[test]
     fn watch_defaults_follow_kubectl() {
-        let Command::Watch { stream, cluster } = parse_ok(&["watch", "po"]) else {
-            panic!("watch")
+        let (stream, cluster) = watch(&["watch", "po"]);
+        let [route] = stream.routes.as_slice() else {
+            panic!("one route: {stream:?}")
         };
-        assert_eq!(stream.namespaces, NamespaceScope::ContextDefault);
-        assert_eq!(stream.sinks, ["stdout"]);
-        assert_eq!(stream.sink_options.format, Format::Envelope);
+        assert_eq!(route.name, crate::config::COMMAND_LINE_ROUTE);
+        assert_eq!(route.namespaces, NamespaceScope::ContextDefault);
+        assert_eq!(route.sinks, ["stdout"]);
+        assert_eq!(route.sink_options.format, Format::Envelope);
         assert_eq!(stream.resync, None);
         assert_eq!(stream.initial_state, InitialState::Emit);
         assert_eq!(stream.page_size, 500);
+        assert_eq!(stream.shutdown_grace, Duration::from_secs(25));
         assert_eq!(cluster, ClusterConfig::default());
     }
 
     #[test]
     fn several_namespaces_and_durations() {
-        let Command::Watch { stream, .. } = parse_ok(&[
+        let (stream, _) = watch(&[
             "watch", "pods", "cm", "-n", "a", "-n", "b", "--resync", "1h30m", "-l", "app=x",
-        ]) else {
-            panic!("watch")
-        };
+        ]);
+        let route = &stream.routes[0];
         assert_eq!(
-            stream.namespaces,
+            route.namespaces,
             NamespaceScope::Only(vec!["a".into(), "b".into()])
         );
         assert_eq!(stream.resync, Some(Duration::from_secs(5400)));
-        assert_eq!(stream.label_selector.as_deref(), Some("app=x"));
-        assert_eq!(stream.resources, ["pods", "cm"]);
-        let Command::Watch { stream, .. } = parse_ok(&["watch", "deploy,po", "cm"]) else {
-            panic!("watch")
-        };
-        assert_eq!(stream.resources, ["deploy", "po", "cm"]);
+        assert_eq!(route.label_selector.as_deref(), Some("app=x"));
+        assert_eq!(route.resources, ["pods", "cm"]);
+        let (stream, _) = watch(&["watch", "deploy,po", "cm"]);
+        assert_eq!(stream.routes[0].resources, ["deploy", "po", "cm"]);
+    }
+
+    #[test]
+    fn flags_are_typed() {
+        let (stream, _) = watch(&[
+            "watch",
+            "po",
+            "--format",
+            "cloudevents-binary",
+            "--kafka-key",
+            "uid",
+            "-X",
+            "acks=all",
+            "--overflow",
+            "drop-oldest",
+        ]);
+        let options = &stream.routes[0].sink_options;
+        assert_eq!(options.format, Format::CloudEventsBinary);
+        assert_eq!(options.kafka_key, KeyMode::Uid);
+        assert_eq!(options.kafka_properties, [("acks".into(), "all".into())]);
+        assert_eq!(stream.overflow, Overflow::DropOldest);
     }
 
     #[test]
@@ -754,7 +588,15 @@ mod tests {
         for (args, expected) in [
             (
                 &["watch", "pods", "--resync", "5 parsecs"][..],
-                "--resync: invalid duration",
+                "invalid duration",
+            ),
+            (
+                &["watch", "pods", "--resync", "300000000000y"][..],
+                "longest accepted",
+            ),
+            (
+                &["watch", "pods", "--shutdown-grace", "300000000000y"][..],
+                "--shutdown-grace",
             ),
             (&["watch", "pods", "-X", "acks"][..], "KEY=VALUE"),
             (
@@ -762,7 +604,7 @@ mod tests {
                 "--kafka-key",
             ),
             (&["watch", "pods", "--format", "xml"][..], "--format"),
-            (&["watch", "pods", "--sink", " "][..], "--sink is empty"),
+            (&["watch", "pods", "--sink", " "][..], "the sink is empty"),
             (&["watch", "pods", "-n", "Shop_1"][..], "invalid namespace"),
             (
                 &["watch", "pods", "-n", "a", "-A"][..],
@@ -773,7 +615,14 @@ mod tests {
                 &["watch", "pods", "--once", "--initial-state", "skip"][..],
                 "--once",
             ),
+            (&["watch", "pods", "--page-size", "0"][..], "--page-size"),
+            (
+                &["watch", "pods", "--queue-capacity", "0"][..],
+                "--queue-capacity",
+            ),
+            (&["watch", "po,"][..], "resource name is empty"),
             (&["watch", "pods", "--bogus"][..], "--bogus"),
+            (&["demo", "--churn=-1"][..], "--churn"),
         ] {
             let msg = usage(args);
             assert!(msg.contains(expected), "{args:?}: {msg}");

@@ -14,8 +14,8 @@ use tokio_util::sync::CancellationToken;
 use super::backoff::Backoff;
 use super::{Delta, RawObject};
 use crate::kube::api::{self, ApiError, Url};
-use crate::metrics;
 use crate::kube::discovery::ApiResource;
+use crate::metrics;
 
 /// How the reflector talks to the API server.
 #[derive(Debug, Clone)]

@@ -156,6 +156,13 @@ impl Discovery {
         Ok(Discovery { resources })
     }
 
+    /// A discovery of these (resource, supports list and watch) pairs, in priority order.
+    pub(crate) fn from_resources(resources: Vec<ApiResource>) -> Discovery {
+        Discovery {
+            resources: resources.into_iter().map(|r| (r, true)).collect(),
+        }
+    }
+
     /// Every served resource, in priority order.
     pub fn resources(&self) -> impl Iterator<Item = &ApiResource> {
         self.resources.iter().map(|(r, _)| r)

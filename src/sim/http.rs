@@ -168,6 +168,13 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         v.map(|v| value_response(StatusCode::OK, &v))
             .ok_or_else(ApiError::no_route)
     };
+    if matches!(
+        segs.as_slice(),
+        ["api"] | ["api", _] | ["apis"] | ["apis", _] | ["apis", _, _]
+    ) {
+        // Counted as ("discovery", path), so a test can see each document read once.
+        shared.faults.tally("discovery", &path);
+    }
     match segs.as_slice() {
         ["version"] => return doc(Some(discovery::version())),
         ["healthz"] | ["livez"] | ["readyz"] => {
