@@ -261,3 +261,45 @@ async fn environment_values_cannot_change_the_files_structure() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("SELECTOR is not set"), "{stderr}");
 }
+
+/// Durations are parsed and bounded when the command line or the file is read: an absurd
+/// one is a one-line usage error, never a panic later in clock arithmetic.
+#[tokio::test]
+async fn absurd_durations_are_one_line_usage_errors() {
+    for args in [
+        &["watch", "pods", "--resync", "300000000000y"][..],
+        &["watch", "pods", "--shutdown-grace", "300000000000y"],
+        &[
+            "watch",
+            "pods",
+            "--leader-elect",
+            "--leader-elect-lease-duration",
+            "300000000000y",
+        ],
+    ] {
+        let (code, lines, stderr) = run_to_end({
+            let mut c = kubebridge();
+            c.args(args);
+            c
+        })
+        .await;
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(lines.is_empty());
+        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains("longest accepted"), "{args:?}: {stderr}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(
+        &path,
+        "resync: 300000000000y\nroutes:\n  - name: r\n    resources: [pods]\n    sinks: [stdout]\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = check_config(path.to_str().unwrap(), &[]).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("resync") && stderr.contains("longest accepted"),
+        "{stderr}"
+    );
+}

@@ -1,12 +1,12 @@
 //! `kubebridge watch`, in named phases, each its own function:
 //!
-//! 1. [`plan`]: read discovery once, resolve every route, decide which informers routes
+//! 1. `plan`: read discovery once, resolve every route, decide which informers routes
 //!    share ([`crate::plan`], the same object `check-config` prints);
-//! 2. [`sinks`]: build each route's sinks and start a task with a bounded queue for each;
-//! 3. [`endpoints`]: serve `/metrics`, `/healthz`, `/readyz` (and the cache lister);
-//! 4. [`leadership`]: with `--leader-elect`, wait for the Lease before going on;
-//! 5. [`informers`]: start one informer per planned informer, feeding its routes' queues;
-//! 6. [`supervise`]: run until the informers stop, a sink closes, an informer fails for
+//! 2. `sinks`: build each route's sinks and start a task with a bounded queue for each;
+//! 3. `endpoints`: serve `/metrics`, `/healthz`, `/readyz` (and the cache lister);
+//! 4. `leadership`: with `--leader-elect`, wait for the Lease before going on;
+//! 5. `informers`: start one informer per planned informer, feeding its routes' queues;
+//! 6. `supervise`: run until the informers stop, a sink closes, an informer fails for
 //!    good, the lease is lost, or shutdown (then deliver what is queued within the grace).
 
 use std::future::Future;
@@ -92,9 +92,6 @@ async fn plan(cluster: &Cluster, stream: &StreamConfig) -> Result<Plan, AppError
         Some(&cluster.default_namespace),
     )
     .map_err(|e| AppError::Usage(e.into()))?;
-    for informer in &plan.informers {
-        tracing::info!(informer = %informer, server = %cluster.server, "planned informer");
-    }
     Ok(plan)
 }
 

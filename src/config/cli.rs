@@ -1,7 +1,7 @@
 //! The command line (clap), following kubectl's conventions. Every value is typed by a
 //! value parser from [`super::values`], so a bad one is a one-line usage error at parse
 //! time; the RESOURCE arguments and their flags become one more [`super::Route`], and the
-//! flags a layer over the `--config` file's ([`super::merge`]).
+//! flags a layer over the `--config` file's (`config::merge`).
 
 use std::ffi::OsString;
 use std::net::SocketAddr;

@@ -1,6 +1,6 @@
 //! `--config FILE`: routes and shared options in YAML, unknown keys refused, `${ENV}`
 //! expanded in its string values. Its JSON Schema is
-//! `examples/kubebridge-config.schema.json`. [`super::merge`] turns it into routes and a
+//! `examples/kubebridge-config.schema.json`. `config::merge` turns it into routes and a
 //! layer of options under the command line's.
 
 use std::collections::BTreeMap;
@@ -228,7 +228,9 @@ fn sink_layer(
     nats: Option<&NatsFile>,
 ) -> Result<SinkLayer, String> {
     Ok(SinkLayer {
-        format: format.map(values::format).transpose()?,
+        format: format
+            .map(|f| values::format(f).map_err(|e| format!("format {f:?}: {e}")))
+            .transpose()?,
         cloudevents_source: None,
         kafka_key: kafka
             .and_then(|k| k.key.as_deref())

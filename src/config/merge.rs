@@ -184,7 +184,9 @@ pub(crate) fn merge(
     }
     let serve_cache = layer.serve_cache.unwrap_or(false);
     if serve_cache && layer.metrics_addr.is_none() {
-        return Err("serveCache needs metricsAddr (or --metrics-addr)".into());
+        return Err(
+            "--serve-cache (serveCache in the file) needs --metrics-addr (metricsAddr)".into(),
+        );
     }
     let defaults = StreamConfig::new(Vec::new());
     let stream = StreamConfig {

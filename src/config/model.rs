@@ -1,6 +1,6 @@
 //! The configuration model, as data: routes (resources -> sinks, with their options)
 //! and the options every route shares. The command line and the `--config` file both
-//! produce it ([`super::merge`]); the command line's RESOURCE is one more [`Route`].
+//! produce it (`config::merge`); the command line's RESOURCE is one more [`Route`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
