@@ -86,13 +86,12 @@ async fn plan(cluster: &Cluster, stream: &StreamConfig) -> Result<Plan, AppError
         .discover()
         .await
         .map_err(|e| AppError::Failed(e.into()))?;
-    let plan = Plan::build(
+    Plan::build(
         &stream.routes,
         &Resolver::Live(&discovery),
         Some(&cluster.default_namespace),
     )
-    .map_err(|e| AppError::Usage(e.into()))?;
-    Ok(plan)
+    .map_err(|e| AppError::Usage(e.into()))
 }
 
 /// Builds the sinks `route`'s URIs name. A malformed URI or option is a usage error, its

@@ -84,12 +84,29 @@ struct RbacArgs {
     /// The ClusterRole's name.
     #[arg(long, default_value = "kubebridge", value_name = "NAME")]
     name: String,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
+
+/// How to reach the cluster, as kubectl's flags say it.
+#[derive(Debug, Args)]
+struct ClusterArgs {
     /// Path to the kubeconfig file (default: KUBECONFIG, then ~/.kube/config, then in-cluster).
     #[arg(long, value_name = "PATH")]
     kubeconfig: Option<PathBuf>,
     /// The kubeconfig context to use (default: its current context).
     #[arg(long, value_name = "NAME")]
     context: Option<String>,
+}
+
+impl ClusterArgs {
+    fn config(self, cluster_name: Option<String>) -> ClusterConfig {
+        ClusterConfig {
+            kubeconfig: self.kubeconfig,
+            context: self.context,
+            cluster_name,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -102,12 +119,8 @@ struct WatchArgs {
     /// route of its own.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Path to the kubeconfig file (default: KUBECONFIG, then ~/.kube/config, then in-cluster).
-    #[arg(long, value_name = "PATH")]
-    kubeconfig: Option<PathBuf>,
-    /// The kubeconfig context to use (default: its current context).
-    #[arg(long, value_name = "NAME")]
-    context: Option<String>,
+    #[command(flatten)]
+    cluster: ClusterArgs,
     #[command(flatten)]
     stream: StreamArgs,
 }
@@ -354,11 +367,7 @@ where
             }
         }
         CommandArgs::Rbac(r) => Command::Rbac {
-            cluster: ClusterConfig {
-                kubeconfig: r.kubeconfig,
-                context: r.context,
-                cluster_name: None,
-            },
+            cluster: r.cluster.config(None),
             resources: values::resources(&r.resources).map_err(CliExit::Usage)?,
             name: r.name,
         },
@@ -387,11 +396,7 @@ fn watch(w: WatchArgs) -> Result<Command, CliExit> {
         .stream
         .merge(resources, file.as_ref().map(|(p, f)| (p.as_path(), f)))?;
     Ok(Command::Watch {
-        cluster: ClusterConfig {
-            kubeconfig: w.kubeconfig,
-            context: w.context,
-            cluster_name: merged.cluster_name,
-        },
+        cluster: w.cluster.config(merged.cluster_name),
         stream: merged.stream,
     })
 }
