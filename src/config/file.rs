@@ -130,7 +130,8 @@ fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<FileConf
     Ok(file)
 }
 
-/// Expands every string value of `value` (a `String`, an `Option`, a `Vec` or a `PathBuf`).
+/// Expands each string in each `$value` (an `Option<String>` or a `Vec<String>`), naming
+/// it `$field` in an error.
 macro_rules! expand_all {
     ($lookup:expr, $($field:expr => $value:expr),* $(,)?) => {{
         $( for v in $value.iter_mut() { expand_in(&$field, v, $lookup)?; } )*
