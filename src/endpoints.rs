@@ -15,20 +15,21 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::lister::Lister;
-use crate::metrics;
+use crate::metrics::Metrics;
 
 /// Says whether kubebridge is ready, and if not, why.
-pub type Readiness = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+pub(crate) type Readiness = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
 /// Binds `addr`: done before anything starts, so a port in use is reported at once and
 /// the endpoints answer from the first moment anything can be observed.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
 /// Serves the endpoints on `listener` until `cancel`; `/cache/…` too when a lister is given.
-pub fn serve(
+pub(crate) fn serve(
     listener: TcpListener,
+    metrics: Metrics,
     ready: Readiness,
     lister: Option<Arc<OnceLock<Lister>>>,
     cancel: CancellationToken,
@@ -45,13 +46,18 @@ pub fn serve(
                 },
                 _ = cancel.cancelled() => return,
             };
+            let metrics = metrics.clone();
             let ready = ready.clone();
             let lister = lister.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let metrics = metrics.clone();
                     let ready = ready.clone();
                     let lister = lister.clone();
-                    async move { Ok::<_, Infallible>(route(req.uri(), &ready, lister.as_deref())) }
+                    async move {
+                        let response = route(req.uri(), &metrics, &ready, lister.as_deref());
+                        Ok::<_, Infallible>(response)
+                    }
                 });
                 let _ = http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
@@ -63,6 +69,7 @@ pub fn serve(
 
 fn route(
     uri: &http::Uri,
+    metrics: &Metrics,
     ready: &Readiness,
     lister: Option<&OnceLock<Lister>>,
 ) -> Response<Full<Bytes>> {
@@ -84,7 +91,7 @@ fn route(
         "/metrics" => reply(
             StatusCode::OK,
             "text/plain; version=0.0.4",
-            metrics::render(),
+            metrics.render(),
         ),
         "/healthz" => reply(StatusCode::OK, "text/plain", "ok\n".into()),
         "/readyz" => match ready() {

@@ -4,13 +4,17 @@
 //! deadline stops at once.
 //!
 //! Expiry is judged by the standby's own clock: a lease counts as expired when its
-//! record (holder, renewTime) has not changed for `lease_duration` since this process
-//! last saw it change, so clock skew between nodes cannot cause two leaders.
+//! record (the spec: holder, renewTime, …) has not changed for `lease_duration` since
+//! this process last saw it change, so clock skew between nodes cannot cause two leaders.
+//! Every write is conditional on the resourceVersion read, so of two contenders one
+//! gets 409 Conflict and stays a standby.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use serde::Deserialize;
-use serde_json::{Value, json};
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::jiff::Timestamp;
+use kube::Resource as _;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -35,17 +39,14 @@ pub struct LeaseConfig {
 
 /// Why leadership could not be had or kept.
 #[derive(Debug, thiserror::Error)]
-pub enum LeaderError {
+pub(crate) enum LeaderError {
     /// The API server refused, and retrying will not help (RBAC on leases, usually).
     #[error(
         "leader election on lease {namespace}/{name} failed: {source}; the account needs get, create and update on leases.coordination.k8s.io"
     )]
     Refused {
-        /// Lease namespace.
         namespace: String,
-        /// Lease name.
         name: String,
-        /// What the server said.
         #[source]
         source: ApiError,
     },
@@ -56,45 +57,17 @@ pub enum LeaderError {
     Lost(String),
 }
 
-#[derive(Deserialize, Default, Clone, PartialEq, Eq, Debug)]
-#[serde(rename_all = "camelCase")]
-struct LeaseSpec {
-    #[serde(default)]
-    holder_identity: Option<String>,
-    #[serde(default)]
-    renew_time: Option<String>,
-    #[serde(default)]
-    lease_transitions: Option<i64>,
-}
-
-#[derive(Deserialize)]
-struct Lease {
-    metadata: LeaseMeta,
-    #[serde(default)]
-    spec: LeaseSpec,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct LeaseMeta {
-    resource_version: String,
-}
-
 /// One participant in the election.
-pub struct Elector {
+pub(crate) struct Elector {
     client: kube::Client,
     config: LeaseConfig,
     /// The record last seen and when (local clock) it last changed.
     observed: Option<(LeaseSpec, Instant)>,
 }
 
-fn micro_time(t: SystemTime) -> String {
-    humantime::format_rfc3339_micros(t).to_string()
-}
-
 impl Elector {
     /// A participant; nothing is sent until [`Elector::acquire`].
-    pub fn new(client: kube::Client, config: LeaseConfig) -> Elector {
+    pub(crate) fn new(client: kube::Client, config: LeaseConfig) -> Elector {
         Elector {
             client,
             config,
@@ -102,11 +75,14 @@ impl Elector {
         }
     }
 
-    fn collection(&self) -> String {
-        format!(
-            "/apis/coordination.k8s.io/v1/namespaces/{}/leases",
-            self.config.namespace
-        )
+    /// The leases collection of the lease's namespace, or with `named`, the lease itself.
+    fn url(&self, named: bool) -> Url {
+        let collection = Lease::url_path(&(), Some(&self.config.namespace));
+        Url::new(if named {
+            format!("{collection}/{}", self.config.name)
+        } else {
+            collection
+        })
     }
 
     fn refused(&self, source: ApiError) -> LeaderError {
@@ -119,9 +95,7 @@ impl Elector {
 
     /// Tries once to take or renew the lease. `Ok(true)` when this process holds it.
     async fn try_acquire_or_renew(&mut self) -> Result<bool, LeaderError> {
-        let now = SystemTime::now();
-        let url = Url::new(format!("{}/{}", self.collection(), self.config.name));
-        let existing: Option<Lease> = match api::get_json(&self.client, url).await {
+        let existing: Option<Lease> = match api::get_json(&self.client, self.url(true)).await {
             Ok(lease) => Some(lease),
             Err(e) if e.code() == Some(404) => None,
             Err(e) if e.is_retryable() => {
@@ -130,64 +104,57 @@ impl Elector {
             }
             Err(e) => return Err(self.refused(e)),
         };
-        let me = self.config.identity.clone();
-        let duration = self.config.lease_duration.as_secs().max(1);
-        let Some(lease) = existing else {
-            let body = json!({
-                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                "metadata": {"name": self.config.name, "namespace": self.config.namespace},
-                "spec": {"holderIdentity": me, "leaseDurationSeconds": duration,
-                         "acquireTime": micro_time(now), "renewTime": micro_time(now), "leaseTransitions": 0}
-            });
-            return self.write("POST", Url::new(self.collection()), &body).await;
+        let Some(mut lease) = existing else {
+            let lease = Lease {
+                metadata: ObjectMeta {
+                    name: Some(self.config.name.clone()),
+                    namespace: Some(self.config.namespace.clone()),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(LeaseSpec {
+                    // The first holder, not a transition.
+                    lease_transitions: Some(0),
+                    ..held_spec(&self.config, LeaseSpec::default(), false)
+                }),
+            };
+            return self.write("POST", self.url(false), &lease).await;
         };
+        let spec = lease.spec.take().unwrap_or_default();
         // Follow changes of the record with the local clock (see the module docs).
-        let changed = self
-            .observed
-            .as_ref()
-            .is_none_or(|(spec, _)| *spec != lease.spec);
-        if changed {
-            self.observed = Some((lease.spec.clone(), Instant::now()));
+        if self.observed.as_ref().is_none_or(|(seen, _)| *seen != spec) {
+            self.observed = Some((spec.clone(), Instant::now()));
         }
-        let held_by_me = lease.spec.holder_identity.as_deref() == Some(me.as_str());
-        let expired = self
-            .observed
-            .as_ref()
-            .is_some_and(|(_, at)| at.elapsed() >= self.config.lease_duration)
-            || lease
-                .spec
-                .holder_identity
-                .as_deref()
-                .is_none_or(str::is_empty);
+        let holder = spec.holder_identity.as_deref().unwrap_or_default();
+        let held_by_me = holder == self.config.identity;
+        let expired = holder.is_empty()
+            || self
+                .observed
+                .as_ref()
+                .is_some_and(|(_, at)| at.elapsed() >= self.config.lease_duration);
         if !held_by_me && !expired {
             return Ok(false);
         }
-        let transitions = lease.spec.lease_transitions.unwrap_or(0) + i64::from(!held_by_me);
-        let mut spec = json!({"holderIdentity": me, "leaseDurationSeconds": duration,
-                              "renewTime": micro_time(now), "leaseTransitions": transitions});
-        if !held_by_me {
-            spec["acquireTime"] = Value::String(micro_time(now));
-        }
-        let body = json!({
-            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-            // The resourceVersion makes the update conditional: 409 if someone else wrote first.
-            "metadata": {"name": self.config.name, "namespace": self.config.namespace,
-                         "resourceVersion": lease.metadata.resource_version},
-            "spec": spec
-        });
-        let url = Url::new(format!("{}/{}", self.collection(), self.config.name));
-        self.write("PUT", url, &body).await
+        lease.spec = Some(held_spec(&self.config, spec, held_by_me));
+        // The fetched metadata carries its resourceVersion, which makes the update
+        // conditional: 409 if someone else wrote first.
+        self.write("PUT", self.url(true), &lease).await
     }
 
     async fn write(
         &mut self,
         method: &'static str,
         url: Url,
-        body: &Value,
+        lease: &Lease,
     ) -> Result<bool, LeaderError> {
-        match api::send_json::<Lease>(&self.client, method, url, body).await {
+        let body = serde_json::to_value(lease).map_err(|e| {
+            self.refused(ApiError::Decode {
+                path: url.path().to_owned(),
+                detail: format!("cannot encode the lease: {e}"),
+            })
+        })?;
+        match api::send_json::<Lease>(&self.client, method, url, &body).await {
             Ok(lease) => {
-                self.observed = Some((lease.spec, Instant::now()));
+                self.observed = Some((lease.spec.unwrap_or_default(), Instant::now()));
                 Ok(true)
             }
             // Someone else created or updated it first: not ours this round.
@@ -200,7 +167,10 @@ impl Elector {
     }
 
     /// Waits until this process holds the lease, or `cancel`; `Ok(false)` when cancelled.
-    pub async fn acquire(&mut self, cancel: &CancellationToken) -> Result<bool, LeaderError> {
+    pub(crate) async fn acquire(
+        &mut self,
+        cancel: &CancellationToken,
+    ) -> Result<bool, LeaderError> {
         loop {
             if self.try_acquire_or_renew().await? {
                 tracing::info!(lease = %self.config.name, identity = %self.config.identity, "became the leader");
@@ -215,7 +185,7 @@ impl Elector {
 
     /// Renews every retry period until `cancel`; returns an error the moment the lease
     /// has gone unrenewed for the renew deadline (the caller must stop publishing).
-    pub async fn keep(mut self, cancel: CancellationToken) -> Result<(), LeaderError> {
+    pub(crate) async fn keep(mut self, cancel: CancellationToken) -> Result<(), LeaderError> {
         let mut last_renewed = Instant::now();
         loop {
             tokio::select! {
@@ -233,5 +203,102 @@ impl Elector {
                 }
             }
         }
+    }
+}
+
+/// The spec that says `config.identity` holds the lease, renewed now: `previous` is the
+/// record read from the server, whose acquire time stands while `held_by_me`.
+fn held_spec(config: &LeaseConfig, previous: LeaseSpec, held_by_me: bool) -> LeaseSpec {
+    let now = MicroTime(Timestamp::now());
+    let transitions = previous.lease_transitions.unwrap_or(0) + i32::from(!held_by_me);
+    let duration = i32::try_from(config.lease_duration.as_secs()).unwrap_or(i32::MAX);
+    LeaseSpec {
+        holder_identity: Some(config.identity.clone()),
+        lease_duration_seconds: Some(duration.max(1)),
+        acquire_time: match previous.acquire_time {
+            Some(acquired) if held_by_me => Some(acquired),
+            _ => Some(now.clone()),
+        },
+        renew_time: Some(now),
+        lease_transitions: Some(transitions),
+        ..previous
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> LeaseConfig {
+        LeaseConfig {
+            namespace: "default".into(),
+            name: "kubebridge".into(),
+            identity: "me".into(),
+            lease_duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_secs(10),
+            retry_period: Duration::from_secs(2),
+        }
+    }
+
+    fn at(seconds: i64) -> Option<MicroTime> {
+        Timestamp::from_second(seconds).ok().map(MicroTime)
+    }
+
+    #[test]
+    fn a_renewal_keeps_the_acquire_time_and_the_transition_count() {
+        let mine = LeaseSpec {
+            holder_identity: Some("me".into()),
+            acquire_time: at(1_000),
+            renew_time: at(1_010),
+            lease_transitions: Some(3),
+            preferred_holder: Some("me".into()),
+            ..LeaseSpec::default()
+        };
+        let renewed = held_spec(&config(), mine, true);
+        assert_eq!(renewed.acquire_time, at(1_000));
+        assert_eq!(renewed.lease_transitions, Some(3));
+        assert_eq!(renewed.lease_duration_seconds, Some(15));
+        assert_eq!(renewed.preferred_holder.as_deref(), Some("me"));
+        assert!(renewed.renew_time > at(1_010));
+    }
+
+    #[test]
+    fn a_takeover_counts_a_transition_and_acquires_now() {
+        let theirs = LeaseSpec {
+            holder_identity: Some("other".into()),
+            acquire_time: at(1_000),
+            renew_time: at(1_010),
+            lease_transitions: Some(3),
+            ..LeaseSpec::default()
+        };
+        let taken = held_spec(&config(), theirs, false);
+        assert_eq!(taken.holder_identity.as_deref(), Some("me"));
+        assert_eq!(taken.lease_transitions, Some(4));
+        assert_eq!(taken.acquire_time, taken.renew_time);
+    }
+
+    #[test]
+    fn the_lease_is_encoded_as_the_api_expects() {
+        let lease = Lease {
+            metadata: ObjectMeta {
+                name: Some("kubebridge".into()),
+                namespace: Some("default".into()),
+                resource_version: Some("42".into()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(LeaseSpec {
+                renew_time: at(0),
+                ..LeaseSpec::default()
+            }),
+        };
+        let body = serde_json::to_value(&lease).expect("encodes");
+        assert_eq!(body["apiVersion"], "coordination.k8s.io/v1");
+        assert_eq!(body["kind"], "Lease");
+        assert_eq!(body["metadata"]["resourceVersion"], "42");
+        assert_eq!(body["spec"]["renewTime"], "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            Lease::url_path(&(), Some("default")),
+            "/apis/coordination.k8s.io/v1/namespaces/default/leases"
+        );
     }
 }

@@ -7,8 +7,8 @@
 //! Dependencies point one way: `main -> cmd -> {config, plan, kube, informer, pipeline,
 //! endpoints, leader} -> {metrics -> queue} -> kubebridge-sinks`. `informer` and `pipeline`
 //! never import each other (the pipeline borrows only the informer's
-//! [`informer::backoff`]); [`cmd::watch`](mod@cmd::watch) joins them by handing each informer the sinks'
-//! queue senders.
+//! [`informer::backoff`]); [`cmd::watch`](mod@cmd::watch) joins them by handing each
+//! informer the sinks' queue senders.
 //!
 //! - [`config`]: the model (routes: resources -> sinks, with their options), the command
 //!   line ([`config::cli`], clap), the `--config` file ([`config::file`]) and the merge:
@@ -18,8 +18,8 @@
 //! - [`kube`]: cluster access as kubectl finds it ([`kube::cluster`]), raw GET requests
 //!   with `Status` errors and Retry-After ([`kube::api`]), and kubectl-style names
 //!   resolved through discovery ([`kube::discovery`], or offline [`kube::builtin`]).
-//! - [`cmd`]: one file per subcommand; [`cmd::watch`](mod@cmd::watch) runs in named phases: plan -> sinks
-//!   -> endpoints -> leadership -> informers -> supervise.
+//! - [`cmd`]: one file per subcommand; [`cmd::watch`](mod@cmd::watch) runs in named
+//!   phases: plan -> sinks -> endpoints -> leadership -> informers -> supervise.
 //! - [`informer`]: reflector (list + watch) -> bounded delta channel -> processor (store,
 //!   diff, resync) -> subscribers; [`informer::shared`] makes one per (resource, scope,
 //!   selectors).
@@ -49,8 +49,9 @@
 //!   `drop-oldest` needs eviction from the sending side, which tokio's `mpsc` lacks.
 //! - **Sinks are built from URIs in the sinks crate** ([`kubebridge_sinks::sink_from_uri`]),
 //!   so an embedder gets the same parsing and errors as the CLI.
-//! - **Metrics are a process-wide registry** ([`metrics`]): one function per thing that
-//!   happens, so informer and pipeline code says what happened without carrying handles.
+//! - **Metrics are a value** ([`metrics`]): each `watch` makes its own registry and hands
+//!   it to the sinks, the informers and the endpoints, so an embedder that calls `watch`
+//!   twice never sees the first run's sinks in `/readyz`.
 //! - **`check-config` plans without a cluster.** It resolves names through a built-in
 //!   table of Kubernetes' resources ([`kube::builtin`]) with the rules discovery uses,
 //!   so the [`plan`] it prints shares informers exactly as `watch` will; only custom

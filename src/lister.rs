@@ -12,7 +12,7 @@ use crate::informer::{InformerSpec, Store};
 use crate::selector::LabelSelector;
 
 /// The caches that can be listed, by informer.
-pub struct Lister {
+pub(crate) struct Lister {
     caches: Vec<(InformerSpec, Arc<RwLock<Store>>)>,
 }
 
@@ -29,13 +29,13 @@ struct LabelsMeta {
 
 impl Lister {
     /// A lister over these informers' caches.
-    pub fn new(caches: Vec<(InformerSpec, Arc<RwLock<Store>>)>) -> Lister {
+    pub(crate) fn new(caches: Vec<(InformerSpec, Arc<RwLock<Store>>)>) -> Lister {
         Lister { caches }
     }
 
     /// Answers `GET /cache/{resource}?{query}`: an HTTP status and a JSON body (a List,
     /// or a `Status` naming what was wrong).
-    pub fn list(&self, resource: &str, query: Option<&str>) -> (u16, String) {
+    pub(crate) fn list(&self, resource: &str, query: Option<&str>) -> (u16, String) {
         let mut namespace = None;
         let mut selector = String::new();
         for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {

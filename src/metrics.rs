@@ -1,67 +1,62 @@
-//! Every metric kubebridge exports, named once, here. Each function is one thing that
-//! happens; call sites say what happened and this module decides how it is counted.
-//! Label values come from small fixed sets (sink kinds, informer names from the
-//! configuration, event types), never from object names.
+//! Every metric kubebridge exports, named once, here. One `watch` run owns one [`Metrics`]
+//! (its own registry) and hands clones of it to the informers, sink tasks and endpoints;
+//! a second run in the same process starts from nothing.
+//!
+//! Each method is one thing that happens; call sites say what happened and this module
+//! decides how it is counted. Label values come from small fixed sets (sink kinds,
+//! informer names from the configuration, event types), never from object names.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use kubebridge_sinks::Notification;
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
 
 use crate::queue::QueueGauge;
 
-/// The registry and every metric in it.
-struct Metrics {
+/// One run's metrics: a cheap handle to its registry and every metric in it.
+#[derive(Clone)]
+pub(crate) struct Metrics(Arc<Families>);
+
+struct Families {
     registry: Registry,
-    queue_depth: IntGaugeVec,
-    queue_capacity: IntGaugeVec,
     notifications: IntCounterVec,
     sink_sent: IntCounterVec,
     sink_errors: IntCounterVec,
-    sink_dropped: IntCounterVec,
     sink_send_duration: HistogramVec,
-    sink_oldest_age: prometheus::GaugeVec,
     watch_restarts: IntCounterVec,
     relists: IntCounterVec,
     cache_objects: IntGaugeVec,
     cache_bytes: IntGaugeVec,
     informer_synced: IntGaugeVec,
     resyncs: IntCounterVec,
-    last_event: prometheus::GaugeVec,
-    sinks: Mutex<Vec<SinkState>>,
+    last_event: GaugeVec,
+    /// The sinks of this run, read by [`SinkCollector`] at every scrape.
+    sinks: Arc<Mutex<Vec<SinkEntry>>>,
 }
 
-/// What the scrape reads about one sink.
-struct SinkState {
+/// What a scrape reads about one sink.
+struct SinkEntry {
     name: String,
     queue: QueueGauge<Arc<Notification>>,
-    health: Arc<SinkHealth>,
+    state: Arc<SinkState>,
 }
 
-/// A sink's delivery state, shared between its task and the endpoints.
+/// A sink's delivery state, written by its task and read by scrapes and `/readyz`.
 #[derive(Debug, Default)]
-pub struct SinkHealth {
+struct SinkState {
     failing: AtomicBool,
     /// Unix milliseconds of the oldest notification in the batch being published; 0 when
     /// none is in flight.
     in_flight_since_ms: AtomicU64,
-}
-
-impl SinkHealth {
-    /// Whether the last publish attempt failed (a broker down, a timeout).
-    pub fn is_failing(&self) -> bool {
-        self.failing.load(Ordering::Relaxed)
-    }
-}
-
-fn metrics() -> &'static Metrics {
-    static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
-    &METRICS
+    /// Notifications dropped because the sink refused them for good.
+    refused: AtomicU64,
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
@@ -69,119 +64,110 @@ fn unix_ms(t: SystemTime) -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+fn register<C: Collector + Clone + 'static>(registry: &Registry, collector: C) -> C {
+    registry
+        .register(Box::new(collector.clone()))
+        .expect("each metric is registered once");
+    collector
+}
+
+fn int_gauges(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let gauges = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+    register(registry, gauges)
+}
+
+fn counters(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let counters = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    register(registry, counters)
+}
+
+fn gauges(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    let gauges = GaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+    register(registry, gauges)
+}
+
 impl Metrics {
-    fn new() -> Metrics {
+    /// A fresh registry with every metric at zero and no sinks.
+    pub(crate) fn new() -> Metrics {
         let registry = Registry::new();
-        fn reg<C: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: C) -> C {
-            r.register(Box::new(c.clone()))
-                .expect("each metric is registered once");
-            c
-        }
-        let gauge = |name: &str, help: &str, labels: &[&str]| {
-            reg(
-                &registry,
-                IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
+        let r = &registry;
+        let sink_send_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "kubebridge_sink_send_duration_seconds",
+                "Time from a notification's observation to its confirmation.",
             )
-        };
-        let counter = |name: &str, help: &str, labels: &[&str]| {
-            reg(
-                &registry,
-                IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
-            )
-        };
-        let fgauge = |name: &str, help: &str, labels: &[&str]| {
-            reg(
-                &registry,
-                prometheus::GaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
-            )
-        };
-        let m = Metrics {
-            queue_depth: gauge(
-                "kubebridge_queue_depth",
-                "Notifications waiting in a sink's queue.",
-                &["sink"],
-            ),
-            queue_capacity: gauge(
-                "kubebridge_queue_capacity",
-                "Capacity of a sink's queue.",
-                &["sink"],
-            ),
-            notifications: counter(
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                60.0,
+            ]),
+            &["sink"],
+        )
+        .expect("valid metric");
+        let sinks = Arc::new(Mutex::new(Vec::new()));
+        register(r, SinkCollector::new(sinks.clone()));
+        let families = Families {
+            notifications: counters(
+                r,
                 "kubebridge_notifications_total",
                 "Notifications produced by the informers, by resource, type and origin.",
                 &["resource", "type", "origin"],
             ),
-            sink_sent: counter(
+            sink_sent: counters(
+                r,
                 "kubebridge_sink_sent_total",
                 "Notifications a sink's destination confirmed.",
                 &["sink"],
             ),
-            sink_errors: counter(
+            sink_errors: counters(
+                r,
                 "kubebridge_sink_errors_total",
                 "Failed publish attempts, by kind (retryable, permanent).",
                 &["sink", "kind"],
             ),
-            sink_dropped: counter(
-                "kubebridge_sink_dropped_total",
-                "Notifications dropped, by reason (permanent: refused for good; overflow: evicted by drop-oldest).",
-                &["sink", "reason"],
-            ),
-            sink_send_duration: reg(
-                &registry,
-                HistogramVec::new(
-                    HistogramOpts::new(
-                        "kubebridge_sink_send_duration_seconds",
-                        "Time from a notification's observation to its confirmation.",
-                    )
-                    .buckets(vec![
-                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                        10.0, 30.0, 60.0,
-                    ]),
-                    &["sink"],
-                )
-                .expect("valid metric"),
-            ),
-            sink_oldest_age: fgauge(
-                "kubebridge_sink_oldest_unconfirmed_age_seconds",
-                "Age of the oldest notification a sink has not had confirmed (0 when caught up).",
-                &["sink"],
-            ),
-            watch_restarts: counter(
+            sink_send_duration: register(r, sink_send_duration),
+            watch_restarts: counters(
+                r,
                 "kubebridge_watch_restarts_total",
                 "Watches that ended and were resumed, by reason (closed, error).",
                 &["resource", "reason"],
             ),
-            relists: counter(
+            relists: counters(
+                r,
                 "kubebridge_relists_total",
-                "Complete lists after the first, by reason (expired, restarted).",
+                "Lists taken again from the start, by reason (expired: 410 Gone on a watch's resourceVersion or a continue token; restarted: a list cut short by an error or a closed stream).",
                 &["resource", "reason"],
             ),
-            cache_objects: gauge(
+            cache_objects: int_gauges(
+                r,
                 "kubebridge_cache_objects",
                 "Objects in an informer's cache.",
                 &["resource"],
             ),
-            cache_bytes: gauge(
+            cache_bytes: int_gauges(
+                r,
                 "kubebridge_cache_bytes",
                 "JSON bytes of the objects in an informer's cache.",
                 &["resource"],
             ),
-            informer_synced: gauge(
+            informer_synced: int_gauges(
+                r,
                 "kubebridge_informer_synced",
                 "1 once an informer's initial list has been handed to its sinks.",
                 &["resource"],
             ),
-            resyncs: counter(
+            resyncs: counters(
+                r,
                 "kubebridge_resyncs_total",
                 "Resync replays of an informer's cache.",
                 &["resource"],
             ),
-            last_event: fgauge(
+            last_event: gauges(
+                r,
                 "kubebridge_last_event_timestamp_seconds",
                 "Unix time of an informer's last watch event or bookmark: the time since tells how live it is.",
                 &["resource"],
             ),
-            sinks: Mutex::new(Vec::new()),
+            sinks,
             registry,
         };
         let build = IntGauge::with_opts(
@@ -190,174 +176,370 @@ impl Metrics {
         )
         .expect("valid metric");
         build.set(1);
-        m.registry
-            .register(Box::new(build))
-            .expect("registered once");
+        register(&families.registry, build);
         #[cfg(target_os = "linux")]
-        m.registry
+        families
+            .registry
             .register(Box::new(
                 prometheus::process_collector::ProcessCollector::for_self(),
             ))
             .expect("registered once");
-        m
+        Metrics(Arc::new(families))
     }
-}
 
-/// A sink started; its queue and health are read at every scrape.
-pub fn sink_started(name: &str, queue: QueueGauge<Arc<Notification>>) -> Arc<SinkHealth> {
-    let m = metrics();
-    m.queue_capacity
-        .with_label_values(&[name])
-        .set(queue.capacity() as i64);
-    let health = Arc::new(SinkHealth::default());
-    m.sinks
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push(SinkState {
+    fn sinks(&self) -> MutexGuard<'_, Vec<SinkEntry>> {
+        self.0.sinks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A sink started; its queue and state are read at every scrape.
+    pub(crate) fn sink_started(
+        &self,
+        name: &str,
+        queue: QueueGauge<Arc<Notification>>,
+    ) -> SinkMetrics {
+        let state = Arc::new(SinkState::default());
+        self.sinks().push(SinkEntry {
             name: name.to_owned(),
             queue,
-            health: health.clone(),
+            state: state.clone(),
         });
-    health
-}
-
-/// An informer produced a notification.
-pub fn notification(informer: &str, n: &Notification) {
-    metrics()
-        .notifications
-        .with_label_values(&[informer, n.event_type.as_str(), n.origin.as_str()])
-        .inc();
-}
-
-/// A sink is about to publish a batch whose oldest notification was observed at `oldest`.
-pub fn publish_started(health: &SinkHealth, oldest: SystemTime) {
-    health
-        .in_flight_since_ms
-        .store(unix_ms(oldest).max(1), Ordering::Relaxed);
-}
-
-/// A sink's destination confirmed these notifications.
-pub fn delivered(sink: &str, health: &SinkHealth, confirmed: &[Arc<Notification>]) {
-    let m = metrics();
-    m.sink_sent
-        .with_label_values(&[sink])
-        .inc_by(confirmed.len() as u64);
-    let histogram: Histogram = m.sink_send_duration.with_label_values(&[sink]);
-    let now = SystemTime::now();
-    for n in confirmed {
-        histogram.observe(now.duration_since(n.time).unwrap_or_default().as_secs_f64());
+        SinkMetrics {
+            name: name.to_owned(),
+            state,
+            metrics: self.clone(),
+        }
     }
-    health.failing.store(false, Ordering::Relaxed);
-    health.in_flight_since_ms.store(0, Ordering::Relaxed);
+
+    /// An informer produced a notification.
+    pub(crate) fn notification(&self, informer: &str, n: &Notification) {
+        self.0
+            .notifications
+            .with_label_values(&[informer, n.event_type.as_str(), n.origin.as_str()])
+            .inc();
+    }
+
+    /// A watch ended and will be resumed (`closed` by the server, or after an `error`).
+    pub(crate) fn watch_restarted(&self, informer: &str, reason: &'static str) {
+        self.0
+            .watch_restarts
+            .with_label_values(&[informer, reason])
+            .inc();
+    }
+
+    /// A list taken again from the start (`expired`: 410 Gone on the watch's resourceVersion
+    /// or on a LIST page's continue token; `restarted`: a LIST or watch-list cut short by an
+    /// error or a closed stream).
+    pub(crate) fn relisted(&self, informer: &str, reason: &'static str) {
+        self.0.relists.with_label_values(&[informer, reason]).inc();
+    }
+
+    /// An informer's cache changed size.
+    pub(crate) fn cache_size(&self, informer: &str, objects: usize, bytes: usize) {
+        self.0
+            .cache_objects
+            .with_label_values(&[informer])
+            .set(objects as i64);
+        self.0
+            .cache_bytes
+            .with_label_values(&[informer])
+            .set(bytes as i64);
+    }
+
+    /// An informer handed its initial list on (or stopped).
+    pub(crate) fn informer_synced(&self, informer: &str, synced: bool) {
+        self.0
+            .informer_synced
+            .with_label_values(&[informer])
+            .set(i64::from(synced));
+    }
+
+    /// An informer replayed its cache.
+    pub(crate) fn resynced(&self, informer: &str) {
+        self.0.resyncs.with_label_values(&[informer]).inc();
+    }
+
+    /// An informer heard from its watch (an event or a bookmark).
+    pub(crate) fn watch_heard(&self, informer: &str) {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        self.0
+            .last_event
+            .with_label_values(&[informer])
+            .set(now.as_secs_f64());
+    }
+
+    /// Whether every sink's last attempt succeeded (or none was made yet).
+    pub(crate) fn sinks_healthy(&self) -> bool {
+        self.sinks()
+            .iter()
+            .all(|s| !s.state.failing.load(Ordering::Relaxed))
+    }
+
+    /// The Prometheus text exposition of every metric, with queue depths and lag read now.
+    pub(crate) fn render(&self) -> String {
+        let mut out = Vec::new();
+        // Encoding families that were gathered from our own registry cannot fail.
+        let _ = TextEncoder::new().encode(&self.0.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
 }
 
-/// A publish attempt failed.
-pub fn publish_failed(sink: &str, health: &SinkHealth, retryable: bool) {
-    metrics()
-        .sink_errors
-        .with_label_values(&[sink, if retryable { "retryable" } else { "permanent" }])
-        .inc();
-    health.failing.store(retryable, Ordering::Relaxed);
+/// One sink's metrics, held by its task: the sink's name is the label of everything here.
+pub(crate) struct SinkMetrics {
+    name: String,
+    state: Arc<SinkState>,
+    metrics: Metrics,
 }
 
-/// A notification was dropped: `permanent` (refused for good) or `overflow` (evicted).
-pub fn dropped(sink: &str, reason: &'static str, count: u64) {
-    metrics()
-        .sink_dropped
-        .with_label_values(&[sink, reason])
-        .inc_by(count);
+impl SinkMetrics {
+    /// The sink is about to publish a batch whose oldest notification was observed at
+    /// `oldest`.
+    pub(crate) fn publish_started(&self, oldest: SystemTime) {
+        self.state
+            .in_flight_since_ms
+            .store(unix_ms(oldest).max(1), Ordering::Relaxed);
+    }
+
+    /// The sink's destination confirmed these notifications.
+    pub(crate) fn delivered(&self, confirmed: &[Arc<Notification>]) {
+        let m = &self.metrics.0;
+        m.sink_sent
+            .with_label_values(&[&self.name])
+            .inc_by(confirmed.len() as u64);
+        let histogram = m.sink_send_duration.with_label_values(&[&self.name]);
+        let now = SystemTime::now();
+        for n in confirmed {
+            histogram.observe(now.duration_since(n.time).unwrap_or_default().as_secs_f64());
+        }
+        self.state.failing.store(false, Ordering::Relaxed);
+        self.state.in_flight_since_ms.store(0, Ordering::Relaxed);
+    }
+
+    /// A publish attempt failed.
+    pub(crate) fn publish_failed(&self, retryable: bool) {
+        let kind = if retryable { "retryable" } else { "permanent" };
+        self.metrics
+            .0
+            .sink_errors
+            .with_label_values(&[&self.name, kind])
+            .inc();
+        self.state.failing.store(retryable, Ordering::Relaxed);
+    }
+
+    /// A notification the sink refused for good was dropped.
+    pub(crate) fn refused(&self) {
+        self.state.refused.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
-/// A watch ended and will be resumed (`closed` by the server, or after an `error`).
-pub fn watch_restarted(informer: &str, reason: &'static str) {
-    metrics()
-        .watch_restarts
-        .with_label_values(&[informer, reason])
-        .inc();
+/// The sink families whose values live in the queues and sink states, read at scrape
+/// time: a fresh set per scrape, so nothing is reset or re-added.
+struct SinkFamilies {
+    capacity: IntGaugeVec,
+    depth: IntGaugeVec,
+    oldest_age: GaugeVec,
+    dropped: IntCounterVec,
 }
 
-/// A complete list after the first (`expired`: 410 Gone; `restarted`: an interrupted watch-list).
-pub fn relisted(informer: &str, reason: &'static str) {
-    metrics()
-        .relists
-        .with_label_values(&[informer, reason])
-        .inc();
-}
+impl SinkFamilies {
+    fn new() -> SinkFamilies {
+        SinkFamilies {
+            capacity: IntGaugeVec::new(
+                Opts::new("kubebridge_queue_capacity", "Capacity of a sink's queue."),
+                &["sink"],
+            )
+            .expect("valid metric"),
+            depth: IntGaugeVec::new(
+                Opts::new(
+                    "kubebridge_queue_depth",
+                    "Notifications waiting in a sink's queue.",
+                ),
+                &["sink"],
+            )
+            .expect("valid metric"),
+            oldest_age: GaugeVec::new(
+                Opts::new(
+                    "kubebridge_sink_oldest_unconfirmed_age_seconds",
+                    "Age of the oldest notification a sink has not had confirmed (0 when caught up).",
+                ),
+                &["sink"],
+            )
+            .expect("valid metric"),
+            dropped: IntCounterVec::new(
+                Opts::new(
+                    "kubebridge_sink_dropped_total",
+                    "Notifications dropped, by reason (permanent: refused for good; overflow: evicted by drop-oldest).",
+                ),
+                &["sink", "reason"],
+            )
+            .expect("valid metric"),
+        }
+    }
 
-/// An informer's cache changed size.
-pub fn cache_size(informer: &str, objects: usize, bytes: usize) {
-    let m = metrics();
-    m.cache_objects
-        .with_label_values(&[informer])
-        .set(objects as i64);
-    m.cache_bytes
-        .with_label_values(&[informer])
-        .set(bytes as i64);
-}
-
-/// An informer handed its initial list on (or stopped).
-pub fn informer_synced(informer: &str, synced: bool) {
-    metrics()
-        .informer_synced
-        .with_label_values(&[informer])
-        .set(i64::from(synced));
-}
-
-/// An informer replayed its cache.
-pub fn resynced(informer: &str) {
-    metrics().resyncs.with_label_values(&[informer]).inc();
-}
-
-/// An informer heard from its watch (an event or a bookmark).
-pub fn watch_heard(informer: &str) {
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    metrics()
-        .last_event
-        .with_label_values(&[informer])
-        .set(now.as_secs_f64());
-}
-
-/// Whether every sink's last attempt succeeded (or none was made yet).
-pub fn sinks_healthy() -> bool {
-    metrics()
-        .sinks
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .all(|s| !s.health.is_failing())
-}
-
-/// The Prometheus text exposition of every metric, with queue depths and lag read now.
-pub fn render() -> String {
-    let m = metrics();
-    let now_ms = unix_ms(SystemTime::now());
-    for s in m.sinks.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-        m.queue_depth
-            .with_label_values(&[s.name.as_str()])
-            .set(s.queue.len() as i64);
-        m.sink_dropped
-            .with_label_values(&[s.name.as_str(), "overflow"])
-            .reset();
-        m.sink_dropped
-            .with_label_values(&[s.name.as_str(), "overflow"])
-            .inc_by(s.queue.evicted());
-        let in_flight = s.health.in_flight_since_ms.load(Ordering::Relaxed);
+    fn read(&self, sink: &SinkEntry, now_ms: u64) {
+        let name = sink.name.as_str();
+        self.capacity
+            .with_label_values(&[name])
+            .set(sink.queue.capacity() as i64);
+        self.depth
+            .with_label_values(&[name])
+            .set(sink.queue.len() as i64);
+        let in_flight = sink.state.in_flight_since_ms.load(Ordering::Relaxed);
         let oldest = if in_flight > 0 {
             Some(in_flight)
         } else {
-            s.queue.front(|n| unix_ms(n.time))
+            sink.queue.front(|n| unix_ms(n.time))
         };
         let age = oldest.map_or(Duration::ZERO, |t| {
             Duration::from_millis(now_ms.saturating_sub(t))
         });
-        m.sink_oldest_age
-            .with_label_values(&[s.name.as_str()])
+        self.oldest_age
+            .with_label_values(&[name])
             .set(age.as_secs_f64());
+        self.dropped
+            .with_label_values(&[name, "permanent"])
+            .inc_by(sink.state.refused.load(Ordering::Relaxed));
+        self.dropped
+            .with_label_values(&[name, "overflow"])
+            .inc_by(sink.queue.evicted());
     }
-    let mut out = Vec::new();
-    // Encoding families that were gathered from our own registry cannot fail.
-    let _ = TextEncoder::new().encode(&m.registry.gather(), &mut out);
-    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Reads every sink's queue and state when the registry is gathered.
+#[derive(Clone)]
+struct SinkCollector {
+    sinks: Arc<Mutex<Vec<SinkEntry>>>,
+    /// Never set: only their descriptions are used, for registration.
+    described: Arc<SinkFamilies>,
+}
+
+impl SinkCollector {
+    fn new(sinks: Arc<Mutex<Vec<SinkEntry>>>) -> SinkCollector {
+        SinkCollector {
+            sinks,
+            described: Arc::new(SinkFamilies::new()),
+        }
+    }
+}
+
+impl Collector for SinkCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        let f = &*self.described;
+        [
+            f.capacity.desc(),
+            f.depth.desc(),
+            f.oldest_age.desc(),
+            f.dropped.desc(),
+        ]
+        .concat()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let families = SinkFamilies::new();
+        let now_ms = unix_ms(SystemTime::now());
+        for sink in self.sinks.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            families.read(sink, now_ms);
+        }
+        [
+            families.capacity.collect(),
+            families.depth.collect(),
+            families.oldest_age.collect(),
+            families.dropped.collect(),
+        ]
+        .concat()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::{Overflow, queue};
+
+    fn sample(text: &str, series: &str) -> Option<f64> {
+        text.lines().find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.trim().parse().ok())
+        })
+    }
+
+    #[tokio::test]
+    async fn a_second_run_starts_with_no_sinks_of_the_first() {
+        let first = Metrics::new();
+        let (tx, _rx) = queue::<Arc<Notification>>(4, Overflow::Block);
+        let sink = first.sink_started("kafka", tx.gauge());
+        sink.publish_failed(true);
+        assert!(!first.sinks_healthy());
+        assert_eq!(
+            sample(
+                &first.render(),
+                r#"kubebridge_queue_capacity{sink="kafka"}"#
+            ),
+            Some(4.0)
+        );
+
+        let second = Metrics::new();
+        assert!(
+            second.sinks_healthy(),
+            "the first run's failing sink is not in the second"
+        );
+        let text = second.render();
+        assert!(!text.contains(r#"sink="kafka""#), "{text}");
+        let (tx2, _rx2) = queue::<Arc<Notification>>(8, Overflow::Block);
+        second.sink_started("stdout", tx2.gauge());
+        let text = second.render();
+        assert_eq!(
+            sample(&text, r#"kubebridge_queue_capacity{sink="stdout"}"#),
+            Some(8.0)
+        );
+        assert!(!text.contains(r#"sink="kafka""#), "{text}");
+        assert!(!first.render().contains(r#"sink="stdout""#));
+    }
+
+    #[tokio::test]
+    async fn queue_values_are_read_at_scrape_time_without_double_counting() {
+        let metrics = Metrics::new();
+        let (tx, _rx) = queue::<Arc<Notification>>(1, Overflow::DropOldest);
+        let sink = metrics.sink_started("nats", tx.gauge());
+        let overflow = r#"kubebridge_sink_dropped_total{reason="overflow",sink="nats"}"#;
+        let permanent = r#"kubebridge_sink_dropped_total{reason="permanent",sink="nats"}"#;
+        assert_eq!(sample(&metrics.render(), overflow), Some(0.0));
+        let note = |name: &str| {
+            Arc::new(Notification {
+                event_type: kubebridge_sinks::EventType::Added,
+                origin: kubebridge_sinks::Origin::Watch,
+                time: SystemTime::now(),
+                cluster: None,
+                resource: Arc::new(kubebridge_sinks::ResourceId {
+                    group: String::new(),
+                    version: "v1".into(),
+                    resource: "pods".into(),
+                    kind: "Pod".into(),
+                }),
+                namespace: None,
+                name: name.into(),
+                uid: name.into(),
+                resource_version: "1".into(),
+                object: Arc::from(
+                    serde_json::value::RawValue::from_string("{}".into()).expect("json"),
+                ),
+                old_object: None,
+                snapshot: None,
+            })
+        };
+        for name in ["a", "b", "c"] {
+            tx.send(note(name)).await.expect("open");
+        }
+        sink.refused();
+        // Scraped twice: a counter read from the queue must not grow by being read.
+        for _ in 0..2 {
+            let text = metrics.render();
+            assert_eq!(sample(&text, overflow), Some(2.0), "{text}");
+            assert_eq!(sample(&text, permanent), Some(1.0), "{text}");
+            assert_eq!(
+                sample(&text, r#"kubebridge_queue_depth{sink="nats"}"#),
+                Some(1.0)
+            );
+        }
+    }
 }

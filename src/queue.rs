@@ -47,7 +47,7 @@ impl<T> Shared<T> {
 }
 
 /// Creates a queue holding at most `capacity` items (at least 1).
-pub fn queue<T>(capacity: usize, overflow: Overflow) -> (QueueSender<T>, QueueReceiver<T>) {
+pub(crate) fn queue<T>(capacity: usize, overflow: Overflow) -> (QueueSender<T>, QueueReceiver<T>) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             items: VecDeque::new(),
@@ -142,64 +142,50 @@ impl<T> QueueSender<T> {
     }
 
     /// A gauge on this queue's depth.
-    pub fn gauge(&self) -> QueueGauge<T> {
+    pub(crate) fn gauge(&self) -> QueueGauge<T> {
         QueueGauge {
             shared: self.shared.clone(),
         }
     }
 
     /// Whether the receiver is gone.
-    pub fn is_closed(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_closed(&self) -> bool {
         !self.shared.lock().receiver_alive
-    }
-
-    /// Items queued now.
-    pub fn len(&self) -> usize {
-        self.shared.lock().items.len()
-    }
-
-    /// Whether nothing is queued.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
 /// A read-only view of a queue's depth that keeps it neither open nor alive: for
 /// metrics and for counting what shutdown left undelivered.
 #[derive(Clone)]
-pub struct QueueGauge<T> {
+pub(crate) struct QueueGauge<T> {
     shared: Arc<Shared<T>>,
 }
 
 impl<T> QueueGauge<T> {
     /// Items queued now.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.shared.lock().items.len()
     }
 
-    /// Whether nothing is queued.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The queue's capacity.
-    pub fn capacity(&self) -> usize {
+    pub(crate) fn capacity(&self) -> usize {
         self.shared.capacity
     }
 
     /// Applies `f` to the oldest queued item, if any.
-    pub fn front<R>(&self, f: impl FnOnce(&T) -> R) -> Option<R> {
+    pub(crate) fn front<R>(&self, f: impl FnOnce(&T) -> R) -> Option<R> {
         self.shared.lock().items.front().map(f)
     }
 
     /// Items evicted so far under [`Overflow::DropOldest`].
-    pub fn evicted(&self) -> u64 {
+    pub(crate) fn evicted(&self) -> u64 {
         self.shared.dropped.load(Ordering::Relaxed)
     }
 }
 
 /// The receiving side. Dropping it makes every `send` fail.
-pub struct QueueReceiver<T> {
+pub(crate) struct QueueReceiver<T> {
     shared: Arc<Shared<T>>,
 }
 
@@ -213,7 +199,7 @@ impl<T> Drop for QueueReceiver<T> {
 impl<T> QueueReceiver<T> {
     /// Moves up to `max` items into `buf`, waiting until at least one is there.
     /// Returns 0 once every sender is gone and the queue is empty.
-    pub async fn recv_many(&mut self, buf: &mut Vec<T>, max: usize) -> usize {
+    pub(crate) async fn recv_many(&mut self, buf: &mut Vec<T>, max: usize) -> usize {
         let shared = &self.shared;
         loop {
             let mut notified = pin!(shared.not_empty.notified());
@@ -235,16 +221,9 @@ impl<T> QueueReceiver<T> {
         }
     }
 
-    /// The next item, waiting for one; `None` once every sender is gone and the queue
-    /// is empty.
-    pub async fn recv(&mut self) -> Option<T> {
-        let mut buf = Vec::with_capacity(1);
-        self.recv_many(&mut buf, 1).await;
-        buf.pop()
-    }
-
     /// The next item if one is queued now.
-    pub fn try_recv(&mut self) -> Option<T> {
+    #[cfg(test)]
+    pub(crate) fn try_recv(&mut self) -> Option<T> {
         let item = self.shared.lock().items.pop_front();
         if item.is_some() {
             self.shared.not_full.notify_waiters();
@@ -253,22 +232,13 @@ impl<T> QueueReceiver<T> {
     }
 
     /// Items queued now: the sink's backlog.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.shared.lock().items.len()
     }
 
-    /// Whether nothing is queued.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The queue's capacity.
-    pub fn capacity(&self) -> usize {
-        self.shared.capacity
-    }
-
     /// Items evicted so far under [`Overflow::DropOldest`].
-    pub fn dropped(&self) -> u64 {
+    pub(crate) fn dropped(&self) -> u64 {
         self.shared.dropped.load(Ordering::Relaxed)
     }
 }

@@ -2,9 +2,9 @@
 //! share informers, and flags that win over the file.
 #![allow(missing_docs, clippy::unwrap_used)]
 
-mod common;
-
-use common::{Harness, brief, kubebridge, run_to_end};
+use kubebridge_testkit::harness::{
+    self, Harness, Running, brief, kubebridge, run_to_end, wait_until,
+};
 use serde_json::json;
 
 async fn check_config(path: &str, env: &[(&str, &str)]) -> (i32, String, String) {
@@ -13,15 +13,7 @@ async fn check_config(path: &str, env: &[(&str, &str)]) -> (i32, String, String)
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = tokio::time::timeout(common::WAIT, cmd.output())
-        .await
-        .unwrap()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    harness::output(cmd).await
 }
 
 #[tokio::test]
@@ -103,8 +95,8 @@ async fn routes_watching_the_same_thing_share_one_informer_and_flags_win() {
     assert_eq!(h.sim.requests("list", "pods"), 1);
 
     // Without the flag, the file's initialState: skip holds.
-    let mut kb = common::Running::spawn(h.watch(&["--config", config]));
-    common::wait_until(|| h.sim.requests("watch", "pods") >= 1).await;
+    let mut kb = Running::spawn(h.watch(&["--config", config]));
+    wait_until(|| h.sim.requests("watch", "pods") >= 1).await;
     h.create_pod("shop", "b", json!({}));
     let events = kb.take(2).await;
     assert_eq!(

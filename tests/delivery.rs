@@ -3,15 +3,12 @@
 //! compared with every change the simulator made.
 #![allow(missing_docs, clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::brokers::{
-    PrivateNats, free_port, jetstream_messages, kafka_messages, tansu_broker, wait_listening,
-};
-use common::{Harness, Running};
+use kubebridge_testkit::brokers::{PrivateNats, STARTUP, free_port, tansu_broker, wait_listening};
+use kubebridge_testkit::consume::{Message, jetstream_count, jetstream_messages, kafka_messages};
+use kubebridge_testkit::harness::{Harness, Running, wait_until, wait_until_async};
 use serde_json::{Value, json};
 
 /// `uid:resourceVersion:TYPE`, the id kubebridge gives the notification of this change.
@@ -68,10 +65,15 @@ fn rss_mib(pid: u32) -> u64 {
         .map_or(0, |kb| kb / 1024)
 }
 
-fn ids_of(messages: &[common::brokers::Got]) -> Vec<String> {
+/// The `kubebridge-id` header of each message, its payload checked as an envelope.
+fn ids_of(messages: &[Message]) -> Vec<String> {
     messages
         .iter()
-        .map(|m| m.headers["kubebridge-id"].clone())
+        .map(|m| {
+            // What kubebridge delivered must be an envelope, whichever broker holds it.
+            m.notification();
+            m.headers["kubebridge-id"].clone()
+        })
         .collect()
 }
 
@@ -87,7 +89,7 @@ async fn jetstream_gets_every_change_across_a_broker_restart() {
     let sink = nats.jetstream_sink("KB_E2E");
     let kb = Running::spawn(h.watch(&["pods", "-n", "shop", "--sink", &sink]));
     // Changes count from when the watch is up; before that they are initial state.
-    common::wait_until(|| h.sim.requests("watch", "pods") >= 1).await;
+    wait_until(|| h.sim.requests("watch", "pods") >= 1).await;
     want.extend(churn(&h, 5, 30, Duration::ZERO).await);
 
     // The broker dies and stays away for 10 s while the cluster keeps changing.
@@ -102,8 +104,7 @@ async fn jetstream_gets_every_change_across_a_broker_restart() {
     want.extend(churn(&h, 5, 20, Duration::ZERO).await);
 
     // Everything arrives, each change once (the stream drops replays by Nats-Msg-Id).
-    wait_until_async(|| async { jetstream_messages_or_empty(&url, "KB_E2E").await >= want.len() })
-        .await;
+    wait_until_async(|| async { jetstream_count(&url, "KB_E2E").await >= want.len() }).await;
     let ids = ids_of(&jetstream_messages(&url, "KB_E2E").await);
     let got: BTreeSet<String> = ids.iter().cloned().collect();
     assert_eq!(got.len(), ids.len(), "no notification stored twice");
@@ -118,7 +119,7 @@ async fn kafka_keeps_per_object_order_through_a_stopped_broker() {
     let Some(broker) = tansu_broker(port) else {
         return;
     };
-    wait_listening(port).await;
+    wait_listening(port, STARTUP).await;
     let brokers = format!("127.0.0.1:{port}");
 
     let h = Harness::empty().await;
@@ -126,7 +127,7 @@ async fn kafka_keeps_per_object_order_through_a_stopped_broker() {
     let sink = format!("kafka://{brokers}/kb.{{resource}}.{{namespace}}");
     let kb = Running::spawn(h.watch(&["pods", "-n", "shop", "--sink", &sink]));
     // Changes count from when the watch is up; before that they are initial state.
-    common::wait_until(|| h.sim.requests("watch", "pods") >= 1).await;
+    wait_until(|| h.sim.requests("watch", "pods") >= 1).await;
     want.extend(churn(&h, 6, 30, Duration::ZERO).await);
     // Frozen, not killed: tansu keeps topics in memory only, so a restart would lose
     // what it had already acknowledged (a limit of the test broker, not of Kafka).
@@ -158,7 +159,7 @@ async fn kafka_keeps_per_object_order_through_a_stopped_broker() {
     // Per object: one partition, resourceVersions strictly increasing.
     let mut per_key: BTreeMap<String, Vec<(i32, u64)>> = BTreeMap::new();
     for m in &messages {
-        let rv = m.payload["resourceVersion"]
+        let rv = m.notification()["resourceVersion"]
             .as_str()
             .unwrap()
             .parse()
@@ -206,7 +207,7 @@ async fn drop_oldest_counts_and_names_what_it_drops() {
         "--queue-capacity",
         "5",
     ]));
-    wait_until_async(|| async { jetstream_messages_or_empty(url, "KB_DROP").await >= 3 }).await;
+    wait_until_async(|| async { jetstream_count(url, "KB_DROP").await >= 3 }).await;
     broker.signal("STOP");
     want.extend(churn(&h, 3, 60, Duration::from_millis(5)).await);
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -255,7 +256,7 @@ async fn sigterm_delivers_what_is_queued_within_the_grace() {
     let mut kb =
         Running::spawn(h.watch(&["pods", "-n", "shop", "--sink", "stdout", "--sink", &sink]));
     // Changes count from when the watch is up; before that they are initial state.
-    common::wait_until(|| h.sim.requests("watch", "pods") >= 1).await;
+    wait_until(|| h.sim.requests("watch", "pods") >= 1).await;
     kb.take(4).await;
     broker.signal("STOP");
     want.extend(churn(&h, 4, 40, Duration::ZERO).await);
@@ -308,32 +309,4 @@ async fn a_grace_that_runs_out_says_how_much_was_undelivered() {
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("shutdown grace of 2s ran out"), "{stderr}");
     assert!(stderr.contains("undelivered"), "{stderr}");
-}
-
-async fn jetstream_messages_or_empty(url: &str, stream: &str) -> usize {
-    let Ok(client) = async_nats::connect(url).await else {
-        return 0;
-    };
-    let js = async_nats::jetstream::new(client);
-    match js.get_stream(stream).await {
-        Ok(mut s) => s.info().await.map_or(0, |i| i.state.messages as usize),
-        Err(_) => 0,
-    }
-}
-
-/// Polls an async condition until it holds; fails the test after [`common::WAIT`].
-async fn wait_until_async<F, Fut>(mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + common::WAIT;
-    while !condition().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "condition not met within {:?}",
-            common::WAIT
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }

@@ -8,9 +8,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use kubebridge::sim::{Sim, SimConfig};
+use kubebridge_testkit::kubectl::{Kubectl, kubectl_path};
 use serde_json::{Value, json};
 
 fn deploy_dir() -> PathBuf {
@@ -303,70 +303,6 @@ fn the_chart_templates_use_only_defined_values_and_close_their_blocks() {
 // 2. The plain manifests against the simulated API server, with the real kubectl
 // ---------------------------------------------------------------------------------------
 
-fn kubectl_path() -> Option<PathBuf> {
-    if std::env::var("KUBEBRIDGE_SKIP_KUBECTL").as_deref() == Ok("1") {
-        return None;
-    }
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("kubectl"))
-            .find(|p| p.is_file())
-    });
-    let found = found.or_else(|| {
-        ["/usr/bin/kubectl", "/usr/local/bin/kubectl"]
-            .into_iter()
-            .map(PathBuf::from)
-            .find(|p| p.is_file())
-    });
-    Some(found.expect("kubectl not found: install it or set KUBEBRIDGE_SKIP_KUBECTL=1"))
-}
-
-struct Kubectl {
-    bin: PathBuf,
-    kubeconfig: PathBuf,
-    home: PathBuf,
-}
-
-impl Kubectl {
-    /// Runs kubectl with a discovery cache of its own (`cache`), returning (success,
-    /// stdout, stderr).
-    async fn try_run(&self, cache: &str, args: &[&str]) -> (bool, String, String) {
-        let mut c = tokio::process::Command::new(&self.bin);
-        c.arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .arg("--cache-dir")
-            .arg(self.home.join(cache))
-            .args(args)
-            .env("HOME", &self.home)
-            .env_remove("KUBECONFIG")
-            .kill_on_drop(true);
-        let out = tokio::time::timeout(Duration::from_secs(60), c.output())
-            .await
-            .expect("kubectl finished within 60s")
-            .expect("kubectl runs");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    async fn run(&self, cache: &str, args: &[&str]) -> String {
-        let (ok, stdout, stderr) = self.try_run(cache, args).await;
-        assert!(ok, "kubectl {args:?} failed: {stderr}\n{stdout}");
-        stdout
-    }
-
-    /// `kubectl api-resources -o name`: "pods", "deployments.apps", ...
-    async fn api_resources(&self, cache: &str) -> BTreeSet<String> {
-        self.run(cache, &["api-resources", "-o", "name"])
-            .await
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-}
-
 /// A CustomResourceDefinition standing in for a type the simulator does not serve,
 /// accepting any content.
 fn crd(group: &str, plural: &str, kind: &str, scope: &str, short: &[&str]) -> Value {
@@ -427,7 +363,7 @@ fn strings(v: &Value) -> Vec<&str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_manifests_are_accepted_by_an_api_server() {
-    let Some(bin) = kubectl_path() else {
+    let Some(kubectl_bin) = kubectl_path() else {
         eprintln!("KUBEBRIDGE_SKIP_KUBECTL=1: skipping");
         return;
     };
@@ -437,15 +373,11 @@ async fn the_manifests_are_accepted_by_an_api_server() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     sim.write_kubeconfig(&kubeconfig, None).unwrap();
-    let k = Kubectl {
-        bin,
-        kubeconfig,
-        home: dir.path().to_path_buf(),
-    };
+    let k = Kubectl::new(kubectl_bin, &kubeconfig, dir.path());
 
     // The simulator serves the core types the manifests use; the others are registered
     // as CRDs when (and only when) discovery does not list them.
-    let served = k.api_resources("cache-0").await;
+    let served = k.with_cache("cache-0").api_resources().await;
     for builtin in [
         "namespaces",
         "serviceaccounts",
@@ -496,10 +428,11 @@ async fn the_manifests_are_accepted_by_an_api_server() {
         eprintln!("registering {name} as a CRD: the simulator does not serve it");
         let path = dir.path().join(format!("{name}.json"));
         std::fs::write(&path, def.to_string()).unwrap();
-        k.run("cache-0", &["create", "-f", path.to_str().unwrap()])
+        k.with_cache("cache-0")
+            .run(&["create", "-f", path.to_str().unwrap()])
             .await;
     }
-    let served = k.api_resources("cache-1").await;
+    let served = k.with_cache("cache-1").api_resources().await;
     for def in &stand_ins {
         let name = def["metadata"]["name"].as_str().unwrap();
         assert!(served.contains(name), "{name} is not served: {served:?}");
@@ -519,13 +452,13 @@ async fn the_manifests_are_accepted_by_an_api_server() {
     // The Namespace, by itself: the other objects need it to exist, on a real API server
     // as on the simulator, so a dry run of everything at once cannot succeed.
     let out = k
-        .run(
-            "cache-1",
-            &["create", "--dry-run=server", "-f", namespace_file],
-        )
+        .with_cache("cache-1")
+        .run(&["create", "--dry-run=server", "-f", namespace_file])
         .await;
     assert_eq!(out.trim(), "namespace/kubebridge created (server dry run)");
-    k.run("cache-1", &["create", "-f", namespace_file]).await;
+    k.with_cache("cache-1")
+        .run(&["create", "-f", namespace_file])
+        .await;
 
     // Everything else in one server-side dry run.
     let mut args: Vec<&str> = vec!["create", "--dry-run=server"];
@@ -533,7 +466,7 @@ async fn the_manifests_are_accepted_by_an_api_server() {
         args.push("-f");
         args.push(p.to_str().unwrap());
     }
-    let out = k.run("cache-1", &args).await;
+    let out = k.with_cache("cache-1").run(&args).await;
     let mut created: Vec<&str> = out.lines().collect();
     created.sort();
     assert_eq!(
@@ -552,34 +485,30 @@ async fn the_manifests_are_accepted_by_an_api_server() {
     );
     // A dry run stores nothing.
     let stored = k
-        .run(
-            "cache-1",
-            &[
-                "get",
-                "deployments,serviceaccounts",
-                "-n",
-                "kubebridge",
-                "-o",
-                "name",
-            ],
-        )
+        .with_cache("cache-1")
+        .run(&[
+            "get",
+            "deployments,serviceaccounts",
+            "-n",
+            "kubebridge",
+            "-o",
+            "name",
+        ])
         .await;
     assert_eq!(stored.trim(), "", "the dry run stored objects");
 
     // The content, as kubectl reads it.
     let manifests = deploy_dir().join("manifests");
     let out = k
-        .run(
-            "cache-1",
-            &[
-                "create",
-                "--dry-run=client",
-                "-o",
-                "json",
-                "-f",
-                manifests.to_str().unwrap(),
-            ],
-        )
+        .with_cache("cache-1")
+        .run(&[
+            "create",
+            "--dry-run=client",
+            "-o",
+            "json",
+            "-f",
+            manifests.to_str().unwrap(),
+        ])
         .await;
     let objs = objects(&out);
     assert_eq!(objs.len(), 9, "{out}");

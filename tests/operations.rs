@@ -2,33 +2,18 @@
 //! checked against traffic the test itself causes.
 #![allow(missing_docs, clippy::unwrap_used)]
 
-mod common;
-
 use std::time::Duration;
 
-use common::brokers::{PrivateNats, free_port};
-use common::{Harness, Running, wait_until};
 use kubebridge::sim::Failure;
+use kubebridge_testkit::brokers::{PrivateNats, free_port};
+use kubebridge_testkit::harness::{Harness, Running, WAIT, brief, wait_until};
+use kubebridge_testkit::http;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// GETs `path` from 127.0.0.1:`port`: (status code, body). `None` if nothing listens yet.
 async fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
-        .await
-        .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.ok()?;
-    let code = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Some((code, body))
+    let response = http::try_get(http::local(port), path).await.ok()?;
+    Some((response.status, response.text()))
 }
 
 /// The value of the sample `name{labels}` (labels exactly as exposed), if present.
@@ -45,7 +30,7 @@ async fn scrape(port: u16) -> String {
 
 /// Waits until the scraped series satisfies `ok`, returning the last value.
 async fn wait_for_sample(port: u16, series: &str, ok: impl Fn(f64) -> bool) -> f64 {
-    let deadline = tokio::time::Instant::now() + common::WAIT;
+    let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         if let Some(v) = sample(&scrape(port).await, series)
             && ok(v)
@@ -121,7 +106,7 @@ async fn readyz_flips_when_the_informers_have_synced() {
 }
 
 async fn wait_until_ready(port: u16) {
-    let deadline = tokio::time::Instant::now() + common::WAIT;
+    let deadline = tokio::time::Instant::now() + WAIT;
     while get(port, "/readyz").await.map(|(c, _)| c) != Some(200) {
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -226,7 +211,7 @@ async fn a_forced_410_moves_the_relist_counter() {
     h.sim.faults().drop_watches();
     h.sim.delete("pods", Some("shop"), "a").unwrap();
     h.sim.faults().compact();
-    assert_eq!(common::brief(&kb.next().await), "DELETED relist shop/a");
+    assert_eq!(brief(&kb.next().await), "DELETED relist shop/a");
     assert_eq!(sample(&scrape(port).await, relists), Some(1.0));
     let metrics = scrape(port).await;
     assert!(
@@ -257,8 +242,14 @@ async fn a_metrics_port_in_use_is_a_usage_error() {
     let h = Harness::empty().await;
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let (code, _, stderr) =
-        common::run_to_end(h.watch(&["pods", "-n", "shop", "--metrics-addr", &addr])).await;
+    let (code, _, stderr) = kubebridge_testkit::harness::run_to_end(h.watch(&[
+        "pods",
+        "-n",
+        "shop",
+        "--metrics-addr",
+        &addr,
+    ]))
+    .await;
     assert_eq!(code, 2, "{stderr}");
     assert!(
         stderr.contains("--metrics-addr") && stderr.contains("cannot listen"),
@@ -381,14 +372,14 @@ async fn one_instance_leads_and_a_standby_takes_over_when_it_dies() {
     let mut args = vec!["pods", "-n", "shop"];
     args.extend(lease_args("first"));
     let mut first = h.spawn(&args);
-    assert_eq!(common::brief(&first.next().await), "ADDED list shop/a");
+    assert_eq!(brief(&first.next().await), "ADDED list shop/a");
     assert_eq!(lease_holder(&h), "first");
 
     let mut args = vec!["pods", "-n", "shop"];
     args.extend(lease_args("second"));
     let mut second = h.spawn(&args);
     h.create_pod("shop", "b", json!({}));
-    assert_eq!(common::brief(&first.next().await), "ADDED watch shop/b");
+    assert_eq!(brief(&first.next().await), "ADDED watch shop/b");
     // The standby publishes nothing while the leader renews (several lease durations).
     second.expect_silence(Duration::from_secs(4)).await;
     assert_eq!(lease_holder(&h), "first");
@@ -397,7 +388,7 @@ async fn one_instance_leads_and_a_standby_takes_over_when_it_dies() {
     first.child.kill().await.unwrap();
     let took_over = second.take(2).await;
     assert_eq!(
-        took_over.iter().map(common::brief).collect::<Vec<_>>(),
+        took_over.iter().map(brief).collect::<Vec<_>>(),
         ["ADDED list shop/a", "ADDED list shop/b"]
     );
     assert_eq!(lease_holder(&h), "second");

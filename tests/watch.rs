@@ -1,13 +1,13 @@
 //! The kubebridge binary against the simulated API server: what a user sees on stdout.
 #![allow(missing_docs, clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::{Harness, Running, brief, kubebridge, run_to_end};
 use kubebridge::sim::{Failure, SimConfig};
+use kubebridge_testkit::harness::{
+    Harness, Running, WAIT, brief, kubebridge, output, run_to_end, wait_until,
+};
 use serde_json::json;
 
 #[tokio::test]
@@ -266,7 +266,7 @@ async fn resync_replays_the_cache_without_asking_the_server() {
         "skip",
     ]);
     // Once the watch is up, a live change comes through.
-    common::wait_until(|| h.sim.requests("watch", "pods") >= 1).await;
+    wait_until(|| h.sim.requests("watch", "pods") >= 1).await;
     h.create_pod("shop", "c", json!({}));
     let first = kb.next().await;
     assert_eq!(brief(&first), "ADDED watch shop/c");
@@ -623,16 +623,8 @@ async fn rbac_prints_the_least_privilege_cluster_role() {
         "--kubeconfig",
     ])
     .arg(&h.kubeconfig);
-    let out = tokio::time::timeout(common::WAIT, cmd.output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let yaml = String::from_utf8(out.stdout).unwrap();
+    let (code, yaml, stderr) = output(cmd).await;
+    assert_eq!(code, 0, "{stderr}");
     assert!(
         yaml.contains("kind: ClusterRole\nmetadata:\n  name: kb-reader\n"),
         "{yaml}"
@@ -650,11 +642,7 @@ async fn rbac_prints_the_least_privilege_cluster_role() {
     let mut cmd = kubebridge();
     cmd.args(["rbac", "podz", "--kubeconfig"])
         .arg(&h.kubeconfig);
-    let out = tokio::time::timeout(common::WAIT, cmd.output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(output(cmd).await.0, 2);
 }
 
 #[tokio::test]
@@ -671,7 +659,7 @@ async fn a_terminal_sees_list_progress_and_a_pipe_does_not() {
         h.kubeconfig.display()
     );
     let out = tokio::time::timeout(
-        common::WAIT,
+        WAIT,
         tokio::process::Command::new("script")
             .args(["-qec", &command, "/dev/null"])
             .output(),

@@ -1,22 +1,22 @@
 //! The Kafka sink against a real Kafka-protocol broker (tansu, from `tests/brokers.sh`),
 //! read back with rdkafka's consumer.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Broker, Got, broker_env, interleaved, note, publish_until_done, unique};
 use kubebridge_sinks::{
     EventType, Format, KafkaOptions, KafkaSink, KeyMode, Notification, Sink, SinkError,
     SinkOptions, sink_from_uri,
 };
+use kubebridge_testkit::brokers::{Broker, Forwarder, broker_env, free_port, wait_listening};
+use kubebridge_testkit::consume::{Message, kafka_messages};
+use kubebridge_testkit::publish::{interleaved, note, publish_until_done, unique};
 
 /// Reads `want` messages of `topic` within 30 s, or fails the test.
-async fn consume(brokers: &str, topic: &str, want: usize) -> Vec<Got> {
-    let got = common::consume(brokers, topic, want, Duration::from_secs(30)).await;
+async fn consume(brokers: &str, topic: &str, want: usize) -> Vec<Message> {
+    let got = kafka_messages(brokers, topic, want, Duration::from_secs(30)).await;
     assert!(
         got.len() >= want,
         "only {} of {want} messages on {topic} after 30 s",
@@ -242,9 +242,9 @@ async fn broker_paused_mid_stream_loses_nothing_confirmed() {
     let Some(tansu) = broker_env("KUBEBRIDGE_TEST_TANSU") else {
         return;
     };
-    let port = common::free_port();
+    let port = free_port();
     let broker = Broker::start(&PathBuf::from(tansu), &tansu_args(port));
-    common::wait_listening(port, Duration::from_secs(20)).await;
+    wait_listening(port, Duration::from_secs(20)).await;
     let brokers = format!("127.0.0.1:{port}");
     let topic = unique("kbt-pause-");
     let mut sink = KafkaSink::new(
@@ -320,10 +320,10 @@ async fn broker_restarted_mid_stream_publish_recovers() {
         return;
     };
     let tansu = PathBuf::from(tansu);
-    let (port1, port2) = (common::free_port(), common::free_port());
-    let forwarder = common::Forwarder::start(port1).await;
+    let (port1, port2) = (free_port(), free_port());
+    let forwarder = Forwarder::start(port1).await;
     let mut broker = Broker::start(&tansu, &tansu_behind(port1, forwarder.port));
-    common::wait_listening(port1, Duration::from_secs(20)).await;
+    wait_listening(port1, Duration::from_secs(20)).await;
     let brokers = format!("127.0.0.1:{}", forwarder.port);
     let topic = unique("kbt-restart-");
     let mut sink = KafkaSink::new(
@@ -353,7 +353,7 @@ async fn broker_restarted_mid_stream_publish_recovers() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(!publishing.is_finished(), "nothing confirmed while down");
     let _replacement = Broker::start(&tansu, &tansu_behind(port2, forwarder.port));
-    common::wait_listening(port2, Duration::from_secs(20)).await;
+    wait_listening(port2, Duration::from_secs(20)).await;
     // tansu 0.6 acknowledges produce requests for a topic it does not have (its
     // memory storage starts empty) and drops them; Kafka would answer
     // UNKNOWN_TOPIC_OR_PARTITION. Create the topic first, as it would exist on Kafka.

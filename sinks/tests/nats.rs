@@ -1,20 +1,19 @@
 //! The NATS and JetStream sinks against a real nats-server (from `tests/brokers.sh`),
 //! read back with async-nats.
 
-mod common;
-
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::HeaderMap;
-use common::{Broker, broker_env, interleaved, note, publish_until_done, unique};
 use futures::StreamExt;
 use kubebridge_sinks::{
     EventType, Format, JetStreamSink, NatsOptions, NatsSink, Notification, Sink, SinkOptions,
     sink_from_uri,
 };
+use kubebridge_testkit::brokers::{Broker, broker_env, free_port, wait_listening};
+use kubebridge_testkit::publish::{interleaved, note, publish_until_done, unique};
 
 fn json(bytes: &[u8]) -> serde_json::Value {
     serde_json::from_slice(bytes).expect("json payload")
@@ -238,9 +237,9 @@ async fn jetstream_server_restarted_mid_stream_loses_nothing_confirmed() {
         return;
     };
     let store = std::env::temp_dir().join(unique("kbt-js-"));
-    let port = common::free_port();
+    let port = free_port();
     let mut broker = Broker::start(&PathBuf::from(server), &nats_args(port, &store));
-    common::wait_listening(port, Duration::from_secs(20)).await;
+    wait_listening(port, Duration::from_secs(20)).await;
     let url = format!("nats://127.0.0.1:{port}");
     let stream = "KBT_RESTART";
     let options = NatsOptions {
@@ -297,9 +296,9 @@ async fn core_server_down_is_retryable_and_recovers() {
         return;
     };
     let store = std::env::temp_dir().join(unique("kbt-core-"));
-    let port = common::free_port();
+    let port = free_port();
     let mut broker = Broker::start(&PathBuf::from(server), &nats_args(port, &store));
-    common::wait_listening(port, Duration::from_secs(20)).await;
+    wait_listening(port, Duration::from_secs(20)).await;
     let options = NatsOptions {
         timeout: Duration::from_secs(1),
         ..NatsOptions::default()
@@ -317,7 +316,7 @@ async fn core_server_down_is_retryable_and_recovers() {
     assert!(err.error.is_retryable(), "{err}");
     assert_eq!(err.delivered, 0);
     broker.restart();
-    common::wait_listening(port, Duration::from_secs(20)).await;
+    wait_listening(port, Duration::from_secs(20)).await;
     let reader = async_nats::connect(format!("nats://127.0.0.1:{port}"))
         .await
         .expect("connect");
@@ -349,7 +348,7 @@ async fn credentials_in_the_uri() {
         ),
         (vec!["--auth", "s3cr3t-token"], "s3cr3t-token@"),
     ] {
-        let port = common::free_port();
+        let port = free_port();
         let mut args: Vec<String> = vec![
             "-a".into(),
             "127.0.0.1".into(),
@@ -358,7 +357,7 @@ async fn credentials_in_the_uri() {
         ];
         args.extend(auth.iter().map(|s| s.to_string()));
         let _broker = Broker::start(&server, &args);
-        common::wait_listening(port, Duration::from_secs(20)).await;
+        wait_listening(port, Duration::from_secs(20)).await;
         let options = NatsOptions {
             timeout: Duration::from_secs(5),
             ..NatsOptions::default()
@@ -447,7 +446,7 @@ async fn tls_with_a_ca_file() {
             "san.ext",
         ],
     );
-    let port = common::free_port();
+    let port = free_port();
     let args: Vec<String> = vec![
         "-a".into(),
         "127.0.0.1".into(),
@@ -460,7 +459,7 @@ async fn tls_with_a_ca_file() {
         dir.join("server.key").display().to_string(),
     ];
     let _broker = Broker::start(&PathBuf::from(server), &args);
-    common::wait_listening(port, Duration::from_secs(20)).await;
+    wait_listening(port, Duration::from_secs(20)).await;
     let options = SinkOptions {
         nats_ca: Some(dir.join("ca.pem")),
         nats_timeout: Duration::from_secs(5),

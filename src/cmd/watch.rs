@@ -26,6 +26,7 @@ use crate::informer::{Informers, ProcessorConfig, ReflectorConfig, RunningInform
 use crate::kube::{Cluster, cluster};
 use crate::leader::{Elector, LeaderError, LeaseConfig};
 use crate::lister::Lister;
+use crate::metrics::Metrics;
 use crate::pipeline::sink_task::SinkQueue;
 use crate::pipeline::{SinkOutcome, spawn_sink};
 use crate::plan::{Plan, Resolver};
@@ -57,8 +58,10 @@ pub async fn watch(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), AppError> {
     let plan = plan(cluster, stream).await?;
-    let sinks = sinks(&plan, stream, custom).await?;
-    let endpoints = endpoints(stream).await?;
+    // This run's metrics: an embedder calling `watch` again starts from a clean registry.
+    let metrics = Metrics::new();
+    let sinks = sinks(&plan, stream, custom, &metrics).await?;
+    let endpoints = endpoints(stream, &metrics).await?;
     let cancel = CancellationToken::new();
     let mut shutdown = std::pin::pin!(shutdown);
     let lease = match leadership(cluster, stream, &cancel, shutdown.as_mut()).await? {
@@ -67,7 +70,15 @@ pub async fn watch(
         Leadership::Leading(keep) => Some(keep),
     };
     // The queues move into the informers: a sink drains and ends once they all stop.
-    let running = informers(cluster, stream, &plan, sinks.queues, &cancel, &endpoints)?;
+    let running = informers(
+        cluster,
+        stream,
+        &plan,
+        sinks.queues,
+        &cancel,
+        &endpoints,
+        &metrics,
+    )?;
     let supervised = Supervised {
         informers: running,
         sink_tasks: sinks.tasks,
@@ -121,7 +132,12 @@ struct Sinks {
 
 /// Phase 2: builds every route's sinks and starts a task and a bounded queue for each.
 /// Sinks are labelled by kind in metrics and logs, numbered when two share a kind.
-async fn sinks(plan: &Plan, stream: &StreamConfig, custom: CustomSinks) -> Result<Sinks, AppError> {
+async fn sinks(
+    plan: &Plan,
+    stream: &StreamConfig,
+    custom: CustomSinks,
+    metrics: &Metrics,
+) -> Result<Sinks, AppError> {
     let mut built = Vec::with_capacity(plan.routes.len());
     for planned in &plan.routes {
         let route = &planned.route;
@@ -164,7 +180,8 @@ async fn sinks(plan: &Plan, stream: &StreamConfig, custom: CustomSinks) -> Resul
                 format!("{kind}-{}", same + 1)
             };
             labels.push(label.clone());
-            let (queue, task) = spawn_sink(label, sink, stream.queue_capacity, stream.overflow);
+            let (queue, task) =
+                spawn_sink(label, sink, stream.queue_capacity, stream.overflow, metrics);
             running.gauges.push(queue.gauge());
             running.tasks.spawn(async move {
                 task.await
@@ -187,7 +204,7 @@ struct Endpoints {
 
 /// Phase 3: binds and serves `--metrics-addr` (a port in use is a usage error), before
 /// anything else can be observed.
-async fn endpoints(stream: &StreamConfig) -> Result<Endpoints, AppError> {
+async fn endpoints(stream: &StreamConfig, metrics: &Metrics) -> Result<Endpoints, AppError> {
     let stop = CancellationToken::new();
     let slots = Endpoints {
         synced: Arc::default(),
@@ -205,7 +222,8 @@ async fn endpoints(stream: &StreamConfig) -> Result<Endpoints, AppError> {
     }
     endpoints::serve(
         listener,
-        readiness(slots.synced.clone()),
+        metrics.clone(),
+        readiness(slots.synced.clone(), metrics.clone()),
         stream.serve_cache.then(|| slots.lister.clone()),
         stop,
     );
@@ -214,7 +232,7 @@ async fn endpoints(stream: &StreamConfig) -> Result<Endpoints, AppError> {
 
 /// Ready when every informer has synced and no sink's last delivery failed; a standby
 /// (no informers yet) is ready to take over.
-fn readiness(synced: Arc<OnceLock<SyncedFlags>>) -> Readiness {
+fn readiness(synced: Arc<OnceLock<SyncedFlags>>, metrics: Metrics) -> Readiness {
     Arc::new(move || {
         let Some(synced) = synced.get() else {
             return Ok(());
@@ -227,7 +245,7 @@ fn readiness(synced: Arc<OnceLock<SyncedFlags>>) -> Readiness {
         if !pending.is_empty() {
             return Err(format!("not synced yet: {}", pending.join(", ")));
         }
-        if !crate::metrics::sinks_healthy() {
+        if !metrics.sinks_healthy() {
             return Err("a sink's last delivery attempt failed".to_owned());
         }
         Ok(())
@@ -285,6 +303,7 @@ fn informers(
     queues: Vec<Vec<SinkQueue>>,
     cancel: &CancellationToken,
     endpoints: &Endpoints,
+    metrics: &Metrics,
 ) -> Result<RunningInformers, AppError> {
     let mut informers = Informers::default();
     for planned in &plan.informers {
@@ -311,8 +330,7 @@ fn informers(
         resync: stream.resync,
         cluster: cluster.name.as_deref().map(Into::into),
     };
-    let mut running = informers.start(&cluster.client, &reflector, &processor, cancel);
-    running.seal();
+    let running = informers.start(&cluster.client, &reflector, &processor, cancel, metrics);
     let _ = endpoints.synced.set(running.synced_flags());
     let _ = endpoints.lister.set(Lister::new(running.caches()));
     Ok(running)

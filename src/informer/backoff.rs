@@ -45,15 +45,29 @@ impl Backoff {
 mod tests {
     use super::*;
 
+    /// Every delay lies in the jitter band around `initial * 2^attempt` capped at
+    /// `max`: a backoff that does not grow falls below the band by the third attempt,
+    /// one without its cap rises above it by the sixth, and one that does not reset
+    /// starts the next round above the first band.
     #[test]
     fn grows_caps_and_resets() {
-        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
-        let first = b.next_delay();
-        assert!(first >= Duration::from_millis(50) && first < Duration::from_millis(150));
-        for _ in 0..10 {
-            assert!(b.next_delay() < Duration::from_millis(1500));
+        let initial = Duration::from_millis(100);
+        let max = Duration::from_secs(1);
+        let mut b = Backoff::new(initial, max);
+        let in_band = |delay: Duration, attempt: u32| {
+            let base = initial.saturating_mul(1 << attempt).min(max);
+            // Jitter scales by [0.5, 1.5); the upper end is inclusive for float rounding.
+            let (low, high) = (base.mul_f64(0.5), base.mul_f64(1.5));
+            assert!(
+                delay >= low && delay <= high,
+                "attempt {attempt}: {delay:?} outside [{low:?}, {high:?}]"
+            );
+        };
+        for attempt in 0..12 {
+            in_band(b.next_delay(), attempt);
         }
         b.reset();
-        assert!(b.next_delay() < Duration::from_millis(150));
+        in_band(b.next_delay(), 0);
+        in_band(b.next_delay(), 1);
     }
 }

@@ -1,20 +1,33 @@
 //! Shared informers: list and watch a resource, keep a cache, and turn every change
 //! into a [`Notification`](kubebridge_sinks::Notification) for the subscribers.
 //!
-//! The flow mirrors client-go: the [`reflector`] lists and watches and emits
-//! [`Delta`]s into a bounded channel (client-go's DeltaFIFO); the [`processor`] applies
-//! them to the [`store`] and sends notifications to every subscriber; [`shared`] makes
-//! one informer per (resource, namespace, selectors) however many consume it.
+//! The flow mirrors client-go: the [`reflector`] (a state machine: list, then watch,
+//! resume, relist) emits [`Delta`]s into a bounded channel (client-go's DeltaFIFO);
+//! the [`processor`] task takes each to the [`diff`], which updates the [`store`] and
+//! says what changed, hands the notifications to the [`fanout`] (every subscriber's
+//! queue), and replays the cache on the [`resync`] schedule; [`shared`] makes one
+//! informer per (resource, namespace, selectors) however many consume it. Every
+//! subscriber is known before its informer starts: there are no late subscribers, so
+//! every consumer sees the same stream from the initial list on.
 
 pub mod backoff;
+pub mod delta;
+pub(crate) mod diff;
+pub(crate) mod fanout;
 pub mod object;
 pub mod processor;
 pub mod reflector;
+pub(crate) mod resync;
 pub mod shared;
 pub mod store;
+#[cfg(test)]
+mod testing;
+mod wire;
 
+pub use delta::Delta;
+pub use fanout::Subscriber;
 pub use object::RawObject;
-pub use processor::{Delta, Processor, ProcessorConfig, Subscriber};
+pub use processor::{Processor, ProcessorConfig};
 pub use reflector::{Reflector, ReflectorConfig, ReflectorError};
 pub use shared::{InformerSpec, Informers, RunningInformers};
 pub use store::Store;

@@ -1,21 +1,22 @@
-//! The reflector: LIST (paginated) then WATCH from the list's resourceVersion, resuming
-//! after a dropped watch and relisting after 410 Gone, with backoff between failures.
+//! The reflector: LIST (paginated) or watch-list, then WATCH from the list's
+//! resourceVersion, resuming after a dropped watch and relisting after 410 Gone, with
+//! backoff between failures. Like kube-runtime's watcher, it is a state machine
+//! ([`State`]) advanced by one step function and read as a stream of [`Delta`]s.
 
-use std::collections::BTreeMap;
 use std::ops::Range;
 use std::time::Duration;
 
-use futures::StreamExt;
-use serde::Deserialize;
-use serde_json::value::RawValue;
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::backoff::Backoff;
+use super::wire::{self, ListBody, WatchEvent};
 use super::{Delta, RawObject};
-use crate::kube::api::{self, ApiError, Url};
+use crate::kube::api::{self, ApiError, Url, WatchLine};
 use crate::kube::discovery::ApiResource;
-use crate::metrics;
+use crate::metrics::Metrics;
 
 /// How the reflector talks to the API server.
 #[derive(Debug, Clone)]
@@ -51,8 +52,10 @@ pub fn default_page_size() -> u32 {
     500
 }
 
-/// client-go draws watch timeouts between 5 and 10 minutes; kube's client gives up on
-/// a response that is silent for 295 s, so kubebridge stays below that.
+/// The server ends each watch after 150 to 290 s (drawn per watch) and the reflector
+/// resumes it; client-go draws from 5 to 10 minutes. Only the server ends a watch: kube's
+/// client sets no read timeout (`kube::Config::read_timeout` is `None`), so a connection
+/// that dies without closing is not noticed by this timeout.
 pub fn default_watch_timeout_secs() -> Range<u64> {
     150..290
 }
@@ -117,65 +120,159 @@ pub struct Reflector {
     field_selector: Option<String>,
     config: ReflectorConfig,
     backoff: Backoff,
-    /// Whether a complete list (LIST or watch-list) has been handed on yet.
-    listed: bool,
+    metrics: Metrics,
+    /// How complete lists are taken. Starts as the config says; a server that refuses
+    /// watch-list turns it into `List` for the rest of the run (see [`State::Empty`]).
+    lists_by: ListBy,
 }
 
-/// How a watch ended.
-enum WatchEnd {
-    /// The server closed it (timeout, restart): resume from the last resourceVersion.
-    Closed { events: usize },
-    /// 410 Gone: the resourceVersion is too old; relist.
-    Gone,
-    /// A failure worth retrying after a backoff.
-    Failed(ApiError),
-    /// Shutdown was asked for, or nobody listens any more.
-    Stopped,
+/// How the reflector takes a complete list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ListBy {
+    /// LIST, in pages of `page_size`.
+    List,
+    /// WATCH with `sendInitialEvents=true`: the state arrives as events, then a bookmark.
+    WatchList,
 }
 
-#[derive(Deserialize)]
-struct WatchEvent {
-    #[serde(rename = "type")]
-    kind: String,
-    object: Box<RawValue>,
+/// Where the reflector is. [`Reflector::step`] takes one state to the next; each variant
+/// says what moves it on. In short:
+///
+/// ```text
+/// Empty ─┬─> Listing ──(last page: Replace)──> Listed ──(open)──> Watching ──(closed)──> Listed
+///        └─> WatchListing ──(end of initial events: Replace)────> Watching
+/// 410 Gone -> Empty (relist);  other failures -> Backoff -> the state that retries them
+/// ```
+///
+/// Relists (`kubebridge_relists_total`) and watch restarts
+/// (`kubebridge_watch_restarts_total`) are counted on the transitions named below, with
+/// the reason in quotes. Every failure takes one path, [`Reflector::retry`]: a permanent
+/// one (403, 400, 404, ...) ends the reflector with a [`ReflectorError`]; any other goes
+/// to [`State::Backoff`] and then to the state that retries it.
+enum State {
+    /// No list in hand: the start, after the watch's resourceVersion expired, or after a
+    /// list was cut short. `initial`: whether the list to come is the informer's first.
+    ///
+    /// - lists by LIST -> `Listing` from the first page (no request yet);
+    /// - lists by watch-list -> the watch-list request opens -> `WatchListing`;
+    /// - the server refuses watch-list (400/422) -> LIST from now on -> `Empty`;
+    /// - the watch-list request fails otherwise -> `Backoff` -> `Empty`.
+    Empty {
+        /// Whether the list to come is the informer's first.
+        initial: bool,
+    },
+    /// A LIST in progress: the continue token of the next page and the objects so far.
+    ///
+    /// - a page with a continue token -> `Listing` (next page);
+    /// - the last page -> emits `Replace` -> `Listed` (with `once`: -> `Done`);
+    /// - 410 Gone on a continue token (churn outran the server's compaction window) ->
+    ///   relist "expired" -> `Listing` again in one unpaginated request, as client-go's
+    ///   pager does, because paginating again could expire again forever;
+    /// - another failure -> `Backoff` -> `Empty`; if pages had arrived, they are thrown
+    ///   away: relist "restarted".
+    Listing(Pages),
+    /// A watch-list in progress: objects gather until the end-of-initial-events bookmark.
+    ///
+    /// - an object event -> gathered -> `WatchListing`; another bookmark -> `WatchListing`;
+    /// - the end-of-initial-events bookmark -> emits `Replace` -> `Watching` on the same
+    ///   stream;
+    /// - the stream ends first -> relist "restarted" -> `Empty`;
+    /// - 410 Gone -> relist "expired" -> `Empty`;
+    /// - another failure (or an end bookmark without a resourceVersion, which leaves
+    ///   nothing to watch from) -> relist "restarted" -> `Backoff` -> `Empty`.
+    WatchListing(InitialEvents),
+    /// A resourceVersion to watch from and no watch open: after a LIST, or after a
+    /// watch ended.
+    ///
+    /// - the watch opens -> `Watching`;
+    /// - 410 Gone (the resourceVersion is older than the server's history) -> relist
+    ///   "expired" -> `Empty`;
+    /// - another failure -> watch restart "error" -> `Backoff` -> `Listed` (same version).
+    Listed {
+        /// Where the watch starts.
+        resource_version: String,
+    },
+    /// A watch open, at `resource_version` (the last event or bookmark).
+    ///
+    /// - an object event -> emits `Added`/`Modified`/`Deleted` -> `Watching`;
+    /// - a bookmark -> `Watching` at its version; an unknown event type -> ignored;
+    /// - the server closes the watch (its timeout, a restart, a dropped connection) ->
+    ///   watch restart "closed" -> `Listed` at the last version; after a short `Backoff`
+    ///   if the watch heard nothing, so a watch that ends at once cannot spin;
+    /// - 410 Gone (an `ERROR` event) -> relist "expired" -> `Empty`;
+    /// - another failure (transport, an `ERROR` event, an undecodable line) -> watch
+    ///   restart "error" -> `Backoff` -> `Listed` at the last version.
+    Watching {
+        /// The last resourceVersion the watch reached.
+        resource_version: String,
+        /// The open watch.
+        watch: Watch,
+    },
+    /// Waiting after a failure (the Retry-After the server asked for, or the backoff),
+    /// then `then`.
+    Backoff {
+        /// How long.
+        delay: Duration,
+        /// The state that retries what failed.
+        then: Box<State>,
+    },
+    /// With `once`, the initial list has been handed on: the stream of deltas ends.
+    Done,
 }
 
-#[derive(Deserialize)]
-struct ListPage {
-    metadata: ListMeta,
-    #[serde(default)]
-    items: Vec<Box<RawValue>>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ListMeta {
-    #[serde(default)]
-    resource_version: String,
-    #[serde(default, rename = "continue")]
+/// A LIST in progress.
+struct Pages {
+    /// Whether this is the informer's first list.
+    initial: bool,
+    /// The token for the next page; `None` before the first.
     continue_token: Option<String>,
+    /// Whether to ask for pages (`limit`); not after a continue token expired.
+    paginate: bool,
+    /// The objects of the pages so far.
+    objects: Vec<RawObject>,
 }
 
-#[derive(Deserialize)]
-struct Bookmark {
-    metadata: BookmarkMeta,
+impl Pages {
+    fn first(initial: bool, paginate: bool) -> Self {
+        Pages {
+            initial,
+            continue_token: None,
+            paginate,
+            objects: Vec::new(),
+        }
+    }
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct BookmarkMeta {
-    #[serde(default)]
-    resource_version: String,
-    #[serde(default)]
-    annotations: BTreeMap<String, String>,
+/// A watch-list in progress.
+struct InitialEvents {
+    /// Whether this is the informer's first list.
+    initial: bool,
+    /// The watch the events arrive on; it goes on as the `Watching` watch.
+    watch: Watch,
+    /// The objects so far.
+    objects: Vec<RawObject>,
+    /// The last resourceVersion an event or bookmark carried.
+    resource_version: Option<String>,
 }
 
-const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
+/// An open watch: its lines, and how many events it has carried.
+struct Watch {
+    lines: BoxStream<'static, WatchLine>,
+    /// The request path, for errors.
+    path: String,
+    /// Events (bookmarks included) heard so far.
+    heard: usize,
+}
+
+/// What one step produces: maybe a delta, and the next state; or the permanent failure
+/// that ends the reflector (boxed: it is large, and rare).
+type Step = Result<(Option<Delta>, State), Box<ReflectorError>>;
 
 impl Reflector {
     /// A reflector called `name` (for logs and metrics) for `resource`, in `namespace`
-    /// (all namespaces when `None`).
-    pub fn new(
+    /// (all namespaces when `None`), counting what happens in `metrics`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
         name: String,
         client: kube::Client,
         resource: ApiResource,
@@ -183,7 +280,14 @@ impl Reflector {
         label_selector: Option<String>,
         field_selector: Option<String>,
         config: ReflectorConfig,
+        metrics: Metrics,
     ) -> Self {
+        // `--once` wants a plain list: a watch-list would keep a watch open for nothing.
+        let lists_by = if config.watch_list && !config.once {
+            ListBy::WatchList
+        } else {
+            ListBy::List
+        };
         Reflector {
             name,
             client,
@@ -193,134 +297,312 @@ impl Reflector {
             field_selector,
             config,
             backoff: Backoff::default(),
-            listed: false,
+            metrics,
+            lists_by,
         }
-    }
-
-    fn describe(&self) -> String {
-        match &self.namespace {
-            Some(ns) => format!("{} in namespace {ns:?}", self.resource.id),
-            None => self.resource.id.to_string(),
-        }
-    }
-
-    fn url(&self) -> Url {
-        Url::new(self.resource.collection_path(self.namespace.as_deref()))
-            .param_opt("labelSelector", self.label_selector.as_deref())
-            .param_opt("fieldSelector", self.field_selector.as_deref())
     }
 
     /// Runs until cancelled, until `deltas` is closed, or (with `once`) after the
     /// initial list. Returns an error only for failures retrying cannot fix.
     pub async fn run(
-        mut self,
+        self,
         deltas: mpsc::Sender<Delta>,
         cancel: CancellationToken,
     ) -> Result<(), ReflectorError> {
-        let mut resource_version: Option<String> = None;
+        let mut stream = std::pin::pin!(self.into_stream());
         loop {
-            if cancel.is_cancelled() || deltas.is_closed() {
+            let next = tokio::select! {
+                next = stream.next() => next,
+                () = cancel.cancelled() => return Ok(()),
+                () = deltas.closed() => return Ok(()),
+            };
+            let Some(delta) = next.transpose()? else {
+                return Ok(());
+            };
+            // Not cancellable: a delta taken from the server is handed on, so the
+            // processor can deliver it within the shutdown grace.
+            if deltas.send(delta).await.is_err() {
                 return Ok(());
             }
-            let Some(rv) = resource_version.take() else {
-                if self.config.watch_list && !self.config.once {
-                    match self.watch(None, true, &deltas, &cancel).await {
-                        Ok((end, rv)) => {
-                            resource_version = rv;
-                            self.after_watch(end, &mut resource_version, &cancel)
-                                .await?;
-                        }
-                        Err(e) if matches!(e.code(), Some(400 | 422)) => {
-                            tracing::info!(resource = %self.describe(), error = %e, "the API server does not support watch-list; using LIST");
-                            self.config.watch_list = false;
-                        }
-                        Err(e) => self.pause_after(e, "watch", &cancel).await?,
-                    }
-                    continue;
-                }
-                match self.list(&cancel).await {
-                    Ok(Some((objects, rv))) => {
-                        self.backoff.reset();
-                        tracing::debug!(resource = %self.describe(), objects = objects.len(), rv, "listed");
-                        let initial = !std::mem::replace(&mut self.listed, true);
-                        if deltas
-                            .send(Delta::Replace { objects, initial })
-                            .await
-                            .is_err()
-                            || self.config.once
-                        {
-                            return Ok(());
-                        }
-                        resource_version = Some(rv);
-                    }
-                    Ok(None) => return Ok(()),
-                    Err(e) => self.pause_after(e, "list", &cancel).await?,
-                }
-                continue;
+        }
+    }
+
+    /// The deltas, in order, as a stream: an `unfold` over [`State`]. It ends after the
+    /// initial list with `once`, and after the first (permanent) error.
+    pub fn into_stream(self) -> impl Stream<Item = Result<Delta, ReflectorError>> + Send {
+        let start = State::Empty { initial: true };
+        futures::stream::unfold(Some((self, start)), |machine| async move {
+            let (mut reflector, state) = machine?;
+            match reflector.step_trampolined(state).await {
+                Ok((Some(delta), next)) => Some((Ok(delta), Some((reflector, next)))),
+                Ok((None, _done)) => None,
+                Err(e) => Some((Err(*e), None)),
+            }
+        })
+    }
+
+    /// Steps until a delta comes out, or until `Done` (returned with no delta). Any
+    /// delta means the server is answering, so the backoff starts over.
+    async fn step_trampolined(&mut self, mut state: State) -> Step {
+        loop {
+            if matches!(state, State::Done) {
+                return Ok((None, State::Done));
+            }
+            let (delta, next) = self.step(state).await?;
+            if delta.is_some() {
+                self.backoff.reset();
+                return Ok((delta, next));
+            }
+            state = next;
+        }
+    }
+
+    /// One transition of the state machine (documented on [`State`]).
+    async fn step(&mut self, state: State) -> Step {
+        match state {
+            State::Empty { initial } => self.start_list(initial).await,
+            State::Listing(pages) => self.list_page(pages).await,
+            State::WatchListing(events) => self.initial_event(events).await,
+            State::Listed { resource_version } => match self.open(Some(&resource_version)).await {
+                Ok(watch) => Ok((
+                    None,
+                    State::Watching {
+                        resource_version,
+                        watch,
+                    },
+                )),
+                Err(e) => self.watch_failed(e, resource_version),
+            },
+            State::Watching {
+                resource_version,
+                watch,
+            } => self.watch_event(resource_version, watch).await,
+            State::Backoff { delay, then } => {
+                tokio::time::sleep(delay).await;
+                Ok((None, *then))
+            }
+            State::Done => Ok((None, State::Done)),
+        }
+    }
+
+    /// From `Empty`: start a LIST, or open a watch-list.
+    async fn start_list(&mut self, initial: bool) -> Step {
+        if self.lists_by == ListBy::List {
+            return Ok((None, State::Listing(Pages::first(initial, true))));
+        }
+        match self.open(None).await {
+            Ok(watch) => {
+                let events = InitialEvents {
+                    initial,
+                    watch,
+                    objects: Vec::new(),
+                    resource_version: None,
+                };
+                Ok((None, State::WatchListing(events)))
+            }
+            Err(e) if matches!(e.code(), Some(400 | 422)) => {
+                tracing::info!(resource = %self.describe(), error = %e, "the API server does not support watch-list; using LIST");
+                self.lists_by = ListBy::List;
+                Ok((None, State::Empty { initial }))
+            }
+            Err(e) => Ok((None, self.retry(e, "watch", State::Empty { initial })?)),
+        }
+    }
+
+    /// From `Listing`: fetch one page.
+    async fn list_page(&mut self, mut pages: Pages) -> Step {
+        let mut url = self
+            .url()
+            .param_opt("continue", pages.continue_token.as_deref());
+        if pages.paginate {
+            url = url.param("limit", self.config.page_size.to_string());
+        }
+        let path = url.path().to_owned();
+        let page = match api::get_json::<ListBody>(&self.client, url).await {
+            Ok(body) => wire::decode_page(body, &self.resource.id, &path),
+            Err(e) => Err(e),
+        };
+        let page = match page {
+            Ok(page) => page,
+            Err(e) => return self.list_failed(e, pages),
+        };
+        pages.objects.extend(page.objects);
+        self.show_progress(pages.objects.len(), page.continue_token.is_none());
+        if let Some(token) = page.continue_token {
+            pages.continue_token = Some(token);
+            return Ok((None, State::Listing(pages)));
+        }
+        let resource_version = page.resource_version;
+        tracing::debug!(resource = %self.describe(), objects = pages.objects.len(), rv = resource_version, "listed");
+        let delta = Delta::Replace {
+            objects: pages.objects,
+            initial: pages.initial,
+        };
+        let next = if self.config.once {
+            State::Done
+        } else {
+            State::Listed { resource_version }
+        };
+        Ok((Some(delta), next))
+    }
+
+    fn list_failed(&mut self, e: ApiError, pages: Pages) -> Step {
+        let mid_list = pages.continue_token.is_some();
+        if e.is_gone() && mid_list {
+            tracing::info!(resource = %self.describe(), "continue token expired; listing again in one request");
+            self.metrics.relisted(&self.name, "expired");
+            return Ok((None, State::Listing(Pages::first(pages.initial, false))));
+        }
+        let next = self.retry(
+            e,
+            "list",
+            State::Empty {
+                initial: pages.initial,
+            },
+        )?;
+        if mid_list {
+            self.metrics.relisted(&self.name, "restarted");
+        }
+        Ok((None, next))
+    }
+
+    /// From `WatchListing`: read one event of the initial state.
+    async fn initial_event(&mut self, mut events: InitialEvents) -> Step {
+        let event = match events
+            .watch
+            .next(&self.resource, &self.name, &self.metrics)
+            .await
+        {
+            Some(Ok(event)) => event,
+            Some(Err(e)) => return self.watch_list_failed(Some(e), events.initial),
+            None => return self.watch_list_failed(None, events.initial),
+        };
+        if let Some(rv) = event.resource_version() {
+            events.resource_version = Some(rv.to_owned());
+        }
+        match event {
+            WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o) => {
+                events.objects.push(o);
+            }
+            WatchEvent::Bookmark {
+                ends_initial_events: true,
+                ..
+            } => return self.initial_events_done(events),
+            WatchEvent::Bookmark { .. } => {}
+            WatchEvent::Unknown(kind) => self.ignore(&kind),
+        }
+        Ok((None, State::WatchListing(events)))
+    }
+
+    /// The end-of-initial-events bookmark: the state is complete.
+    fn initial_events_done(&mut self, events: InitialEvents) -> Step {
+        let Some(resource_version) = events.resource_version else {
+            // Nothing to watch from (the bookmark should carry the list's version).
+            let e = ApiError::Decode {
+                path: events.watch.path,
+                detail: "the end of the initial events carries no resourceVersion".into(),
             };
-            match self.watch(Some(rv.clone()), false, &deltas, &cancel).await {
-                Ok((end, last)) => {
-                    resource_version = last.or(Some(rv));
-                    self.after_watch(end, &mut resource_version, &cancel)
-                        .await?;
-                }
-                Err(e) if e.is_gone() => {
-                    tracing::info!(resource = %self.describe(), "resourceVersion expired; relisting");
-                    metrics::relisted(&self.name, "expired");
-                }
-                Err(e) => {
-                    resource_version = Some(rv);
-                    self.pause_after(e, "watch", &cancel).await?;
-                }
+            return self.watch_list_failed(Some(e), events.initial);
+        };
+        let delta = Delta::Replace {
+            objects: events.objects,
+            initial: events.initial,
+        };
+        let next = State::Watching {
+            resource_version,
+            watch: events.watch,
+        };
+        Ok((Some(delta), next))
+    }
+
+    /// A watch-list ended (`None`) or failed before its initial state was complete.
+    fn watch_list_failed(&mut self, e: Option<ApiError>, initial: bool) -> Step {
+        let again = State::Empty { initial };
+        let (next, reason) = match e {
+            None => {
+                tracing::info!(resource = %self.describe(), "the watch-list ended before the initial state was complete; starting again");
+                (again, "restarted")
             }
+            Some(e) if e.is_gone() => {
+                tracing::info!(resource = %self.describe(), "watch-list expired (410 Gone); starting again");
+                (again, "expired")
+            }
+            Some(e) => (self.retry(e, "watch", again)?, "restarted"),
+        };
+        self.metrics.relisted(&self.name, reason);
+        Ok((None, next))
+    }
+
+    /// From `Watching`: read one event.
+    async fn watch_event(&mut self, mut resource_version: String, mut watch: Watch) -> Step {
+        let event = match watch.next(&self.resource, &self.name, &self.metrics).await {
+            Some(Ok(event)) => event,
+            Some(Err(e)) => return self.watch_failed(e, resource_version),
+            None => return Ok((None, self.watch_closed(resource_version, watch.heard))),
+        };
+        if let Some(rv) = event.resource_version() {
+            resource_version = rv.to_owned();
+        }
+        let delta = match event {
+            WatchEvent::Added(o) => Some(Delta::Added(o)),
+            WatchEvent::Modified(o) => Some(Delta::Modified(o)),
+            WatchEvent::Deleted(o) => Some(Delta::Deleted(o)),
+            WatchEvent::Bookmark { .. } => None,
+            WatchEvent::Unknown(kind) => {
+                self.ignore(&kind);
+                None
+            }
+        };
+        let next = State::Watching {
+            resource_version,
+            watch,
+        };
+        Ok((delta, next))
+    }
+
+    fn watch_closed(&mut self, resource_version: String, heard: usize) -> State {
+        tracing::debug!(resource = %self.describe(), events = heard, "watch closed; resuming");
+        self.metrics.watch_restarted(&self.name, "closed");
+        let resume = State::Listed { resource_version };
+        if heard > 0 {
+            return resume;
+        }
+        // A watch that ends at once, again and again, must not spin.
+        State::Backoff {
+            delay: self.backoff.next_delay().min(Duration::from_secs(1)),
+            then: Box::new(resume),
         }
     }
 
-    async fn after_watch(
-        &mut self,
-        end: WatchEnd,
-        resource_version: &mut Option<String>,
-        cancel: &CancellationToken,
-    ) -> Result<(), ReflectorError> {
-        match end {
-            WatchEnd::Closed { events } => {
-                tracing::debug!(resource = %self.describe(), events, "watch closed; resuming");
-                metrics::watch_restarted(&self.name, "closed");
-                if events == 0 {
-                    // A watch that ends at once, again and again, must not spin.
-                    let delay = self.backoff.next_delay();
-                    sleep_or_cancel(delay.min(Duration::from_secs(1)), cancel).await;
-                }
-            }
-            WatchEnd::Gone => {
-                tracing::info!(resource = %self.describe(), "watch expired (410 Gone); relisting");
-                metrics::relisted(&self.name, "expired");
-                *resource_version = None;
-            }
-            WatchEnd::Failed(e) => {
-                metrics::watch_restarted(&self.name, "error");
-                self.pause_after(e, "watch", cancel).await?;
-            }
-            WatchEnd::Stopped => {}
+    /// A watch could not open, or failed while open.
+    fn watch_failed(&mut self, e: ApiError, resource_version: String) -> Step {
+        if e.is_gone() {
+            tracing::info!(resource = %self.describe(), "resourceVersion expired (410 Gone); relisting");
+            self.metrics.relisted(&self.name, "expired");
+            return Ok((None, State::Empty { initial: false }));
         }
-        Ok(())
+        let next = self.retry(e, "watch", State::Listed { resource_version })?;
+        self.metrics.watch_restarted(&self.name, "error");
+        Ok((None, next))
     }
 
-    /// Sleeps after a retryable failure (honouring Retry-After), or turns a permanent
-    /// one into an error.
-    async fn pause_after(
+    /// The one error path: a permanent failure ends the reflector; any other waits
+    /// (Retry-After, or the backoff) and then goes to `then`.
+    fn retry(
         &mut self,
         e: ApiError,
         verb: &'static str,
-        cancel: &CancellationToken,
-    ) -> Result<(), ReflectorError> {
+        then: State,
+    ) -> Result<State, Box<ReflectorError>> {
         if !e.is_retryable() && !e.is_gone() {
-            return Err(self.permanent(e, verb));
+            return Err(Box::new(self.permanent(e, verb)));
         }
         let delay = e.retry_after().unwrap_or_else(|| self.backoff.next_delay());
         tracing::warn!(resource = %self.describe(), error = %e, retry_in = ?delay, "{verb} failed; retrying");
-        sleep_or_cancel(delay, cancel).await;
-        Ok(())
+        Ok(State::Backoff {
+            delay,
+            then: Box::new(then),
+        })
     }
 
     fn permanent(&self, e: ApiError, verb: &'static str) -> ReflectorError {
@@ -351,52 +633,46 @@ impl Reflector {
         }
     }
 
-    /// A complete LIST: every object and the list's resourceVersion. Paginated; if the
-    /// snapshot the pages come from is compacted before the last page (a continue token
-    /// expires: churn outran the API server's compaction window), the list is taken again
-    /// in one unpaginated request, as client-go's pager does, because restarting the
-    /// pagination could expire again forever. Returns `None` when cancelled.
-    async fn list(
-        &mut self,
-        cancel: &CancellationToken,
-    ) -> Result<Option<(Vec<RawObject>, String)>, ApiError> {
-        let mut objects = Vec::new();
-        let mut token: Option<String> = None;
-        let mut paginate = true;
-        loop {
-            if cancel.is_cancelled() {
-                return Ok(None);
-            }
-            let mut url = self.url().param_opt("continue", token.as_deref());
-            if paginate {
-                url = url.param("limit", self.config.page_size.to_string());
-            }
-            let page: ListPage = match api::get_json(&self.client, url).await {
-                Ok(page) => page,
-                Err(e) if e.is_gone() && token.is_some() => {
-                    tracing::info!(resource = %self.describe(), "continue token expired; listing again in one request");
-                    objects.clear();
-                    token = None;
-                    paginate = false;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            objects.reserve(page.items.len());
-            for item in page.items {
-                objects.push(self.decode(item, "list")?);
-            }
-            let done = page
-                .metadata
-                .continue_token
-                .as_deref()
-                .is_none_or(str::is_empty);
-            self.show_progress(objects.len(), done);
-            match page.metadata.continue_token.filter(|t| !t.is_empty()) {
-                Some(next) => token = Some(next),
-                None => return Ok(Some((objects, page.metadata.resource_version))),
-            }
+    fn ignore(&self, kind: &str) {
+        tracing::warn!(resource = %self.describe(), kind, "ignoring a watch event of unknown type");
+    }
+
+    fn describe(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{} in namespace {ns:?}", self.resource.id),
+            None => self.resource.id.to_string(),
         }
+    }
+
+    fn url(&self) -> Url {
+        Url::new(self.resource.collection_path(self.namespace.as_deref()))
+            .param_opt("labelSelector", self.label_selector.as_deref())
+            .param_opt("fieldSelector", self.field_selector.as_deref())
+    }
+
+    /// Opens a watch from `resource_version`, or, with `None`, a watch-list (the state
+    /// first, then the changes).
+    async fn open(&self, resource_version: Option<&str>) -> Result<Watch, ApiError> {
+        let timeout = fastrand::u64(self.config.watch_timeout_secs.clone());
+        let url = self
+            .url()
+            .param("watch", "true")
+            .param("allowWatchBookmarks", "true")
+            .param("timeoutSeconds", timeout.to_string());
+        let url = match resource_version {
+            Some(rv) => url.param("resourceVersion", rv),
+            None => url
+                .param("sendInitialEvents", "true")
+                .param("resourceVersionMatch", "NotOlderThan")
+                .param("resourceVersion", ""),
+        };
+        let path = url.path().to_owned();
+        let lines = api::get_lines(&self.client, url).await?.boxed();
+        Ok(Watch {
+            lines,
+            path,
+            heard: 0,
+        })
     }
 
     /// On a terminal, one line per informer that counts up while its LIST pages arrive
@@ -418,148 +694,31 @@ impl Reflector {
             );
         }
     }
+}
 
-    fn decode(&self, raw: Box<RawValue>, what: &str) -> Result<RawObject, ApiError> {
-        RawObject::decode(raw, &self.resource.id).map_err(|e| ApiError::Decode {
-            path: self.resource.collection_path(self.namespace.as_deref()),
-            detail: format!("a {what} object without the metadata every object has: {e}"),
-        })
-    }
-
-    /// Watches from `rv`, or, with `initial_events`, gets the state through the watch
-    /// first (watch-list) and emits it as one `Replace`. Returns how it ended and the
-    /// last resourceVersion seen.
-    async fn watch(
+impl Watch {
+    /// The next event; `None` when the server closed the watch.
+    async fn next(
         &mut self,
-        rv: Option<String>,
-        initial_events: bool,
-        deltas: &mpsc::Sender<Delta>,
-        cancel: &CancellationToken,
-    ) -> Result<(WatchEnd, Option<String>), ApiError> {
-        let timeout = fastrand::u64(self.config.watch_timeout_secs.clone());
-        let mut url = self
-            .url()
-            .param("watch", "true")
-            .param("allowWatchBookmarks", "true")
-            .param("timeoutSeconds", timeout.to_string());
-        if initial_events {
-            url = url
-                .param("sendInitialEvents", "true")
-                .param("resourceVersionMatch", "NotOlderThan")
-                .param("resourceVersion", "");
-        } else if let Some(rv) = &rv {
-            url = url.param("resourceVersion", rv);
-        }
-        let path = url.path().to_owned();
-        let mut lines = tokio::select! {
-            lines = api::get_lines(&self.client, url) => lines?,
-            _ = cancel.cancelled() => return Ok((WatchEnd::Stopped, rv)),
-        };
-        let mut last_rv = rv;
-        let mut events = 0usize;
-        // With initial events, objects gather here until the end-of-initial-events bookmark.
-        let mut initial: Option<Vec<RawObject>> = initial_events.then(Vec::new);
+        resource: &ApiResource,
+        informer: &str,
+        metrics: &Metrics,
+    ) -> Option<Result<WatchEvent, ApiError>> {
         loop {
-            let line = tokio::select! {
-                line = lines.next() => line,
-                _ = cancel.cancelled() => return Ok((WatchEnd::Stopped, last_rv)),
+            let line = match self.lines.next().await? {
+                Ok(line) if line.trim().is_empty() => continue,
+                Ok(line) => line,
+                Err(e) => return Some(Err(e)),
             };
-            let line = match line {
-                None => break,
-                Some(Ok(line)) if line.trim().is_empty() => continue,
-                Some(Ok(line)) => line,
-                Some(Err(e)) => return Ok((WatchEnd::Failed(e), last_rv)),
-            };
-            let event: WatchEvent = match serde_json::from_str(&line) {
-                Ok(event) => event,
-                Err(e) => {
-                    let e = ApiError::Decode {
-                        path,
-                        detail: format!("a watch line that is not an event: {e}"),
-                    };
-                    return Ok((WatchEnd::Failed(e), last_rv));
-                }
-            };
-            events += 1;
-            metrics::watch_heard(&self.name);
-            let delta = match event.kind.as_str() {
-                "ADDED" | "MODIFIED" | "DELETED" => {
-                    let object = match self.decode(event.object, "watch") {
-                        Ok(o) => o,
-                        Err(e) => return Ok((WatchEnd::Failed(e), last_rv)),
-                    };
-                    last_rv = Some(object.resource_version.clone());
-                    if let Some(initial) = initial.as_mut() {
-                        initial.push(object);
-                        continue;
-                    }
-                    match event.kind.as_str() {
-                        "ADDED" => Delta::Added(object),
-                        "MODIFIED" => Delta::Modified(object),
-                        _ => Delta::Deleted(object),
-                    }
-                }
-                "BOOKMARK" => {
-                    let bookmark: Bookmark = match serde_json::from_str(event.object.get()) {
-                        Ok(b) => b,
-                        Err(e) => {
-                            let e = ApiError::Decode {
-                                path,
-                                detail: format!("a bookmark without metadata: {e}"),
-                            };
-                            return Ok((WatchEnd::Failed(e), last_rv));
-                        }
-                    };
-                    if !bookmark.metadata.resource_version.is_empty() {
-                        last_rv = Some(bookmark.metadata.resource_version);
-                    }
-                    let ends_initial = bookmark
-                        .metadata
-                        .annotations
-                        .get(INITIAL_EVENTS_END)
-                        .is_some_and(|v| v == "true");
-                    match initial.take() {
-                        Some(objects) if ends_initial => {
-                            self.backoff.reset();
-                            Delta::Replace {
-                                objects,
-                                initial: !std::mem::replace(&mut self.listed, true),
-                            }
-                        }
-                        other => {
-                            initial = other;
-                            continue;
-                        }
-                    }
-                }
-                "ERROR" => {
-                    let e = api::status_from_event(&path, event.object.get());
-                    if e.is_gone() {
-                        return Ok((WatchEnd::Gone, last_rv));
-                    }
-                    return Ok((WatchEnd::Failed(e), last_rv));
-                }
-                other => {
-                    tracing::warn!(resource = %self.describe(), kind = other, "ignoring a watch event of unknown type");
-                    continue;
-                }
-            };
-            self.backoff.reset();
-            if deltas.send(delta).await.is_err() {
-                return Ok((WatchEnd::Stopped, last_rv));
+            let event = wire::decode_event(&line, &resource.id, &self.path);
+            if event.is_ok() {
+                self.heard += 1;
+                metrics.watch_heard(informer);
             }
+            return Some(event);
         }
-        if initial.is_some() {
-            // The stream ended before the initial state was complete: start again.
-            return Ok((WatchEnd::Gone, None));
-        }
-        Ok((WatchEnd::Closed { events }, last_rv))
     }
 }
 
-async fn sleep_or_cancel(delay: Duration, cancel: &CancellationToken) {
-    tokio::select! {
-        _ = tokio::time::sleep(delay) => {}
-        _ = cancel.cancelled() => {}
-    }
-}
+#[cfg(test)]
+mod tests;

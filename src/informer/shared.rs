@@ -1,6 +1,5 @@
 //! Shared informers: one per (resource, namespace, selectors), whatever consumes it.
 
-use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use tokio::sync::{mpsc, watch};
@@ -11,6 +10,7 @@ use super::{
     Processor, ProcessorConfig, Reflector, ReflectorConfig, ReflectorError, Store, Subscriber,
 };
 use crate::kube::discovery::ApiResource;
+use crate::metrics::Metrics;
 
 /// What one informer watches. Two consumers asking for equal specs share one informer:
 /// one LIST, one WATCH and one cache.
@@ -62,17 +62,17 @@ impl Informers {
     }
 
     /// Starts a reflector and a processor for every informer.
-    pub fn start(
+    pub(crate) fn start(
         self,
         client: &kube::Client,
         reflector: &ReflectorConfig,
         processor: &ProcessorConfig,
         cancel: &CancellationToken,
+        metrics: &Metrics,
     ) -> RunningInformers {
         let mut running = RunningInformers {
             tasks: JoinSet::new(),
             synced: Vec::new(),
-            late: HashMap::new(),
             caches: Vec::new(),
         };
         for (spec, subscribers) in self.specs {
@@ -80,12 +80,12 @@ impl Informers {
             // The DeltaFIFO: bounded, so a processor blocked on a full sink queue stops
             // the reflector reading its watch.
             let (delta_tx, delta_rx) = mpsc::channel(256);
-            let (late_tx, late_rx) = mpsc::channel(16);
             let processor = Processor::new(
                 name.clone(),
                 spec.resource.id.clone(),
                 processor.clone(),
                 subscribers,
+                metrics.clone(),
             );
             running.synced.push((name, processor.synced()));
             running.caches.push((spec.clone(), processor.cache()));
@@ -97,14 +97,12 @@ impl Informers {
                 spec.label_selector.clone(),
                 spec.field_selector.clone(),
                 reflector.clone(),
+                metrics.clone(),
             );
-            running.late.insert(spec, late_tx);
             let cancel = cancel.clone();
             running.tasks.spawn(async move {
-                let (result, ()) = tokio::join!(
-                    reflector.run(delta_tx, cancel),
-                    processor.run(delta_rx, late_rx)
-                );
+                let (result, ()) =
+                    tokio::join!(reflector.run(delta_tx, cancel), processor.run(delta_rx));
                 result.map_err(Box::new)
             });
         }
@@ -116,7 +114,6 @@ impl Informers {
 pub struct RunningInformers {
     tasks: JoinSet<Result<(), Box<ReflectorError>>>,
     synced: Vec<(String, watch::Receiver<bool>)>,
-    late: HashMap<InformerSpec, mpsc::Sender<Subscriber>>,
     caches: Vec<(InformerSpec, Arc<RwLock<Store>>)>,
 }
 
@@ -147,23 +144,9 @@ impl RunningInformers {
         self.synced.clone()
     }
 
-    /// Adds a subscriber to a running informer; it first receives the current cache as
-    /// ADDED notifications. Returns false if no informer runs for `spec`.
-    pub async fn subscribe(&self, spec: &InformerSpec, subscriber: Subscriber) -> bool {
-        match self.late.get(spec) {
-            Some(tx) => tx.send(subscriber).await.is_ok(),
-            None => false,
-        }
-    }
-
     /// Waits for the next informer to stop; `None` when all have.
     pub async fn join_next(&mut self) -> Option<Result<(), Box<ReflectorError>>> {
         let joined = self.tasks.join_next().await?;
         Some(joined.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())))
-    }
-
-    /// Closes the late-subscription channels so processors can finish.
-    pub fn seal(&mut self) {
-        self.late.clear();
     }
 }

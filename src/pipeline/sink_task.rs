@@ -8,7 +8,7 @@ use kubebridge_sinks::{Notification, PublishError, Sink, SinkError};
 use tokio::task::JoinHandle;
 
 use crate::informer::backoff::Backoff;
-use crate::metrics::{self, SinkHealth};
+use crate::metrics::{Metrics, SinkMetrics};
 use crate::queue::{Overflow, QueueReceiver, QueueSender, queue};
 
 /// Most notifications handed to a sink in one `publish` call: large enough to amortise
@@ -38,22 +38,23 @@ pub enum SinkOutcome {
 
 /// Starts a task for `sink`, called `name` in logs and metrics, with a queue of
 /// `capacity` notifications.
-pub fn spawn_sink(
+pub(crate) fn spawn_sink(
     name: String,
     sink: Box<dyn Sink>,
     capacity: usize,
     overflow: Overflow,
+    metrics: &Metrics,
 ) -> (SinkQueue, JoinHandle<SinkOutcome>) {
     let (tx, rx) = queue(capacity, overflow);
-    let health = metrics::sink_started(&name, tx.gauge());
-    (tx, tokio::spawn(run(name, sink, rx, health)))
+    let metrics = metrics.sink_started(&name, tx.gauge());
+    (tx, tokio::spawn(run(name, sink, rx, metrics)))
 }
 
 async fn run(
     name: String,
     mut sink: Box<dyn Sink>,
     mut queue: QueueReceiver<Arc<Notification>>,
-    health: Arc<SinkHealth>,
+    metrics: SinkMetrics,
 ) -> SinkOutcome {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut delivered = 0u64;
@@ -64,10 +65,10 @@ async fn run(
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let mut start = 0;
         while start < batch.len() {
-            metrics::publish_started(&health, batch[start].time);
+            metrics.publish_started(batch[start].time);
             match sink.publish(&batch[start..]).await {
                 Ok(()) => {
-                    metrics::delivered(&name, &health, &batch[start..]);
+                    metrics.delivered(&batch[start..]);
                     delivered += (batch.len() - start) as u64;
                     backoff.reset();
                     break;
@@ -78,21 +79,21 @@ async fn run(
                 }) => {
                     // A sink that claims more than it was given is clamped, not trusted.
                     let n = n.min(batch.len() - start);
-                    metrics::delivered(&name, &health, &batch[start..start + n]);
+                    metrics.delivered(&batch[start..start + n]);
                     delivered += n as u64;
                     start += n;
                     match error {
                         SinkError::Closed => return SinkOutcome::Closed,
                         SinkError::Retryable { .. } => {
-                            metrics::publish_failed(&name, &health, true);
+                            metrics.publish_failed(true);
                             let delay = backoff.next_delay();
                             tracing::warn!(sink = %name, error = %error, retry_in = ?delay, "publish failed; retrying");
                             tokio::time::sleep(delay).await;
                         }
                         SinkError::Permanent { .. } => {
-                            metrics::publish_failed(&name, &health, false);
+                            metrics.publish_failed(false);
                             if let Some(n) = batch.get(start) {
-                                metrics::dropped(&name, "permanent", 1);
+                                metrics.refused();
                                 tracing::error!(
                                     sink = %name, error = %error, resource = %n.resource,
                                     object = %n.key(), id = %n.id(),
@@ -208,7 +209,13 @@ mod tests {
             ],
             confirmed: confirmed.clone(),
         };
-        let (tx, task) = spawn_sink("test".into(), Box::new(sink), 8, Overflow::Block);
+        let (tx, task) = spawn_sink(
+            "test".into(),
+            Box::new(sink),
+            8,
+            Overflow::Block,
+            &Metrics::new(),
+        );
         for name in ["a", "b", "c", "d"] {
             tx.send(note(name)).await.expect("send");
         }
@@ -235,7 +242,13 @@ mod tests {
             script: vec![Err(SinkError::Closed)],
             confirmed: Arc::default(),
         };
-        let (tx, task) = spawn_sink("test".into(), Box::new(sink), 8, Overflow::Block);
+        let (tx, task) = spawn_sink(
+            "test".into(),
+            Box::new(sink),
+            8,
+            Overflow::Block,
+            &Metrics::new(),
+        );
         tx.send(note("a")).await.expect("send");
         assert!(matches!(task.await.expect("join"), SinkOutcome::Closed));
         assert!(tx.is_closed());

@@ -7,13 +7,14 @@
 //! it runs a small smoke size so the benchmark itself is known to work.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use kubebridge_testkit::http;
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -137,23 +138,22 @@ impl SimProcess {
         }
     }
 
-    /// GETs a path (HTTP/1.0, so the body is plain) and returns the body.
+    /// GETs a path with the test kit's HTTP client and returns the body.
     fn get(&self, path: &str) -> Vec<u8> {
-        let mut stream = TcpStream::connect(&self.addr).expect("connect to the simulator");
-        write!(
-            stream,
-            "GET {path} HTTP/1.0\r\nHost: {}\r\nAccept: application/json\r\n\r\n",
-            self.addr
-        )
-        .unwrap();
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).unwrap();
-        let split = response
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .expect("HTTP response")
-            + 4;
-        response.split_off(split)
+        let addr = self.addr.parse().expect("the simulator's address");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime for one request");
+        let response = runtime.block_on(http::request(
+            addr,
+            "GET",
+            path,
+            &[("Accept", "application/json")],
+            None,
+        ));
+        assert_eq!(response.status, 200, "GET {path}: {}", response.text());
+        response.body
     }
 
     fn resource_version(&self) -> u64 {

@@ -1,8 +1,5 @@
-//! Shared harness for the integration tests: an in-process simulated API server, a
-//! kubeconfig for it, and the real `kubebridge` binary as a child process.
-#![allow(dead_code, missing_docs, clippy::unwrap_used)]
-
-pub mod brokers;
+//! The harness: an in-process simulated API server, a kubeconfig for it, and the real
+//! `kubebridge` binary as a child process whose notifications are checked as they are read.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -13,11 +10,16 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 
+use crate::envelope::parse_notification;
+
 /// Long enough for a slow CI machine, short enough that a hang fails the test.
 pub const WAIT: Duration = Duration::from_secs(30);
 
+/// A simulated API server and a kubeconfig pointing at it.
 pub struct Harness {
+    /// The simulator: create objects, inject faults, count requests.
     pub sim: Sim,
+    /// A kubeconfig for `sim`.
     pub kubeconfig: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -66,6 +68,7 @@ impl Harness {
         Running::spawn(self.watch(args))
     }
 
+    /// Creates the namespace `name`.
     pub fn create_namespace(&self, name: &str) {
         self.sim
             .create(
@@ -92,8 +95,46 @@ impl Harness {
     }
 }
 
+/// A minimal pod manifest (one container `c`, image `nginx`), for tests that send it
+/// to the server themselves.
+pub fn pod(name: &str, ns: &str, labels: Value) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns, "labels": labels},
+        "spec": {"containers": [{"name": "c", "image": "nginx"}]}
+    })
+}
+
+/// The path of the `kubebridge` binary cargo built for this test run.
+///
+/// `env!("CARGO_BIN_EXE_kubebridge")` exists only while compiling kubebridge's own tests,
+/// not this crate, so the path is found at run time: nextest and cargo export it, and
+/// otherwise the binary sits beside the `deps` directory holding the test executable.
+pub fn binary() -> PathBuf {
+    let exported = ["NEXTEST_BIN_EXE_kubebridge", "CARGO_BIN_EXE_kubebridge"]
+        .into_iter()
+        .find_map(std::env::var_os)
+        .map(PathBuf::from);
+    let path = exported.unwrap_or_else(|| {
+        let test = std::env::current_exe().expect("the test executable's path");
+        let profile_dir = test
+            .parent()
+            .and_then(|deps| deps.parent())
+            .expect("the test executable is in <target>/<profile>/deps");
+        profile_dir.join("kubebridge")
+    });
+    assert!(
+        path.is_file(),
+        "no kubebridge binary at {}: run the tests of the kubebridge package",
+        path.display()
+    );
+    path
+}
+
+/// `kubebridge` with no arguments yet: no KUBECONFIG, `RUST_LOG=warn`, stdin closed,
+/// stdout and stderr piped, killed when dropped.
 pub fn kubebridge() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubebridge"));
+    let mut cmd = Command::new(binary());
     cmd.env_remove("KUBECONFIG")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
@@ -103,14 +144,17 @@ pub fn kubebridge() -> Command {
     cmd
 }
 
-/// A running kubebridge whose stdout is read line by line.
+/// A running kubebridge whose stdout is read line by line; every line read as a
+/// notification is checked against the envelope schema.
 pub struct Running {
+    /// The process.
     pub child: Child,
     lines: Lines<BufReader<ChildStdout>>,
     stderr: Option<ChildStderr>,
 }
 
 impl Running {
+    /// Starts `cmd`, whose stdout must be piped.
     pub fn spawn(mut cmd: Command) -> Running {
         let mut child = cmd.spawn().expect("spawn kubebridge");
         let stdout = child.stdout.take().expect("stdout");
@@ -122,12 +166,18 @@ impl Running {
         }
     }
 
-    /// The next notification; fails the test if none comes within [`WAIT`].
+    /// The next notification, checked against the envelope schema; fails the test if
+    /// none comes within [`WAIT`] or it does not match.
     pub async fn next(&mut self) -> Value {
+        let line = self.next_line().await;
+        parse_notification(&line)
+    }
+
+    /// The next line of stdout as it is, not checked: only for output that is not an
+    /// envelope. Fails the test if none comes within [`WAIT`].
+    pub async fn next_line(&mut self) -> String {
         match tokio::time::timeout(WAIT, self.lines.next_line()).await {
-            Ok(Ok(Some(line))) => {
-                serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
-            }
+            Ok(Ok(Some(line))) => line,
             Ok(Ok(None)) => panic!(
                 "kubebridge closed stdout; stderr: {}",
                 self.stderr_text().await
@@ -137,7 +187,7 @@ impl Running {
         }
     }
 
-    /// The next `n` notifications.
+    /// The next `n` notifications, each checked as by [`Running::next`].
     pub async fn take(&mut self, n: usize) -> Vec<Value> {
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
@@ -153,6 +203,8 @@ impl Running {
         }
     }
 
+    /// Everything kubebridge wrote to stderr (waits up to 5 s for it to close); empty
+    /// the second time.
     pub async fn stderr_text(&mut self) -> String {
         let mut text = String::new();
         if let Some(mut e) = self.stderr.take() {
@@ -195,42 +247,55 @@ impl Running {
         (status.code().unwrap_or(-1), text)
     }
 
-    /// Waits for exit (within [`WAIT`]) and returns the code and stderr.
+    /// Waits for exit (within [`WAIT`]) and returns the code and stderr. What kubebridge
+    /// still writes to stdout meanwhile is read too (so a chatty child cannot block on a
+    /// full pipe) and checked against the envelope schema like every other notification.
     pub async fn wait(self) -> (i32, String) {
         let Running {
             child,
             lines,
             stderr,
         } = self;
-        // Keep reading stdout so a chatty child cannot block on a full pipe.
         let drain = tokio::spawn(async move {
             let mut lines = lines;
-            while let Ok(Some(_)) = lines.next_line().await {}
+            let mut rest = Vec::new();
+            while let Ok(Some(line)) = lines.next_line().await {
+                rest.push(line);
+            }
+            rest
         });
         let result = Running::wait_parts(child, stderr).await;
-        drain.abort();
+        // The child has exited, so its stdout ends now unless it passed the pipe on.
+        match tokio::time::timeout(Duration::from_secs(5), drain).await {
+            Ok(rest) => {
+                for line in rest.expect("the stdout reader does not panic") {
+                    parse_notification(&line);
+                }
+            }
+            Err(_) => panic!("kubebridge's stdout stayed open after it exited"),
+        }
         result
     }
 }
 
-/// Runs a command to completion: (exit code, stdout lines as JSON, stderr).
-pub async fn run_to_end(mut cmd: Command) -> (i32, Vec<Value>, String) {
+/// Runs a command to completion: (exit code, stdout lines as notifications, each
+/// checked against the envelope schema, stderr).
+pub async fn run_to_end(cmd: Command) -> (i32, Vec<Value>, String) {
+    let (code, stdout, stderr) = output(cmd).await;
+    let lines = stdout.lines().map(parse_notification).collect();
+    (code, lines, stderr)
+}
+
+/// Runs a command to completion within [`WAIT`]: (exit code, stdout, stderr), stdout
+/// unchecked, for commands that do not print notifications (check-config, rbac).
+pub async fn output(mut cmd: Command) -> (i32, String, String) {
     let out = tokio::time::timeout(WAIT, cmd.output())
         .await
         .expect("finishes in time")
         .expect("runs");
-    let stdout = String::from_utf8(out.stdout).expect("utf8");
-    let lines = stdout
-        .lines()
-        .map(|l| {
-            let n = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
-            assert_envelope(&n);
-            n
-        })
-        .collect();
     (
         out.status.code().unwrap_or(-1),
-        lines,
+        String::from_utf8(out.stdout).expect("utf8"),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
@@ -261,21 +326,64 @@ pub async fn wait_until(mut condition: impl FnMut() -> bool) {
     }
 }
 
-/// Fails the test unless `n` matches the published JSON Schema of the envelope
-/// (sinks/envelope.schema.json): every notification any test reads is checked.
-pub fn assert_envelope(n: &Value) {
-    static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
-    let validator = SCHEMA.get_or_init(|| {
-        let text = include_str!("../../sinks/envelope.schema.json");
-        let schema: Value = serde_json::from_str(text).expect("the schema is JSON");
-        jsonschema::validator_for(&schema).expect("the schema is a valid JSON Schema")
-    });
-    let errors: Vec<String> = validator
-        .iter_errors(n)
-        .map(|e| format!("{e} at {}", e.instance_path()))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "notification does not match the schema: {errors:?}\n{n}"
-    );
+/// Polls an async `condition` every 200 ms until it holds; fails the test after [`WAIT`].
+pub async fn wait_until_async<F, Fut>(mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met within {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `Running` over `sh -c 'printf LINES'` instead of kubebridge.
+    fn printing(lines: &str) -> Running {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", &format!("printf '{lines}'")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        Running::spawn(cmd)
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "does not match the schema")]
+    async fn next_rejects_a_line_that_is_not_an_envelope() {
+        printing(r#"{"type":"ADDED"}\n"#).next().await;
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "does not match the schema")]
+    async fn take_rejects_a_line_that_is_not_an_envelope() {
+        printing(r#"{"type":"ADDED"}\n"#).take(1).await;
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "does not match the schema")]
+    async fn wait_rejects_a_line_left_unread_that_is_not_an_envelope() {
+        printing(r#"{"type":"ADDED"}\n"#).wait().await;
+    }
+
+    #[tokio::test]
+    async fn next_line_returns_the_line_unchecked() {
+        assert_eq!(printing("plain text\\n").next_line().await, "plain text");
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "does not match the schema")]
+    async fn run_to_end_rejects_a_line_that_is_not_an_envelope() {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", r#"printf '{"type":"ADDED"}\n'"#]);
+        run_to_end(cmd).await;
+    }
 }

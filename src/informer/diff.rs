@@ -1,0 +1,301 @@
+//! The diff: compares each delta with the cache, updates it, and says which notifications
+//! the change causes.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use kubebridge_sinks::{EventType, Notification, Origin, ResourceId, Snapshot};
+
+use super::{Delta, RawObject, Store};
+
+/// Turns deltas into notifications against a [`Store`], and stamps every notification
+/// of one informer (its resource, its cluster, its snapshot ids).
+pub(super) struct Differ {
+    name: String,
+    resource: Arc<ResourceId>,
+    emit_initial: bool,
+    cluster: Option<Arc<str>>,
+    snapshots: u64,
+}
+
+impl Differ {
+    /// A differ for the informer called `name` (used in snapshot ids and logs); with
+    /// `emit_initial`, the initial list is notified as ADDED.
+    pub(super) fn new(
+        name: String,
+        resource: Arc<ResourceId>,
+        emit_initial: bool,
+        cluster: Option<Arc<str>>,
+    ) -> Self {
+        Differ {
+            name,
+            resource,
+            emit_initial,
+            cluster,
+            snapshots: 0,
+        }
+    }
+
+    /// Applies one delta to `store` and returns the notifications it causes.
+    pub(super) fn apply(&mut self, store: &mut Store, delta: Delta) -> Vec<Notification> {
+        match delta {
+            Delta::Replace {
+                objects,
+                initial: true,
+            } if store.is_empty() => {
+                let notes = if self.emit_initial {
+                    self.snapshot(objects.iter(), EventType::Added, Origin::List)
+                } else {
+                    Vec::new()
+                };
+                for object in objects {
+                    store.insert(object);
+                }
+                notes
+            }
+            Delta::Replace { objects, .. } => self.relist(store, objects),
+            Delta::Added(object) | Delta::Modified(object) => {
+                self.upsert(store, object, Origin::Watch)
+            }
+            Delta::Deleted(object) => match store.remove(&object.key()) {
+                Some(_) => vec![self.note(EventType::Deleted, Origin::Watch, &object, None)],
+                None => {
+                    // Never seen (it left and re-entered a selector while we were away, or
+                    // a replayed event): no consumer knows it, so there is nothing to delete.
+                    tracing::debug!(informer = %self.name, key = %object.key(), "delete of an object not in the cache");
+                    Vec::new()
+                }
+            },
+        }
+    }
+
+    /// `objects` as the notifications of one snapshot: each carries the snapshot's id,
+    /// its index and the total.
+    pub(super) fn snapshot<'a>(
+        &mut self,
+        objects: impl ExactSizeIterator<Item = &'a RawObject>,
+        event_type: EventType,
+        origin: Origin,
+    ) -> Vec<Notification> {
+        let id = self.next_snapshot_id();
+        let total = objects.len() as u64;
+        objects
+            .enumerate()
+            .map(|(index, o)| {
+                let mut n = self.note(event_type, origin, o, None);
+                n.snapshot = Some(Snapshot {
+                    id: id.clone(),
+                    index: index as u64,
+                    total,
+                });
+                n
+            })
+            .collect()
+    }
+
+    /// ADDED or MODIFIED from the watch: the cache decides which it really is.
+    fn upsert(
+        &mut self,
+        store: &mut Store,
+        object: RawObject,
+        origin: Origin,
+    ) -> Vec<Notification> {
+        let key = object.key();
+        match store.get(&key) {
+            None => {
+                let n = self.note(EventType::Added, origin, &object, None);
+                store.insert(object);
+                vec![n]
+            }
+            Some(old) if old.uid != object.uid => {
+                // A new object under a known name is a delete and an add, never an update.
+                let deleted = self.note(EventType::Deleted, origin, old, None);
+                let added = self.note(EventType::Added, origin, &object, None);
+                store.insert(object);
+                vec![deleted, added]
+            }
+            Some(old) if old.resource_version == object.resource_version => Vec::new(),
+            Some(old) => {
+                let n = self.note(EventType::Modified, origin, &object, Some(old));
+                store.insert(object);
+                vec![n]
+            }
+        }
+    }
+
+    /// Reconciles the cache with a fresh list after a gap: what vanished is DELETED with
+    /// its last known state, what changed is MODIFIED, what is new is ADDED, all with
+    /// origin `relist`; what did not change says nothing.
+    fn relist(&mut self, store: &mut Store, objects: Vec<RawObject>) -> Vec<Notification> {
+        let mut old = store.take();
+        let mut notes = Vec::new();
+        let mut fresh = Vec::with_capacity(objects.len());
+        for object in objects {
+            match old.remove(&object.key()) {
+                Some(prev) => {
+                    store.insert(prev);
+                    notes.extend(self.upsert(store, object, Origin::Relist));
+                }
+                None => fresh.push(object),
+            }
+        }
+        let mut gone: Vec<RawObject> = old.into_values().collect();
+        gone.sort_unstable_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        // Deletes first: a consumer keyed by name sees the old object go before a new one
+        // of the same name could arrive.
+        let mut out: Vec<Notification> = gone
+            .iter()
+            .map(|o| self.note(EventType::Deleted, Origin::Relist, o, None))
+            .collect();
+        out.append(&mut notes);
+        for object in fresh {
+            out.extend(self.upsert(store, object, Origin::Relist));
+        }
+        out
+    }
+
+    fn next_snapshot_id(&mut self) -> Arc<str> {
+        self.snapshots += 1;
+        let millis = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        format!("{}@{millis}-{}", self.name, self.snapshots).into()
+    }
+
+    fn note(
+        &self,
+        event_type: EventType,
+        origin: Origin,
+        object: &RawObject,
+        old: Option<&RawObject>,
+    ) -> Notification {
+        Notification {
+            event_type,
+            origin,
+            time: SystemTime::now(),
+            cluster: self.cluster.clone(),
+            resource: self.resource.clone(),
+            namespace: object.namespace.clone(),
+            name: object.name.clone(),
+            uid: object.uid.clone(),
+            resource_version: object.resource_version.clone(),
+            object: object.raw.clone(),
+            old_object: old.map(|o| o.raw.clone()),
+            snapshot: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::informer::Delta;
+    use crate::informer::testing::{obj, processor, rv_of, summary};
+
+    #[test]
+    fn initial_list_is_added_with_a_snapshot_frame() {
+        let mut p = processor(true);
+        let notes = p.apply(Delta::Replace {
+            objects: vec![obj("a", "ua", 1), obj("b", "ub", 2)],
+            initial: true,
+        });
+        assert_eq!(summary(&notes), ["ADDED list a 1", "ADDED list b 2"]);
+        let frames: Vec<_> = notes
+            .iter()
+            .map(|n| n.snapshot.clone().expect("framed"))
+            .collect();
+        assert_eq!(
+            (frames[0].index, frames[1].index, frames[1].total),
+            (0, 1, 2)
+        );
+        assert_eq!(frames[0].id, frames[1].id);
+        assert_eq!(notes[0].cluster.as_deref(), Some("c1"));
+        assert_eq!(p.store().len(), 2);
+    }
+
+    #[test]
+    fn skipped_initial_state_still_fills_the_cache() {
+        let mut p = processor(false);
+        assert!(
+            p.apply(Delta::Replace {
+                objects: vec![obj("a", "ua", 1)],
+                initial: true
+            })
+            .is_empty()
+        );
+        let notes = p.apply(Delta::Modified(obj("a", "ua", 5)));
+        assert_eq!(summary(&notes), ["MODIFIED watch a 5 old=1"]);
+    }
+
+    #[test]
+    fn watch_events_carry_the_old_object_and_drop_replays() {
+        let mut p = processor(true);
+        p.apply(Delta::Replace {
+            objects: vec![obj("a", "ua", 1)],
+            initial: true,
+        });
+        let mut notes = p.apply(Delta::Modified(obj("a", "ua", 3)));
+        notes.extend(p.apply(Delta::Modified(obj("a", "ua", 3)))); // the same event twice
+        notes.extend(p.apply(Delta::Added(obj("b", "ub", 4))));
+        notes.extend(p.apply(Delta::Deleted(obj("a", "ua", 5))));
+        notes.extend(p.apply(Delta::Deleted(obj("zz", "uz", 6)))); // never seen
+        assert_eq!(
+            summary(&notes),
+            [
+                "MODIFIED watch a 3 old=1",
+                "ADDED watch b 4",
+                "DELETED watch a 5"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_new_uid_under_a_known_name_is_delete_then_add() {
+        let mut p = processor(true);
+        p.apply(Delta::Replace {
+            objects: vec![obj("a", "ua", 1)],
+            initial: true,
+        });
+        let notes = p.apply(Delta::Added(obj("a", "ua2", 7)));
+        assert_eq!(summary(&notes), ["DELETED watch a 1", "ADDED watch a 7"]);
+        assert_eq!(notes[0].uid, "ua");
+        assert_eq!(notes[1].uid, "ua2");
+    }
+
+    #[test]
+    fn relist_reports_exactly_what_changed_during_the_gap() {
+        let mut p = processor(true);
+        p.apply(Delta::Replace {
+            objects: vec![
+                obj("gone", "u1", 1),
+                obj("same", "u2", 2),
+                obj("changed", "u3", 3),
+                obj("reborn", "u4", 4),
+            ],
+            initial: true,
+        });
+        let notes = p.apply(Delta::Replace {
+            objects: vec![
+                obj("changed", "u3", 9),
+                obj("new", "u5", 10),
+                obj("reborn", "u6", 11),
+                obj("same", "u2", 2),
+            ],
+            initial: false,
+        });
+        assert_eq!(
+            summary(&notes),
+            [
+                "DELETED relist gone 1",
+                "MODIFIED relist changed 9 old=3",
+                "DELETED relist reborn 4",
+                "ADDED relist reborn 11",
+                "ADDED relist new 10",
+            ]
+        );
+        // The deleted object carries its last known state.
+        assert_eq!(rv_of(&notes[0].object), "1");
+        assert_eq!(p.store().len(), 4);
+        assert!(p.store().get("ns/gone").is_none());
+    }
+}

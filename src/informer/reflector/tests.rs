@@ -1,0 +1,386 @@
+//! The reflector's transitions, one scenario each, against a scripted API server: each
+//! request takes the next scripted reply; the test checks the deltas that come out and
+//! the requests that went in.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use kubebridge_sinks::ResourceId;
+
+use super::{Reflector, ReflectorConfig, ReflectorError};
+use crate::informer::Delta;
+use crate::kube::discovery::ApiResource;
+
+/// One scripted answer.
+enum Reply {
+    /// A status code and a JSON body (a list page, or a `Status` error).
+    Json(u16, String),
+    /// A watch: these lines, then the server closes it.
+    Closes(Vec<String>),
+    /// A watch: these lines, then it stays open.
+    Stays(Vec<String>),
+}
+
+/// The scripted server: the replies still to give, and every request's path and query.
+#[derive(Default)]
+struct Server {
+    replies: Mutex<VecDeque<Reply>>,
+    requests: Mutex<Vec<String>>,
+}
+
+impl Server {
+    fn requests(&self) -> Vec<String> {
+        self.requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn answer(&self, uri: String) -> http::Response<BoxBody<Bytes, Infallible>> {
+        self.requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(uri);
+        let reply = self
+            .replies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop_front();
+        // With the script used up, a watch that never says anything.
+        let reply = reply.unwrap_or(Reply::Stays(Vec::new()));
+        let (code, body) = match reply {
+            Reply::Json(code, json) => (code, BodyExt::boxed(Full::new(Bytes::from(json)))),
+            Reply::Closes(lines) => (200, BodyExt::boxed(StreamBody::new(frames(lines)))),
+            Reply::Stays(lines) => {
+                let open = frames(lines).chain(futures::stream::pending());
+                (200, BodyExt::boxed(StreamBody::new(open)))
+            }
+        };
+        http::Response::builder()
+            .status(code)
+            .header("content-type", "application/json")
+            .body(body)
+            .expect("a valid response")
+    }
+}
+
+/// Each line as one frame of a body.
+fn frames(
+    lines: Vec<String>,
+) -> impl Stream<Item = Result<Frame<Bytes>, Infallible>> + Send + Unpin + 'static {
+    futures::stream::iter(
+        lines
+            .into_iter()
+            .map(|line| Ok(Frame::data(Bytes::from(line + "\n")))),
+    )
+}
+
+fn pods() -> ApiResource {
+    ApiResource {
+        id: Arc::new(ResourceId {
+            group: String::new(),
+            version: "v1".into(),
+            resource: "pods".into(),
+            kind: "Pod".into(),
+        }),
+        namespaced: true,
+        singular: "pod".into(),
+        short_names: vec!["po".into()],
+        preferred: true,
+    }
+}
+
+/// A reflector for pods in `shop` whose requests the script answers.
+fn reflector(config: ReflectorConfig, replies: Vec<Reply>) -> (Reflector, Arc<Server>) {
+    let server = Arc::new(Server {
+        replies: Mutex::new(replies.into()),
+        requests: Mutex::default(),
+    });
+    let answering = server.clone();
+    let service = tower::service_fn(move |request: http::Request<kube::client::Body>| {
+        let response = answering.answer(request.uri().to_string());
+        async move { Ok::<_, Infallible>(response) }
+    });
+    let client = kube::Client::new(service, "default");
+    let reflector = Reflector::new(
+        "pods@shop".into(),
+        client,
+        pods(),
+        Some("shop".into()),
+        None,
+        None,
+        config,
+        crate::metrics::Metrics::new(),
+    );
+    (reflector, server)
+}
+
+fn pod(name: &str, rv: u32) -> String {
+    format!(
+        r#"{{"kind":"Pod","apiVersion":"v1","metadata":{{"name":"{name}","namespace":"shop","uid":"u-{name}","resourceVersion":"{rv}"}}}}"#
+    )
+}
+
+fn page(rv: u32, continue_token: &str, items: &[String]) -> Reply {
+    Reply::Json(
+        200,
+        format!(
+            r#"{{"kind":"PodList","apiVersion":"v1","metadata":{{"resourceVersion":"{rv}","continue":"{continue_token}"}},"items":[{}]}}"#,
+            items.join(",")
+        ),
+    )
+}
+
+fn status(code: u16, reason: &str) -> Reply {
+    Reply::Json(
+        code,
+        format!(
+            r#"{{"kind":"Status","apiVersion":"v1","status":"Failure","message":"scripted {reason}","reason":"{reason}","code":{code}}}"#
+        ),
+    )
+}
+
+fn event(kind: &str, object: &str) -> String {
+    format!(r#"{{"type":"{kind}","object":{object}}}"#)
+}
+
+fn bookmark(rv: u32, ends_initial_events: bool) -> String {
+    let annotations = if ends_initial_events {
+        r#","annotations":{"k8s.io/initial-events-end":"true"}"#
+    } else {
+        ""
+    };
+    event(
+        "BOOKMARK",
+        &format!(
+            r#"{{"kind":"Pod","apiVersion":"v1","metadata":{{"resourceVersion":"{rv}"{annotations}}}}}"#
+        ),
+    )
+}
+
+fn error_event(code: u16, reason: &str) -> String {
+    event(
+        "ERROR",
+        &format!(
+            r#"{{"kind":"Status","apiVersion":"v1","status":"Failure","message":"scripted","reason":"{reason}","code":{code}}}"#
+        ),
+    )
+}
+
+/// `Replace initial a,b`, `Added c`, ...: enough to compare whole.
+fn brief(delta: &Delta) -> String {
+    match delta {
+        Delta::Replace { objects, initial } => {
+            let names: Vec<&str> = objects.iter().map(|o| o.name.as_str()).collect();
+            let initial = if *initial { " initial" } else { "" };
+            format!("Replace{initial} {}", names.join(","))
+        }
+        Delta::Added(o) => format!("Added {}", o.name),
+        Delta::Modified(o) => format!("Modified {}", o.name),
+        Delta::Deleted(o) => format!("Deleted {}", o.name),
+    }
+}
+
+/// The first `n` deltas (fewer if the stream ends first), or the error that ended it.
+async fn first(reflector: Reflector, n: usize) -> Result<Vec<String>, Box<ReflectorError>> {
+    let stream = reflector.into_stream().take(n);
+    let items: Vec<_> = tokio::time::timeout(Duration::from_secs(600), stream.collect())
+        .await
+        .expect("the deltas within the (paused) time");
+    items
+        .into_iter()
+        .map(|item| item.map(|d| brief(&d)).map_err(Box::new))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_list_follows_continue_tokens_then_watches_from_its_version() {
+    let (r, server) = reflector(
+        ReflectorConfig::default(),
+        vec![
+            page(10, "t1", &[pod("a", 8)]),
+            page(10, "", &[pod("b", 9)]),
+            Reply::Stays(vec![event("ADDED", &pod("c", 11))]),
+        ],
+    );
+    let deltas = first(r, 2).await.expect("deltas");
+    assert_eq!(deltas, ["Replace initial a,b", "Added c"]);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3, "{requests:?}");
+    assert!(requests[0].contains("limit=500"), "{requests:?}");
+    assert!(requests[1].contains("continue=t1"), "{requests:?}");
+    assert!(
+        requests[2].contains("watch=true") && requests[2].contains("resourceVersion=10"),
+        "{requests:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_expired_continue_token_lists_again_in_one_request() {
+    let (r, server) = reflector(
+        ReflectorConfig::default(),
+        vec![
+            page(10, "t1", &[pod("a", 8)]),
+            status(410, "Expired"),
+            page(20, "", &[pod("a", 8), pod("b", 19)]),
+        ],
+    );
+    assert_eq!(first(r, 1).await.expect("deltas"), ["Replace initial a,b"]);
+    let requests = server.requests();
+    assert!(requests[1].contains("continue=t1"), "{requests:?}");
+    assert!(
+        !requests[2].contains("limit=") && !requests[2].contains("continue="),
+        "one unpaginated request: {requests:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_closed_watch_resumes_from_its_last_version_and_410_relists() {
+    let (r, server) = reflector(
+        ReflectorConfig::default(),
+        vec![
+            page(10, "", &[pod("a", 8)]),
+            Reply::Closes(vec![event("ADDED", &pod("b", 11)), bookmark(15, false)]),
+            Reply::Closes(vec![error_event(410, "Expired")]),
+            page(20, "", &[pod("b", 11)]),
+        ],
+    );
+    let deltas = first(r, 3).await.expect("deltas");
+    assert_eq!(deltas, ["Replace initial a", "Added b", "Replace b"]);
+    let requests = server.requests();
+    assert!(
+        requests[2].contains("resourceVersion=15"),
+        "resumed from the bookmark: {requests:?}"
+    );
+    assert!(requests[3].contains("limit=500"), "relisted: {requests:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_watch_backs_off_and_resumes_from_the_same_version() {
+    let (r, server) = reflector(
+        ReflectorConfig::default(),
+        vec![
+            page(10, "", &[]),
+            Reply::Closes(vec![
+                event("ADDED", &pod("b", 11)),
+                error_event(500, "InternalError"),
+            ]),
+            status(503, "ServiceUnavailable"),
+            Reply::Closes(vec!["not json".into()]),
+            Reply::Stays(vec![event("DELETED", &pod("b", 12))]),
+        ],
+    );
+    let start = tokio::time::Instant::now();
+    let deltas = first(r, 3).await.expect("deltas");
+    assert_eq!(deltas, ["Replace initial ", "Added b", "Deleted b"]);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 5, "{requests:?}");
+    for resumed in &requests[2..] {
+        assert!(resumed.contains("resourceVersion=11"), "{requests:?}");
+    }
+    // Three failures in a row, each after a backoff: 0.4 s at least.
+    assert!(start.elapsed() >= Duration::from_millis(400));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_watch_list_falls_back_to_list_for_good() {
+    let config = ReflectorConfig {
+        watch_list: true,
+        ..ReflectorConfig::default()
+    };
+    let (r, server) = reflector(
+        config,
+        vec![
+            status(422, "Invalid"),
+            page(5, "", &[pod("a", 4)]),
+            status(410, "Expired"),
+            page(9, "", &[pod("a", 4)]),
+        ],
+    );
+    let deltas = first(r, 2).await.expect("deltas");
+    assert_eq!(deltas, ["Replace initial a", "Replace a"]);
+    let requests = server.requests();
+    assert!(
+        requests[0].contains("sendInitialEvents=true"),
+        "{requests:?}"
+    );
+    assert!(requests[1].contains("limit=500"), "{requests:?}");
+    assert!(
+        requests[2].contains("resourceVersion=5") && !requests[2].contains("sendInitialEvents"),
+        "{requests:?}"
+    );
+    assert!(
+        requests[3].contains("limit=500"),
+        "relisted by LIST: {requests:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_interrupted_watch_list_starts_again_and_its_list_is_still_the_first() {
+    let config = ReflectorConfig {
+        watch_list: true,
+        ..ReflectorConfig::default()
+    };
+    let (r, server) = reflector(
+        config,
+        vec![
+            Reply::Closes(vec![event("ADDED", &pod("a", 3))]),
+            Reply::Closes(vec![
+                event("ADDED", &pod("a", 3)),
+                error_event(500, "InternalError"),
+            ]),
+            Reply::Stays(vec![
+                event("ADDED", &pod("a", 3)),
+                event("ADDED", &pod("b", 4)),
+                bookmark(6, false),
+                bookmark(7, true),
+                event("MODIFIED", &pod("b", 8)),
+            ]),
+        ],
+    );
+    let deltas = first(r, 2).await.expect("deltas");
+    assert_eq!(deltas, ["Replace initial a,b", "Modified b"]);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3, "{requests:?}");
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.contains("sendInitialEvents=true")),
+        "{requests:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn once_lists_without_watching_and_ends() {
+    let config = ReflectorConfig {
+        watch_list: true,
+        once: true,
+        ..ReflectorConfig::default()
+    };
+    let (r, server) = reflector(config, vec![page(5, "", &[pod("a", 4)])]);
+    let deltas = first(r, 5).await.expect("deltas");
+    assert_eq!(deltas, ["Replace initial a"]);
+    assert_eq!(server.requests().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_forbidden_list_ends_the_stream_with_the_missing_rule() {
+    let (r, server) = reflector(
+        ReflectorConfig::default(),
+        vec![status(503, "ServiceUnavailable"), status(403, "Forbidden")],
+    );
+    let err = first(r, 5).await.expect_err("forbidden");
+    assert!(
+        matches!(*err, ReflectorError::Forbidden { verb: "list", .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains(r#"resources: ["pods"]"#), "{err}");
+    assert_eq!(server.requests().len(), 2, "retried the 503 only");
+}
