@@ -18,7 +18,7 @@ use kube::Resource as _;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, ApiError, Url};
+use crate::kube::api::{self, ApiError, Url};
 
 /// Timings and identity for one election.
 #[derive(Debug, Clone, PartialEq, Eq)]

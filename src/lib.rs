@@ -4,17 +4,22 @@
 //!
 //! # Layout
 //!
-//! Dependencies point one way: `main -> app -> {cli/config, cluster, resolve, informer,
-//! pipeline, endpoints} -> {api, metrics -> queue} -> kubebridge-sinks`. `informer` and `pipeline` never import each
-//! other (the pipeline borrows only the informer's [`informer::backoff`]); `app` joins
-//! them by handing each informer the sinks' queue senders.
+//! Dependencies point one way: `main -> cmd -> {config, plan, kube, informer, pipeline,
+//! endpoints, leader} -> {metrics -> queue} -> kubebridge-sinks`. `informer` and `pipeline`
+//! never import each other (the pipeline borrows only the informer's
+//! [`informer::backoff`]); [`cmd::watch`](mod@cmd::watch) joins them by handing each
+//! informer the sinks' queue senders.
 //!
-//! - [`cli`]: clap flags, validated into a [`config::Command`].
-//! - [`config`]: the validated configuration, as data; [`config_file`]: `--config` YAML.
-//! - [`cluster`]: kubeconfig / in-cluster access, as kubectl finds it.
-//! - [`api`]: raw GET requests, `Status` errors and Retry-After, on kube's `Client::send`.
-//! - [`resolve`]: kubectl-style names to resources, through discovery; [`rbac`]: the
-//!   least-privilege ClusterRole for them.
+//! - [`config`]: the model (routes: resources -> sinks, with their options), the command
+//!   line ([`config::cli`], clap), the `--config` file ([`config::file`]) and the merge:
+//!   the command line is one more route, a flag wins over the file field by field.
+//! - [`plan`]: every route resolved once, and which routes share each informer; what
+//!   `check-config` prints is what `watch` runs.
+//! - [`kube`]: cluster access as kubectl finds it ([`kube::cluster`]), raw GET requests
+//!   with `Status` errors and Retry-After ([`kube::api`]), and kubectl-style names
+//!   resolved through discovery ([`kube::discovery`], or offline [`kube::builtin`]).
+//! - [`cmd`]: one file per subcommand; [`cmd::watch`](mod@cmd::watch) runs in named
+//!   phases: plan -> sinks -> endpoints -> leadership -> informers -> supervise.
 //! - [`informer`]: reflector (list + watch) -> bounded delta channel -> processor (store,
 //!   diff, resync) -> subscribers; [`informer::shared`] makes one per (resource, scope,
 //!   selectors).
@@ -23,12 +28,11 @@
 //! - [`metrics`]: every metric, named once; [`endpoints`]: `/metrics`, `/healthz`, `/readyz`,
 //!   and, with `--serve-cache`, the [`lister`] over the informers' caches.
 //! - [`leader`]: leader election on a Lease (`--leader-elect`).
-//! - [`app`]: wiring and shutdown; [`demo`]: the same against the simulator.
 //! - `kubebridge_sim` (tests/sim, feature `sim`): the simulated API server that tests,
 //!   benchmarks and the demo run against; `kubebridge_apimachinery` (src/apimachinery):
 //!   selectors, `Status` bodies and name syntax, shared with it.
 //!
-//! ## Where the code departs from DESIGN.md, and why
+//! ## Choices that differ from client-go's shape, and why
 //!
 //! - **No separate DeltaFIFO type.** client-go's DeltaFIFO coalesces deltas per key
 //!   and lets several workers pop; kubebridge wants every change, in order, for one
@@ -36,37 +40,36 @@
 //!   same order and, being bounded, turns a slow sink into backpressure on the watch.
 //! - **Objects are raw JSON.** The store keeps `Arc<RawValue>` per object plus its
 //!   identity fields; a notification shares the same `Arc`, so publishing copies nothing.
-//!   kube's `watcher` (which decodes trees) is therefore not used: [`api`] speaks the
+//!   kube's `watcher` (which decodes trees) is therefore not used: [`kube::api`] speaks the
 //!   list/watch protocol directly on kube's `Client`.
 //! - **List items get their `kind`/`apiVersion` back.** The API server omits them from
 //!   items of typed lists; [`informer::object`] adds them so every published object is
 //!   self-describing, whatever its origin.
-//! - **The queue is its own module.** DESIGN.md puts the bounded queues in `pipeline`,
+//! - **The queue is its own module.** The bounded queues belong to the delivery side,
 //!   but the informer's processor must push into them and `informer` and `pipeline` do
 //!   not import each other; so [`queue`] sits below both. It is hand-written because
 //!   `drop-oldest` needs eviction from the sending side, which tokio's `mpsc` lacks.
 //! - **Sinks are built from URIs in the sinks crate** ([`kubebridge_sinks::sink_from_uri`]),
 //!   so an embedder gets the same parsing and errors as the CLI.
-//! - **Metrics are a process-wide registry** ([`metrics`]): one function per thing that
-//!   happens, so informer and pipeline code says what happened without carrying handles.
+//! - **Metrics are a value** ([`metrics`]): each `watch` makes its own registry and hands
+//!   it to the sinks, the informers and the endpoints, so an embedder that calls `watch`
+//!   twice never sees the first run's sinks in `/readyz`.
+//! - **`check-config` plans without a cluster.** It resolves names through a built-in
+//!   table of Kubernetes' resources ([`kube::builtin`]) with the rules discovery uses,
+//!   so the [`plan`] it prints shares informers exactly as `watch` will; only custom
+//!   resources wait for discovery at start-up.
 //! - **Snapshots are framed.** The initial list and each resync replay carry a
 //!   `snapshot` field (`id`, `index`, `total`) so a consumer can mark and sweep; see
 //!   [`kubebridge_sinks::Snapshot`].
 
-pub mod api;
-pub mod app;
-pub mod cli;
-pub mod cluster;
+pub mod cmd;
 pub mod config;
-pub mod config_file;
-#[cfg(feature = "sim")]
-pub mod demo;
 pub mod endpoints;
 pub mod informer;
+pub mod kube;
 pub mod leader;
 pub mod lister;
 pub mod metrics;
 pub mod pipeline;
+pub mod plan;
 pub mod queue;
-pub mod rbac;
-pub mod resolve;

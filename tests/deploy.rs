@@ -602,7 +602,7 @@ fn check_deployment(d: &Value, config_map: &Value) {
             a
         }
     }));
-    match kubebridge::cli::parse(argv) {
+    match kubebridge::config::cli::parse(argv) {
         Ok((kubebridge::config::Command::Watch { stream, cluster }, _)) => {
             assert_eq!(stream.routes.len(), 1);
             assert_eq!(stream.routes[0].resources, ["pods", "deployments.apps"]);

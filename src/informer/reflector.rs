@@ -14,9 +14,9 @@ use tokio_util::sync::CancellationToken;
 use super::backoff::Backoff;
 use super::wire::{self, ListBody, WatchEvent};
 use super::{Delta, RawObject};
-use crate::api::{self, ApiError, Url, WatchLine};
+use crate::kube::api::{self, ApiError, Url, WatchLine};
+use crate::kube::discovery::ApiResource;
 use crate::metrics::Metrics;
-use crate::resolve::ApiResource;
 
 /// How the reflector talks to the API server.
 #[derive(Debug, Clone)]

@@ -9,8 +9,8 @@ use tokio_util::sync::CancellationToken;
 use super::{
     Processor, ProcessorConfig, Reflector, ReflectorConfig, ReflectorError, Store, Subscriber,
 };
+use crate::kube::discovery::ApiResource;
 use crate::metrics::Metrics;
-use crate::resolve::ApiResource;
 
 /// What one informer watches. Two consumers asking for equal specs share one informer:
 /// one LIST, one WATCH and one cache.

@@ -16,7 +16,7 @@ use kubebridge_sinks::ResourceId;
 
 use super::{Reflector, ReflectorConfig, ReflectorError};
 use crate::informer::Delta;
-use crate::resolve::ApiResource;
+use crate::kube::discovery::ApiResource;
 
 /// One scripted answer.
 enum Reply {

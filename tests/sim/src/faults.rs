@@ -136,6 +136,15 @@ impl Faults {
         }
     }
 
+    /// Counts a request no fault applies to (a discovery document).
+    pub(crate) fn tally(&self, verb: &str, resource: &str) {
+        *self
+            .state()
+            .counts
+            .entry((verb.to_string(), resource.to_string()))
+            .or_default() += 1;
+    }
+
     pub(crate) fn count(&self, verb: &str, resource: &str) -> u64 {
         self.state()
             .counts

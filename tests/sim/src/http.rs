@@ -47,6 +47,13 @@ pub(crate) async fn handle(
 async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let path = req.uri().path().to_string();
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    if matches!(
+        segs.as_slice(),
+        ["api"] | ["api", _] | ["apis"] | ["apis", _] | ["apis", _, _]
+    ) {
+        // Counted as ("discovery", path), so a test can see each document read once.
+        shared.faults.tally("discovery", &path);
+    }
     if let Some(doc) = document(shared, &segs) {
         return doc;
     }

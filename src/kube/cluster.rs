@@ -2,10 +2,14 @@
 //! `~/.kube/config`, then the in-cluster service account.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
+use super::api::ApiError;
+use super::discovery::Discovery;
 use crate::config::ClusterConfig;
+use crate::informer::backoff::Backoff;
 
 /// A client for one cluster, with what kubectl would take from the kubeconfig.
 #[derive(Clone)]
@@ -165,4 +169,42 @@ fn load_kubeconfig(explicit: Option<&Path>) -> Result<(Option<Kubeconfig>, Strin
             path: shown,
             source,
         })
+}
+
+/// Discovery could not be read, even after retries.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the API server's discovery documents at {server}: {source}")]
+pub struct DiscoveryError {
+    /// The API server's URL.
+    pub server: String,
+    /// The last failure.
+    #[source]
+    pub source: ApiError,
+}
+
+impl Cluster {
+    /// Reads discovery, retrying for a while if the API server cannot be reached, so that
+    /// a typo in the server address fails in seconds but a restarting server is waited for.
+    pub async fn discover(&self) -> Result<Discovery, DiscoveryError> {
+        const ATTEMPTS: u32 = 5;
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
+        let mut attempt = 1;
+        loop {
+            match Discovery::run(&self.client).await {
+                Ok(d) => return Ok(d),
+                Err(e) if e.is_retryable() && attempt < ATTEMPTS => {
+                    let delay = e.retry_after().unwrap_or_else(|| backoff.next_delay());
+                    tracing::warn!(error = %e, attempt, retry_in = ?delay, "discovery failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                Err(source) => {
+                    return Err(DiscoveryError {
+                        server: self.server.clone(),
+                        source,
+                    });
+                }
+            }
+        }
+    }
 }

@@ -1,4 +1,6 @@
-//! Validated configuration: what the CLI (and, later, a config file) asks kubebridge to do.
+//! The configuration model, as data: routes (resources -> sinks, with their options)
+//! and the options every route shares. The command line and the `--config` file both
+//! produce it (`config::merge`); the command line's RESOURCE is one more [`Route`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,21 +42,13 @@ pub struct ClusterConfig {
     pub cluster_name: Option<String>,
 }
 
-/// What to watch and where to send it.
+/// What to watch and where to send it: the routes, and what they share.
 #[derive(Debug, Clone)]
 pub struct StreamConfig {
-    /// Resource names as the user wrote them (`po`, `deployments.apps`).
-    pub resources: Vec<String>,
-    /// Namespaces to watch.
-    pub namespaces: NamespaceScope,
-    /// Label selector, applied by the API server.
-    pub label_selector: Option<String>,
-    /// Field selector, applied by the API server.
-    pub field_selector: Option<String>,
-    /// Destinations, as URIs (`stdout`, `kafka://…`, `nats://…`, `jetstream://…`).
-    pub sinks: Vec<String>,
-    /// What the sinks share: format, Kafka properties and key, NATS subject and auth.
-    pub sink_options: SinkOptions,
+    /// The routes: the command line's (RESOURCE... with its flags) first, then the
+    /// config file's. Routes that watch the same resolved resource, scope and selectors
+    /// share one informer (see [`crate::plan`]).
+    pub routes: Vec<Route>,
     /// Resync period; `None` disables resync.
     pub resync: Option<Duration>,
     /// Whether the initial list is published.
@@ -77,17 +71,14 @@ pub struct StreamConfig {
     pub serve_cache: bool,
     /// Run only while holding a Lease (`--leader-elect`).
     pub leader_election: Option<LeaderElection>,
-    /// More routes, from `--config`: each its own resources, scope, selectors and sinks.
-    pub routes: Vec<Route>,
 }
 
-/// One route of a config file: these resources, in this scope, to these sinks. Routes
-/// that watch the same (resource, namespace, selectors) share one informer.
+/// One route: these resources, in this scope, with these selectors, to these sinks.
 #[derive(Debug, Clone)]
 pub struct Route {
     /// The route's name, for messages and `check-config`.
     pub name: String,
-    /// Resource names as kubectl writes them.
+    /// Resource names as kubectl writes them (`po`, `deployments.apps`).
     pub resources: Vec<String>,
     /// Namespaces to watch.
     pub namespaces: NamespaceScope,
@@ -95,16 +86,31 @@ pub struct Route {
     pub label_selector: Option<String>,
     /// Field selector, applied by the API server.
     pub field_selector: Option<String>,
-    /// Sink URIs.
+    /// Sink URIs (`stdout`, `kafka://…`, `nats://…`, `jetstream://…`).
     pub sinks: Vec<String>,
-    /// This route's own sink options; `None` uses the stream's.
-    pub sink_options: Option<SinkOptions>,
+    /// This route's sink options: format, Kafka properties and key, NATS subject and auth.
+    pub sink_options: SinkOptions,
 }
 
+/// The name of the route the command line's RESOURCE arguments make.
+pub const COMMAND_LINE_ROUTE: &str = "command line";
+
 impl Route {
-    /// This route's sink options, or `default` (the stream's) when it has none.
-    pub fn options_or<'a>(&'a self, default: &'a SinkOptions) -> &'a SinkOptions {
-        self.sink_options.as_ref().unwrap_or(default)
+    /// A route for `resources` in the context's namespace, without selectors, sink URIs
+    /// or options of its own; set the public fields for more.
+    pub fn new(
+        name: impl Into<String>,
+        resources: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Route {
+        Route {
+            name: name.into(),
+            resources: resources.into_iter().map(Into::into).collect(),
+            namespaces: NamespaceScope::ContextDefault,
+            label_selector: None,
+            field_selector: None,
+            sinks: Vec::new(),
+            sink_options: SinkOptions::default(),
+        }
     }
 }
 
@@ -176,17 +182,12 @@ pub enum Command {
 }
 
 impl StreamConfig {
-    /// The CLI's defaults for `resources`: the context's namespace, stdout, initial state
-    /// emitted, no resync, LIST pages of 500, queues of 10 000 that block when full, and
-    /// a 25 s shutdown grace.
-    pub fn new(resources: impl IntoIterator<Item = impl Into<String>>) -> Self {
+    /// These routes with the defaults for everything else: initial state emitted, no
+    /// resync, LIST pages of 500, queues of 10 000 that block when full, and a 25 s
+    /// shutdown grace.
+    pub fn new(routes: Vec<Route>) -> Self {
         StreamConfig {
-            resources: resources.into_iter().map(Into::into).collect(),
-            namespaces: NamespaceScope::ContextDefault,
-            label_selector: None,
-            field_selector: None,
-            sinks: vec!["stdout".to_owned()],
-            sink_options: SinkOptions::default(),
+            routes,
             resync: None,
             initial_state: InitialState::Emit,
             once: false,
@@ -198,7 +199,6 @@ impl StreamConfig {
             metrics_addr: None,
             serve_cache: false,
             leader_election: None,
-            routes: Vec::new(),
         }
     }
 }

@@ -3,7 +3,27 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::resolve::ApiResource;
+use super::AppError;
+use crate::config::ClusterConfig;
+use crate::kube::{ApiResource, cluster};
+
+/// Resolves `names` through the cluster's discovery and prints their ClusterRole.
+pub async fn run(options: &ClusterConfig, names: &[String], name: &str) -> Result<(), AppError> {
+    let cluster = cluster::connect(options)
+        .await
+        .map_err(|e| AppError::Usage(e.into()))?;
+    let discovery = cluster
+        .discover()
+        .await
+        .map_err(|e| AppError::Failed(e.into()))?;
+    let resources = names
+        .iter()
+        .map(|n| discovery.resolve(n))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| AppError::Usage(e.into()))?;
+    print!("{}", cluster_role(name, &resources));
+    Ok(())
+}
 
 /// A ClusterRole named `name` granting get, list and watch on exactly `resources`
 /// (grouped by API group, as kubectl writes rules), as YAML.

@@ -8,7 +8,7 @@ use futures::future::join_all;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{APIGroupList, APIResourceList, APIVersions};
 use kubebridge_sinks::ResourceId;
 
-use crate::api::{self, ApiError, Url};
+use crate::kube::api::{self, ApiError, Url};
 
 /// A resource the API server serves, as discovery describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -154,6 +154,13 @@ impl Discovery {
             }
         }
         Ok(Discovery { resources })
+    }
+
+    /// A discovery of these (resource, supports list and watch) pairs, in priority order.
+    pub(crate) fn from_resources(resources: Vec<ApiResource>) -> Discovery {
+        Discovery {
+            resources: resources.into_iter().map(|r| (r, true)).collect(),
+        }
     }
 
     /// Every served resource, in priority order.
