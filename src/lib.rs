@@ -64,12 +64,12 @@
 
 pub mod cmd;
 pub mod config;
-pub mod endpoints;
-pub mod informer;
+pub(crate) mod endpoints;
+pub(crate) mod informer;
 pub mod kube;
-pub mod leader;
-pub mod lister;
-pub mod metrics;
-pub mod pipeline;
-pub mod plan;
-pub mod queue;
+pub(crate) mod leader;
+pub(crate) mod lister;
+pub(crate) mod metrics;
+pub(crate) mod pipeline;
+pub(crate) mod plan;
+pub(crate) mod queue;

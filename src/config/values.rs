@@ -67,23 +67,13 @@ pub fn namespace_scope(all: bool, namespaces: &[String]) -> Result<NamespaceScop
 
 /// One namespace name, checked as a DNS label.
 pub fn namespace(s: &str) -> Result<String, String> {
-    if is_dns_label(s) {
+    if kubebridge_apimachinery::is_dns1123_label(s) {
         Ok(s.to_owned())
     } else {
         Err(format!(
             "invalid namespace {s:?}: a namespace is lower-case letters, digits and '-', at most 63 characters"
         ))
     }
-}
-
-/// RFC 1123 label, as Kubernetes checks namespace names.
-pub fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
 }
 
 /// A sink URI, not blank.
