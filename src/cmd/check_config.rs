@@ -1,4 +1,4 @@
-//! `kubebridge check-config FILE`: validates a config file and prints its [`Plan`], the
+//! `kubebridge check-config FILE`: validates a config file and prints its plan (`crate::plan::Plan`), the
 //! same object `watch` runs.
 //!
 //! It runs without a cluster, so names resolve through the built-in table of Kubernetes

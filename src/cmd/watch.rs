@@ -1,7 +1,7 @@
 //! `kubebridge watch`, in named phases, each its own function:
 //!
 //! 1. `plan`: read discovery once, resolve every route, decide which informers routes
-//!    share ([`crate::plan`], the same object `check-config` prints);
+//!    share (`plan.rs`, the same object `check-config` prints);
 //! 2. `sinks`: build each route's sinks and start a task with a bounded queue for each;
 //! 3. `endpoints`: serve `/metrics`, `/healthz`, `/readyz` (and the cache lister);
 //! 4. `leadership`: with `--leader-elect`, wait for the Lease before going on;

@@ -47,7 +47,7 @@ pub struct ClusterConfig {
 pub struct StreamConfig {
     /// The routes: the command line's (RESOURCE... with its flags) first, then the
     /// config file's. Routes that watch the same resolved resource, scope and selectors
-    /// share one informer (see [`crate::plan`]).
+    /// share one informer (see `plan.rs`).
     pub routes: Vec<Route>,
     /// Resync period; `None` disables resync.
     pub resync: Option<Duration>,
