@@ -6,7 +6,7 @@
 //! decides how it is counted. Label values come from small fixed sets (sink kinds,
 //! informer names from the configuration, event types), never from object names.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -38,26 +38,29 @@ struct Families {
     resyncs: IntCounterVec,
     last_event: GaugeVec,
     /// The sinks of this run, read by [`SinkCollector`] at every scrape.
-    sinks: Arc<Mutex<Vec<SinkEntry>>>,
+    sinks: Arc<Mutex<Vec<SinkView>>>,
 }
 
-/// What a scrape reads about one sink.
-struct SinkEntry {
-    name: String,
-    queue: QueueGauge<Arc<Notification>>,
-    state: Arc<SinkState>,
-}
-
-/// A sink's delivery state, written by its task and read by scrapes and `/readyz`.
+/// A sink's delivery state, written by its task and read by scrapes, `/readyz` and the
+/// supervisor.
 #[derive(Debug, Default)]
 struct SinkState {
-    failing: AtomicBool,
+    /// How the last publish attempt ended: [`LAST_OK`], [`LAST_RETRYING`] or [`LAST_REFUSED`].
+    last: AtomicU8,
     /// Unix milliseconds of the oldest notification in the batch being published; 0 when
     /// none is in flight.
     in_flight_since_ms: AtomicU64,
+    /// Notifications taken from the queue and not yet confirmed or dropped.
+    in_flight: AtomicU64,
+    /// Unix milliseconds of the last confirmation (at first: when the sink started).
+    confirmed_at_ms: AtomicU64,
     /// Notifications dropped because the sink refused them for good.
     refused: AtomicU64,
 }
+
+const LAST_OK: u8 = 0;
+const LAST_RETRYING: u8 = 1;
+const LAST_REFUSED: u8 = 2;
 
 fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
@@ -187,7 +190,7 @@ impl Metrics {
         Metrics(Arc::new(families))
     }
 
-    fn sinks(&self) -> MutexGuard<'_, Vec<SinkEntry>> {
+    fn sinks(&self) -> MutexGuard<'_, Vec<SinkView>> {
         self.0.sinks.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -198,14 +201,19 @@ impl Metrics {
         queue: QueueGauge<Arc<Notification>>,
     ) -> SinkMetrics {
         let state = Arc::new(SinkState::default());
-        self.sinks().push(SinkEntry {
+        state
+            .confirmed_at_ms
+            .store(unix_ms(SystemTime::now()), Ordering::Relaxed);
+        let view = SinkView {
             name: name.to_owned(),
             queue,
             state: state.clone(),
-        });
+        };
+        self.sinks().push(view.clone());
         SinkMetrics {
             name: name.to_owned(),
             state,
+            view,
             metrics: self.clone(),
         }
     }
@@ -269,11 +277,20 @@ impl Metrics {
             .set(now.as_secs_f64());
     }
 
-    /// Whether every sink's last attempt succeeded (or none was made yet).
-    pub(crate) fn sinks_healthy(&self) -> bool {
-        self.sinks()
+    /// Every sink that is not ready, one reason each (see [`SinkView::health`]), joined
+    /// by "; "; `Ok` when all are.
+    pub(crate) fn sinks_ready(&self, stall_timeout: Duration) -> Result<(), String> {
+        let now = SystemTime::now();
+        let reasons: Vec<String> = self
+            .sinks()
             .iter()
-            .all(|s| !s.state.failing.load(Ordering::Relaxed))
+            .filter_map(|s| s.health(stall_timeout, now).reason(&s.name, stall_timeout))
+            .collect();
+        if reasons.is_empty() {
+            Ok(())
+        } else {
+            Err(reasons.join("; "))
+        }
     }
 
     /// The Prometheus text exposition of every metric, with queue depths and lag read now.
@@ -289,12 +306,25 @@ impl Metrics {
 pub(crate) struct SinkMetrics {
     name: String,
     state: Arc<SinkState>,
+    view: SinkView,
     metrics: Metrics,
 }
 
 impl SinkMetrics {
-    /// The sink is about to publish a batch whose oldest notification was observed at
-    /// `oldest`.
+    /// What the supervisor and `/readyz` read about this sink.
+    pub(crate) fn view(&self) -> SinkView {
+        self.view.clone()
+    }
+
+    /// The sink took `batch` from its queue to publish it.
+    pub(crate) fn taken(&self, batch: &[Arc<Notification>]) {
+        self.state
+            .in_flight
+            .store(batch.len() as u64, Ordering::Relaxed);
+    }
+
+    /// The sink is about to publish (or retry) a batch whose oldest unconfirmed
+    /// notification was observed at `oldest`.
     pub(crate) fn publish_started(&self, oldest: SystemTime) {
         self.state
             .in_flight_since_ms
@@ -303,6 +333,9 @@ impl SinkMetrics {
 
     /// The sink's destination confirmed these notifications.
     pub(crate) fn delivered(&self, confirmed: &[Arc<Notification>]) {
+        if confirmed.is_empty() {
+            return;
+        }
         let m = &self.metrics.0;
         m.sink_sent
             .with_label_values(&[&self.name])
@@ -312,8 +345,14 @@ impl SinkMetrics {
         for n in confirmed {
             histogram.observe(now.duration_since(n.time).unwrap_or_default().as_secs_f64());
         }
-        self.state.failing.store(false, Ordering::Relaxed);
-        self.state.in_flight_since_ms.store(0, Ordering::Relaxed);
+        let state = &self.state;
+        state.last.store(LAST_OK, Ordering::Relaxed);
+        let _ = state
+            .in_flight
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(confirmed.len() as u64))
+            });
+        state.confirmed_at_ms.store(unix_ms(now), Ordering::Relaxed);
     }
 
     /// A publish attempt failed.
@@ -324,12 +363,148 @@ impl SinkMetrics {
             .sink_errors
             .with_label_values(&[&self.name, kind])
             .inc();
-        self.state.failing.store(retryable, Ordering::Relaxed);
+        let last = if retryable {
+            LAST_RETRYING
+        } else {
+            LAST_REFUSED
+        };
+        self.state.last.store(last, Ordering::Relaxed);
     }
 
     /// A notification the sink refused for good was dropped.
     pub(crate) fn refused(&self) {
         self.state.refused.fetch_add(1, Ordering::Relaxed);
+        let _ = self
+            .state
+            .in_flight
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(1))
+            });
+    }
+
+    /// The batch in flight is done with (all confirmed or dropped).
+    pub(crate) fn batch_done(&self) {
+        self.state.in_flight.store(0, Ordering::Relaxed);
+        self.state.in_flight_since_ms.store(0, Ordering::Relaxed);
+    }
+}
+
+/// A read-only view of one sink: its queue and delivery state, for scrapes, `/readyz`
+/// and the supervisor that ends `--once` and sums up the run.
+#[derive(Clone)]
+pub(crate) struct SinkView {
+    name: String,
+    queue: QueueGauge<Arc<Notification>>,
+    state: Arc<SinkState>,
+}
+
+/// How a sink is doing, judged against `--sink-stall-timeout`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Health {
+    /// Caught up, or delivering within the timeout.
+    Ready,
+    /// Its last attempt failed and is being retried, within the timeout.
+    Retrying,
+    /// Its last attempt was refused for good (its notification dropped).
+    Refusing {
+        /// Dropped so far.
+        dropped: u64,
+    },
+    /// Its oldest unconfirmed notification is older than the timeout, though it
+    /// confirmed something within it: behind, but moving.
+    Lagging {
+        /// Age of the oldest unconfirmed notification.
+        oldest: Duration,
+    },
+    /// Its oldest unconfirmed notification is older than the timeout and nothing was
+    /// confirmed within it: the destination is not taking deliveries.
+    Stalled {
+        /// Age of the oldest unconfirmed notification.
+        oldest: Duration,
+        /// Time since the last confirmation (or since the sink started).
+        quiet: Duration,
+    },
+}
+
+impl Health {
+    /// Why the sink named `name` is not ready, in one clause; `None` when it is.
+    pub(crate) fn reason(&self, name: &str, timeout: Duration) -> Option<String> {
+        let secs = |d: &Duration| humantime::format_duration(Duration::from_secs(d.as_secs()));
+        let timeout = humantime::format_duration(timeout);
+        match self {
+            Health::Ready => None,
+            Health::Retrying => Some(format!(
+                "sink {name}: its last delivery attempt failed and is being retried"
+            )),
+            Health::Refusing { dropped } => Some(format!(
+                "sink {name}: its recent deliveries failed permanently ({dropped} notification(s) dropped so far)"
+            )),
+            Health::Lagging { oldest } => Some(format!(
+                "sink {name}: lagging: its oldest unconfirmed notification is {} old, over --sink-stall-timeout {timeout}",
+                secs(oldest)
+            )),
+            Health::Stalled { oldest, quiet } => Some(format!(
+                "sink {name}: stalled: nothing confirmed for {}, its oldest unconfirmed notification is {} old, over --sink-stall-timeout {timeout}",
+                secs(quiet),
+                secs(oldest)
+            )),
+        }
+    }
+}
+
+impl SinkView {
+    /// The sink's name in logs and metrics.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Notifications queued or in flight, not yet confirmed or dropped.
+    pub(crate) fn unconfirmed(&self) -> u64 {
+        self.queue.len() as u64 + self.state.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Notifications the sink refused for good and dropped.
+    pub(crate) fn refused(&self) -> u64 {
+        self.state.refused.load(Ordering::Relaxed)
+    }
+
+    /// Unix milliseconds of the oldest notification not yet confirmed, if any.
+    fn oldest_unconfirmed_ms(&self) -> Option<u64> {
+        let in_flight = self.state.in_flight_since_ms.load(Ordering::Relaxed);
+        if in_flight > 0 {
+            Some(in_flight)
+        } else {
+            self.queue.front(|n| unix_ms(n.time).max(1))
+        }
+    }
+
+    /// Age of the oldest notification not yet confirmed (zero when caught up).
+    fn oldest_unconfirmed_age(&self, now_ms: u64) -> Duration {
+        self.oldest_unconfirmed_ms().map_or(Duration::ZERO, |t| {
+            Duration::from_millis(now_ms.saturating_sub(t))
+        })
+    }
+
+    /// How the sink is doing at `now`, against `timeout`.
+    pub(crate) fn health(&self, timeout: Duration, now: SystemTime) -> Health {
+        let now_ms = unix_ms(now);
+        let oldest = self.oldest_unconfirmed_age(now_ms);
+        if oldest > timeout {
+            let confirmed = self.state.confirmed_at_ms.load(Ordering::Relaxed);
+            let quiet = Duration::from_millis(now_ms.saturating_sub(confirmed));
+            return if quiet > timeout {
+                Health::Stalled { oldest, quiet }
+            } else {
+                Health::Lagging { oldest }
+            };
+        }
+        match self.state.last.load(Ordering::Relaxed) {
+            LAST_REFUSED => Health::Refusing {
+                dropped: self.refused(),
+            },
+            LAST_RETRYING => Health::Retrying,
+            _ => Health::Ready,
+        }
     }
 }
 
@@ -338,6 +513,8 @@ impl SinkMetrics {
 struct SinkFamilies {
     capacity: IntGaugeVec,
     depth: IntGaugeVec,
+    bytes: IntGaugeVec,
+    max_bytes: IntGaugeVec,
     oldest_age: GaugeVec,
     dropped: IntCounterVec,
 }
@@ -354,6 +531,22 @@ impl SinkFamilies {
                 Opts::new(
                     "kubebridge_queue_depth",
                     "Notifications waiting in a sink's queue.",
+                ),
+                &["sink"],
+            )
+            .expect("valid metric"),
+            bytes: IntGaugeVec::new(
+                Opts::new(
+                    "kubebridge_queue_bytes",
+                    "JSON bytes (object + oldObject) of the notifications waiting in a sink's queue.",
+                ),
+                &["sink"],
+            )
+            .expect("valid metric"),
+            max_bytes: IntGaugeVec::new(
+                Opts::new(
+                    "kubebridge_queue_capacity_bytes",
+                    "Byte budget of a sink's queue (--queue-bytes).",
                 ),
                 &["sink"],
             )
@@ -377,7 +570,7 @@ impl SinkFamilies {
         }
     }
 
-    fn read(&self, sink: &SinkEntry, now_ms: u64) {
+    fn read(&self, sink: &SinkView, now_ms: u64) {
         let name = sink.name.as_str();
         self.capacity
             .with_label_values(&[name])
@@ -385,15 +578,13 @@ impl SinkFamilies {
         self.depth
             .with_label_values(&[name])
             .set(sink.queue.len() as i64);
-        let in_flight = sink.state.in_flight_since_ms.load(Ordering::Relaxed);
-        let oldest = if in_flight > 0 {
-            Some(in_flight)
-        } else {
-            sink.queue.front(|n| unix_ms(n.time))
-        };
-        let age = oldest.map_or(Duration::ZERO, |t| {
-            Duration::from_millis(now_ms.saturating_sub(t))
-        });
+        self.bytes
+            .with_label_values(&[name])
+            .set(sink.queue.bytes() as i64);
+        self.max_bytes
+            .with_label_values(&[name])
+            .set(i64::try_from(sink.queue.max_bytes()).unwrap_or(i64::MAX));
+        let age = sink.oldest_unconfirmed_age(now_ms);
         self.oldest_age
             .with_label_values(&[name])
             .set(age.as_secs_f64());
@@ -409,13 +600,13 @@ impl SinkFamilies {
 /// Reads every sink's queue and state when the registry is gathered.
 #[derive(Clone)]
 struct SinkCollector {
-    sinks: Arc<Mutex<Vec<SinkEntry>>>,
+    sinks: Arc<Mutex<Vec<SinkView>>>,
     /// Never set: only their descriptions are used, for registration.
     described: Arc<SinkFamilies>,
 }
 
 impl SinkCollector {
-    fn new(sinks: Arc<Mutex<Vec<SinkEntry>>>) -> SinkCollector {
+    fn new(sinks: Arc<Mutex<Vec<SinkView>>>) -> SinkCollector {
         SinkCollector {
             sinks,
             described: Arc::new(SinkFamilies::new()),
@@ -429,6 +620,8 @@ impl Collector for SinkCollector {
         [
             f.capacity.desc(),
             f.depth.desc(),
+            f.bytes.desc(),
+            f.max_bytes.desc(),
             f.oldest_age.desc(),
             f.dropped.desc(),
         ]
@@ -444,6 +637,8 @@ impl Collector for SinkCollector {
         [
             families.capacity.collect(),
             families.depth.collect(),
+            families.bytes.collect(),
+            families.max_bytes.collect(),
             families.oldest_age.collect(),
             families.dropped.collect(),
         ]
@@ -469,7 +664,10 @@ mod tests {
         let (tx, _rx) = queue::<Arc<Notification>>(4, Overflow::Block);
         let sink = first.sink_started("kafka", tx.gauge());
         sink.publish_failed(true);
-        assert!(!first.sinks_healthy());
+        let reason = first
+            .sinks_ready(Duration::from_secs(60))
+            .expect_err("retrying");
+        assert!(reason.contains("sink kafka"), "{reason}");
         assert_eq!(
             sample(
                 &first.render(),
@@ -480,7 +678,7 @@ mod tests {
 
         let second = Metrics::new();
         assert!(
-            second.sinks_healthy(),
+            second.sinks_ready(Duration::from_secs(60)).is_ok(),
             "the first run's failing sink is not in the second"
         );
         let text = second.render();

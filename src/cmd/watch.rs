@@ -7,15 +7,18 @@
 //! 4. `leadership`: with `--leader-elect`, wait for the Lease before going on;
 //! 5. `informers`: start one informer per planned informer, feeding its routes' queues;
 //! 6. `supervise`: run until the informers stop, a sink closes, an informer fails for
-//!    good, the lease is lost, or shutdown (then deliver what is queued within the grace).
+//!    good, the lease is lost, or shutdown (then deliver what is queued within the grace);
+//!    meanwhile judge every sink against `--sink-stall-timeout` (log a stall; with
+//!    `--once`, give up on a stalled sink), and end non-zero, in one line, when anything
+//!    was left undelivered.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use kubebridge_sinks::{Notification, Sink, sink_from_uri};
-use tokio::task::{JoinHandle, JoinSet};
+use kubebridge_sinks::{Sink, sink_from_uri};
+use tokio::task::{AbortHandle, JoinHandle, JoinSet};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::AppError;
@@ -26,11 +29,10 @@ use crate::informer::{Informers, ProcessorConfig, ReflectorConfig, RunningInform
 use crate::kube::{Cluster, cluster};
 use crate::leader::{Elector, LeaderError, LeaseConfig};
 use crate::lister::Lister;
-use crate::metrics::Metrics;
+use crate::metrics::{Health, Metrics, SinkView};
 use crate::pipeline::sink_task::SinkQueue;
-use crate::pipeline::{SinkOutcome, spawn_sink};
+use crate::pipeline::{QueueBounds, SinkHandle, SinkOutcome, spawn_sink};
 use crate::plan::{Plan, Resolver};
-use crate::queue::QueueGauge;
 
 /// Sinks an embedder built itself, each with the name of the route it serves (in
 /// addition to the sinks that route's URIs name).
@@ -82,10 +84,12 @@ pub async fn watch(
     let supervised = Supervised {
         informers: running,
         sink_tasks: sinks.tasks,
-        gauges: sinks.gauges,
+        sinks: sinks.watched,
         lease,
         cancel,
         grace: stream.shutdown_grace,
+        stall_timeout: stream.sink_stall_timeout,
+        once: stream.once,
     };
     supervise(supervised, shutdown).await
 }
@@ -122,12 +126,24 @@ pub(crate) async fn build_sinks(
     Ok(sinks)
 }
 
-/// The running sinks: each route's queues, the tasks draining them, and their depths.
+/// The running sinks: each route's queues, the tasks draining them, and what the
+/// supervisor watches of each.
 struct Sinks {
     /// Per route (as in the plan), the queue of each of its sinks.
     queues: Vec<Vec<SinkQueue>>,
     tasks: JoinSet<SinkOutcome>,
-    gauges: Vec<QueueGauge<Arc<Notification>>>,
+    watched: Vec<Watched>,
+}
+
+/// One sink as the supervisor sees it.
+struct Watched {
+    view: SinkView,
+    /// Aborts the sink's own task (not just the join set's wrapper around it).
+    abort: AbortHandle,
+    /// Whether it was last judged stalled (a change is logged).
+    stalled: bool,
+    /// Whether `--once` gave up on it, with this many notifications undelivered.
+    abandoned: Option<u64>,
 }
 
 /// Phase 2: builds every route's sinks and starts a task and a bounded queue for each.
@@ -163,7 +179,12 @@ async fn sinks(
     let mut running = Sinks {
         queues: Vec::with_capacity(built.len()),
         tasks: JoinSet::new(),
-        gauges: Vec::new(),
+        watched: Vec::new(),
+    };
+    let bounds = QueueBounds {
+        capacity: stream.queue_capacity,
+        max_bytes: stream.queue_bytes,
+        overflow: stream.overflow,
     };
     let mut labels: Vec<String> = Vec::new();
     for route_sinks in built {
@@ -180,12 +201,19 @@ async fn sinks(
                 format!("{kind}-{}", same + 1)
             };
             labels.push(label.clone());
-            let (queue, task) =
-                spawn_sink(label, sink, stream.queue_capacity, stream.overflow, metrics);
-            running.gauges.push(queue.gauge());
+            let SinkHandle { queue, task, view } = spawn_sink(label, sink, bounds, metrics);
+            running.watched.push(Watched {
+                view,
+                abort: task.abort_handle(),
+                stalled: false,
+                abandoned: None,
+            });
             running.tasks.spawn(async move {
-                task.await
-                    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+                match task.await {
+                    Ok(outcome) => outcome,
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    Err(_) => SinkOutcome::Abandoned,
+                }
             });
             queues.push(queue);
         }
@@ -223,16 +251,26 @@ async fn endpoints(stream: &StreamConfig, metrics: &Metrics) -> Result<Endpoints
     endpoints::serve(
         listener,
         metrics.clone(),
-        readiness(slots.synced.clone(), metrics.clone()),
+        readiness(
+            slots.synced.clone(),
+            metrics.clone(),
+            stream.sink_stall_timeout,
+        ),
         stream.serve_cache.then(|| slots.lister.clone()),
         stop,
     );
     Ok(slots)
 }
 
-/// Ready when every informer has synced and no sink's last delivery failed; a standby
-/// (no informers yet) is ready to take over.
-fn readiness(synced: Arc<OnceLock<SyncedFlags>>, metrics: Metrics) -> Readiness {
+/// Ready when every informer has synced and every sink is delivering: none has a
+/// notification unconfirmed for longer than `stall_timeout`, and none's last attempt
+/// failed (retrying, or refused for good). A standby (no informers yet) is ready to take
+/// over. The body names each sink that is not ready, and why.
+fn readiness(
+    synced: Arc<OnceLock<SyncedFlags>>,
+    metrics: Metrics,
+    stall_timeout: Duration,
+) -> Readiness {
     Arc::new(move || {
         let Some(synced) = synced.get() else {
             return Ok(());
@@ -245,10 +283,7 @@ fn readiness(synced: Arc<OnceLock<SyncedFlags>>, metrics: Metrics) -> Readiness 
         if !pending.is_empty() {
             return Err(format!("not synced yet: {}", pending.join(", ")));
         }
-        if !metrics.sinks_healthy() {
-            return Err("a sink's last delivery attempt failed".to_owned());
-        }
-        Ok(())
+        metrics.sinks_ready(stall_timeout)
     })
 }
 
@@ -340,15 +375,25 @@ fn informers(
 struct Supervised {
     informers: RunningInformers,
     sink_tasks: JoinSet<SinkOutcome>,
-    gauges: Vec<QueueGauge<Arc<Notification>>>,
+    sinks: Vec<Watched>,
     lease: Option<JoinHandle<Result<(), LeaderError>>>,
     cancel: CancellationToken,
     grace: Duration,
+    stall_timeout: Duration,
+    once: bool,
+}
+
+/// How often sinks are judged against the stall timeout: a quarter of it, between
+/// 100 ms and 1 s, so a stall is noticed well within the timeout's precision.
+fn judge_period(stall_timeout: Duration) -> Duration {
+    (stall_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(1))
 }
 
 /// Phase 6: runs until every informer has stopped and every sink has drained (or
-/// closed). A shutdown signal stops the watches and arms the grace period for what is
-/// queued; a lost lease stops publishing at once; the first failure is the result.
+/// closed, or was given up on). A shutdown signal stops the watches and arms the grace
+/// period for what is queued; a lost lease stops publishing at once; sinks are judged
+/// against the stall timeout all along. The first failure is the result; otherwise a
+/// run that left notifications undelivered fails with a one-line summary.
 async fn supervise(
     mut s: Supervised,
     mut shutdown: Pin<&mut (impl Future<Output = ()> + Send)>,
@@ -356,6 +401,8 @@ async fn supervise(
     let mut failure: Option<AppError> = None;
     let mut informers_done = false;
     let mut grace: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    let mut judge = tokio::time::interval(judge_period(s.stall_timeout));
+    judge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !(informers_done && s.sink_tasks.is_empty()) {
         tokio::select! {
             () = &mut shutdown, if grace.is_none() => {
@@ -368,19 +415,23 @@ async fn supervise(
                 if let Ok(Err(e)) = lost {
                     // Another instance may already be leading: publish nothing more.
                     s.cancel.cancel();
+                    for sink in &s.sinks {
+                        sink.abort.abort();
+                    }
                     s.sink_tasks.abort_all();
                     failure.get_or_insert(AppError::Failed(e.into()));
                     break;
                 }
             }
             () = async { if let Some(g) = grace.as_mut() { g.await } }, if grace.is_some() => {
-                let undelivered: usize = s.gauges.iter().map(|g| g.len()).sum();
+                let undelivered: u64 = s.sinks.iter().map(|w| w.view.unconfirmed()).sum();
                 failure.get_or_insert(AppError::failed(format!(
-                    "the shutdown grace of {} ran out with {undelivered} queued notification(s) undelivered (plus any batch in flight); raise --shutdown-grace",
+                    "the shutdown grace of {} ran out with {undelivered} notification(s) undelivered (queued or in flight); raise --shutdown-grace",
                     humantime::format_duration(s.grace)
                 )));
                 break;
             }
+            _ = judge.tick() => judge_sinks(&mut s.sinks, s.stall_timeout, s.once),
             joined = s.informers.join_next(), if !informers_done => match joined {
                 None => informers_done = true,
                 Some(Ok(())) => {}
@@ -397,7 +448,63 @@ async fn supervise(
             }
         }
     }
+    if let Some(summary) = undelivered(&s.sinks) {
+        match &failure {
+            None => failure = Some(AppError::failed(summary)),
+            Some(_) => tracing::error!("{summary}"),
+        }
+    }
     failure.map_or(Ok(()), Err)
+}
+
+/// Judges every sink against `stall_timeout`: logs each one that stalls (warn) or
+/// recovers (info); under `--once`, gives up on a stalled one, so the run ends.
+fn judge_sinks(sinks: &mut [Watched], stall_timeout: Duration, once: bool) {
+    let now = std::time::SystemTime::now();
+    for w in sinks.iter_mut().filter(|w| w.abandoned.is_none()) {
+        let health = w.view.health(stall_timeout, now);
+        let stalled = matches!(health, Health::Stalled { .. });
+        if stalled && !w.stalled {
+            let reason = health
+                .reason(w.view.name(), stall_timeout)
+                .unwrap_or_default();
+            tracing::warn!(sink = %w.view.name(), unconfirmed = w.view.unconfirmed(), "{reason}; /readyz reports not ready");
+        } else if !stalled && w.stalled {
+            tracing::info!(sink = %w.view.name(), "sink confirms deliveries again");
+        }
+        w.stalled = stalled;
+        if stalled && once {
+            let undelivered = w.view.unconfirmed();
+            tracing::error!(sink = %w.view.name(), undelivered, "--once: giving up on a sink that confirmed nothing within --sink-stall-timeout");
+            w.abort.abort();
+            w.abandoned = Some(undelivered);
+        }
+    }
+}
+
+/// One line saying what the run left undelivered, sink by sink: what `--once` gave up
+/// on and what sinks refused for good. `None` when nothing was.
+fn undelivered(sinks: &[Watched]) -> Option<String> {
+    let mut total = 0;
+    let mut parts = Vec::new();
+    for w in sinks {
+        let name = w.view.name();
+        if let Some(n) = w.abandoned {
+            total += n;
+            parts.push(format!(
+                "sink {name} confirmed nothing within --sink-stall-timeout and was given up on with {n} unconfirmed"
+            ));
+        }
+        let refused = w.view.refused();
+        if refused > 0 {
+            total += refused;
+            parts.push(format!(
+                "sink {name} refused {refused} for good (each logged, counted in kubebridge_sink_dropped_total)"
+            ));
+        }
+    }
+    (!parts.is_empty())
+        .then(|| format!("{total} notification(s) undelivered: {}", parts.join("; ")))
 }
 
 /// Handles a sink task's end: a closed destination stops everything; a failed close is
@@ -420,6 +527,7 @@ fn sink_ended(
             tracing::info!(delivered, dropped, evicted, "sink drained");
             None
         }
+        Ok(SinkOutcome::Abandoned) => None,
         Ok(SinkOutcome::Failed(e)) => Some(AppError::failed(format!("closing a sink failed: {e}"))),
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }

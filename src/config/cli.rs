@@ -171,10 +171,20 @@ struct StreamArgs {
     /// watches.
     #[arg(long, value_parser = values::positive, value_name = "N")]
     queue_capacity: Option<usize>,
+    /// Byte budget of each sink's queue, counted as the raw JSON of the queued objects
+    /// and old objects (default 128Mi); enforced like --queue-capacity. Sizes like 64Mi,
+    /// 1Gi, 500M.
+    #[arg(long, value_parser = values::byte_size, value_name = "SIZE")]
+    queue_bytes: Option<usize>,
     /// What a full sink queue does: block (the default: stop reading watches; nothing is
     /// lost) or drop-oldest (evict, count and log the oldest queued notification).
     #[arg(long, value_enum, value_name = "POLICY")]
     overflow: Option<Overflow>,
+    /// A sink whose oldest unconfirmed notification is older than this is not ready
+    /// (/readyz 503); with --once, a sink that also confirmed nothing for this long is
+    /// given up on (exit 1). Default 60s, at least 1s.
+    #[arg(long, value_parser = values::stall_timeout, value_name = "DURATION")]
+    sink_stall_timeout: Option<Duration>,
     /// After SIGINT/SIGTERM, how long to keep delivering what is queued before exiting
     /// non-zero. The default, 25s, fits the default 30s terminationGracePeriodSeconds of a pod.
     #[arg(long, value_parser = values::duration, value_name = "DURATION")]
@@ -445,7 +455,9 @@ impl StreamArgs {
             resync: self.resync,
             initial_state: self.initial_state,
             queue_capacity: self.queue_capacity,
+            queue_bytes: self.queue_bytes,
             overflow: self.overflow,
+            sink_stall_timeout: self.sink_stall_timeout,
             shutdown_grace: self.shutdown_grace,
             metrics_addr: self.metrics_addr,
             // A switch given says true; absent, it says nothing.
@@ -547,6 +559,8 @@ mod tests {
         assert_eq!(stream.initial_state, InitialState::Emit);
         assert_eq!(stream.page_size, 500);
         assert_eq!(stream.shutdown_grace, Duration::from_secs(25));
+        assert_eq!(stream.queue_bytes, 128 << 20);
+        assert_eq!(stream.sink_stall_timeout, Duration::from_secs(60));
         assert_eq!(cluster, ClusterConfig::default());
     }
 
@@ -580,12 +594,18 @@ mod tests {
             "acks=all",
             "--overflow",
             "drop-oldest",
+            "--queue-bytes",
+            "64Mi",
+            "--sink-stall-timeout",
+            "2s",
         ]);
         let options = &stream.routes[0].sink_options;
         assert_eq!(options.format, Format::CloudEventsBinary);
         assert_eq!(options.kafka_key, KeyMode::Uid);
         assert_eq!(options.kafka_properties, [("acks".into(), "all".into())]);
         assert_eq!(stream.overflow, Overflow::DropOldest);
+        assert_eq!(stream.queue_bytes, 64 << 20);
+        assert_eq!(stream.sink_stall_timeout, Duration::from_secs(2));
     }
 
     #[test]
@@ -624,6 +644,18 @@ mod tests {
             (
                 &["watch", "pods", "--queue-capacity", "0"][..],
                 "--queue-capacity",
+            ),
+            (
+                &["watch", "pods", "--queue-bytes", "0"][..],
+                "--queue-bytes",
+            ),
+            (
+                &["watch", "pods", "--queue-bytes", "lots"][..],
+                "--queue-bytes",
+            ),
+            (
+                &["watch", "pods", "--sink-stall-timeout", "10ms"][..],
+                "--sink-stall-timeout",
             ),
             (&["watch", "po,"][..], "resource name is empty"),
             (&["watch", "pods", "--bogus"][..], "--bogus"),

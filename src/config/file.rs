@@ -28,8 +28,12 @@ pub struct FileConfig {
     pub initial_state: Option<InitialState>,
     /// `--queue-capacity`.
     pub queue_capacity: Option<usize>,
+    /// `--queue-bytes` (`128Mi`, `1Gi`, or a number of bytes).
+    pub queue_bytes: Option<String>,
     /// `--overflow`.
     pub overflow: Option<Overflow>,
+    /// `--sink-stall-timeout`.
+    pub sink_stall_timeout: Option<String>,
     /// `--shutdown-grace`.
     pub shutdown_grace: Option<String>,
     /// `--metrics-addr` (text, so it may come from `${ENV}`).
@@ -144,6 +148,8 @@ impl FileConfig {
             "clusterName" => self.cluster_name,
             "resync" => self.resync,
             "shutdownGrace" => self.shutdown_grace,
+            "sinkStallTimeout" => self.sink_stall_timeout,
+            "queueBytes" => self.queue_bytes,
             "metricsAddr" => self.metrics_addr,
             "format" => self.format,
         );
@@ -176,7 +182,19 @@ impl FileConfig {
             resync: duration("resync", &self.resync)?,
             initial_state: self.initial_state,
             queue_capacity: self.queue_capacity.map(|n| n.max(1)),
+            queue_bytes: self
+                .queue_bytes
+                .as_deref()
+                .map(values::byte_size)
+                .transpose()
+                .map_err(|e| format!("queueBytes: {e}"))?,
             overflow: self.overflow,
+            sink_stall_timeout: self
+                .sink_stall_timeout
+                .as_deref()
+                .map(values::stall_timeout)
+                .transpose()
+                .map_err(|e| format!("sinkStallTimeout: {e}"))?,
             shutdown_grace: duration("shutdownGrace", &self.shutdown_grace)?,
             metrics_addr: self
                 .metrics_addr
@@ -271,6 +289,31 @@ impl RouteFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn queue_bytes_and_stall_timeout_are_read_and_bounded() {
+        let none = &|_: &str| None;
+        let base = "routes:\n  - name: r\n    resources: [pods]\n    sinks: [stdout]\n";
+        for (text, bytes) in [("64Mi", 64 << 20), ("1048576", 1 << 20)] {
+            let file = parse(
+                &format!("{base}queueBytes: {text}\nsinkStallTimeout: 5s\n"),
+                none,
+            )
+            .expect("parses");
+            let layer = file.layer().expect("valid");
+            assert_eq!(layer.queue_bytes, Some(bytes), "{text}");
+            assert_eq!(
+                layer.sink_stall_timeout,
+                Some(std::time::Duration::from_secs(5))
+            );
+        }
+        let file = parse(&format!("{base}queueBytes: 0\n"), none).expect("parses");
+        let e = file.layer().expect_err("zero");
+        assert!(e.starts_with("queueBytes:"), "{e}");
+        let file = parse(&format!("{base}sinkStallTimeout: 1ms\n"), none).expect("parses");
+        let e = file.layer().expect_err("too short");
+        assert!(e.starts_with("sinkStallTimeout:"), "{e}");
+    }
 
     #[test]
     fn env_values_land_verbatim_whatever_they_contain() {

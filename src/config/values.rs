@@ -29,6 +29,62 @@ pub fn duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// The shortest `--sink-stall-timeout`: a sink is judged at most once a second, and a
+/// shorter timeout would call every ordinary delivery round trip a stall.
+pub const MIN_STALL_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A sink stall timeout: a duration of at least [`MIN_STALL_TIMEOUT`].
+pub fn stall_timeout(s: &str) -> Result<Duration, String> {
+    let d = duration(s)?;
+    if d < MIN_STALL_TIMEOUT {
+        return Err(format!("{s:?} is shorter than the shortest accepted, 1s"));
+    }
+    Ok(d)
+}
+
+/// The largest byte budget accepted: 1 TiB, far beyond any machine kubebridge runs on,
+/// and small enough that sums of budgets cannot overflow.
+pub const MAX_BYTES: u64 = 1 << 40;
+
+/// A size in bytes: a whole number with an optional suffix, Kubernetes' binary `Ki`,
+/// `Mi`, `Gi`, `Ti` or decimal `k`, `M`, `G`, `T` (`256Mi`, `500M`, `1048576`); at least
+/// 1 byte and at most [`MAX_BYTES`].
+pub fn byte_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, suffix) = t.split_at(digits);
+    let multiplier: u64 = match suffix {
+        "" => 1,
+        "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "T" => 1_000_000_000_000,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "Ti" => 1 << 40,
+        _ => {
+            return Err(format!(
+                "invalid size {s:?}; write it like 128Mi, 1Gi, 500M or a number of bytes"
+            ));
+        }
+    };
+    let bytes = number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(multiplier))
+        .ok_or_else(|| {
+            format!("invalid size {s:?}; write it like 128Mi, 1Gi, 500M or a number of bytes")
+        })?;
+    if bytes == 0 || bytes > MAX_BYTES {
+        return Err(format!(
+            "size {s:?} must be at least 1 byte and at most 1Ti"
+        ));
+    }
+    usize::try_from(bytes)
+        .map_err(|_| format!("size {s:?} is larger than this machine can address"))
+}
+
 /// kubectl's `deploy,po` form: each argument may name several resources. Names are
 /// trimmed; an empty one is an error.
 pub fn resources<S: AsRef<str>>(args: &[S]) -> Result<Vec<String>, String> {
@@ -134,6 +190,28 @@ mod tests {
         assert!(duration("5 parsecs").is_err());
         let long = duration("300000000000y").expect_err("too long");
         assert!(long.contains("longest accepted"), "{long}");
+    }
+
+    #[test]
+    fn sizes_and_stall_timeouts_are_bounded() {
+        assert_eq!(byte_size("128Mi"), Ok(128 << 20));
+        assert_eq!(byte_size("500M"), Ok(500_000_000));
+        assert_eq!(byte_size(" 4096 "), Ok(4096));
+        for bad in [
+            "0",
+            "",
+            "Mi",
+            "1.5Gi",
+            "2Pi",
+            "-1",
+            "2Ti",
+            "99999999999999999999",
+        ] {
+            assert!(byte_size(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(stall_timeout("2s"), Ok(Duration::from_secs(2)));
+        assert!(stall_timeout("0").is_err());
+        assert!(stall_timeout("500ms").is_err());
     }
 
     #[test]
