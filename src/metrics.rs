@@ -658,6 +658,81 @@ mod tests {
         })
     }
 
+    fn note_at(name: &str, time: SystemTime) -> Arc<Notification> {
+        Arc::new(Notification {
+            event_type: kubebridge_sinks::EventType::Added,
+            origin: kubebridge_sinks::Origin::Watch,
+            time,
+            cluster: None,
+            resource: Arc::new(kubebridge_sinks::ResourceId {
+                group: String::new(),
+                version: "v1".into(),
+                resource: "pods".into(),
+                kind: "Pod".into(),
+            }),
+            namespace: None,
+            name: name.into(),
+            uid: name.into(),
+            resource_version: "1".into(),
+            object: Arc::from(serde_json::value::RawValue::from_string("{}".into()).expect("json")),
+            old_object: None,
+            snapshot: None,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_sink_is_judged_by_its_oldest_unconfirmed_notification() {
+        let metrics = Metrics::new();
+        let (tx, mut rx) = queue::<Arc<Notification>>(8, Overflow::Block);
+        let sink = metrics.sink_started("kafka", tx.gauge());
+        let view = sink.view();
+        let timeout = Duration::from_secs(2);
+        let start = SystemTime::now();
+        assert_eq!(view.health(timeout, start), Health::Ready, "idle is ready");
+
+        // Taken into a batch that the destination never confirms.
+        tx.send(note_at("a", start)).await.expect("open");
+        let batch = vec![rx.try_recv().expect("queued")];
+        sink.taken(&batch);
+        sink.publish_started(start);
+        tx.send(note_at("b", start)).await.expect("open");
+        assert_eq!(view.unconfirmed(), 2, "one in flight, one queued");
+        assert_eq!(
+            view.health(timeout, start + Duration::from_secs(1)),
+            Health::Ready
+        );
+        let later = start + Duration::from_secs(5);
+        assert!(
+            matches!(view.health(timeout, later), Health::Stalled { oldest, .. } if oldest >= Duration::from_secs(5)),
+            "{:?}",
+            view.health(timeout, later)
+        );
+        let reason = view
+            .health(timeout, later)
+            .reason("kafka", timeout)
+            .expect("not ready");
+        assert!(reason.contains("sink kafka: stalled"), "{reason}");
+        assert!(reason.contains("--sink-stall-timeout 2s"), "{reason}");
+
+        // Confirmed: ready again, nothing in flight.
+        sink.delivered(&batch);
+        sink.batch_done();
+        assert_eq!(view.unconfirmed(), 1);
+        let _ = rx.try_recv();
+        assert_eq!(view.health(timeout, later), Health::Ready);
+        assert!(metrics.sinks_ready(timeout).is_ok());
+
+        // Refused for good: not ready, counted, until something is confirmed.
+        sink.publish_failed(false);
+        sink.refused();
+        assert_eq!(view.health(timeout, later), Health::Refusing { dropped: 1 });
+        assert_eq!(view.refused(), 1);
+        let reason = metrics.sinks_ready(timeout).expect_err("refusing");
+        assert!(reason.contains("failed permanently"), "{reason}");
+        sink.delivered(&[note_at("c", later)]);
+        assert_eq!(view.health(timeout, later), Health::Ready);
+    }
+
     #[tokio::test]
     async fn a_second_run_starts_with_no_sinks_of_the_first() {
         let first = Metrics::new();
