@@ -14,8 +14,8 @@ use kubebridge_sinks::Notification;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    CounterVec, Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::queue::QueueGauge;
@@ -32,6 +32,9 @@ struct Families {
     sink_send_duration: HistogramVec,
     watch_restarts: IntCounterVec,
     relists: IntCounterVec,
+    relist_backoff: CounterVec,
+    watch_decode_errors: IntCounterVec,
+    list_errors: IntCounterVec,
     cache_objects: IntGaugeVec,
     cache_bytes: IntGaugeVec,
     informer_synced: IntGaugeVec,
@@ -78,6 +81,11 @@ fn int_gauges(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> I
 
 fn counters(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let counters = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    register(registry, counters)
+}
+
+fn seconds_counters(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> CounterVec {
+    let counters = CounterVec::new(Opts::new(name, help), labels).expect("valid metric");
     register(registry, counters)
 }
 
@@ -128,13 +136,31 @@ impl Metrics {
             watch_restarts: counters(
                 r,
                 "kubebridge_watch_restarts_total",
-                "Watches that ended and were resumed, by reason (closed, error).",
+                "Watches that ended and were resumed, by reason (closed: by the server; error: a failed request or an ERROR event; idle: nothing heard, not even a bookmark, for the watch idle timeout).",
                 &["resource", "reason"],
             ),
             relists: counters(
                 r,
                 "kubebridge_relists_total",
-                "Lists taken again from the start, by reason (expired: 410 Gone on a watch's resourceVersion or a continue token; restarted: a list cut short by an error or a closed stream).",
+                "Lists taken again from the start, by reason (expired: 410 Gone on a watch's resourceVersion or a continue token; restarted: a list cut short by an error or a closed stream; malformed: a watch line that did not decode or was over the object cap; watch_list_ignored: the server answered a watch-list as a plain watch, so LIST is used from then on).",
+                &["resource", "reason"],
+            ),
+            relist_backoff: seconds_counters(
+                r,
+                "kubebridge_relist_backoff_seconds_total",
+                "Seconds waited before relists (800 ms doubling to 30 s while relists follow each other, counted as each wait begins): its rate is the share of time an informer spends backing off.",
+                &["resource"],
+            ),
+            watch_decode_errors: counters(
+                r,
+                "kubebridge_watch_decode_errors_total",
+                "Watch lines that were not a usable event (not JSON, an object without metadata, or over the object cap); each is logged and reconciled by a relist.",
+                &["resource"],
+            ),
+            list_errors: counters(
+                r,
+                "kubebridge_list_errors_total",
+                "Failed LIST page requests, retried with backoff, by reason (too_large: over the page cap; error: any other).",
                 &["resource", "reason"],
             ),
             cache_objects: int_gauges(
@@ -218,7 +244,8 @@ impl Metrics {
             .inc();
     }
 
-    /// A watch ended and will be resumed (`closed` by the server, or after an `error`).
+    /// A watch ended and will be resumed (`closed` by the server, after an `error`, or
+    /// dropped when `idle`).
     pub(crate) fn watch_restarted(&self, informer: &str, reason: &'static str) {
         self.0
             .watch_restarts
@@ -228,9 +255,34 @@ impl Metrics {
 
     /// A list taken again from the start (`expired`: 410 Gone on the watch's resourceVersion
     /// or on a LIST page's continue token; `restarted`: a LIST or watch-list cut short by an
-    /// error or a closed stream).
+    /// error or a closed stream; `malformed`: after a watch line that did not decode;
+    /// `watch_list_ignored`: the server answered a watch-list as a plain watch).
     pub(crate) fn relisted(&self, informer: &str, reason: &'static str) {
         self.0.relists.with_label_values(&[informer, reason]).inc();
+    }
+
+    /// An informer waits `delay` before relisting.
+    pub(crate) fn relist_backoff(&self, informer: &str, delay: Duration) {
+        self.0
+            .relist_backoff
+            .with_label_values(&[informer])
+            .inc_by(delay.as_secs_f64());
+    }
+
+    /// A watch line was not a usable event.
+    pub(crate) fn watch_decode_error(&self, informer: &str) {
+        self.0
+            .watch_decode_errors
+            .with_label_values(&[informer])
+            .inc();
+    }
+
+    /// A LIST page request failed (`too_large`: over the page cap; `error`: otherwise).
+    pub(crate) fn list_error(&self, informer: &str, reason: &'static str) {
+        self.0
+            .list_errors
+            .with_label_values(&[informer, reason])
+            .inc();
     }
 
     /// An informer's cache changed size.
