@@ -174,6 +174,8 @@ pub struct Reflector {
     backoff: Backoff,
     /// The wait before a relist; starts over only after two quiet minutes.
     relists: RelistBackoff,
+    /// Watches in a row that the server closed before they carried anything.
+    empty_closes: u64,
     metrics: Metrics,
     /// How complete lists are taken. Starts as the config says; a server that refuses
     /// watch-list turns it into `List` for the rest of the run (see [`State::Empty`]).
@@ -389,6 +391,7 @@ impl Reflector {
             config,
             backoff: Backoff::default(),
             relists: RelistBackoff::default(),
+            empty_closes: 0,
             metrics,
             lists_by,
         }
@@ -732,9 +735,16 @@ impl Reflector {
         self.metrics.watch_restarted(&self.name, "closed");
         let resume = State::Listed { resource_version };
         if heard > 0 {
+            self.empty_closes = 0;
             return resume;
         }
-        // A watch that ends at once, again and again, must not spin.
+        // Watches that end at once, again and again, must not spin, nor go unsaid: a
+        // warning at the 10th in a row, the 100th, the 1000th, ...
+        self.empty_closes += 1;
+        let n = self.empty_closes;
+        if n >= 10 && 10u64.pow(n.ilog10()) == n {
+            tracing::warn!(resource = %self.describe(), in_a_row = n, "the API server keeps closing watches before they carry a single event or bookmark (a proxy cutting long requests short?); resuming each after a short backoff");
+        }
         State::Backoff {
             delay: self.backoff.next_delay().min(Duration::from_secs(1)),
             then: Box::new(resume),
@@ -745,7 +755,7 @@ impl Reflector {
     /// connection may be dead without having closed. Drop it and resume.
     fn watch_idle(&mut self, resource_version: String) -> State {
         let idle = humantime::format_duration(self.config.watch_idle_timeout);
-        tracing::warn!(resource = %self.describe(), rv = resource_version, idle = %idle, "the watch heard nothing (no event, no bookmark) for the idle timeout; dropping it and resuming from its last resourceVersion");
+        tracing::warn!(resource = %self.describe(), rv = %resource_version, idle = %idle, "the watch heard nothing (no event, no bookmark) for the idle timeout; dropping it and resuming from its last resourceVersion");
         self.metrics.watch_restarted(&self.name, "idle");
         State::Listed { resource_version }
     }
@@ -759,10 +769,10 @@ impl Reflector {
         let rv = last_good.unwrap_or("none");
         match &bad.prefix {
             Some(start) => {
-                tracing::warn!(resource, last_good_rv = rv, error = %bad.detail, line_start = %start, "a watch line is not a usable event; relisting so that no change is lost");
+                tracing::warn!(resource = %resource, last_good_rv = %rv, error = %bad.detail, line_start = %start, "a watch line is not a usable event; relisting so that no change is lost");
             }
             None => {
-                tracing::warn!(resource, last_good_rv = rv, error = %bad.detail, "a watch line is not a usable event (its start is not shown: it may hold a Secret); relisting so that no change is lost");
+                tracing::warn!(resource = %resource, last_good_rv = %rv, error = %bad.detail, "a watch line is not a usable event (its start is not shown: it may hold a Secret); relisting so that no change is lost");
             }
         }
         self.relist("malformed", then, Duration::ZERO)

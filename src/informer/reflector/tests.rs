@@ -31,6 +31,8 @@ enum Reply {
     Breaks(Vec<String>),
     /// A watch: these bytes as they are (no newline added), then it stays open.
     Chunks(Vec<String>),
+    /// A watch that sends this line every period, forever.
+    Every(Duration, String),
 }
 
 /// What the server answers once the script is used up.
@@ -105,6 +107,16 @@ impl Server {
                 );
                 let open = chunks.chain(futures::stream::pending());
                 (200, BodyExt::boxed(StreamBody::new(open)))
+            }
+            Reply::Every(period, line) => {
+                let ticks = futures::stream::unfold((), move |()| {
+                    let line = line.clone();
+                    async move {
+                        tokio::time::sleep(period).await;
+                        Some((Ok(Frame::data(Bytes::from(line + "\n"))), ()))
+                    }
+                });
+                (200, BodyExt::boxed(StreamBody::new(ticks)))
             }
         };
         http::Response::builder()
@@ -228,6 +240,55 @@ fn error_event(code: u16, reason: &str) -> String {
             r#"{{"kind":"Status","apiVersion":"v1","status":"Failure","message":"scripted","reason":"{reason}","code":{code}}}"#
         ),
     )
+}
+
+/// What the reflector logs at warn and above while a [`Logs::capture`] guard lives (the
+/// tests run on one thread, so the thread's default subscriber sees everything).
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Logs {
+    fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
+        let logs = Logs::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(logs.clone())
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .finish();
+        (logs.clone(), tracing::subscriber::set_default(subscriber))
+    }
+
+    /// The warnings so far, one line each.
+    fn warnings(&self) -> Vec<String> {
+        let bytes = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter(|l| l.contains("WARN"))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl tracing_subscriber::fmt::MakeWriter<'_> for Logs {
+    type Writer = Logs;
+
+    fn make_writer(&self) -> Logs {
+        self.clone()
+    }
 }
 
 /// `Replace initial a,b`, `Added c`, ...: enough to compare whole.

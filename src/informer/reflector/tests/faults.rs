@@ -7,7 +7,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::time::Instant;
 
-use super::{Reply, bookmark, error_event, event, first, page, pod, reflector, scripted, status};
+use super::{
+    Logs, Reply, bookmark, brief, error_event, event, first, page, pod, reflector, scripted, status,
+};
 use crate::informer::ReflectorConfig;
 
 fn series(name: &str, reason: &str) -> String {
@@ -31,9 +33,16 @@ async fn a_silent_watch_is_dropped_after_the_idle_timeout_and_resumed() {
             Reply::Stays(vec![event("ADDED", &pod("c", 12))]),
         ],
     );
+    let (logs, _guard) = Logs::capture();
     let start = Instant::now();
     let deltas = first(r, 3).await.expect("deltas");
     assert_eq!(deltas, ["Replace initial a", "Added b", "Added c"]);
+    let warnings = logs.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("heard nothing") && warnings[0].contains("rv=11"),
+        "{warnings:?}"
+    );
     assert!(start.elapsed() >= idle, "dropped only once idle");
     let requests = server.requests();
     assert_eq!(requests.len(), 3, "resumed, not relisted: {requests:?}");
@@ -47,6 +56,29 @@ async fn a_silent_watch_is_dropped_after_the_idle_timeout_and_resumed() {
     );
     let restarts = series("kubebridge_watch_restarts_total", "idle");
     assert_eq!(server.sample(&restarts), Some(1.0));
+}
+
+/// A quiet resource's watch hears only bookmarks: they are activity, so it is never
+/// dropped as idle.
+#[tokio::test(start_paused = true)]
+async fn bookmarks_keep_a_quiet_watch_from_being_idle() {
+    let config = ReflectorConfig::default();
+    let idle = config.watch_idle_timeout;
+    let (r, server) = reflector(
+        config,
+        vec![
+            page(10, "", &[pod("a", 8)]),
+            Reply::Every(idle - Duration::from_secs(1), bookmark(10, false)),
+        ],
+    );
+    let mut stream = std::pin::pin!(r.into_stream());
+    let first = stream.next().await.expect("a delta").expect("no error");
+    assert_eq!(brief(&first), "Replace initial a");
+    let quiet = tokio::time::timeout(idle * 5, stream.next()).await;
+    assert!(quiet.is_err(), "no delta in a quiet spell");
+    assert_eq!(server.requests().len(), 2, "the watch was never dropped");
+    let restarts = series("kubebridge_watch_restarts_total", "idle");
+    assert_eq!(server.sample(&restarts), None);
 }
 
 /// client-go's relist backoff (800 ms doubling to 30 s, jittered): a server answering
@@ -72,6 +104,7 @@ async fn a_server_answering_410_to_every_watch_sees_a_bounded_number_of_lists() 
             }
         }),
     );
+    let (logs, _guard) = Logs::capture();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut stream = std::pin::pin!(r.into_stream());
     while let Ok(Some(delta)) = tokio::time::timeout_at(deadline, stream.next()).await {
@@ -98,6 +131,16 @@ async fn a_server_answering_410_to_every_watch_sees_a_bounded_number_of_lists() 
         .sample(r#"kubebridge_relist_backoff_seconds_total{resource="pods@shop"}"#)
         .expect("the backoff is counted");
     assert!(waited >= 30.0, "waited {waited} s of the minute");
+    // One warning per relist after the first: as few as the LISTs.
+    let storm: Vec<String> = logs
+        .warnings()
+        .into_iter()
+        .filter(|w| w.contains("relisting again"))
+        .collect();
+    assert!(
+        !storm.is_empty() && storm.len() <= lists,
+        "{lists} LISTs, warnings: {storm:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -111,6 +154,7 @@ async fn a_garbage_line_relists_and_the_change_after_it_is_not_lost() {
             Reply::Stays(vec![event("MODIFIED", &pod("b", 13))]),
         ],
     );
+    let (logs, _guard) = Logs::capture();
     let deltas = first(r, 3).await.expect("deltas");
     assert_eq!(deltas, ["Replace initial a", "Replace a,b", "Modified b"]);
     let requests = server.requests();
@@ -123,6 +167,38 @@ async fn a_garbage_line_relists_and_the_change_after_it_is_not_lost() {
     assert_eq!(server.sample(decode), Some(1.0));
     let malformed = series("kubebridge_relists_total", "malformed");
     assert_eq!(server.sample(&malformed), Some(1.0));
+    let warnings = logs.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("last_good_rv=10") && warnings[0].contains("line_start=not json {"),
+        "{warnings:?}"
+    );
+}
+
+/// A bad line that may hold a Secret is counted and reconciled like any other, but
+/// nothing of it reaches the log.
+#[tokio::test(start_paused = true)]
+async fn nothing_of_a_bad_line_that_may_hold_a_secret_is_logged() {
+    let line = r#"{"type":"ADDED","object":{"kind":"Secret","data":{"password":"aHVudGVyMg=="}"#;
+    let (r, server) = reflector(
+        ReflectorConfig::default(),
+        vec![
+            page(10, "", &[pod("a", 8)]),
+            Reply::Stays(vec![line.into()]),
+            page(12, "", &[pod("a", 8)]),
+        ],
+    );
+    let (logs, _guard) = Logs::capture();
+    let deltas = first(r, 2).await.expect("deltas");
+    assert_eq!(deltas, ["Replace initial a", "Replace a"]);
+    let decode = r#"kubebridge_watch_decode_errors_total{resource="pods@shop"}"#;
+    assert_eq!(server.sample(decode), Some(1.0));
+    let warnings = logs.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        !warnings[0].contains("aHVudGVyMg") && !warnings[0].contains("line_start"),
+        "{warnings:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -220,6 +296,7 @@ async fn a_watch_list_answered_as_a_plain_watch_falls_back_to_list() {
             page(9, "", &[pod("a", 5)]),
         ],
     );
+    let (logs, _guard) = Logs::capture();
     let deltas = first(r, 3).await.expect("deltas");
     assert_eq!(deltas, ["Replace initial a,b", "Deleted b", "Replace a"]);
     let requests = server.requests();
@@ -238,6 +315,13 @@ async fn a_watch_list_answered_as_a_plain_watch_falls_back_to_list() {
     );
     let ignored = series("kubebridge_relists_total", "watch_list_ignored");
     assert_eq!(server.sample(&ignored), Some(1.0));
+    let warnings = logs.warnings();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("ignores sendInitialEvents") && w.contains("MODIFIED")),
+        "{warnings:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
