@@ -362,3 +362,31 @@ async fn a_watch_list_whose_end_never_comes_falls_back_to_list_after_the_bound()
     let ignored = series("kubebridge_relists_total", "watch_list_ignored");
     assert_eq!(server.sample(&ignored), Some(1.0));
 }
+
+/// A server (or a proxy) that closes every watch at once: the reflector reopens them at
+/// most about once a second, and says so at warn, not only at debug.
+#[tokio::test(start_paused = true)]
+async fn watches_that_keep_closing_empty_are_paced_and_reported() {
+    let (r, server) = scripted(
+        ReflectorConfig::default(),
+        vec![page(10, "", &[pod("a", 8)])],
+        Box::new(|_| Reply::Closes(Vec::new())),
+    );
+    let (logs, _guard) = Logs::capture();
+    let mut stream = std::pin::pin!(r.into_stream());
+    let quiet = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(delta) = stream.next().await {
+            delta.expect("no permanent error");
+        }
+    })
+    .await;
+    assert!(quiet.is_err(), "the stream goes on");
+    let watches = server.requests().len() - 1;
+    assert!((10..=60).contains(&watches), "{watches} watches in 30 s");
+    let warnings = logs.warnings();
+    assert_eq!(warnings.len(), 1, "the 10th in a row: {warnings:?}");
+    assert!(
+        warnings[0].contains("keeps closing watches"),
+        "{warnings:?}"
+    );
+}
