@@ -704,7 +704,7 @@ impl Reflector {
             Heard::Event(event) => event,
             Heard::Failed(e) => return self.watch_failed(e, resource_version),
             Heard::Closed => return Ok((None, self.watch_closed(resource_version, watch.heard))),
-            Heard::Idle => return Ok((None, self.watch_idle(resource_version))),
+            Heard::Idle => return Ok((None, self.watch_idle(resource_version, watch.heard))),
             Heard::Malformed(bad) => {
                 let relist = State::Empty { initial: false };
                 return Ok((None, self.malformed(&bad, Some(&resource_version), relist)));
@@ -753,11 +753,19 @@ impl Reflector {
 
     /// The watch heard nothing, not even a bookmark, for the idle timeout: its
     /// connection may be dead without having closed. Drop it and resume.
-    fn watch_idle(&mut self, resource_version: String) -> State {
+    fn watch_idle(&mut self, resource_version: String, heard: usize) -> State {
         let idle = humantime::format_duration(self.config.watch_idle_timeout);
         tracing::warn!(resource = %self.describe(), rv = %resource_version, idle = %idle, "the watch heard nothing (no event, no bookmark) for the idle timeout; dropping it and resuming from its last resourceVersion");
         self.metrics.watch_restarted(&self.name, "idle");
-        State::Listed { resource_version }
+        let resume = State::Listed { resource_version };
+        if heard > 0 {
+            return resume;
+        }
+        // Only a tiny timeout makes a watch that never spoke idle again and again: pace it.
+        State::Backoff {
+            delay: self.backoff.next_delay().min(Duration::from_secs(1)),
+            then: Box::new(resume),
+        }
     }
 
     /// A watch line that is not a usable event. Resuming from the same resourceVersion
