@@ -14,7 +14,7 @@ use crate::endpoints::{self, Readiness};
 use crate::informer::backoff::Backoff;
 use crate::informer::shared::SyncedFlags;
 use crate::informer::{InformerSpec, Informers, ProcessorConfig, ReflectorConfig};
-use crate::leader::{Elector, LeaderError, LeaseConfig};
+use crate::leader::{Elector, Leadership, LeaseConfig};
 use crate::metrics::Metrics;
 use crate::pipeline::{SinkOutcome, spawn_sink};
 use crate::resolve::{ApiResource, Discovery, ResolveError};
@@ -248,7 +248,7 @@ pub async fn watch(
     let mut shutdown = std::pin::pin!(shutdown);
     // Only the leader runs informers: wait for the lease first (a SIGTERM meanwhile
     // ends a standby cleanly), then keep renewing it beside the informers.
-    let mut keep_lease: Option<tokio::task::JoinHandle<Result<(), LeaderError>>> = None;
+    let mut leadership: Option<Leadership> = None;
     if let Some(election) = &stream.leader_election {
         let config = LeaseConfig {
             namespace: election
@@ -257,8 +257,9 @@ pub async fn watch(
                 .unwrap_or_else(|| cluster.default_namespace.clone()),
             ..election.lease.clone()
         };
+        config.validate().map_err(|e| AppError::Usage(e.into()))?;
         tracing::info!(lease = %format!("{}/{}", config.namespace, config.name), identity = %config.identity, "waiting to become the leader");
-        let mut elector = Elector::new(cluster.client.clone(), config);
+        let mut elector = Elector::new(cluster.lease_client.clone(), config, metrics.clone());
         let standby = CancellationToken::new();
         let acquired = tokio::select! {
             acquired = elector.acquire(&standby) => acquired.map_err(|e| AppError::Failed(e.into()))?,
@@ -267,7 +268,7 @@ pub async fn watch(
         if !acquired {
             return Ok(());
         }
-        keep_lease = Some(tokio::spawn(elector.keep(cancel.child_token())));
+        leadership = Some(elector.lead());
     }
 
     let mut running = informers.start(&cluster.client, &reflector, &processor, &cancel, &metrics);
@@ -286,15 +287,13 @@ pub async fn watch(
                 cancel.cancel();
                 grace = Some(Box::pin(tokio::time::sleep(stream.shutdown_grace)));
             }
-            lost = async { match keep_lease.as_mut() { Some(task) => task.await, None => std::future::pending().await } }, if keep_lease.is_some() => {
-                keep_lease = None;
-                if let Ok(Err(e)) = lost {
-                    // Another instance may already be leading: publish nothing more.
-                    cancel.cancel();
-                    sink_tasks.abort_all();
-                    failure.get_or_insert(AppError::Failed(e.into()));
-                    break;
-                }
+            lost = async { match leadership.as_mut() { Some(l) => l.lost().await, None => std::future::pending().await } }, if leadership.is_some() => {
+                leadership = None;
+                // Another instance may already be leading: publish nothing more.
+                cancel.cancel();
+                sink_tasks.abort_all();
+                failure.get_or_insert(AppError::Failed(lost.into()));
+                break;
             }
             () = async { if let Some(g) = grace.as_mut() { g.await } }, if grace.is_some() => {
                 let undelivered: usize = gauges.iter().map(|g| g.len()).sum();
@@ -327,6 +326,11 @@ pub async fn watch(
                 Err(e) => std::panic::resume_unwind(e.into_panic()),
             },
         }
+    }
+    if let Some(leadership) = leadership {
+        // Nothing publishes any more (drained, or aborted here): hand the lease over.
+        sink_tasks.shutdown().await;
+        leadership.release().await;
     }
     failure.map_or(Ok(()), Err)
 }
