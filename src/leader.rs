@@ -352,10 +352,14 @@ impl Elector {
     pub(crate) fn lead(self) -> Leadership {
         let stop = CancellationToken::new();
         let lease = self.config.lease();
+        let identity = self.config.identity.clone();
+        let metrics = self.metrics.clone();
         Leadership {
             task: Some(tokio::spawn(self.renew(stop.clone()))),
             stop,
             lease,
+            identity,
+            metrics,
         }
     }
 
@@ -365,12 +369,18 @@ impl Elector {
     async fn renew(mut self, stop: CancellationToken) -> Result<(), LeaderError> {
         let period = self.config.retry_period;
         let mut renewed_at = self.renewed_at.unwrap_or_else(Instant::now);
-        let mut last_failure = String::from("no attempt finished");
+        // Since the last renewal; empty while renewals succeed.
+        let mut last_failure = String::new();
         loop {
             let deadline = renewed_at + self.config.renew_deadline;
             let missed = format!(
-                "not renewed for the renew deadline of {} (last attempt: {last_failure})",
-                humantime::format_duration(self.config.renew_deadline)
+                "not renewed for the renew deadline of {} (last attempt: {})",
+                humantime::format_duration(self.config.renew_deadline),
+                if last_failure.is_empty() {
+                    "none finished"
+                } else {
+                    &last_failure
+                }
             );
             tokio::select! {
                 biased;
@@ -387,7 +397,11 @@ impl Elector {
             };
             let failure = match attempt {
                 Ok(Attempt::Held) => {
+                    if !last_failure.is_empty() {
+                        tracing::info!(lease = %self.config.lease(), identity = %self.config.identity, "renewed the leader lease again");
+                    }
                     renewed_at = started;
+                    last_failure.clear();
                     continue;
                 }
                 Ok(Attempt::HeldBy(holder)) => {
@@ -458,7 +472,10 @@ pub(crate) struct Leadership {
     /// `None` once [`Leadership::lost`] has reported its end.
     task: Option<JoinHandle<Result<(), LeaderError>>>,
     stop: CancellationToken,
+    /// `namespace/name`, and this process's identity in it, for messages.
     lease: String,
+    identity: String,
+    metrics: Metrics,
 }
 
 impl Leadership {
@@ -486,7 +503,8 @@ impl Leadership {
                 }
             }
         };
-        tracing::warn!(lease = %self.lease, %reason, "lost the leadership: stop publishing");
+        self.metrics.lease_held(false);
+        tracing::warn!(lease = %self.lease, identity = %self.identity, %reason, "lost the leadership: stop publishing");
         LeaderError::Lost {
             lease: self.lease.clone(),
             reason,
@@ -517,6 +535,8 @@ impl Leadership {
             task: Some(task),
             stop: CancellationToken::new(),
             lease: lease.to_owned(),
+            identity: "me".to_owned(),
+            metrics: Metrics::new(),
         }
     }
 }

@@ -245,6 +245,37 @@ async fn a_leader_whose_lease_requests_fail_steps_down_within_the_renew_deadline
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_leader_rides_out_failures_shorter_than_the_renew_deadline() {
+    let api = LeaseApi::new();
+    let metrics = Metrics::new();
+    let mut elector = Elector::new(api.client(), config(), metrics.clone());
+    assert!(matches!(
+        elector.acquire(&CancellationToken::new()).await,
+        Ok(true)
+    ));
+    assert!(metrics.render().contains("kubebridge_lease_held 1"));
+    let mut leadership = elector.lead();
+    api.set_fault(Fault::Status(503));
+    let early = tokio::time::timeout(Duration::from_secs(7), leadership.lost()).await;
+    assert!(
+        early.is_err(),
+        "stepped down before the deadline: {early:?}"
+    );
+    api.set_fault(Fault::None);
+    let later = tokio::time::timeout(Duration::from_secs(60), leadership.lost()).await;
+    assert!(later.is_err(), "stepped down after recovering: {later:?}");
+    let text = metrics.render();
+    assert!(text.contains("kubebridge_lease_held 1"), "{text}");
+    assert!(
+        text.contains(r#"kubebridge_lease_attempt_failures_total{reason="error"}"#)
+            || text.contains(r#"kubebridge_lease_attempt_failures_total{reason="timeout"}"#),
+        "{text}"
+    );
+    leadership.release().await;
+    assert!(metrics.render().contains("kubebridge_lease_held 0"));
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_leader_steps_down_at_once_when_another_holds_the_lease() {
     let api = LeaseApi::new();
     let (elector, _) = leader(&api, "me").await;
