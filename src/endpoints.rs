@@ -76,11 +76,15 @@ fn route(
     let path = uri.path();
     if let (Some(resource), Some(lister)) = (path.strip_prefix("/cache/"), lister) {
         let Some(lister) = lister.get() else {
-            let body = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"standby: this instance is not the leader and has no cache","reason":"ServiceUnavailable","code":503}"#;
+            let standby = kubebridge_apimachinery::failure_status(
+                503,
+                "ServiceUnavailable",
+                "standby: this instance is not the leader and has no cache",
+            );
             return reply(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "application/json",
-                body.to_owned(),
+                kubebridge_apimachinery::status_json(&standby),
             );
         };
         let (code, body) = lister.list(resource, uri.query());

@@ -4,68 +4,87 @@
 //!
 //! # Layout
 //!
-//! Dependencies point one way: `main -> app -> {cli/config, cluster, resolve, informer,
-//! pipeline, endpoints} -> {api, metrics -> queue} -> kubebridge-sinks`. `informer` and `pipeline` never import each
-//! other (the pipeline borrows only the informer's [`informer::backoff`]); `app` joins
-//! them by handing each informer the sinks' queue senders.
+//! Dependencies point one way: `main -> cmd -> {config, plan, kube, informer, pipeline,
+//! endpoints, leader} -> {metrics -> queue} -> kubebridge-sinks -> kubebridge-sink-api`.
+//! `informer` and `pipeline` never import each other (the pipeline borrows only the
+//! informer's `backoff`); [`cmd::watch`](mod@cmd::watch) joins them by handing each
+//! informer the sinks' queue senders. Only [`cmd`], [`config`] and [`kube`] are public:
+//! they are what an embedder calls (`cmd::watch` with its own routes and sinks); the rest
+//! is `pub(crate)`.
 //!
-//! - [`cli`]: clap flags, validated into a [`config::Command`].
-//! - [`config`]: the validated configuration, as data; [`config_file`]: `--config` YAML.
-//! - [`cluster`]: kubeconfig / in-cluster access, as kubectl finds it.
-//! - [`api`]: raw GET requests, `Status` errors and Retry-After, on kube's `Client::send`.
-//! - [`resolve`]: kubectl-style names to resources, through discovery; [`rbac`]: the
-//!   least-privilege ClusterRole for them.
-//! - [`informer`]: reflector (list + watch) -> bounded delta channel -> processor (store,
-//!   diff, resync) -> subscribers; [`informer::shared`] makes one per (resource, scope,
+//! - [`config`]: the model (routes: resources -> sinks, with their options), the command
+//!   line ([`config::cli`], clap with typed, bounded value parsers), the `--config` file
+//!   ([`config::file`], `${VAR}` substituted in parsed string values) and the merge: the
+//!   command line is one more route, and a flag wins over the file field by field.
+//! - `plan`: every route resolved once, and which routes share each informer (decided on
+//!   resolved resources, so `pods` and `po` share one); what `check-config` prints is
+//!   what `watch` runs.
+//! - [`kube`]: cluster access as kubectl finds it ([`kube::cluster`]), raw LIST/WATCH
+//!   requests with `Status` errors and Retry-After ([`kube::api`]), and kubectl-style names
+//!   resolved through discovery, read once per process ([`kube::discovery`], or offline
+//!   [`kube::builtin`]).
+//! - [`cmd`]: one file per subcommand; [`cmd::watch`](mod@cmd::watch) runs in named
+//!   phases: plan -> sinks -> endpoints -> leadership -> informers -> supervise.
+//! - `informer`: the reflector (an explicit state machine: list, watch-list, watch,
+//!   backoff) -> `Delta`s on a bounded channel -> the processor (diff against the store,
+//!   resync, fan-out) -> subscribers; `informer::shared` makes one per (resource, scope,
 //!   selectors).
-//! - [`queue`]: the bounded queue between informers and a sink, with its overflow policy.
-//! - [`pipeline`]: one queue and task per sink; confirmation, retries.
-//! - [`metrics`]: every metric, named once; [`endpoints`]: `/metrics`, `/healthz`, `/readyz`,
-//!   and, with `--serve-cache`, the [`lister`] over the informers' caches.
-//! - [`leader`]: leader election on a Lease (`--leader-elect`).
-//! - [`app`]: wiring and shutdown; [`demo`]: the same against the simulator.
-//! - [`sim`]: the simulated API server that tests, benchmarks and the demo run against.
+//! - `queue`: the bounded queue between informers and a sink, with its overflow policy.
+//! - `pipeline`: one queue and task per sink; confirmation, retries.
+//! - `metrics`: every metric, named once, owned by one `watch` run; `endpoints`:
+//!   `/metrics`, `/healthz`, `/readyz`, and, with `--serve-cache`, the `lister` over the
+//!   informers' caches; `leader`: leader election on a `coordination.k8s.io` Lease.
 //!
-//! ## Where the code departs from DESIGN.md, and why
+//! Beside this crate: `kubebridge-sink-api` (sinks/api: the envelope and the `Sink`
+//! trait, nothing else), `kubebridge-sinks` (sinks/: stdout, and Kafka and NATS behind the
+//! `kafka` and `nats` features), `kubebridge-apimachinery` (src/apimachinery: selectors,
+//! `Status` bodies, DNS-1123 names and the kind/apiVersion splice, shared with the
+//! simulator), `kubebridge-sim` (tests/sim: the simulated API server, behind the `sim`
+//! feature for `demo` and `sim`) and `kubebridge-testkit` (tests/kit). README's "How it is
+//! built" draws the flow of one change with the file of each step.
+//!
+//! ## Where the code departs from the original design, and why
 //!
 //! - **No separate DeltaFIFO type.** client-go's DeltaFIFO coalesces deltas per key
 //!   and lets several workers pop; kubebridge wants every change, in order, for one
-//!   processor per informer. A bounded `mpsc` channel of [`informer::Delta`]s gives the
-//!   same order and, being bounded, turns a slow sink into backpressure on the watch.
+//!   processor per informer. A bounded `mpsc` channel of `Delta`s gives the same order
+//!   and, being bounded, turns a slow sink into backpressure on the watch.
 //! - **Objects are raw JSON.** The store keeps `Arc<RawValue>` per object plus its
 //!   identity fields; a notification shares the same `Arc`, so publishing copies nothing.
-//!   kube's `watcher` (which decodes trees) is therefore not used: [`api`] speaks the
-//!   list/watch protocol directly on kube's `Client`.
+//!   kube's `watcher` (which decodes trees) is therefore not used: [`kube::api`] speaks the
+//!   list/watch protocol directly on kube's `Client`, and the reflector's state machine
+//!   follows kube-runtime's watcher (a state enum and one step function).
 //! - **List items get their `kind`/`apiVersion` back.** The API server omits them from
-//!   items of typed lists; [`informer::object`] adds them so every published object is
-//!   self-describing, whatever its origin.
-//! - **The queue is its own module.** DESIGN.md puts the bounded queues in `pipeline`,
-//!   but the informer's processor must push into them and `informer` and `pipeline` do
-//!   not import each other; so [`queue`] sits below both. It is hand-written because
-//!   `drop-oldest` needs eviction from the sending side, which tokio's `mpsc` lacks.
-//! - **Sinks are built from URIs in the sinks crate** ([`kubebridge_sinks::sink_from_uri`]),
-//!   so an embedder gets the same parsing and errors as the CLI.
-//! - **Metrics are a process-wide registry** ([`metrics`]): one function per thing that
-//!   happens, so informer and pipeline code says what happened without carrying handles.
+//!   items of typed lists; the informer adds them (with the apimachinery crate's one
+//!   splice) so every published object is self-describing, whatever its origin.
+//! - **The queue is its own module, not part of `pipeline`.** The informer's processor
+//!   must push into the queues and `informer` and `pipeline` do not import each other, so
+//!   `queue` sits below both. It is hand-written because `drop-oldest` needs eviction from
+//!   the sending side, which tokio's `mpsc` lacks.
+//! - **A shared apimachinery crate.** The simulator is its own crate, and it needs the
+//!   same selector parsing, `Status` bodies and name checks as the client; one small crate
+//!   below both keeps one implementation of each without the simulator depending on
+//!   kubebridge (which depends on it, optionally, for `demo`).
+//! - **Metrics are a value.** Each `watch` makes its own registry and hands it to the
+//!   sinks, the informers and the endpoints, so an embedder that calls `watch` twice never
+//!   sees the first run's sinks in `/readyz`; values read from the queues (depth, oldest
+//!   age, evictions) come from a collector at scrape time.
+//! - **`check-config` plans without a cluster.** It resolves names through a built-in
+//!   table of Kubernetes' resources ([`kube::builtin`]) with the rules discovery uses,
+//!   so the plan it prints shares informers exactly as `watch` will; only custom
+//!   resources wait for discovery at start-up.
 //! - **Snapshots are framed.** The initial list and each resync replay carry a
 //!   `snapshot` field (`id`, `index`, `total`) so a consumer can mark and sweep; see
 //!   [`kubebridge_sinks::Snapshot`].
 
-pub mod api;
-pub mod app;
-pub mod cli;
-pub mod cluster;
+pub mod cmd;
 pub mod config;
-pub mod config_file;
-pub mod demo;
-pub mod endpoints;
-pub mod informer;
-pub mod leader;
-pub mod lister;
-pub mod metrics;
-pub mod pipeline;
-pub mod queue;
-pub mod rbac;
-pub mod resolve;
-pub mod selector;
-pub mod sim;
+pub(crate) mod endpoints;
+pub(crate) mod informer;
+pub mod kube;
+pub(crate) mod leader;
+pub(crate) mod lister;
+pub(crate) mod metrics;
+pub(crate) mod pipeline;
+pub(crate) mod plan;
+pub(crate) mod queue;

@@ -6,10 +6,10 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
+use kubebridge_apimachinery::{LabelSelector, failure_status, status_json};
 use serde::Deserialize;
 
 use crate::informer::{InformerSpec, Store};
-use crate::selector::LabelSelector;
 
 /// The caches that can be listed, by informer.
 pub(crate) struct Lister {
@@ -120,9 +120,5 @@ fn json_string(s: &str) -> String {
 }
 
 fn status(code: u16, reason: &str, message: &str) -> (u16, String) {
-    let body = serde_json::json!({
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": message, "reason": reason, "code": code,
-    });
-    (code, body.to_string())
+    (code, status_json(&failure_status(code, reason, message)))
 }

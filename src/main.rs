@@ -3,10 +3,10 @@
 use std::error::Error;
 use std::process::ExitCode;
 
-use kubebridge::cli::{self, CliExit, LogFormat, Logging};
+use kubebridge::config::{self, CliExit, LogFormat, Logging};
 
 fn main() -> ExitCode {
-    let (command, logging) = match cli::parse(std::env::args_os()) {
+    let (command, logging) = match config::parse(std::env::args_os()) {
         Ok(parsed) => parsed,
         Err(CliExit::Info(text)) => {
             print!("{text}");
@@ -19,7 +19,7 @@ fn main() -> ExitCode {
     };
     // check-config builds sinks only to validate them; their clients' connection
     // attempts in the background are not findings.
-    let quiet_clients = matches!(command, kubebridge::config::Command::CheckConfig { .. });
+    let quiet_clients = matches!(command, config::Command::CheckConfig { .. });
     init_logging(&logging, quiet_clients);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -31,7 +31,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(kubebridge::app::run(command, shutdown_signal()));
+    let result = runtime.block_on(kubebridge::cmd::run(command, shutdown_signal()));
     // A stdout write blocked on a reader that went away must not hold the exit.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {

@@ -40,6 +40,8 @@ struct Families {
     informer_synced: IntGaugeVec,
     resyncs: IntCounterVec,
     last_event: GaugeVec,
+    lease_held: IntGauge,
+    lease_attempt_failures: IntCounterVec,
     /// The sinks of this run, read by [`SinkCollector`] at every scrape.
     sinks: Arc<Mutex<Vec<SinkEntry>>>,
 }
@@ -193,6 +195,20 @@ impl Metrics {
                 "Unix time of an informer's last watch event or bookmark: the time since tells how live it is.",
                 &["resource"],
             ),
+            lease_held: register(
+                r,
+                IntGauge::with_opts(Opts::new(
+                    "kubebridge_lease_held",
+                    "1 while this instance holds the leader lease (--leader-elect) and may publish.",
+                ))
+                .expect("valid metric"),
+            ),
+            lease_attempt_failures: counters(
+                r,
+                "kubebridge_lease_attempt_failures_total",
+                "Failed attempts to acquire or renew the leader lease, by reason (timeout: no answer within the retry period; error: the API server failed or refused; conflict: another instance wrote first).",
+                &["reason"],
+            ),
             sinks,
             registry,
         };
@@ -319,6 +335,19 @@ impl Metrics {
             .last_event
             .with_label_values(&[informer])
             .set(now.as_secs_f64());
+    }
+
+    /// This instance took (`true`) or lost or released (`false`) the leader lease.
+    pub(crate) fn lease_held(&self, held: bool) {
+        self.0.lease_held.set(i64::from(held));
+    }
+
+    /// An attempt to acquire or renew the leader lease failed.
+    pub(crate) fn lease_attempt_failed(&self, reason: &'static str) {
+        self.0
+            .lease_attempt_failures
+            .with_label_values(&[reason])
+            .inc();
     }
 
     /// Whether every sink's last attempt succeeded (or none was made yet).

@@ -133,3 +133,165 @@ fn the_shipped_examples_match_the_config_schema() {
     let bad: serde_json::Value = serde_json::json!({"routes": [{"name": "r", "resources": ["pods"], "sinks": ["stdout"]}], "colour": "blue"});
     assert!(!validator.is_valid(&bad));
 }
+
+/// `[pods]` and `[po]`: check-config plans one informer, and the runtime runs exactly one
+/// (one LIST of pods), reading every discovery document once for the whole process.
+#[tokio::test]
+async fn check_config_and_the_runtime_agree_on_shared_informers() {
+    let h = Harness::empty().await;
+    h.create_namespace("shop");
+    h.create_pod("shop", "a", json!({}));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("routes.yaml");
+    std::fs::write(
+        &path,
+        "routes:\n  - name: one\n    resources: [pods]\n    namespaces: [shop]\n    sinks: [stdout]\n  \
+         - name: two\n    resources: [po]\n    namespaces: [shop]\n    sinks: [stdout]\n",
+    )
+    .unwrap();
+    let config = path.to_str().unwrap();
+
+    let (code, stdout, stderr) = check_config(config, &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("informers (1):\n"), "{stdout}");
+    assert!(
+        stdout.contains("  pods in namespace shop  <- one, two (shared)\n"),
+        "{stdout}"
+    );
+
+    assert!(
+        !h.sim
+            .request_counts()
+            .keys()
+            .any(|(verb, _)| verb == "discovery"),
+        "no discovery yet"
+    );
+    let (code, lines, stderr) = run_to_end(h.watch(&["--config", config, "--once"])).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        lines.iter().map(brief).collect::<Vec<_>>(),
+        ["ADDED list shop/a", "ADDED list shop/a"]
+    );
+    assert_eq!(h.sim.requests("list", "pods"), 1, "one informer");
+    let discovery: Vec<(String, u64)> = h
+        .sim
+        .request_counts()
+        .into_iter()
+        .filter(|((verb, _), _)| verb == "discovery")
+        .map(|((_, path), n)| (path, n))
+        .collect();
+    assert!(
+        discovery.iter().any(|(path, _)| path == "/api")
+            && discovery.iter().any(|(path, _)| path == "/apis"),
+        "{discovery:?}"
+    );
+    assert!(
+        discovery.iter().all(|(_, n)| *n == 1),
+        "each discovery document read once: {discovery:?}"
+    );
+}
+
+/// The names check-config resolves offline resolve to the same resources through the
+/// (simulated) API server's discovery.
+#[tokio::test]
+async fn the_builtin_table_agrees_with_discovery() {
+    use kubebridge::kube::Discovery;
+    let h = Harness::empty().await;
+    let cluster = kubebridge::kube::cluster::from_config(
+        kube::Config::new(h.sim.url().parse().unwrap()),
+        None,
+    )
+    .unwrap();
+    let live = cluster.discover().await.unwrap();
+    let builtin = Discovery::builtin();
+    let mut compared = 0;
+    for served in live.resources().filter(|r| r.preferred) {
+        let qualified = served.id.to_string();
+        let Ok(offline) = builtin.resolve(&qualified) else {
+            continue; // a custom resource: resolved at start-up
+        };
+        assert_eq!(offline.id, served.id, "{qualified}");
+        assert_eq!(offline.namespaced, served.namespaced, "{qualified}");
+        for name in std::iter::once(&served.singular).chain(&served.short_names) {
+            assert_eq!(
+                builtin.resolve(name).unwrap().id,
+                live.resolve(name).unwrap().id,
+                "{name}"
+            );
+        }
+        compared += 1;
+    }
+    assert!(
+        compared >= 10,
+        "only {compared} built-in resources compared"
+    );
+}
+
+/// `${VAR}` is substituted in parsed values: a value with `# ` and `: ` lands verbatim in
+/// its field (here the label selector, which the plan prints); an unset one is one line.
+#[tokio::test]
+async fn environment_values_cannot_change_the_files_structure() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(
+        &path,
+        "routes:\n  - name: r\n    resources: [pods]\n    labelSelector: ${SELECTOR}\n    sinks: [stdout]\n",
+    )
+    .unwrap();
+    let path = path.to_str().unwrap();
+    let value = "app=web # not a comment: nor a key";
+    let (code, stdout, stderr) = check_config(path, &[("SELECTOR", value)]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "pods in the context's namespace, labels {value}  <- r\n"
+        )),
+        "{stdout}"
+    );
+    let (code, _, stderr) = check_config(path, &[]).await;
+    assert_eq!(code, 2);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("SELECTOR is not set"), "{stderr}");
+}
+
+/// Durations are parsed and bounded when the command line or the file is read: an absurd
+/// one is a one-line usage error, never a panic later in clock arithmetic.
+#[tokio::test]
+async fn absurd_durations_are_one_line_usage_errors() {
+    for args in [
+        &["watch", "pods", "--resync", "300000000000y"][..],
+        &["watch", "pods", "--shutdown-grace", "300000000000y"],
+        &[
+            "watch",
+            "pods",
+            "--leader-elect",
+            "--leader-elect-lease-duration",
+            "300000000000y",
+        ],
+    ] {
+        let (code, lines, stderr) = run_to_end({
+            let mut c = kubebridge();
+            c.args(args);
+            c
+        })
+        .await;
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(lines.is_empty());
+        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains("longest accepted"), "{args:?}: {stderr}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(
+        &path,
+        "resync: 300000000000y\nroutes:\n  - name: r\n    resources: [pods]\n    sinks: [stdout]\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = check_config(path.to_str().unwrap(), &[]).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("resync") && stderr.contains("longest accepted"),
+        "{stderr}"
+    );
+}

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use kubebridge::sim::{Sim, SimConfig};
+use kubebridge_sim::{Sim, SimConfig};
 use kubebridge_testkit::kubectl::{Kubectl, kubectl_path};
 use serde_json::{Value, json};
 
@@ -602,7 +602,7 @@ fn check_deployment(d: &Value, config_map: &Value) {
             a
         }
     }));
-    match kubebridge::cli::parse(argv) {
+    match kubebridge::config::cli::parse(argv) {
         Ok((kubebridge::config::Command::Watch { stream, cluster }, _)) => {
             assert_eq!(stream.routes.len(), 1);
             assert_eq!(stream.routes[0].resources, ["pods", "deployments.apps"]);

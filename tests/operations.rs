@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use kubebridge::sim::Failure;
+use kubebridge_sim::Failure;
 use kubebridge_testkit::brokers::{PrivateNats, free_port};
 use kubebridge_testkit::harness::{Harness, Running, WAIT, brief, wait_until};
 use kubebridge_testkit::http;
@@ -414,4 +414,51 @@ async fn a_leader_that_cannot_renew_stops_at_once() {
         stderr.contains("lost the leader lease default/kubebridge"),
         "{stderr}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_stopped_cleanly_hands_over_without_waiting_out_the_lease() {
+    let h = Harness::empty().await;
+    h.create_namespace("shop");
+    h.create_pod("shop", "a", json!({}));
+    // A lease far longer than the test waits: only a released lease lets the standby in.
+    let long_lease = |identity: &'static str| {
+        let mut args = vec!["pods", "-n", "shop"];
+        args.extend(lease_args(identity));
+        let at = |flag: &str, args: &[&str]| args.iter().position(|a| *a == flag).unwrap() + 1;
+        let (lease, renew) = (
+            at("--leader-elect-lease-duration", &args),
+            at("--leader-elect-renew-deadline", &args),
+        );
+        args[lease] = "60s";
+        args[renew] = "40s";
+        args
+    };
+    let mut first = h.spawn(&long_lease("first"));
+    assert_eq!(brief(&first.next().await), "ADDED list shop/a");
+    let mut second = h.spawn(&long_lease("second"));
+    second.expect_silence(Duration::from_secs(2)).await;
+    assert_eq!(lease_holder(&h), "first");
+
+    let (code, stderr) = first.terminate().await;
+    assert_eq!(code, 0, "{stderr}");
+    let took_over = tokio::time::timeout(Duration::from_secs(15), second.next())
+        .await
+        .expect("the standby leads within seconds of a release, not after the 60s lease");
+    assert_eq!(brief(&took_over), "ADDED list shop/a");
+    assert_eq!(lease_holder(&h), "second");
+    second.terminate().await;
+}
+
+#[tokio::test]
+async fn an_invalid_lease_namespace_is_a_usage_error() {
+    let h = Harness::empty().await;
+    let mut args = vec!["pods", "-n", "shop"];
+    args.extend(lease_args("only"));
+    let at = args.iter().position(|a| *a == "default").unwrap();
+    args[at] = "Not_A_Namespace";
+    let (code, stderr) = h.spawn(&args).wait().await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("Not_A_Namespace"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use kubebridge::sim::{Failure, SimConfig};
+use kubebridge_sim::{Failure, SimConfig};
 use kubebridge_testkit::harness::{
     Harness, Running, WAIT, brief, kubebridge, output, run_to_end, wait_until,
 };

@@ -6,10 +6,13 @@
 //! the event time and `datacontenttype` `application/json`; the data is always the
 //! envelope, so a consumer finds the same fields in every format.
 
+// Only the broker sinks parse URIs and encode bodies; stdout writes plain envelopes.
+#![cfg_attr(not(any(feature = "kafka", feature = "nats")), allow(dead_code))]
+
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::Notification;
+use crate::{Notification, Rfc3339Millis};
 
 /// How a notification is laid out in a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -69,7 +72,7 @@ pub(crate) fn attributes(n: &Notification, source: &str) -> [(&'static str, Stri
         ("source", source.to_string()),
         ("type", event_type(n)),
         ("subject", n.key()),
-        ("time", humantime::format_rfc3339_millis(n.time).to_string()),
+        ("time", Rfc3339Millis(n.time).to_string()),
     ]
 }
 

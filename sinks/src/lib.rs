@@ -1,45 +1,74 @@
-//! The contract every kubebridge sink implements, and the sinks themselves.
+//! kubebridge's sinks, and building one from its URI ([`sink_from_uri`]).
 //!
-//! This crate is the leaf of kubebridge's dependency graph: it knows nothing about
-//! Kubernetes clients, so a team can write its own sink against it alone.
+//! The contract every sink implements (the [`Notification`] envelope, the [`Sink`]
+//! trait and its errors) lives in the `kubebridge-sink-api` crate, which a third-party
+//! sink builds against alone; this crate re-exports it, so `kubebridge_sinks::Sink`
+//! and the rest work too. Read that crate's documentation for how to write a sink.
+//!
+//! Each broker sink is behind a cargo feature, both on by default: `kafka` (librdkafka,
+//! built with cmake) and `nats` (core NATS and JetStream, on async-nats). The stdout
+//! sink is always there. The option types ([`SinkOptions`], [`KafkaOptions`],
+//! [`NatsOptions`], [`KeyMode`], [`Format`]) exist in every build, so a caller's
+//! configuration compiles the same; a URI naming a sink this build lacks is a
+//! [`SinkConfigError`] naming the feature ([`factory::AVAILABLE`] lists what a build
+//! has).
 //!
 //! # Layout
 //!
-//! - [`notification`]: the envelope, one per object change, serialized as one JSON object.
-//! - [`sink`]: the [`Sink`] trait and how a sink reports success and failure.
+//! Each broker sink is split as Vector splits a sink: its options, its configuration
+//! (URI and client), its encoding (a notification as a message), and the sink that
+//! publishes and classifies failures.
+//!
+//! - [`factory`]: a sink from its URI, and the sinks this build has.
+//! - [`options`]: [`SinkOptions`], every sink's options in one set (the CLI's flags).
+//! - [`config_error`]: [`SinkConfigError`], a URI or option that cannot work.
 //! - [`stdout`]: JSON lines on standard output.
-//! - [`kafka`]: Kafka, on librdkafka.
-//! - [`nats`] and [`jetstream`]: core NATS and JetStream.
-//! - [`cloudevents`]: the CloudEvents 1.0 layouts a message may take.
-//! - [`factory`]: a sink from its URI, [`sink_from_uri`].
-//!
-//! # Writing a sink
-//!
-//! A sink receives batches of notifications in order and returns only when the
-//! destination has confirmed them. kubebridge counts a notification as delivered
-//! when, and only when, `publish` says so; on an error it retries what was not
-//! confirmed, so delivery is at least once and [`Notification::id`] lets a consumer
-//! drop the duplicates a retry may cause.
+//! - [`kafka`]: Kafka, on librdkafka: `options` (always), `config`, `encoding`, `sink`.
+//! - `nats`: the core NATS sink; `jetstream`: the JetStream sink (`config`,
+//!   `encoding`, `sink`); both on [`nats_client`]: their `options` (always), the
+//!   `connection` (URI, credentials, TLS, flush) and the `message` (subject, body,
+//!   headers) they share.
+//! - [`cloudevents`]: the CloudEvents 1.0 layouts a message body may take.
+//! - `headers`: the message headers, computed once for Kafka, NATS and JetStream.
+//! - `subject`: topic and subject templates; `uri`: splitting a sink URI, and
+//!   [`redact`] for logs.
 
 pub mod cloudevents;
 pub mod config_error;
 pub mod factory;
+#[cfg(feature = "nats")]
 pub mod jetstream;
 pub mod kafka;
+#[cfg(feature = "nats")]
 pub mod nats;
-pub mod notification;
-pub mod sink;
+pub mod nats_client;
+pub mod options;
 pub mod stdout;
+
+#[cfg(any(feature = "kafka", feature = "nats"))]
+mod headers;
+#[cfg(any(feature = "kafka", feature = "nats"))]
 mod subject;
 mod uri;
 
 pub use cloudevents::Format;
 pub use config_error::SinkConfigError;
-pub use factory::{SinkOptions, sink_from_uri};
+pub use factory::sink_from_uri;
+#[cfg(feature = "nats")]
 pub use jetstream::JetStreamSink;
-pub use kafka::{KafkaOptions, KafkaSink, KeyMode};
-pub use nats::{NatsOptions, NatsSink};
-pub use notification::{EventType, Notification, Origin, ResourceId, Snapshot};
-pub use sink::{PublishError, Sink, SinkError};
+#[cfg(feature = "kafka")]
+pub use kafka::KafkaSink;
+pub use kafka::{KafkaOptions, KeyMode};
+#[cfg(feature = "nats")]
+pub use nats::NatsSink;
+pub use nats_client::NatsOptions;
+pub use options::SinkOptions;
 pub use stdout::StdoutSink;
 pub use uri::redact;
+
+/// The sink API, re-exported: third-party sinks depend on `kubebridge-sink-api` alone.
+pub use kubebridge_sink_api as api;
+pub use kubebridge_sink_api::{
+    BoxError, EventType, Notification, Origin, PublishError, ResourceId, Rfc3339Millis, Sink,
+    SinkError, Snapshot,
+};

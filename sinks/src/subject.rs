@@ -128,6 +128,7 @@ fn name_of(f: Field) -> &'static str {
 }
 
 /// Placeholders a Kafka topic may use: not `{name}`, which would make a topic per object.
+#[cfg(feature = "kafka")]
 pub(crate) const TOPIC_FIELDS: &[Field] = &[
     Field::Group,
     Field::Version,
@@ -137,6 +138,7 @@ pub(crate) const TOPIC_FIELDS: &[Field] = &[
 ];
 
 /// Placeholders a NATS subject may use.
+#[cfg(feature = "nats")]
 pub(crate) const SUBJECT_FIELDS: &[Field] = &[
     Field::Group,
     Field::Version,
@@ -147,11 +149,13 @@ pub(crate) const SUBJECT_FIELDS: &[Field] = &[
 ];
 
 /// The default NATS subject after the prefix.
+#[cfg(feature = "nats")]
 pub(crate) const DEFAULT_SUBJECT: &str = "{group}.{version}.{resource}.{namespace}.{name}";
 
 /// Appends `value` as one NATS subject token: `.` would split it, `*` and `>` are
 /// wildcards and whitespace ends a subject in the protocol, so each becomes `_`; an
 /// empty value becomes `_` because an empty token is invalid.
+#[cfg(feature = "nats")]
 pub(crate) fn nats_token(value: &str, out: &mut String) {
     if value.is_empty() {
         out.push('_');
@@ -166,6 +170,7 @@ pub(crate) fn nats_token(value: &str, out: &mut String) {
 
 /// Appends `value` to a Kafka topic name: Kafka allows only `[a-zA-Z0-9._-]`, so
 /// anything else becomes `_`.
+#[cfg(feature = "kafka")]
 pub(crate) fn kafka_topic_part(value: &str, out: &mut String) {
     if value.is_empty() {
         out.push('_');
@@ -182,6 +187,7 @@ pub(crate) fn kafka_topic_part(value: &str, out: &mut String) {
 
 /// Checks a literal NATS subject (prefix, or a template with placeholders filled):
 /// dot-separated, non-empty tokens without wildcards or whitespace.
+#[cfg(feature = "nats")]
 pub(crate) fn check_nats_subject(subject: &str) -> Result<(), String> {
     for token in subject.split('.') {
         if token.is_empty() {
@@ -201,6 +207,7 @@ pub(crate) fn check_nats_subject(subject: &str) -> Result<(), String> {
 
 /// Checks a Kafka topic (with placeholders filled): 1 to 249 characters of
 /// `[a-zA-Z0-9._-]`, and not `.` or `..`.
+#[cfg(feature = "kafka")]
 pub(crate) fn check_kafka_topic(topic: &str) -> Result<(), String> {
     if topic.is_empty() || topic.len() > 249 || topic == "." || topic == ".." {
         return Err(format!("\"{topic}\" is not a valid topic name"));
@@ -245,6 +252,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "nats")]
     #[test]
     fn default_subject_sanitises_tokens() {
         let t = Template::parse(DEFAULT_SUBJECT, SUBJECT_FIELDS).expect("valid");
@@ -254,6 +262,7 @@ mod tests {
         assert_eq!(s, "apps_k8s_io.v1.pods.ns._");
     }
 
+    #[cfg(feature = "kafka")]
     #[test]
     fn topic_template() {
         let t = Template::parse("k8s-{group}-{kind}", TOPIC_FIELDS).expect("valid");
@@ -271,6 +280,7 @@ mod tests {
         assert!(check_kafka_topic("ok.topic_1-x").is_ok());
     }
 
+    #[cfg(feature = "nats")]
     #[test]
     fn checks_subjects() {
         assert!(check_nats_subject("a.b").is_ok());

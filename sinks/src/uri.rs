@@ -4,6 +4,9 @@
 //! takes a comma-separated broker list as the authority, and topic templates put
 //! `{placeholders}` in the path, which a URL parser would percent-encode or reject.
 
+// Only the broker sinks parse URIs and encode bodies; stdout writes plain envelopes.
+#![cfg_attr(not(any(feature = "kafka", feature = "nats")), allow(dead_code))]
+
 /// A sink URI split into its parts, with nothing interpreted yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SinkUri {
@@ -93,25 +96,23 @@ fn parse_query(q: &str) -> Result<Vec<(String, String)>, String> {
 }
 
 /// Decodes `%XX` escapes, so a password can hold `@`, `:` or `/`.
+///
+/// Stricter than `percent_decode_str` alone, which passes a malformed escape through
+/// as text: a `%` not followed by two hex digits is more likely a typo in a secret than
+/// a literal `%`, and would otherwise surface only as a failed login.
 pub(crate) fn percent_decode(s: &str) -> Result<String, String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| "bad %-escape; write %XX with two hex digits".to_string())?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+    let malformed = s.match_indices('%').any(|(i, _)| {
+        !s.as_bytes()
+            .get(i + 1..i + 3)
+            .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    });
+    if malformed {
+        return Err("bad %-escape; write %XX with two hex digits".to_string());
     }
-    String::from_utf8(out).map_err(|_| "%-escapes do not decode to UTF-8".to_string())
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .map(|decoded| decoded.into_owned())
+        .map_err(|_| "%-escapes do not decode to UTF-8".to_string())
 }
 
 /// `uri` with the password (or token) replaced by `***`, for messages and logs.
@@ -176,6 +177,28 @@ mod tests {
         );
         assert!(parse("kafka://h:99999/t").is_err());
         assert!(parse("kafka://h:1,/t").is_err());
+    }
+
+    #[test]
+    fn percent_escapes() {
+        assert_eq!(
+            percent_decode("p%40ss%3Aw%2Frd").as_deref(),
+            Ok("p@ss:w/rd")
+        );
+        assert_eq!(percent_decode("caf%C3%A9").as_deref(), Ok("café"));
+        assert_eq!(percent_decode("plain").as_deref(), Ok("plain"));
+        for bad in ["%", "a%4", "%zz", "%4g"] {
+            assert!(
+                percent_decode(bad).expect_err(bad).contains("bad %-escape"),
+                "{bad}"
+            );
+        }
+        assert!(
+            percent_decode("%FF")
+                .expect_err("not UTF-8")
+                .contains("UTF-8")
+        );
+        assert!(parse("nats://u:p%zz@h:1/p").is_err());
     }
 
     #[test]

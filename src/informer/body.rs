@@ -11,7 +11,7 @@ use futures::{Stream, StreamExt};
 use http_body_util::BodyDataStream;
 use kube::client::Body;
 
-use crate::api::{self, ApiError, Url};
+use crate::kube::api::{self, ApiError, Url};
 
 /// GETs `url`, waiting at most `idle` for the answer to begin, and returns its body.
 pub(super) async fn get(

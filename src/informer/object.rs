@@ -84,14 +84,9 @@ impl RawObject {
 
 /// Prepends `"kind":…,"apiVersion":…` to a JSON object without re-serializing it.
 fn with_type_meta(raw: &RawValue, resource: &ResourceId) -> Box<RawValue> {
-    let body = raw.get().trim_start();
-    let rest = body.strip_prefix('{').unwrap_or(body).trim_start();
-    let kind = serde_json::to_string(&resource.kind).unwrap_or_default();
-    let api_version = serde_json::to_string(&resource.api_version()).unwrap_or_default();
-    let sep = if rest.starts_with('}') { "" } else { "," };
-    let text = format!("{{\"kind\":{kind},\"apiVersion\":{api_version}{sep}{rest}");
-    // Still valid JSON: a member was added to a valid object.
-    RawValue::from_string(text).unwrap_or_else(|_| raw.to_owned())
+    kubebridge_apimachinery::with_type_meta(raw.get(), &resource.kind, &resource.api_version())
+        .and_then(|text| RawValue::from_string(text).ok())
+        .unwrap_or_else(|| raw.to_owned())
 }
 
 #[cfg(test)]

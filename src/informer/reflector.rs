@@ -8,17 +8,16 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
-
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::backoff::{Backoff, RELIST_RESET_AFTER, RelistBackoff};
 use super::body::{self, Line, Lines, PageError};
 use super::wire::{self, BadLine, WatchEvent};
 use super::{Delta, RawObject};
-use crate::api::{ApiError, Url};
+use crate::kube::api::{ApiError, Url};
+use crate::kube::discovery::ApiResource;
 use crate::metrics::Metrics;
-use crate::resolve::ApiResource;
 
 /// How the reflector talks to the API server.
 #[derive(Debug, Clone)]

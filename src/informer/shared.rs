@@ -9,8 +9,8 @@ use tokio_util::sync::CancellationToken;
 use super::{
     Processor, ProcessorConfig, Reflector, ReflectorConfig, ReflectorError, Store, Subscriber,
 };
+use crate::kube::discovery::ApiResource;
 use crate::metrics::Metrics;
-use crate::resolve::ApiResource;
 
 /// What one informer watches. Two consumers asking for equal specs share one informer:
 /// one LIST, one WATCH and one cache.
@@ -54,11 +54,6 @@ impl Informers {
             Some((_, subs)) => subs.push(subscriber),
             None => self.specs.push((spec, vec![subscriber])),
         }
-    }
-
-    /// The distinct informers that will run.
-    pub fn specs(&self) -> impl Iterator<Item = &InformerSpec> {
-        self.specs.iter().map(|(s, _)| s)
     }
 
     /// Starts a reflector and a processor for every informer.
@@ -118,22 +113,6 @@ pub struct RunningInformers {
 }
 
 impl RunningInformers {
-    /// Waits until every informer has handed its initial list to its subscribers.
-    /// Returns early, with the names of those not synced, if an informer stopped first.
-    pub async fn wait_synced(&mut self) -> Result<(), Vec<String>> {
-        let mut pending = Vec::new();
-        for (name, synced) in &mut self.synced {
-            if synced.wait_for(|s| *s).await.is_err() {
-                pending.push(name.clone());
-            }
-        }
-        if pending.is_empty() {
-            Ok(())
-        } else {
-            Err(pending)
-        }
-    }
-
     /// Each informer's cache, shared for reading.
     pub fn caches(&self) -> Vec<(InformerSpec, Arc<RwLock<Store>>)> {
         self.caches.clone()

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::RawObject;
-use crate::api::{self, ApiError};
+use crate::kube::api::{self, ApiError};
 
 /// The annotation on the bookmark that ends a watch-list's initial events.
 const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";

@@ -36,9 +36,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use kubebridge::config::{InitialState, NamespaceScope, StreamConfig};
-use kubebridge::sim::{Sim, SimConfig};
-use kubebridge::{app, cluster};
+use kubebridge::cmd as app;
+use kubebridge::config::{InitialState, NamespaceScope, Route, StreamConfig};
+use kubebridge::kube::cluster;
+use kubebridge_sim::{Sim, SimConfig};
 use kubebridge_sinks::jetstream::MAX_IN_FLIGHT;
 use kubebridge_sinks::{Notification, Origin, PublishError, Sink, SinkError, SinkOptions};
 use rdkafka::ClientConfig;
@@ -406,10 +407,10 @@ impl KubebridgeRun {
 }
 
 fn stream_config() -> StreamConfig {
-    let mut stream = StreamConfig::new(["pods"]);
-    stream.namespaces = NamespaceScope::All;
+    let mut pods = Route::new("pods", ["pods"]);
+    pods.namespaces = NamespaceScope::All;
+    let mut stream = StreamConfig::new(vec![pods]);
     stream.initial_state = InitialState::Skip;
-    stream.sinks = Vec::new();
     stream
 }
 
@@ -431,7 +432,7 @@ async fn run_kubebridge(sink: Box<dyn Sink>, size: &Size) -> KubebridgeRun {
     });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let stream = stream_config();
-    let watching = app::watch(&cluster, &stream, vec![timed], async {
+    let watching = app::watch(&cluster, &stream, vec![("pods".into(), timed)], async {
         let _ = stopped.await;
     });
     let measuring = async {

@@ -16,8 +16,8 @@ use kubebridge_sinks::ResourceId;
 
 use super::{Reflector, ReflectorConfig, ReflectorError};
 use crate::informer::Delta;
+use crate::kube::discovery::ApiResource;
 use crate::metrics::Metrics;
-use crate::resolve::ApiResource;
 
 /// One scripted answer.
 enum Reply {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use kubebridge_sinks::{EventType, Notification, Origin, PublishError, ResourceId, Sink};
+use kubebridge_sink_api::{EventType, Notification, Origin, PublishError, ResourceId, Sink};
 use serde_json::value::RawValue;
 
 /// A name unique to this test run, for topics, subjects and streams.

@@ -1,0 +1,129 @@
+//! [`Notification`], the envelope: one per object change, the unit every sink publishes.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
+
+use crate::{EventType, Origin, ResourceId, Rfc3339Millis, Snapshot};
+
+/// One object change: the envelope published to every sink.
+///
+/// Serialized as one JSON object (JSON Schema: `sinks/envelope.schema.json`):
+/// `type`, `origin`, `time`, `cluster`, `resource`, `namespace`, `name`, `uid`,
+/// `resourceVersion`, `object`, `oldObject` (MODIFIED only) and `snapshot` (list and
+/// resync replays only).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Notification {
+    /// What happened.
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    /// How it was learned.
+    pub origin: Origin,
+    /// When kubebridge observed the change (UTC, RFC 3339 with milliseconds).
+    #[serde(serialize_with = "serialize_time")]
+    pub time: SystemTime,
+    /// Name of the cluster, from `--cluster-name` or the kubeconfig's cluster.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<Arc<str>>,
+    /// The object's resource.
+    pub resource: Arc<ResourceId>,
+    /// The object's namespace; absent for cluster-scoped objects.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The object's name.
+    pub name: String,
+    /// The object's uid: a new uid under the same name is a different object.
+    pub uid: String,
+    /// The object's resourceVersion in this notification.
+    pub resource_version: String,
+    /// The object as the API server sent it (for DELETED, its last known state).
+    pub object: Arc<RawValue>,
+    /// The previous state, on MODIFIED only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_object: Option<Arc<RawValue>>,
+    /// The frame of a full replay, on list and resync notifications only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<Snapshot>,
+}
+
+impl Notification {
+    /// `uid:resourceVersion:type`: identifies this notification across restarts and
+    /// retries, so a consumer can de-duplicate deterministically.
+    pub fn id(&self) -> String {
+        format!("{}:{}:{}", self.uid, self.resource_version, self.event_type)
+    }
+
+    /// `namespace/name`, or `name` for cluster-scoped objects: the per-object ordering key.
+    pub fn key(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{ns}/{}", self.name),
+            None => self.name.clone(),
+        }
+    }
+
+    /// The envelope as one line of JSON, without the trailing newline.
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serializing plain strings and already-valid raw JSON cannot fail.
+        serde_json::to_vec(self).expect("a Notification always serializes")
+    }
+}
+
+fn serialize_time<S: Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&Rfc3339Millis(*time))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Notification {
+        Notification {
+            event_type: EventType::Modified,
+            origin: Origin::Watch,
+            time: SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123),
+            cluster: Some("prod".into()),
+            resource: Arc::new(ResourceId {
+                group: "apps".into(),
+                version: "v1".into(),
+                resource: "deployments".into(),
+                kind: "Deployment".into(),
+            }),
+            namespace: Some("shop".into()),
+            name: "cart".into(),
+            uid: "u1".into(),
+            resource_version: "42".into(),
+            object: Arc::from(RawValue::from_string(r#"{"a":2}"#.into()).expect("valid")),
+            old_object: Some(Arc::from(
+                RawValue::from_string(r#"{"a":1}"#.into()).expect("valid"),
+            )),
+            snapshot: None,
+        }
+    }
+
+    #[test]
+    fn envelope_has_the_documented_shape() {
+        let json: serde_json::Value = serde_json::from_slice(&sample().to_json()).expect("json");
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "type": "MODIFIED", "origin": "watch", "time": "2023-11-14T22:13:20.123Z",
+                "cluster": "prod",
+                "resource": {"group": "apps", "version": "v1", "resource": "deployments", "kind": "Deployment"},
+                "namespace": "shop", "name": "cart", "uid": "u1", "resourceVersion": "42",
+                "object": {"a": 2}, "oldObject": {"a": 1}
+            })
+        );
+    }
+
+    #[test]
+    fn id_and_key() {
+        let n = sample();
+        assert_eq!(n.id(), "u1:42:MODIFIED");
+        assert_eq!(n.key(), "shop/cart");
+        assert_eq!(n.resource.to_string(), "deployments.apps");
+        assert_eq!(n.resource.api_version(), "apps/v1");
+    }
+}

@@ -1,0 +1,142 @@
+//! The Kafka sink's client configuration: URI, properties and defaults, validation.
+
+use rdkafka::ClientConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::FutureProducer;
+
+use super::KafkaOptions;
+use crate::SinkConfigError;
+use crate::subject::{self, Template};
+use crate::uri::{self, SinkUri};
+
+/// The defaults, before the user's properties (see the module documentation).
+const DEFAULTS: &[(&str, &str)] = &[
+    ("acks", "all"),
+    ("enable.idempotence", "true"),
+    ("compression.type", "lz4"),
+    ("message.timeout.ms", "0"),
+    ("linger.ms", "0"),
+];
+
+/// What a Kafka sink is built from: the producer's properties and the topic template.
+pub(super) struct KafkaConfig {
+    /// `bootstrap.servers`, the defaults, then the user's properties.
+    pub client: ClientConfig,
+    /// The topic, with placeholders.
+    pub topic: Template,
+}
+
+impl KafkaConfig {
+    /// Reads `kafka://HOST:PORT[,HOST:PORT...]/TOPIC` and the options.
+    ///
+    /// Checks the URI and topic here; the properties are checked by librdkafka when
+    /// [`KafkaConfig::first_producer`] creates the producer.
+    pub fn new(uri: &str, options: &KafkaOptions) -> Result<KafkaConfig, SinkConfigError> {
+        let err = |problem: String| SinkConfigError::new("kafka", uri, problem);
+        let parsed: SinkUri = uri::parse(uri).map_err(err)?;
+        if parsed.scheme != "kafka" {
+            return Err(err(format!(
+                "scheme \"{}\" is not kafka; write kafka://HOST:PORT/TOPIC",
+                parsed.scheme
+            )));
+        }
+        if parsed.userinfo.is_some() {
+            return Err(err(
+                "credentials do not go in a kafka URI; pass -X sasl.username=... -X sasl.password=..."
+                    .into(),
+            ));
+        }
+        if let Some((k, _)) = parsed.query.first() {
+            return Err(err(format!(
+                "unknown query parameter \"{k}\"; pass librdkafka properties with -X {k}=VALUE"
+            )));
+        }
+        if parsed.path.is_empty() {
+            return Err(err("no topic; write kafka://HOST:PORT/TOPIC".into()));
+        }
+        let topic = Template::parse(&parsed.path, subject::TOPIC_FIELDS).map_err(err)?;
+        subject::check_kafka_topic(&topic.sample("x")).map_err(err)?;
+
+        let mut client = ClientConfig::new();
+        client.set("bootstrap.servers", parsed.hosts.join(","));
+        for (k, v) in DEFAULTS {
+            client.set(*k, *v);
+        }
+        for (k, v) in &options.properties {
+            client.set(k, v);
+        }
+        Ok(KafkaConfig { client, topic })
+    }
+
+    /// The sink's first producer: librdkafka rejects unknown properties and bad values
+    /// here, which is a configuration error naming the property.
+    pub fn first_producer(&self, uri: &str) -> Result<FutureProducer, SinkConfigError> {
+        self.producer()
+            .map_err(|e| SinkConfigError::new("kafka", uri, describe(&e)))
+    }
+
+    /// A new producer, as after an idempotence fatal error.
+    pub fn producer(&self) -> Result<FutureProducer, KafkaError> {
+        self.client.create()
+    }
+}
+
+fn describe(err: &KafkaError) -> String {
+    match err {
+        KafkaError::ClientConfig(_, description, key, value) => format!(
+            "librdkafka property {key}={value} is not accepted ({description}); see librdkafka's CONFIGURATION.md"
+        ),
+        other => format!("cannot create the producer: {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(props: &[(&str, &str)]) -> KafkaOptions {
+        KafkaOptions {
+            properties: props
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..KafkaOptions::default()
+        }
+    }
+
+    fn error_of(uri: &str, options: KafkaOptions) -> String {
+        match KafkaConfig::new(uri, &options).and_then(|c| c.first_producer(uri)) {
+            Ok(_) => panic!("{uri} should be rejected"),
+            Err(e) => e.message,
+        }
+    }
+
+    #[test]
+    fn rejects_bad_uris_and_properties() {
+        assert_eq!(
+            error_of("kafka://h:1", opts(&[])),
+            "kafka sink \"kafka://h:1\": no topic; write kafka://HOST:PORT/TOPIC"
+        );
+        assert!(error_of("kafka://h:1/a{name}", opts(&[])).contains("unknown placeholder"));
+        assert!(error_of("kafka://h:1/a b", opts(&[])).contains("Kafka allows only"));
+        assert!(error_of("kafka://u:p@h:1/t", opts(&[])).contains("credentials do not go"));
+        assert!(error_of("kafka://h:1/t?acks=1", opts(&[])).contains("-X acks=VALUE"));
+        let e = error_of("kafka://h:1/t", opts(&[("no.such.property", "1")]));
+        assert!(e.contains("no.such.property=1"), "{e}");
+        let e = error_of("kafka://h:1/t", opts(&[("acks", "sometimes")]));
+        assert!(e.contains("acks=sometimes"), "{e}");
+    }
+
+    #[test]
+    fn user_properties_win_over_the_defaults() {
+        let config = KafkaConfig::new(
+            "kafka://h1:1,h2:2/t",
+            &opts(&[("compression.type", "zstd")]),
+        )
+        .expect("valid");
+        assert_eq!(config.client.get("bootstrap.servers"), Some("h1:1,h2:2"));
+        assert_eq!(config.client.get("compression.type"), Some("zstd"));
+        assert_eq!(config.client.get("acks"), Some("all"));
+        assert_eq!(config.client.get("message.timeout.ms"), Some("0"));
+    }
+}

@@ -1,0 +1,432 @@
+//! `kubebridge watch`, in named phases, each its own function:
+//!
+//! 1. `plan`: read discovery once, resolve every route, decide which informers routes
+//!    share (`plan.rs`, the same object `check-config` prints);
+//! 2. `sinks`: build each route's sinks and start a task with a bounded queue for each;
+//! 3. `endpoints`: serve `/metrics`, `/healthz`, `/readyz` (and the cache lister);
+//! 4. `leadership`: with `--leader-elect`, wait for the Lease before going on;
+//! 5. `informers`: start one informer per planned informer, feeding its routes' queues;
+//! 6. `supervise`: run until the informers stop, a sink closes, an informer fails for
+//!    good, the lease is lost, or shutdown (then deliver what is queued within the grace).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use kubebridge_sinks::{Notification, Sink, sink_from_uri};
+use tokio::task::JoinSet;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use super::AppError;
+use crate::config::{ClusterConfig, InitialState, Route, StreamConfig};
+use crate::endpoints::{self, Readiness};
+use crate::informer::shared::SyncedFlags;
+use crate::informer::{Informers, ProcessorConfig, ReflectorConfig, RunningInformers};
+use crate::kube::{Cluster, cluster};
+use crate::leader::{self, Elector, LeaseConfig};
+use crate::lister::Lister;
+use crate::metrics::Metrics;
+use crate::pipeline::sink_task::SinkQueue;
+use crate::pipeline::{SinkOutcome, spawn_sink};
+use crate::plan::{Plan, Resolver};
+use crate::queue::QueueGauge;
+
+/// Sinks an embedder built itself, each with the name of the route it serves (in
+/// addition to the sinks that route's URIs name).
+pub type CustomSinks = Vec<(String, Box<dyn Sink>)>;
+
+/// `kubebridge watch`: connects as kubectl would, then [`watch`]es.
+pub async fn run(
+    options: &ClusterConfig,
+    stream: &StreamConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), AppError> {
+    let cluster = cluster::connect(options)
+        .await
+        .map_err(|e| AppError::Usage(e.into()))?;
+    watch(&cluster, stream, Vec::new(), shutdown).await
+}
+
+/// Streams `stream`'s routes from `cluster` to their sinks (those their URIs name, and
+/// `custom` ones) until the informers stop (`--once`), a sink's destination closes, an
+/// informer fails for good, or `shutdown`.
+pub async fn watch(
+    cluster: &Cluster,
+    stream: &StreamConfig,
+    custom: CustomSinks,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), AppError> {
+    let plan = plan(cluster, stream).await?;
+    // This run's metrics: an embedder calling `watch` again starts from a clean registry.
+    let metrics = Metrics::new();
+    let sinks = sinks(&plan, stream, custom, &metrics).await?;
+    let endpoints = endpoints(stream, &metrics).await?;
+    let cancel = CancellationToken::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    let lease = match leadership(cluster, stream, &metrics, shutdown.as_mut()).await? {
+        Leadership::Standby => return Ok(()),
+        Leadership::NotElecting => None,
+        Leadership::Leading(keep) => Some(keep),
+    };
+    // The queues move into the informers: a sink drains and ends once they all stop.
+    let running = informers(
+        cluster,
+        stream,
+        &plan,
+        sinks.queues,
+        &cancel,
+        &endpoints,
+        &metrics,
+    )?;
+    let supervised = Supervised {
+        informers: running,
+        sink_tasks: sinks.tasks,
+        gauges: sinks.gauges,
+        lease,
+        cancel,
+        grace: stream.shutdown_grace,
+    };
+    supervise(supervised, shutdown).await
+}
+
+/// Phase 1: reads discovery (once for the whole process) and resolves every route into
+/// the plan. An unknown resource is a usage error.
+async fn plan(cluster: &Cluster, stream: &StreamConfig) -> Result<Plan, AppError> {
+    let discovery = cluster
+        .discover()
+        .await
+        .map_err(|e| AppError::Failed(e.into()))?;
+    Plan::build(
+        &stream.routes,
+        &Resolver::Live(&discovery),
+        Some(&cluster.default_namespace),
+    )
+    .map_err(|e| AppError::Usage(e.into()))
+}
+
+/// Builds the sinks `route`'s URIs name. A malformed URI or option is a usage error, its
+/// message prefixed with `context` (which route, which file); a broker that is down is
+/// not (each sink retries it).
+pub(crate) async fn build_sinks(
+    route: &Route,
+    context: &str,
+) -> Result<Vec<Box<dyn Sink>>, AppError> {
+    let mut sinks = Vec::with_capacity(route.sinks.len());
+    for uri in &route.sinks {
+        let sink = sink_from_uri(uri, &route.sink_options)
+            .await
+            .map_err(|e| AppError::usage(format!("{context}{e}")))?;
+        sinks.push(sink);
+    }
+    Ok(sinks)
+}
+
+/// The running sinks: each route's queues, the tasks draining them, and their depths.
+struct Sinks {
+    /// Per route (as in the plan), the queue of each of its sinks.
+    queues: Vec<Vec<SinkQueue>>,
+    tasks: JoinSet<SinkOutcome>,
+    gauges: Vec<QueueGauge<Arc<Notification>>>,
+}
+
+/// Phase 2: builds every route's sinks and starts a task and a bounded queue for each.
+/// Sinks are labelled by kind in metrics and logs, numbered when two share a kind.
+async fn sinks(
+    plan: &Plan,
+    stream: &StreamConfig,
+    custom: CustomSinks,
+    metrics: &Metrics,
+) -> Result<Sinks, AppError> {
+    let mut built = Vec::with_capacity(plan.routes.len());
+    for planned in &plan.routes {
+        let route = &planned.route;
+        let context = if route.name == crate::config::COMMAND_LINE_ROUTE {
+            String::new()
+        } else {
+            format!("route {:?}: ", route.name)
+        };
+        built.push(build_sinks(route, &context).await?);
+    }
+    for (name, sink) in custom {
+        let index = plan
+            .routes
+            .iter()
+            .position(|p| p.route.name == name)
+            .ok_or_else(|| {
+                AppError::usage(format!(
+                    "a custom sink names route {name:?}, which is not configured"
+                ))
+            })?;
+        built[index].push(sink);
+    }
+    let mut running = Sinks {
+        queues: Vec::with_capacity(built.len()),
+        tasks: JoinSet::new(),
+        gauges: Vec::new(),
+    };
+    let mut labels: Vec<String> = Vec::new();
+    for route_sinks in built {
+        let mut queues = Vec::with_capacity(route_sinks.len());
+        for sink in route_sinks {
+            let kind = sink.kind();
+            let same = labels
+                .iter()
+                .filter(|n| n.split('-').next() == Some(kind))
+                .count();
+            let label = if same == 0 {
+                kind.to_owned()
+            } else {
+                format!("{kind}-{}", same + 1)
+            };
+            labels.push(label.clone());
+            let (queue, task) =
+                spawn_sink(label, sink, stream.queue_capacity, stream.overflow, metrics);
+            running.gauges.push(queue.gauge());
+            running.tasks.spawn(async move {
+                task.await
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+            });
+            queues.push(queue);
+        }
+        running.queues.push(queues);
+    }
+    Ok(running)
+}
+
+/// What the endpoints learn once the informers start; until then (a standby) they say so.
+struct Endpoints {
+    synced: Arc<OnceLock<SyncedFlags>>,
+    lister: Arc<OnceLock<Lister>>,
+    /// Stops serving when `watch` returns.
+    _stop: DropGuard,
+}
+
+/// Phase 3: binds and serves `--metrics-addr` (a port in use is a usage error), before
+/// anything else can be observed.
+async fn endpoints(stream: &StreamConfig, metrics: &Metrics) -> Result<Endpoints, AppError> {
+    let stop = CancellationToken::new();
+    let slots = Endpoints {
+        synced: Arc::default(),
+        lister: Arc::default(),
+        _stop: stop.clone().drop_guard(),
+    };
+    let Some(addr) = stream.metrics_addr else {
+        return Ok(slots);
+    };
+    let listener = endpoints::bind(addr)
+        .await
+        .map_err(|e| AppError::usage(format!("--metrics-addr {addr}: cannot listen: {e}")))?;
+    if let Ok(local) = listener.local_addr() {
+        tracing::info!(addr = %local, "serving /metrics, /healthz and /readyz");
+    }
+    endpoints::serve(
+        listener,
+        metrics.clone(),
+        readiness(slots.synced.clone(), metrics.clone()),
+        stream.serve_cache.then(|| slots.lister.clone()),
+        stop,
+    );
+    Ok(slots)
+}
+
+/// Ready when every informer has synced and no sink's last delivery failed; a standby
+/// (no informers yet) is ready to take over.
+fn readiness(synced: Arc<OnceLock<SyncedFlags>>, metrics: Metrics) -> Readiness {
+    Arc::new(move || {
+        let Some(synced) = synced.get() else {
+            return Ok(());
+        };
+        let pending: Vec<&str> = synced
+            .iter()
+            .filter(|(_, s)| !*s.borrow())
+            .map(|(n, _)| n.as_str())
+            .collect();
+        if !pending.is_empty() {
+            return Err(format!("not synced yet: {}", pending.join(", ")));
+        }
+        if !metrics.sinks_healthy() {
+            return Err("a sink's last delivery attempt failed".to_owned());
+        }
+        Ok(())
+    })
+}
+
+/// The outcome of the leadership phase.
+enum Leadership {
+    /// No `--leader-elect`: run now.
+    NotElecting,
+    /// The lease is ours; its renewal runs beside the informers until lost or released.
+    Leading(leader::Leadership),
+    /// Shut down while standing by: nothing ran, nothing to do.
+    Standby,
+}
+
+/// Phase 4: only the leader runs informers. Waits for the lease (a SIGTERM meanwhile ends
+/// a standby cleanly), then keeps renewing it beside the informers, until it is lost or
+/// released after the sinks have drained.
+async fn leadership(
+    cluster: &Cluster,
+    stream: &StreamConfig,
+    metrics: &Metrics,
+    shutdown: Pin<&mut (impl Future<Output = ()> + Send)>,
+) -> Result<Leadership, AppError> {
+    let Some(election) = &stream.leader_election else {
+        return Ok(Leadership::NotElecting);
+    };
+    let config = LeaseConfig {
+        namespace: election
+            .namespace
+            .clone()
+            .unwrap_or_else(|| cluster.default_namespace.clone()),
+        ..election.lease.clone()
+    };
+    config.validate().map_err(AppError::usage)?;
+    tracing::info!(lease = %format!("{}/{}", config.namespace, config.name), identity = %config.identity, "waiting to become the leader");
+    let mut elector = Elector::new(cluster.lease_client.clone(), config, metrics.clone());
+    let standby = CancellationToken::new();
+    let acquired = tokio::select! {
+        acquired = elector.acquire(&standby) => acquired.map_err(|e| AppError::Failed(e.into()))?,
+        () = shutdown => false,
+    };
+    if !acquired {
+        return Ok(Leadership::Standby);
+    }
+    // Renewal is not tied to the shutdown: the lease is kept while the sinks drain, and
+    // released after (client-go's ReleaseOnCancel), so a standby never overlaps.
+    Ok(Leadership::Leading(elector.lead()))
+}
+
+/// Phase 5: subscribes each route's queues to its planned informers and starts them.
+fn informers(
+    cluster: &Cluster,
+    stream: &StreamConfig,
+    plan: &Plan,
+    queues: Vec<Vec<SinkQueue>>,
+    cancel: &CancellationToken,
+    endpoints: &Endpoints,
+    metrics: &Metrics,
+) -> Result<RunningInformers, AppError> {
+    let mut informers = Informers::default();
+    for planned in &plan.informers {
+        let spec = planned
+            .spec()
+            .ok_or_else(|| AppError::failed(format!("{planned} was not resolved")))?;
+        tracing::info!(informer = %spec.name(), server = %cluster.server, "starting informer");
+        for &route in &planned.routes {
+            for queue in &queues[route] {
+                informers.subscribe(spec.clone(), queue.clone());
+            }
+        }
+    }
+    let reflector = ReflectorConfig {
+        page_size: stream.page_size,
+        watch_list: stream.watch_list,
+        once: stream.once,
+        // Progress is for people: only when stderr is a terminal, never into a log file.
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        ..ReflectorConfig::default()
+    };
+    let processor = ProcessorConfig {
+        emit_initial: stream.initial_state == InitialState::Emit,
+        resync: stream.resync,
+        cluster: cluster.name.as_deref().map(Into::into),
+    };
+    let running = informers.start(&cluster.client, &reflector, &processor, cancel, metrics);
+    let _ = endpoints.synced.set(running.synced_flags());
+    let _ = endpoints.lister.set(Lister::new(running.caches()));
+    Ok(running)
+}
+
+/// Everything [`supervise`] watches over.
+struct Supervised {
+    informers: RunningInformers,
+    sink_tasks: JoinSet<SinkOutcome>,
+    gauges: Vec<QueueGauge<Arc<Notification>>>,
+    lease: Option<leader::Leadership>,
+    cancel: CancellationToken,
+    grace: Duration,
+}
+
+/// Phase 6: runs until every informer has stopped and every sink has drained (or
+/// closed). A shutdown signal stops the watches and arms the grace period for what is
+/// queued; a lost lease stops publishing at once; the first failure is the result.
+async fn supervise(
+    mut s: Supervised,
+    mut shutdown: Pin<&mut (impl Future<Output = ()> + Send)>,
+) -> Result<(), AppError> {
+    let mut failure: Option<AppError> = None;
+    let mut informers_done = false;
+    let mut grace: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    while !(informers_done && s.sink_tasks.is_empty()) {
+        tokio::select! {
+            () = &mut shutdown, if grace.is_none() => {
+                tracing::info!(grace = ?s.grace, "shutting down: stopping watches, delivering what is queued");
+                s.cancel.cancel();
+                grace = Some(Box::pin(tokio::time::sleep(s.grace)));
+            }
+            lost = async { match s.lease.as_mut() { Some(lease) => lease.lost().await, None => std::future::pending().await } }, if s.lease.is_some() => {
+                // Every end of the renewal is a loss (deadline, another holder, a dead
+                // task): another instance may already be leading, so publish nothing more.
+                s.lease = None;
+                s.cancel.cancel();
+                s.sink_tasks.abort_all();
+                failure.get_or_insert(AppError::Failed(lost.into()));
+                break;
+            }
+            () = async { if let Some(g) = grace.as_mut() { g.await } }, if grace.is_some() => {
+                let undelivered: usize = s.gauges.iter().map(|g| g.len()).sum();
+                failure.get_or_insert(AppError::failed(format!(
+                    "the shutdown grace of {} ran out with {undelivered} queued notification(s) undelivered (plus any batch in flight); raise --shutdown-grace",
+                    humantime::format_duration(s.grace)
+                )));
+                break;
+            }
+            joined = s.informers.join_next(), if !informers_done => match joined {
+                None => informers_done = true,
+                Some(Ok(())) => {}
+                Some(Err(e)) => {
+                    s.cancel.cancel();
+                    let err = if e.is_usage() { AppError::Usage(e.into()) } else { AppError::Failed(e.into()) };
+                    failure.get_or_insert(err);
+                }
+            },
+            Some(outcome) = s.sink_tasks.join_next() => {
+                if let Some(e) = sink_ended(outcome, &s.cancel) {
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+    }
+    if let Some(lease) = s.lease.take() {
+        // Nothing publishes any more: hand the lease over now, not a lease duration later.
+        s.sink_tasks.shutdown().await;
+        lease.release().await;
+    }
+    failure.map_or(Ok(()), Err)
+}
+
+/// Handles a sink task's end: a closed destination stops everything; a failed close is
+/// an error; a panic is re-raised.
+fn sink_ended(
+    outcome: Result<SinkOutcome, tokio::task::JoinError>,
+    cancel: &CancellationToken,
+) -> Option<AppError> {
+    match outcome {
+        Ok(SinkOutcome::Closed) => {
+            tracing::debug!("a sink's destination closed; stopping");
+            cancel.cancel();
+            None
+        }
+        Ok(SinkOutcome::Drained {
+            delivered,
+            dropped,
+            evicted,
+        }) => {
+            tracing::info!(delivered, dropped, evicted, "sink drained");
+            None
+        }
+        Ok(SinkOutcome::Failed(e)) => Some(AppError::failed(format!("closing a sink failed: {e}"))),
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}

@@ -1,0 +1,637 @@
+//! The command line (clap), following kubectl's conventions. Every value is typed by a
+//! value parser from [`super::values`], so a bad one is a one-line usage error at parse
+//! time; the RESOURCE arguments and their flags become one more [`super::Route`], and the
+//! flags a layer over the `--config` file's (`config::merge`).
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use kubebridge_sinks::{Format, KeyMode};
+
+use super::merge::{self, CommandLineOnly, Layer, RouteFlags, SinkLayer};
+use super::{ClusterConfig, Command, InitialState, LeaderElection, SimOptions, values};
+use crate::leader::LeaseConfig;
+use crate::queue::Overflow;
+
+/// Turns a Kubernetes cluster's object changes into a stream other systems can trust.
+#[derive(Debug, Parser)]
+#[command(name = "kubebridge", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: CommandArgs,
+    /// Log level for stderr (error, warn, info, debug, trace); RUST_LOG overrides it.
+    #[arg(long, global = true, default_value = "warn", value_name = "LEVEL")]
+    pub log_level: String,
+    /// Log format on stderr: text, or json (one object per line, for log collectors).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        value_name = "FORMAT"
+    )]
+    pub log_format: LogFormat,
+}
+
+/// How logs are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging options, applied before anything runs.
+#[derive(Debug, Clone)]
+pub struct Logging {
+    /// `--log-level`.
+    pub level: String,
+    /// `--log-format`.
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Subcommand)]
+enum CommandArgs {
+    /// Stream every add, update, delete (and resync) of RESOURCE as JSON lines.
+    Watch(WatchArgs),
+    /// Run against a built-in simulated cluster with steady churn and print real events.
+    Demo(DemoArgs),
+    /// Serve the simulated Kubernetes API server (for tests, benchmarks and kubectl).
+    Sim(SimArgs),
+    /// Print the least-privilege ClusterRole (get, list, watch) for streaming RESOURCE.
+    Rbac(RbacArgs),
+    /// Validate a --config file and print the plan: informers, routes, sinks; exit 0 or 2.
+    CheckConfig(CheckConfigArgs),
+}
+
+#[derive(Debug, Args)]
+struct CheckConfigArgs {
+    /// The YAML file, as given to `watch --config`.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct RbacArgs {
+    /// Resources as kubectl names them; resolved through the cluster's discovery.
+    #[arg(required = true, value_name = "RESOURCE")]
+    resources: Vec<String>,
+    /// The ClusterRole's name.
+    #[arg(long, default_value = "kubebridge", value_name = "NAME")]
+    name: String,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
+
+/// How to reach the cluster, as kubectl's flags say it.
+#[derive(Debug, Args)]
+struct ClusterArgs {
+    /// Path to the kubeconfig file (default: KUBECONFIG, then ~/.kube/config, then in-cluster).
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use (default: its current context).
+    #[arg(long, value_name = "NAME")]
+    context: Option<String>,
+}
+
+impl ClusterArgs {
+    fn config(self, cluster_name: Option<String>) -> ClusterConfig {
+        ClusterConfig {
+            kubeconfig: self.kubeconfig,
+            context: self.context,
+            cluster_name,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct WatchArgs {
+    /// Resources as kubectl names them: pods, po, deploy, deployments.apps, crontabs.v1.stable.example.com.
+    #[arg(required_unless_present = "config", value_name = "RESOURCE")]
+    resources: Vec<String>,
+    /// A YAML file of routes (resources + namespaces + selectors + sinks) and shared
+    /// options; flags given on the command line win over it. RESOURCE, if given, adds a
+    /// route of its own.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    #[command(flatten)]
+    stream: StreamArgs,
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Resources to watch in the simulated cluster.
+    #[arg(value_name = "RESOURCE", default_values_t = ["pods".to_string(), "deployments".to_string()])]
+    resources: Vec<String>,
+    /// Namespaces in the simulated cluster.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    sim_namespaces: usize,
+    /// Pods in the simulated cluster.
+    #[arg(long, default_value_t = 12, value_name = "N")]
+    sim_pods: usize,
+    /// Changes per second in the simulated cluster.
+    #[arg(long, default_value = "2", value_parser = values::rate, value_name = "PER_SEC")]
+    churn: f64,
+    #[command(flatten)]
+    stream: StreamArgs,
+}
+
+#[derive(Debug, Args)]
+struct StreamArgs {
+    #[command(flatten)]
+    route: RouteArgs,
+    #[command(flatten)]
+    sinks: SinkArgs,
+    /// Replay the whole cache as SYNC notifications this often (e.g. 30s, 10m, 1h); 0
+    /// disables (the default).
+    #[arg(long, value_parser = values::duration, value_name = "DURATION")]
+    resync: Option<Duration>,
+    /// Publish the objects found at start-up as ADDED (emit, the default) or only later
+    /// changes (skip).
+    #[arg(long, value_enum, value_name = "MODE")]
+    initial_state: Option<InitialState>,
+    /// Publish the current state (origin "list") and exit.
+    #[arg(long)]
+    once: bool,
+    /// Get the initial state through a watch-list stream (sendInitialEvents) instead of LIST;
+    /// falls back to LIST when the server does not support it.
+    #[arg(long)]
+    watch_list: bool,
+    /// Objects per LIST page (default 500, as client-go).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    page_size: Option<u32>,
+    /// Capacity of each sink's queue (default 10000); when full, kubebridge stops reading
+    /// watches.
+    #[arg(long, value_parser = values::positive, value_name = "N")]
+    queue_capacity: Option<usize>,
+    /// What a full sink queue does: block (the default: stop reading watches; nothing is
+    /// lost) or drop-oldest (evict, count and log the oldest queued notification).
+    #[arg(long, value_enum, value_name = "POLICY")]
+    overflow: Option<Overflow>,
+    /// After SIGINT/SIGTERM, how long to keep delivering what is queued before exiting
+    /// non-zero. The default, 25s, fits the default 30s terminationGracePeriodSeconds of a pod.
+    #[arg(long, value_parser = values::duration, value_name = "DURATION")]
+    shutdown_grace: Option<Duration>,
+    /// Serve Prometheus /metrics, /healthz and /readyz on this address (e.g. 0.0.0.0:9090).
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics_addr: Option<SocketAddr>,
+    /// Also serve a read-only lister over the cache on --metrics-addr:
+    /// GET /cache/{resource}?namespace=NS&labelSelector=SEL returns a Kubernetes-style List.
+    #[arg(long)]
+    serve_cache: bool,
+    #[command(flatten)]
+    leader: LeaderArgs,
+    /// Cluster name stamped on every notification (default: the kubeconfig context's cluster).
+    #[arg(long, value_name = "NAME")]
+    cluster_name: Option<String>,
+}
+
+/// The command line's route: which namespaces, which objects, which sinks.
+#[derive(Debug, Args)]
+struct RouteArgs {
+    /// Watch this namespace; repeat for several (default: the context's namespace).
+    #[arg(
+        short = 'n',
+        long = "namespace",
+        value_name = "NS",
+        value_parser = values::namespace,
+        conflicts_with = "all_namespaces"
+    )]
+    namespaces: Vec<String>,
+    /// Watch all namespaces.
+    #[arg(short = 'A', long)]
+    all_namespaces: bool,
+    /// Label selector, applied by the API server (e.g. app=web,tier!=db).
+    #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
+    label_selector: Option<String>,
+    /// Field selector, applied by the API server (e.g. metadata.name=web-1).
+    #[arg(long, value_name = "SELECTOR")]
+    field_selector: Option<String>,
+    /// Where to send notifications (default: stdout); repeat for several: stdout,
+    /// kafka://HOST:PORT[,HOST:PORT]/TOPIC, nats://[USER:PASS@]HOST:PORT/PREFIX,
+    /// jetstream://HOST:PORT/PREFIX[?stream=NAME]. TOPIC may use {group} {version}
+    /// {resource} {kind} {namespace}.
+    #[arg(long = "sink", value_name = "URI", value_parser = values::sink_uri)]
+    sinks: Vec<String>,
+}
+
+/// Sink settings; a route of the config file may override them.
+#[derive(Debug, Args)]
+struct SinkArgs {
+    /// A librdkafka property for the Kafka sinks, like kcat: -X security.protocol=SASL_SSL;
+    /// repeatable.
+    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = values::kafka_property)]
+    kafka_properties: Vec<(String, String)>,
+    /// Kafka message key: namespace/name (the default: per-object order, compaction),
+    /// name, uid or none.
+    #[arg(long, value_name = "KEY", value_parser = values::kafka_key)]
+    kafka_key: Option<KeyMode>,
+    /// Message layout on Kafka and NATS: envelope (the default), cloudevents (structured
+    /// JSON) or cloudevents-binary (attributes as headers). stdout always writes envelopes.
+    #[arg(long, value_name = "FORMAT", value_parser = values::format)]
+    format: Option<Format>,
+    /// CloudEvents `source` (default: the cluster name).
+    #[arg(long, value_name = "URI-REFERENCE")]
+    cloudevents_source: Option<String>,
+    /// NATS subject after PREFIX., with {group} {version} {resource} {kind} {namespace} {name}
+    /// (default: {group}.{version}.{resource}.{namespace}.{name}).
+    #[arg(long, value_name = "TEMPLATE")]
+    subject_template: Option<String>,
+    /// NATS credentials (.creds) file.
+    #[arg(long, value_name = "FILE")]
+    nats_creds: Option<PathBuf>,
+    /// CA certificate to verify NATS servers with (turns TLS on).
+    #[arg(long, value_name = "FILE")]
+    nats_ca: Option<PathBuf>,
+}
+
+/// `--leader-elect` and its settings (client-go's defaults).
+#[derive(Debug, Args)]
+struct LeaderArgs {
+    /// Run informers and sinks only while holding a coordination.k8s.io Lease, so several
+    /// replicas can run: one leads, the others stand by and take over.
+    #[arg(long)]
+    leader_elect: bool,
+    /// Namespace of the Lease (default: the context's namespace; in a pod, the pod's).
+    #[arg(long, value_name = "NS", requires = "leader_elect", value_parser = values::namespace)]
+    leader_elect_namespace: Option<String>,
+    /// Name of the Lease.
+    #[arg(long, default_value = "kubebridge", value_name = "NAME")]
+    leader_elect_name: String,
+    /// This instance's identity in the Lease (default: $POD_NAME, else hostname_pid).
+    #[arg(long, value_name = "ID")]
+    leader_elect_identity: Option<String>,
+    /// How long a lease lasts unrenewed before a standby takes over (client-go: 15s).
+    #[arg(long, default_value = "15s", value_parser = values::duration, value_name = "DURATION")]
+    leader_elect_lease_duration: Duration,
+    /// How long the leader keeps trying to renew before it stops (client-go: 10s).
+    #[arg(long, default_value = "10s", value_parser = values::duration, value_name = "DURATION")]
+    leader_elect_renew_deadline: Duration,
+    /// How often to try to acquire or renew (client-go: 2s).
+    #[arg(long, default_value = "2s", value_parser = values::duration, value_name = "DURATION")]
+    leader_elect_retry_period: Duration,
+}
+
+#[derive(Debug, Args)]
+struct SimArgs {
+    /// Address to serve the API on.
+    #[arg(long, default_value = "127.0.0.1:8001", value_name = "HOST:PORT")]
+    listen: SocketAddr,
+    /// Namespaces to create.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    namespaces: usize,
+    /// Pods to create, spread over the namespaces.
+    #[arg(long, default_value_t = 30, value_name = "N")]
+    pods: usize,
+    /// Deployments per namespace.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    deployments_per_namespace: usize,
+    /// Background changes per second (0 = none).
+    #[arg(long, default_value = "0", value_parser = values::rate, value_name = "PER_SEC")]
+    churn: f64,
+    /// Watch history window in events; watches from older resourceVersions get 410 Gone.
+    #[arg(long, default_value_t = 10_000, value_name = "EVENTS")]
+    history: usize,
+    /// Write a kubeconfig for the simulator to this path.
+    #[arg(long, value_name = "PATH")]
+    write_kubeconfig: Option<PathBuf>,
+    /// Random seed, for reproducible objects and churn.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+/// Why parsing stopped.
+#[derive(Debug)]
+pub enum CliExit {
+    /// `--help` or `--version`: print this to stdout and exit 0.
+    Info(String),
+    /// A usage error: print this one line and exit 2.
+    Usage(String),
+}
+
+/// Parses and validates the command line.
+pub fn parse<I, T>(args: I) -> Result<(Command, Logging), CliExit>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = Cli::try_parse_from(args).map_err(|e| match e.kind() {
+        clap::error::ErrorKind::DisplayHelp
+        | clap::error::ErrorKind::DisplayVersion
+        | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            CliExit::Info(e.render().to_string())
+        }
+        _ => CliExit::Usage(one_line(&e)),
+    })?;
+    let logging = Logging {
+        level: cli.log_level,
+        format: cli.log_format,
+    };
+    let command = match cli.command {
+        CommandArgs::Watch(w) => watch(w)?,
+        CommandArgs::Demo(d) => {
+            let merged = d.stream.merge(Some(&d.resources), None)?;
+            Command::Demo {
+                stream: merged.stream,
+                sim: SimOptions {
+                    listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                    namespaces: d.sim_namespaces.max(1),
+                    pods: d.sim_pods,
+                    deployments_per_namespace: 2,
+                    churn_per_sec: d.churn,
+                    history: 10_000,
+                    write_kubeconfig: None,
+                    seed: 1,
+                },
+            }
+        }
+        CommandArgs::CheckConfig(c) => {
+            let file = super::file::load(&c.file).map_err(CliExit::Usage)?;
+            let merged = merge::merge(
+                Layer::default(),
+                Some(&file),
+                None,
+                CommandLineOnly::default(),
+            )
+            .map_err(|e| CliExit::Usage(format!("--config {}: {e}", c.file.display())))?;
+            Command::CheckConfig {
+                path: c.file,
+                stream: merged.stream,
+            }
+        }
+        CommandArgs::Rbac(r) => Command::Rbac {
+            cluster: r.cluster.config(None),
+            resources: values::resources(&r.resources).map_err(CliExit::Usage)?,
+            name: r.name,
+        },
+        CommandArgs::Sim(s) => Command::Sim(SimOptions {
+            listen: s.listen,
+            namespaces: s.namespaces,
+            pods: s.pods,
+            deployments_per_namespace: s.deployments_per_namespace,
+            churn_per_sec: s.churn,
+            history: s.history.max(1),
+            write_kubeconfig: s.write_kubeconfig,
+            seed: s.seed,
+        }),
+    };
+    Ok((command, logging))
+}
+
+/// `watch`: the command line's route (when RESOURCE is given) and flags over the file.
+fn watch(w: WatchArgs) -> Result<Command, CliExit> {
+    let file = match &w.config {
+        Some(path) => Some((path, super::file::load(path).map_err(CliExit::Usage)?)),
+        None => None,
+    };
+    let resources = (!w.resources.is_empty()).then_some(w.resources.as_slice());
+    let merged = w
+        .stream
+        .merge(resources, file.as_ref().map(|(p, f)| (p.as_path(), f)))?;
+    Ok(Command::Watch {
+        cluster: w.cluster.config(merged.cluster_name),
+        stream: merged.stream,
+    })
+}
+
+/// clap's first line, without its "error: " prefix, plus where to find help.
+fn one_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let first = text.lines().next().unwrap_or("invalid arguments");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    format!("{first} (see kubebridge --help)")
+}
+
+impl StreamArgs {
+    /// Merges these flags (and the route of `resources`, when given) over `file`.
+    fn merge(
+        self,
+        resources: Option<&[String]>,
+        file: Option<(&std::path::Path, &super::file::FileConfig)>,
+    ) -> Result<merge::Merged, CliExit> {
+        let route = match resources {
+            Some(names) => Some(RouteFlags {
+                resources: values::resources(names).map_err(CliExit::Usage)?,
+                namespaces: values::namespace_scope(
+                    self.route.all_namespaces,
+                    &self.route.namespaces,
+                )
+                .map_err(CliExit::Usage)?,
+                label_selector: self.route.label_selector,
+                field_selector: self.route.field_selector,
+                sinks: self.route.sinks,
+            }),
+            None => None,
+        };
+        let only = CommandLineOnly {
+            once: self.once,
+            watch_list: self.watch_list,
+            page_size: self.page_size,
+            leader_election: self
+                .leader
+                .leader_elect
+                .then(|| self.leader.election())
+                .transpose()?,
+        };
+        let flags = Layer {
+            cluster_name: self.cluster_name,
+            resync: self.resync,
+            initial_state: self.initial_state,
+            queue_capacity: self.queue_capacity,
+            overflow: self.overflow,
+            shutdown_grace: self.shutdown_grace,
+            metrics_addr: self.metrics_addr,
+            // A switch given says true; absent, it says nothing.
+            serve_cache: self.serve_cache.then_some(true),
+            sinks: SinkLayer {
+                format: self.sinks.format,
+                cloudevents_source: self.sinks.cloudevents_source,
+                kafka_key: self.sinks.kafka_key,
+                kafka_properties: (!self.sinks.kafka_properties.is_empty())
+                    .then_some(self.sinks.kafka_properties),
+                subject_template: self.sinks.subject_template,
+                nats_creds: self.sinks.nats_creds,
+                nats_ca: self.sinks.nats_ca,
+            },
+        };
+        merge::merge(flags, file.map(|(_, f)| f), route, only).map_err(|e| match file {
+            Some((path, _)) => CliExit::Usage(format!("--config {}: {e}", path.display())),
+            None => CliExit::Usage(e),
+        })
+    }
+}
+
+impl LeaderArgs {
+    fn election(&self) -> Result<LeaderElection, CliExit> {
+        let (lease_duration, renew_deadline, retry_period) = (
+            self.leader_elect_lease_duration,
+            self.leader_elect_renew_deadline,
+            self.leader_elect_retry_period,
+        );
+        // client-go's own rule: a leader must give up before a standby may take over.
+        if !(retry_period < renew_deadline && renew_deadline < lease_duration)
+            || retry_period.is_zero()
+        {
+            return Err(CliExit::Usage(
+                "leader election needs 0 < --leader-elect-retry-period < --leader-elect-renew-deadline < --leader-elect-lease-duration".into(),
+            ));
+        }
+        let identity = self
+            .leader_elect_identity
+            .clone()
+            .or_else(|| std::env::var("POD_NAME").ok().filter(|p| !p.is_empty()))
+            .unwrap_or_else(|| {
+                let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .map(|h| h.trim().to_owned())
+                    .unwrap_or_else(|_| "kubebridge".into());
+                format!("{host}_{}", std::process::id())
+            });
+        Ok(LeaderElection {
+            namespace: self.leader_elect_namespace.clone(),
+            lease: LeaseConfig {
+                namespace: String::new(),
+                name: self.leader_elect_name.clone(),
+                identity,
+                lease_duration,
+                renew_deadline,
+                retry_period,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{NamespaceScope, StreamConfig};
+
+    fn parse_ok(args: &[&str]) -> Command {
+        match parse(std::iter::once("kubebridge").chain(args.iter().copied())) {
+            Ok((c, _)) => c,
+            Err(e) => panic!("{args:?}: {e:?}"),
+        }
+    }
+
+    fn usage(args: &[&str]) -> String {
+        match parse(std::iter::once("kubebridge").chain(args.iter().copied())) {
+            Err(CliExit::Usage(m)) => m,
+            other => panic!("{args:?} should be a usage error, got {other:?}"),
+        }
+    }
+
+    fn watch(args: &[&str]) -> (StreamConfig, ClusterConfig) {
+        match parse_ok(args) {
+            Command::Watch { stream, cluster } => (stream, cluster),
+            other => panic!("not a watch: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn watch_defaults_follow_kubectl() {
+        let (stream, cluster) = watch(&["watch", "po"]);
+        let [route] = stream.routes.as_slice() else {
+            panic!("one route: {stream:?}")
+        };
+        assert_eq!(route.name, crate::config::COMMAND_LINE_ROUTE);
+        assert_eq!(route.namespaces, NamespaceScope::ContextDefault);
+        assert_eq!(route.sinks, ["stdout"]);
+        assert_eq!(route.sink_options.format, Format::Envelope);
+        assert_eq!(stream.resync, None);
+        assert_eq!(stream.initial_state, InitialState::Emit);
+        assert_eq!(stream.page_size, 500);
+        assert_eq!(stream.shutdown_grace, Duration::from_secs(25));
+        assert_eq!(cluster, ClusterConfig::default());
+    }
+
+    #[test]
+    fn several_namespaces_and_durations() {
+        let (stream, _) = watch(&[
+            "watch", "pods", "cm", "-n", "a", "-n", "b", "--resync", "1h30m", "-l", "app=x",
+        ]);
+        let route = &stream.routes[0];
+        assert_eq!(
+            route.namespaces,
+            NamespaceScope::Only(vec!["a".into(), "b".into()])
+        );
+        assert_eq!(stream.resync, Some(Duration::from_secs(5400)));
+        assert_eq!(route.label_selector.as_deref(), Some("app=x"));
+        assert_eq!(route.resources, ["pods", "cm"]);
+        let (stream, _) = watch(&["watch", "deploy,po", "cm"]);
+        assert_eq!(stream.routes[0].resources, ["deploy", "po", "cm"]);
+    }
+
+    #[test]
+    fn flags_are_typed() {
+        let (stream, _) = watch(&[
+            "watch",
+            "po",
+            "--format",
+            "cloudevents-binary",
+            "--kafka-key",
+            "uid",
+            "-X",
+            "acks=all",
+            "--overflow",
+            "drop-oldest",
+        ]);
+        let options = &stream.routes[0].sink_options;
+        assert_eq!(options.format, Format::CloudEventsBinary);
+        assert_eq!(options.kafka_key, KeyMode::Uid);
+        assert_eq!(options.kafka_properties, [("acks".into(), "all".into())]);
+        assert_eq!(stream.overflow, Overflow::DropOldest);
+    }
+
+    #[test]
+    fn bad_input_is_one_clear_line() {
+        for (args, expected) in [
+            (
+                &["watch", "pods", "--resync", "5 parsecs"][..],
+                "invalid duration",
+            ),
+            (
+                &["watch", "pods", "--resync", "300000000000y"][..],
+                "longest accepted",
+            ),
+            (
+                &["watch", "pods", "--shutdown-grace", "300000000000y"][..],
+                "--shutdown-grace",
+            ),
+            (&["watch", "pods", "-X", "acks"][..], "KEY=VALUE"),
+            (
+                &["watch", "pods", "--kafka-key", "color"][..],
+                "--kafka-key",
+            ),
+            (&["watch", "pods", "--format", "xml"][..], "--format"),
+            (&["watch", "pods", "--sink", " "][..], "the sink is empty"),
+            (&["watch", "pods", "-n", "Shop_1"][..], "invalid namespace"),
+            (
+                &["watch", "pods", "-n", "a", "-A"][..],
+                "cannot be used with",
+            ),
+            (&["watch"][..], "required"),
+            (
+                &["watch", "pods", "--once", "--initial-state", "skip"][..],
+                "--once",
+            ),
+            (&["watch", "pods", "--page-size", "0"][..], "--page-size"),
+            (
+                &["watch", "pods", "--queue-capacity", "0"][..],
+                "--queue-capacity",
+            ),
+            (&["watch", "po,"][..], "resource name is empty"),
+            (&["watch", "pods", "--bogus"][..], "--bogus"),
+            (&["demo", "--churn=-1"][..], "--churn"),
+        ] {
+            let msg = usage(args);
+            assert!(msg.contains(expected), "{args:?}: {msg}");
+            assert!(!msg.contains('\n'), "{args:?}: {msg}");
+        }
+    }
+}

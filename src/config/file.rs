@@ -1,0 +1,305 @@
+//! `--config FILE`: routes and shared options in YAML, unknown keys refused, `${ENV}`
+//! expanded in its string values. Its JSON Schema is
+//! `examples/kubebridge-config.schema.json`. `config::merge` turns it into routes and a
+//! layer of options under the command line's.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::env::expand_in;
+use super::merge::{Layer, SinkLayer};
+use super::{InitialState, Route, values};
+use crate::queue::Overflow;
+
+/// The file, as written. Every field but `routes` is optional; flags given on the
+/// command line win over it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FileConfig {
+    /// What to watch and where to send it.
+    pub routes: Vec<RouteFile>,
+    /// `--cluster-name`.
+    pub cluster_name: Option<String>,
+    /// `--resync` (e.g. `10m`; `0` disables).
+    pub resync: Option<String>,
+    /// `--initial-state`.
+    pub initial_state: Option<InitialState>,
+    /// `--queue-capacity`.
+    pub queue_capacity: Option<usize>,
+    /// `--overflow`.
+    pub overflow: Option<Overflow>,
+    /// `--shutdown-grace`.
+    pub shutdown_grace: Option<String>,
+    /// `--metrics-addr` (text, so it may come from `${ENV}`).
+    pub metrics_addr: Option<String>,
+    /// `--serve-cache`.
+    pub serve_cache: Option<bool>,
+    /// `--format`.
+    pub format: Option<String>,
+    /// Kafka sink settings.
+    pub kafka: Option<KafkaFile>,
+    /// NATS sink settings.
+    pub nats: Option<NatsFile>,
+}
+
+/// One route, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteFile {
+    /// A name for messages and the plan.
+    pub name: String,
+    /// Resources, as kubectl names them.
+    pub resources: Vec<String>,
+    /// Namespaces; omitted with `allNamespaces: false` means the context's namespace.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    /// Every namespace.
+    #[serde(default)]
+    pub all_namespaces: bool,
+    /// Label selector.
+    pub label_selector: Option<String>,
+    /// Field selector.
+    pub field_selector: Option<String>,
+    /// Sink URIs.
+    pub sinks: Vec<String>,
+    /// This route's message format, instead of the file's.
+    pub format: Option<String>,
+    /// This route's Kafka settings: `key` replaces, `properties` add to the file's.
+    pub kafka: Option<KafkaFile>,
+    /// This route's NATS settings, field by field instead of the file's.
+    pub nats: Option<NatsFile>,
+}
+
+/// `kafka:` settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KafkaFile {
+    /// `--kafka-key`.
+    pub key: Option<String>,
+    /// `-X` properties.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+/// `nats:` settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NatsFile {
+    /// `--subject-template`.
+    pub subject_template: Option<String>,
+    /// `--nats-creds`.
+    pub creds: Option<PathBuf>,
+    /// `--nats-ca`.
+    pub ca: Option<PathBuf>,
+}
+
+/// Reads, parses and expands `path`. Errors are one line naming the file and the fix.
+pub fn load(path: &Path) -> Result<FileConfig, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("--config {}: cannot read it: {e}", path.display()))?;
+    parse(&text, &|name| std::env::var(name).ok())
+        .map_err(|e| format!("--config {}: {e}", path.display()))
+}
+
+/// Parses the YAML, then expands `${NAME}` in every string value through `lookup`.
+fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<FileConfig, String> {
+    let mut file: FileConfig = serde_saphyr::from_str(text).map_err(|e| {
+        e.to_string()
+            .lines()
+            .next()
+            .unwrap_or("invalid YAML")
+            .to_owned()
+    })?;
+    file.expand(lookup)?;
+    if file.routes.is_empty() {
+        return Err("no routes; add at least one under routes:".into());
+    }
+    for r in &file.routes {
+        if r.resources.is_empty() || r.sinks.is_empty() {
+            return Err(format!("route {:?} needs resources and sinks", r.name));
+        }
+        if r.all_namespaces && !r.namespaces.is_empty() {
+            return Err(format!(
+                "route {:?} has both namespaces and allNamespaces",
+                r.name
+            ));
+        }
+    }
+    Ok(file)
+}
+
+/// Expands each string in each `$value` (an `Option<String>` or a `Vec<String>`), naming
+/// it `$field` in an error.
+macro_rules! expand_all {
+    ($lookup:expr, $($field:expr => $value:expr),* $(,)?) => {{
+        $( for v in $value.iter_mut() { expand_in(&$field, v, $lookup)?; } )*
+    }};
+}
+
+impl FileConfig {
+    fn expand(&mut self, lookup: &dyn Fn(&str) -> Option<String>) -> Result<(), String> {
+        expand_all!(lookup,
+            "clusterName" => self.cluster_name,
+            "resync" => self.resync,
+            "shutdownGrace" => self.shutdown_grace,
+            "metricsAddr" => self.metrics_addr,
+            "format" => self.format,
+        );
+        expand_sinks(self.kafka.as_mut(), self.nats.as_mut(), "", lookup)?;
+        for r in &mut self.routes {
+            let at = format!("route {:?} ", r.name);
+            expand_all!(lookup,
+                format!("{at}resources") => r.resources,
+                format!("{at}namespaces") => r.namespaces,
+                format!("{at}labelSelector") => r.label_selector,
+                format!("{at}fieldSelector") => r.field_selector,
+                format!("{at}sinks") => r.sinks,
+                format!("{at}format") => r.format,
+            );
+            expand_sinks(r.kafka.as_mut(), r.nats.as_mut(), &at, lookup)?;
+        }
+        Ok(())
+    }
+
+    /// The file's shared options, as a layer under the command line's.
+    pub(crate) fn layer(&self) -> Result<Layer, String> {
+        let duration = |what: &str, v: &Option<String>| {
+            v.as_deref()
+                .map(values::duration)
+                .transpose()
+                .map_err(|e| format!("{what}: {e}"))
+        };
+        Ok(Layer {
+            cluster_name: self.cluster_name.clone(),
+            resync: duration("resync", &self.resync)?,
+            initial_state: self.initial_state,
+            queue_capacity: self.queue_capacity.map(|n| n.max(1)),
+            overflow: self.overflow,
+            shutdown_grace: duration("shutdownGrace", &self.shutdown_grace)?,
+            metrics_addr: self
+                .metrics_addr
+                .as_deref()
+                .map(|a| {
+                    a.trim()
+                        .parse()
+                        .map_err(|e| format!("metricsAddr {a:?}: {e}; write it as HOST:PORT"))
+                })
+                .transpose()?,
+            serve_cache: self.serve_cache,
+            sinks: sink_layer(
+                self.format.as_deref(),
+                self.kafka.as_ref(),
+                self.nats.as_ref(),
+            )?,
+        })
+    }
+}
+
+fn expand_sinks(
+    kafka: Option<&mut KafkaFile>,
+    nats: Option<&mut NatsFile>,
+    at: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), String> {
+    if let Some(kafka) = kafka {
+        expand_all!(lookup, format!("{at}kafka.key") => kafka.key);
+        for (k, v) in kafka.properties.iter_mut() {
+            expand_in(&format!("{at}kafka.properties.{k}"), v, lookup)?;
+        }
+    }
+    if let Some(nats) = nats {
+        expand_all!(lookup, format!("{at}nats.subjectTemplate") => nats.subject_template);
+        for path in [&mut nats.creds, &mut nats.ca].into_iter().flatten() {
+            if let Some(text) = path.to_str().filter(|t| t.contains("${")) {
+                let mut text = text.to_owned();
+                expand_in(&format!("{at}nats"), &mut text, lookup)?;
+                *path = PathBuf::from(text);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `format:`, `kafka:` and `nats:` settings (the file's or a route's) as a layer.
+fn sink_layer(
+    format: Option<&str>,
+    kafka: Option<&KafkaFile>,
+    nats: Option<&NatsFile>,
+) -> Result<SinkLayer, String> {
+    Ok(SinkLayer {
+        format: format
+            .map(|f| values::format(f).map_err(|e| format!("format {f:?}: {e}")))
+            .transpose()?,
+        cloudevents_source: None,
+        kafka_key: kafka
+            .and_then(|k| k.key.as_deref())
+            .map(|k| values::kafka_key(k).map_err(|e| format!("kafka.key: {e}")))
+            .transpose()?,
+        kafka_properties: kafka.map(|k| k.properties.clone().into_iter().collect()),
+        subject_template: nats.and_then(|n| n.subject_template.clone()),
+        nats_creds: nats.and_then(|n| n.creds.clone()),
+        nats_ca: nats.and_then(|n| n.ca.clone()),
+    })
+}
+
+impl RouteFile {
+    /// The route as the rest of kubebridge sees it; its own sink settings win over
+    /// `shared` (the command line's over the file's), and its Kafka properties add to them.
+    pub(crate) fn to_route(&self, shared: &kubebridge_sinks::SinkOptions) -> Result<Route, String> {
+        let at = |e: String| format!("route {:?} {e}", self.name);
+        let own = sink_layer(
+            self.format.as_deref(),
+            self.kafka.as_ref(),
+            self.nats.as_ref(),
+        )
+        .map_err(at)?;
+        Ok(Route {
+            name: self.name.clone(),
+            resources: values::resources(&self.resources).map_err(at)?,
+            namespaces: values::namespace_scope(self.all_namespaces, &self.namespaces)
+                .map_err(at)?,
+            label_selector: self.label_selector.clone().filter(|s| !s.trim().is_empty()),
+            field_selector: self.field_selector.clone().filter(|s| !s.trim().is_empty()),
+            sinks: self.sinks.clone(),
+            sink_options: own.add_to(shared.clone()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_values_land_verbatim_whatever_they_contain() {
+        // A secret with `# ` and `: ` would have become a comment and a mapping had it
+        // been substituted into the YAML text.
+        let secret = "p4ss # not a comment: nor a key";
+        let env = |n: &str| (n == "SECRET").then(|| secret.to_owned());
+        let file = parse(
+            "routes:\n  - name: r\n    resources: [pods]\n    sinks: [\"kafka://h:1/t\"]\n    kafka:\n      properties:\n        sasl.password: ${SECRET}\n        acks: all\n",
+            &env,
+        )
+        .expect("parses");
+        let route = file.routes[0]
+            .to_route(&kubebridge_sinks::SinkOptions::default())
+            .expect("route");
+        assert_eq!(
+            route.sink_options.kafka_properties,
+            [
+                ("acks".to_owned(), "all".to_owned()),
+                ("sasl.password".to_owned(), secret.to_owned())
+            ]
+        );
+        let unset = parse(
+            "routes:\n  - name: r\n    resources: [pods]\n    sinks: [stdout]\n    labelSelector: ${NOPE}\n",
+            &env,
+        )
+        .expect_err("unset");
+        assert!(unset.contains("NOPE is not set"), "{unset}");
+        assert!(unset.contains("labelSelector"), "{unset}");
+        assert!(!unset.contains('\n'), "{unset}");
+    }
+}

@@ -1,0 +1,215 @@
+//! The configuration model, as data: routes (resources -> sinks, with their options)
+//! and the options every route shares. The command line and the `--config` file both
+//! produce it (`config::merge`); the command line's RESOURCE is one more [`Route`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kubebridge_sinks::SinkOptions;
+
+use crate::queue::Overflow;
+
+/// Which namespaces to watch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamespaceScope {
+    /// The kubeconfig context's namespace (kubectl's rule when neither `-n` nor `-A` is given).
+    ContextDefault,
+    /// Every namespace (`-A`).
+    All,
+    /// These namespaces (`-n`, repeatable), one informer each.
+    Only(Vec<String>),
+}
+
+/// Whether the objects found by the first LIST are published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InitialState {
+    /// As ADDED with origin `list` (what informers do).
+    Emit,
+    /// Not at all: only changes after start-up.
+    Skip,
+}
+
+/// How to reach the cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// `--kubeconfig`; otherwise `KUBECONFIG`, `~/.kube/config`, then the in-cluster account.
+    pub kubeconfig: Option<PathBuf>,
+    /// `--context`; otherwise the kubeconfig's current context.
+    pub context: Option<String>,
+    /// `--cluster-name`; otherwise the context's cluster name.
+    pub cluster_name: Option<String>,
+}
+
+/// What to watch and where to send it: the routes, and what they share.
+#[derive(Debug, Clone)]
+pub struct StreamConfig {
+    /// The routes: the command line's (RESOURCE... with its flags) first, then the
+    /// config file's. Routes that watch the same resolved resource, scope and selectors
+    /// share one informer (see `plan.rs`).
+    pub routes: Vec<Route>,
+    /// Resync period; `None` disables resync.
+    pub resync: Option<Duration>,
+    /// Whether the initial list is published.
+    pub initial_state: InitialState,
+    /// Publish the current state and exit.
+    pub once: bool,
+    /// Initial state through a watch-list stream instead of LIST.
+    pub watch_list: bool,
+    /// Objects per LIST page.
+    pub page_size: u32,
+    /// Capacity of each sink's queue, in notifications.
+    pub queue_capacity: usize,
+    /// What a full sink queue does.
+    pub overflow: Overflow,
+    /// How long queued notifications may take to deliver after SIGTERM.
+    pub shutdown_grace: Duration,
+    /// Where to serve `/metrics`, `/healthz` and `/readyz`; `None` serves nothing.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Also serve `/cache/{resource}` on that address.
+    pub serve_cache: bool,
+    /// Run only while holding a Lease (`--leader-elect`).
+    pub leader_election: Option<LeaderElection>,
+}
+
+/// One route: these resources, in this scope, with these selectors, to these sinks.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The route's name, for messages and `check-config`.
+    pub name: String,
+    /// Resource names as kubectl writes them (`po`, `deployments.apps`).
+    pub resources: Vec<String>,
+    /// Namespaces to watch.
+    pub namespaces: NamespaceScope,
+    /// Label selector, applied by the API server.
+    pub label_selector: Option<String>,
+    /// Field selector, applied by the API server.
+    pub field_selector: Option<String>,
+    /// Sink URIs (`stdout`, `kafka://…`, `nats://…`, `jetstream://…`).
+    pub sinks: Vec<String>,
+    /// This route's sink options: format, Kafka properties and key, NATS subject and auth.
+    pub sink_options: SinkOptions,
+}
+
+/// The name of the route the command line's RESOURCE arguments make.
+pub const COMMAND_LINE_ROUTE: &str = "command line";
+
+impl Route {
+    /// A route for `resources` in the context's namespace, without selectors, sink URIs
+    /// or options of its own; set the public fields for more.
+    pub fn new(
+        name: impl Into<String>,
+        resources: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Route {
+        Route {
+            name: name.into(),
+            resources: resources.into_iter().map(Into::into).collect(),
+            namespaces: NamespaceScope::ContextDefault,
+            label_selector: None,
+            field_selector: None,
+            sinks: Vec::new(),
+            sink_options: SinkOptions::default(),
+        }
+    }
+}
+
+/// `--leader-elect` and its settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaderElection {
+    /// The Lease's namespace; `None` uses the context's (in a pod: the pod's) namespace.
+    pub namespace: Option<String>,
+    /// Name, identity and timings (the namespace field is filled in at start).
+    pub lease: crate::leader::LeaseConfig,
+}
+
+/// The `kubebridge sim` API server's shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimOptions {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Seed namespaces.
+    pub namespaces: usize,
+    /// Seed pods, spread over the namespaces.
+    pub pods: usize,
+    /// Seed deployments per namespace.
+    pub deployments_per_namespace: usize,
+    /// Background changes per second.
+    pub churn_per_sec: f64,
+    /// Watch history window, in events.
+    pub history: usize,
+    /// Where to write a kubeconfig for the simulator.
+    pub write_kubeconfig: Option<PathBuf>,
+    /// RNG seed.
+    pub seed: u64,
+}
+
+/// One validated command.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Stream a cluster's changes.
+    Watch {
+        /// How to reach the cluster.
+        cluster: ClusterConfig,
+        /// What to stream.
+        stream: StreamConfig,
+    },
+    /// Stream from a built-in simulated cluster.
+    Demo {
+        /// What to stream.
+        stream: StreamConfig,
+        /// The simulated cluster.
+        sim: SimOptions,
+    },
+    /// Serve the simulated API server.
+    Sim(SimOptions),
+    /// Validate a config file and print its plan.
+    CheckConfig {
+        /// The file.
+        path: PathBuf,
+        /// What it configures (its routes, and its options applied to the defaults).
+        stream: StreamConfig,
+    },
+    /// Print the least-privilege ClusterRole for streaming these resources.
+    Rbac {
+        /// How to reach the cluster (its discovery resolves the names).
+        cluster: ClusterConfig,
+        /// Resource names as the user wrote them.
+        resources: Vec<String>,
+        /// The ClusterRole's name.
+        name: String,
+    },
+}
+
+impl StreamConfig {
+    /// These routes with the defaults for everything else: initial state emitted, no
+    /// resync, LIST pages of 500, queues of 10 000 that block when full, and a 25 s
+    /// shutdown grace.
+    pub fn new(routes: Vec<Route>) -> Self {
+        StreamConfig {
+            routes,
+            resync: None,
+            initial_state: InitialState::Emit,
+            once: false,
+            watch_list: false,
+            page_size: crate::informer::reflector::default_page_size(),
+            queue_capacity: default_queue_capacity(),
+            overflow: Overflow::Block,
+            shutdown_grace: default_shutdown_grace(),
+            metrics_addr: None,
+            serve_cache: false,
+            leader_election: None,
+        }
+    }
+}
+
+/// 10 000 notifications per sink: a few seconds of a busy cluster's changes, tens of
+/// megabytes at most, since queued notifications share the cache's object bytes.
+pub fn default_queue_capacity() -> usize {
+    10_000
+}
+
+/// 25 s: inside the 30 s `terminationGracePeriodSeconds` a pod gets by default.
+pub fn default_shutdown_grace() -> Duration {
+    Duration::from_secs(25)
+}

@@ -1,0 +1,49 @@
+//! A simulated Kubernetes API server speaking the kube-apiserver HTTP protocol, for tests, benchmarks and demos.
+//!
+//! # Layout
+//!
+//! Imports point one way, from the entry points down to the store; nothing imports
+//! `server` but `serve`, and `Shared` (shared.rs) is what http and churn hold:
+//!
+//! ```text
+//! serve -> server (Sim) -> {http, churn, seed, kubeconfig, shared}
+//! http -> {list, watch, request, response, scale, openapi -> discovery, media, ops}
+//! list -> {watch (Filter), request, response, table, continue_token}
+//! churn, seed, scale -> ops -> {store -> resources, merge_patch, ids, time, error}
+//! shared -> {faults -> store, store, config};  media -> table -> time
+//! ```
+
+mod churn;
+mod config;
+mod continue_token;
+mod discovery;
+mod error;
+mod faults;
+mod http;
+mod ids;
+mod kubeconfig;
+mod list;
+mod media;
+mod merge_patch;
+mod openapi;
+mod ops;
+mod request;
+mod resources;
+mod response;
+mod scale;
+mod seed;
+mod serve;
+mod server;
+mod shared;
+mod store;
+mod table;
+mod time;
+mod watch;
+
+pub use config::SimConfig;
+pub use continue_token::ContinueToken;
+pub use error::SimError;
+pub use faults::{Failure, Faults};
+pub use merge_patch::merge_patch;
+pub use serve::{ServeError, serve};
+pub use server::Sim;
