@@ -1,24 +1,97 @@
 //! The HTTP listener for operators: `/metrics` (Prometheus text), `/healthz` (alive),
 //! `/readyz` (every informer synced and every sink delivering).
+//!
+//! The port must survive its clients, because the liveness probe goes through it:
+//!
+//! - a failed accept (out of file descriptors, say) is retried after a backoff (10 ms
+//!   doubling to 1 s, as Go's `net/http` does), logged at most once per 10 s;
+//! - a client has [`EndpointsConfig::header_read_timeout`] to send a request's head
+//!   (between requests too), and a connection lives at most
+//!   [`EndpointsConfig::connection_timeout`];
+//! - at most [`EndpointsConfig::max_connections`] connections are served in full; past
+//!   that, [`EndpointsConfig::probe_connections`] more are answered for `/healthz` and
+//!   `/readyz` only (503 for anything else, one request each), so a flood of scrapers
+//!   or slow clients cannot fail the kubelet's probes; past both, a new connection is
+//!   closed at once.
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Response, StatusCode, header};
-use http_body_util::Full;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::lister::Lister;
+use crate::lister::{Lister, Listing};
 use crate::metrics::Metrics;
 
 /// Says whether kubebridge is ready, and if not, why.
 pub(crate) type Readiness = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
+/// A response body: a whole string, or a `/cache` List streamed from its snapshot.
+type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// How the endpoints defend themselves against their clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EndpointsConfig {
+    /// How long a client may take to send a request's line and headers, counted from
+    /// the connection's start or the end of its previous response (so it also closes
+    /// idle keep-alive connections). Default 10 s: a probe or scrape sends its request
+    /// at once; Go's `ReadHeaderTimeout` is commonly set to 5-10 s.
+    pub header_read_timeout: Duration,
+    /// The longest a connection may live, however busy: bounds a client that reads a
+    /// response slowly (and the snapshot a `/cache` response holds). Default 2 min:
+    /// far above a scrape (Prometheus' default timeout is 10 s) or a `/cache` read.
+    pub connection_timeout: Duration,
+    /// Connections served in full at once. Default 64: a few scrapers, probes and
+    /// `/cache` readers, with a bounded cost in memory and file descriptors.
+    pub max_connections: usize,
+    /// Further connections, past `max_connections`, that are answered for `/healthz`
+    /// and `/readyz` only (one request each), so the kubelet's probes get through a
+    /// flood. Default 8: the probes of a pod, several times over.
+    pub probe_connections: usize,
+}
+
+impl Default for EndpointsConfig {
+    fn default() -> Self {
+        EndpointsConfig {
+            header_read_timeout: Duration::from_secs(10),
+            connection_timeout: Duration::from_secs(120),
+            max_connections: 64,
+            probe_connections: 8,
+        }
+    }
+}
+
+/// Where connections come from: a bound [`TcpListener`], or a script in tests.
+pub(crate) trait Incoming: Send + 'static {
+    /// One accepted connection.
+    type Conn: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+
+    /// Waits for the next connection.
+    fn next_conn(&mut self) -> impl Future<Output = io::Result<Self::Conn>> + Send;
+}
+
+impl Incoming for TcpListener {
+    type Conn = TcpStream;
+
+    fn next_conn(&mut self) -> impl Future<Output = io::Result<TcpStream>> + Send {
+        async { self.accept().await.map(|(stream, _)| stream) }
+    }
+}
 
 /// Binds `addr`: done before anything starts, so a port in use is reported at once and
 /// the endpoints answer from the first moment anything can be observed.
@@ -26,7 +99,8 @@ pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-/// Serves the endpoints on `listener` until `cancel`; `/cache/…` too when a lister is given.
+/// Serves the endpoints on `listener` until `cancel`, with the default
+/// [`EndpointsConfig`]; `/cache/…` too when a lister is given.
 pub(crate) fn serve(
     listener: TcpListener,
     metrics: Metrics,
@@ -34,47 +108,191 @@ pub(crate) fn serve(
     lister: Option<Arc<OnceLock<Lister>>>,
     cancel: CancellationToken,
 ) {
-    tokio::spawn(async move {
-        loop {
-            let stream = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "metrics listener: accept failed");
-                        continue;
-                    }
-                },
-                _ = cancel.cancelled() => return,
-            };
-            let metrics = metrics.clone();
-            let ready = ready.clone();
-            let lister = lister.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let metrics = metrics.clone();
-                    let ready = ready.clone();
-                    let lister = lister.clone();
-                    async move {
-                        let response = route(req.uri(), &metrics, &ready, lister.as_deref());
-                        Ok::<_, Infallible>(response)
-                    }
-                });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
+    let handlers = Handlers {
+        metrics,
+        ready,
+        lister,
+    };
+    serve_with(EndpointsConfig::default(), listener, handlers, cancel);
 }
 
-fn route(
-    uri: &http::Uri,
-    metrics: &Metrics,
-    ready: &Readiness,
-    lister: Option<&OnceLock<Lister>>,
-) -> Response<Full<Bytes>> {
+/// What the endpoints answer from.
+#[derive(Clone)]
+pub(crate) struct Handlers {
+    /// Rendered by `/metrics`; also counts the port's own connections.
+    pub(crate) metrics: Metrics,
+    /// Asked by `/readyz`.
+    pub(crate) ready: Readiness,
+    /// Behind `/cache/…`, when `--serve-cache`; empty until the informers start.
+    pub(crate) lister: Option<Arc<OnceLock<Lister>>>,
+}
+
+/// Serves the endpoints on the connections from `incoming` until `cancel`.
+pub(crate) fn serve_with(
+    config: EndpointsConfig,
+    incoming: impl Incoming,
+    handlers: Handlers,
+    cancel: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(accept_loop(config, incoming, Arc::new(handlers), cancel))
+}
+
+/// Which requests a connection is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// Everything.
+    All,
+    /// `/healthz` and `/readyz`; 503 for the rest (the full slots are taken).
+    ProbesOnly,
+}
+
+async fn accept_loop(
+    config: EndpointsConfig,
+    mut incoming: impl Incoming,
+    handlers: Arc<Handlers>,
+    cancel: CancellationToken,
+) {
+    let full = Arc::new(Semaphore::new(config.max_connections));
+    let probes = Arc::new(Semaphore::new(config.probe_connections));
+    let mut backoff = AcceptBackoff::default();
+    loop {
+        let accepted = tokio::select! {
+            accepted = incoming.next_conn() => accepted,
+            () = cancel.cancelled() => return,
+        };
+        let conn = match accepted {
+            Ok(conn) => {
+                backoff.succeeded();
+                conn
+            }
+            Err(e) => {
+                handlers.metrics.endpoint_accept_failed();
+                let delay = backoff.failed(&e);
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => continue,
+                    () = cancel.cancelled() => return,
+                }
+            }
+        };
+        let (slot, scope) = if let Ok(slot) = full.clone().try_acquire_owned() {
+            (slot, Scope::All)
+        } else if let Ok(slot) = probes.clone().try_acquire_owned() {
+            (slot, Scope::ProbesOnly)
+        } else {
+            handlers.metrics.endpoint_connection_rejected();
+            tracing::debug!(
+                max = config.max_connections + config.probe_connections,
+                "metrics listener: every connection slot taken; closing a new connection"
+            );
+            drop(conn);
+            continue;
+        };
+        let connection = connection(conn, slot, scope, &config, handlers.clone());
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = connection => {}
+                () = cancel.cancelled() => {}
+            }
+        });
+    }
+}
+
+/// Serves one connection, holding its slot, for at most the connection timeout.
+fn connection<C: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    conn: C,
+    slot: OwnedSemaphorePermit,
+    scope: Scope,
+    config: &EndpointsConfig,
+    handlers: Arc<Handlers>,
+) -> impl Future<Output = ()> + Send + 'static {
+    let open = handlers.metrics.endpoint_connection_opened();
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .keep_alive(scope == Scope::All);
+    let lifetime = config.connection_timeout;
+    async move {
+        let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+            let handlers = handlers.clone();
+            async move { Ok::<_, Infallible>(route(req.uri(), scope, &handlers)) }
+        });
+        let serving = builder.serve_connection(TokioIo::new(conn), service);
+        // An error is the client's doing (a timeout, a reset, a malformed request):
+        // nothing to report but the connection's end.
+        let _ = tokio::time::timeout(lifetime, serving).await;
+        drop((slot, open));
+    }
+}
+
+/// The delay after each failed accept, and a log of them that cannot flood stderr.
+#[derive(Debug, Default)]
+struct AcceptBackoff {
+    /// The delay after the last failure; zero after a success.
+    delay: Duration,
+    /// When a failure was last logged.
+    logged: Option<Instant>,
+    /// Failures since the last log line (or since the last success).
+    unlogged: u64,
+    /// Failures since the last success.
+    failures: u64,
+}
+
+impl AcceptBackoff {
+    const FIRST: Duration = Duration::from_millis(10);
+    const MAX: Duration = Duration::from_secs(1);
+    const LOG_EVERY: Duration = Duration::from_secs(10);
+
+    /// Counts a failure; returns how long to wait before accepting again.
+    fn failed(&mut self, error: &io::Error) -> Duration {
+        self.delay = (self.delay * 2).clamp(Self::FIRST, Self::MAX);
+        self.failures += 1;
+        let now = Instant::now();
+        if self
+            .logged
+            .is_none_or(|at| now.duration_since(at) >= Self::LOG_EVERY)
+        {
+            tracing::warn!(
+                error = %error,
+                retry_in = ?self.delay,
+                failures_since_last_log = self.unlogged,
+                "metrics listener: accept failed; backing off (logged at most every 10 s)"
+            );
+            self.logged = Some(now);
+            self.unlogged = 0;
+        } else {
+            self.unlogged += 1;
+        }
+        self.delay
+    }
+
+    /// An accept succeeded: the next failure starts the backoff afresh.
+    fn succeeded(&mut self) {
+        if self.failures > 0 {
+            tracing::info!(
+                failures = self.failures,
+                "metrics listener: accepting again"
+            );
+        }
+        *self = AcceptBackoff::default();
+    }
+}
+
+fn route(uri: &http::Uri, scope: Scope, handlers: &Handlers) -> Response<Body> {
     let path = uri.path();
-    if let (Some(resource), Some(lister)) = (path.strip_prefix("/cache/"), lister) {
+    if scope == Scope::ProbesOnly && path != "/healthz" && path != "/readyz" {
+        let mut response = reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "too many connections to the metrics port: only /healthz and /readyz are answered; retry later\n".into(),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        return response;
+    }
+    if let (Some(resource), Some(lister)) = (path.strip_prefix("/cache/"), &handlers.lister) {
         let Some(lister) = lister.get() else {
             let body = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"standby: this instance is not the leader and has no cache","reason":"ServiceUnavailable","code":503}"#;
             return reply(
@@ -83,18 +301,35 @@ fn route(
                 body.to_owned(),
             );
         };
-        let (code, body) = lister.list(resource, uri.query());
-        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return reply(status, "application/json", body);
+        return match lister.list(resource, uri.query()) {
+            Listing::Status(code, body) => {
+                let status =
+                    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                reply(status, "application/json", body)
+            }
+            Listing::List(list) => {
+                let length = list.content_length();
+                let chunks = list
+                    .into_chunks()
+                    .map(|chunk| Ok::<_, Infallible>(Frame::data(chunk)));
+                let body = StreamBody::new(futures::stream::iter(chunks));
+                let mut response =
+                    with_type(Response::new(body.boxed_unsync()), "application/json");
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_LENGTH, header::HeaderValue::from(length));
+                response
+            }
+        };
     }
     match path {
         "/metrics" => reply(
             StatusCode::OK,
             "text/plain; version=0.0.4",
-            metrics.render(),
+            handlers.metrics.render(),
         ),
         "/healthz" => reply(StatusCode::OK, "text/plain", "ok\n".into()),
-        "/readyz" => match ready() {
+        "/readyz" => match (handlers.ready)() {
             Ok(()) => reply(StatusCode::OK, "text/plain", "ok\n".into()),
             Err(why) => reply(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -110,9 +345,16 @@ fn route(
     }
 }
 
-fn reply(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+fn reply(status: StatusCode, content_type: &str, body: String) -> Response<Body> {
+    let mut response = with_type(
+        Response::new(Full::new(Bytes::from(body)).boxed_unsync()),
+        content_type,
+    );
     *response.status_mut() = status;
+    response
+}
+
+fn with_type(mut response: Response<Body>, content_type: &str) -> Response<Body> {
     if let Ok(value) = content_type.parse() {
         response.headers_mut().insert(header::CONTENT_TYPE, value);
     }

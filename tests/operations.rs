@@ -392,7 +392,9 @@ async fn accept_errors_back_off_and_healthz_answers_afterwards() {
         .find(|l| l.starts_with("Max open files"))
         .and_then(|l| l.split_whitespace().nth(4).map(str::to_owned))
         .unwrap();
-    let open = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
     if !set_nofile(pid, &open.to_string(), &hard) {
         eprintln!("prlimit is not available; skipping");
         return;
