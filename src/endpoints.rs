@@ -360,3 +360,236 @@ fn with_type(mut response: Response<Body>, content_type: &str) -> Response<Body>
     }
     response
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+    use super::*;
+
+    fn handlers() -> Handlers {
+        Handlers {
+            metrics: Metrics::new(),
+            ready: Arc::new(|| Ok(())),
+            lister: None,
+        }
+    }
+
+    /// Serves on 127.0.0.1:0 with `config`; stops when the token is dropped.
+    async fn start(config: EndpointsConfig, handlers: Handlers) -> (SocketAddr, CancellationToken) {
+        let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cancel = CancellationToken::new();
+        serve_with(config, listener, handlers, cancel.clone());
+        (addr, cancel)
+    }
+
+    /// Reads until the server closes the connection: what it sent, or `None` if it
+    /// did not close within `within`.
+    async fn until_closed(conn: &mut TcpStream, within: Duration) -> Option<String> {
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(within, conn.read_to_end(&mut got)).await;
+        read.ok()
+            .map(|_| String::from_utf8_lossy(&got).into_owned())
+    }
+
+    /// One `GET path` on a new connection, closed after: the whole response.
+    async fn get_once(addr: SocketAddr, path: &str) -> String {
+        let mut conn = TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        conn.write_all(request.as_bytes()).await.unwrap();
+        until_closed(&mut conn, Duration::from_secs(5))
+            .await
+            .unwrap()
+    }
+
+    fn sample(metrics: &Metrics, name: &str) -> f64 {
+        let text = metrics.render();
+        let line = text.lines().find(|l| l.starts_with(&format!("{name} ")));
+        line.and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .unwrap()
+    }
+
+    async fn wait_for(metrics: &Metrics, name: &str, value: f64) {
+        for _ in 0..200 {
+            if sample(metrics, name) == value {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{name} never reached {value}: {}", metrics.render());
+    }
+
+    fn quick() -> EndpointsConfig {
+        EndpointsConfig {
+            header_read_timeout: Duration::from_millis(300),
+            ..EndpointsConfig::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_that_sends_half_a_request_line_is_dropped() {
+        let (addr, _stop) = start(quick(), handlers()).await;
+        let mut conn = TcpStream::connect(addr).await.unwrap();
+        conn.write_all(b"GET /metr").await.unwrap();
+        let started = Instant::now();
+        let closed = until_closed(&mut conn, Duration::from_secs(5)).await;
+        assert!(closed.is_some(), "still connected after 5 s");
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn a_client_that_sends_nothing_is_dropped() {
+        let (addr, _stop) = start(quick(), handlers()).await;
+        let mut conn = TcpStream::connect(addr).await.unwrap();
+        let closed = until_closed(&mut conn, Duration::from_secs(5)).await;
+        assert_eq!(closed.as_deref(), Some(""), "dropped without a word");
+    }
+
+    #[tokio::test]
+    async fn an_idle_keep_alive_connection_is_closed() {
+        let (addr, _stop) = start(quick(), handlers()).await;
+        let mut conn = TcpStream::connect(addr).await.unwrap();
+        conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = until_closed(&mut conn, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn a_connection_lives_no_longer_than_the_connection_timeout() {
+        let config = EndpointsConfig {
+            connection_timeout: Duration::from_millis(500),
+            ..EndpointsConfig::default()
+        };
+        let (addr, _stop) = start(config, handlers()).await;
+        let mut conn = TcpStream::connect(addr).await.unwrap();
+        let started = Instant::now();
+        // A busy client: a request every 100 ms, each answered, never idle.
+        let mut buf = [0u8; 4096];
+        loop {
+            let sent = conn
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await;
+            let n = conn.read(&mut buf).await.unwrap_or(0);
+            if sent.is_err() || n == 0 {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(3), "never closed");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(started.elapsed() >= Duration::from_millis(400));
+    }
+
+    #[tokio::test]
+    async fn over_the_cap_only_probes_are_answered_and_past_that_connections_are_closed() {
+        let config = EndpointsConfig {
+            max_connections: 2,
+            probe_connections: 1,
+            ..EndpointsConfig::default()
+        };
+        let handlers = handlers();
+        let metrics = handlers.metrics.clone();
+        let (addr, _stop) = start(config, handlers).await;
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            held.push(TcpStream::connect(addr).await.unwrap());
+        }
+        wait_for(&metrics, "kubebridge_endpoint_connections", 2.0).await;
+
+        // The full slots are taken: a probe still gets through, a scrape is told to retry.
+        let health = get_once(addr, "/healthz").await;
+        assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+        let ready = get_once(addr, "/readyz").await;
+        assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+        let scrape = get_once(addr, "/metrics").await;
+        assert!(scrape.starts_with("HTTP/1.1 503"), "{scrape}");
+        assert!(scrape.contains("too many connections"), "{scrape}");
+
+        // With the probe slot taken too, a new connection is closed at once.
+        let _probe = TcpStream::connect(addr).await.unwrap();
+        wait_for(&metrics, "kubebridge_endpoint_connections", 3.0).await;
+        let mut refused = TcpStream::connect(addr).await.unwrap();
+        let closed = until_closed(&mut refused, Duration::from_secs(1)).await;
+        assert_eq!(closed.as_deref(), Some(""), "closed without an answer");
+        assert_eq!(
+            sample(&metrics, "kubebridge_endpoint_connections_rejected_total"),
+            1.0
+        );
+
+        // A slot freed is a slot served in full again.
+        drop(held.pop());
+        wait_for(&metrics, "kubebridge_endpoint_connections", 2.0).await;
+        let scrape = get_once(addr, "/metrics").await;
+        assert!(scrape.starts_with("HTTP/1.1 200"), "{scrape}");
+    }
+
+    /// Connections that never come: every accept fails as when out of descriptors.
+    struct OutOfDescriptors {
+        calls: Arc<AtomicUsize>,
+    }
+
+    impl Incoming for OutOfDescriptors {
+        type Conn = DuplexStream;
+
+        fn next_conn(&mut self) -> impl Future<Output = io::Result<DuplexStream>> + Send {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            async {
+                tokio::task::yield_now().await;
+                Err(io::Error::from_raw_os_error(24)) // EMFILE
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn failed_accepts_back_off() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let incoming = OutOfDescriptors {
+            calls: calls.clone(),
+        };
+        let handlers = handlers();
+        let metrics = handlers.metrics.clone();
+        let cancel = CancellationToken::new();
+        let task = serve_with(
+            EndpointsConfig::default(),
+            incoming,
+            handlers,
+            cancel.clone(),
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        cancel.cancel();
+        task.await.unwrap();
+        // 10 + 20 + 40 + 80 + 160 ms: five or six attempts in 300 ms, not thousands.
+        let attempts = calls.load(Ordering::Relaxed);
+        assert!((3..=8).contains(&attempts), "{attempts} accepts in 300 ms");
+        assert_eq!(
+            sample(&metrics, "kubebridge_endpoint_accept_errors_total"),
+            attempts as f64
+        );
+    }
+
+    #[test]
+    fn the_accept_backoff_doubles_to_a_second_and_starts_afresh_after_a_success() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let _enter = rt.enter();
+        let mut backoff = AcceptBackoff::default();
+        let emfile = io::Error::from_raw_os_error(24);
+        let delays: Vec<u128> = (0..10)
+            .map(|_| backoff.failed(&emfile).as_millis())
+            .collect();
+        assert_eq!(delays, [10, 20, 40, 80, 160, 320, 640, 1000, 1000, 1000]);
+        assert_eq!(backoff.unlogged, 9, "one line logged for ten failures");
+        backoff.succeeded();
+        assert_eq!(backoff.failed(&emfile), Duration::from_millis(10));
+    }
+}

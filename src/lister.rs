@@ -237,15 +237,24 @@ mod tests {
         vec![
             (
                 spec(Some("shop")),
-                store(vec![pod("shop", "web", "web", 7), pod("shop", "db", "db", 3)]),
+                store(vec![
+                    pod("shop", "web", "web", 7),
+                    pod("shop", "db", "db", 3),
+                ]),
             ),
             (
                 spec(Some("other")),
-                store(vec![pod("other", "web", "web", 5), pod("other", "a", "db", 2)]),
+                store(vec![
+                    pod("other", "web", "web", 5),
+                    pod("other", "a", "db", 2),
+                ]),
             ),
             (
                 spec(None),
-                store(vec![pod("shop", "web", "web", 6), pod("zoo", "cat", "web", 1)]),
+                store(vec![
+                    pod("shop", "web", "web", 6),
+                    pod("zoo", "cat", "web", 1),
+                ]),
             ),
         ]
     }
@@ -345,7 +354,10 @@ mod tests {
             .skip(1) // the head
             .map(|c| c.as_ptr())
             .collect();
-        assert_eq!(sent, cached, "each object is sent from the cache's own allocation");
+        assert_eq!(
+            sent, cached,
+            "each object is sent from the cache's own allocation"
+        );
     }
 
     #[test]
