@@ -88,8 +88,8 @@ pub(crate) trait Incoming: Send + 'static {
 impl Incoming for TcpListener {
     type Conn = TcpStream;
 
-    fn next_conn(&mut self) -> impl Future<Output = io::Result<TcpStream>> + Send {
-        async { self.accept().await.map(|(stream, _)| stream) }
+    async fn next_conn(&mut self) -> io::Result<TcpStream> {
+        self.accept().await.map(|(stream, _)| stream)
     }
 }
 
