@@ -60,8 +60,9 @@ pub(crate) struct EndpointsConfig {
     /// `/cache` readers, with a bounded cost in memory and file descriptors.
     pub max_connections: usize,
     /// Further connections, past `max_connections`, that are answered for `/healthz`
-    /// and `/readyz` only (one request each), so the kubelet's probes get through a
-    /// flood. Default 8: the probes of a pod, several times over.
+    /// and `/readyz` only (one request each, whose head must come within 1 s), so the
+    /// kubelet's probes get through a flood. Default 8: the probes of a pod, several
+    /// times over.
     pub probe_connections: usize,
 }
 
@@ -137,6 +138,9 @@ pub(crate) fn serve_with(
     tokio::spawn(accept_loop(config, incoming, Arc::new(handlers), cancel))
 }
 
+/// The header read timeout of an overflow (probe-only) connection, at most.
+const PROBE_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Which requests a connection is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Scope {
@@ -152,8 +156,9 @@ async fn accept_loop(
     handlers: Arc<Handlers>,
     cancel: CancellationToken,
 ) {
-    let full = Arc::new(Semaphore::new(config.max_connections));
-    let probes = Arc::new(Semaphore::new(config.probe_connections));
+    let permits = |n: usize| Arc::new(Semaphore::new(n.min(Semaphore::MAX_PERMITS)));
+    let full = permits(config.max_connections);
+    let probes = permits(config.probe_connections);
     let mut backoff = AcceptBackoff::default();
     loop {
         let accepted = tokio::select! {
@@ -207,10 +212,16 @@ fn connection<C: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     handlers: Arc<Handlers>,
 ) -> impl Future<Output = ()> + Send + 'static {
     let open = handlers.metrics.endpoint_connection_opened();
+    let header_read_timeout = match scope {
+        Scope::All => config.header_read_timeout,
+        // A probe sends its request at once, and the kubelet gives up after 1 s by
+        // default (timeoutSeconds): an overflow slot is not held longer for a silent client.
+        Scope::ProbesOnly => config.header_read_timeout.min(PROBE_HEADER_READ_TIMEOUT),
+    };
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(config.header_read_timeout)
+        .header_read_timeout(header_read_timeout)
         .keep_alive(scope == Scope::All);
     let lifetime = config.connection_timeout;
     async move {
