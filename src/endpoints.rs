@@ -186,7 +186,9 @@ async fn accept_loop(
         } else {
             handlers.metrics.endpoint_connection_rejected();
             tracing::debug!(
-                max = config.max_connections + config.probe_connections,
+                max = config
+                    .max_connections
+                    .saturating_add(config.probe_connections),
                 "metrics listener: every connection slot taken; closing a new connection"
             );
             drop(conn);
