@@ -14,8 +14,8 @@ use kubebridge_sinks::Notification;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{
-    CounterVec, Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    CounterVec, Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::queue::QueueGauge;
@@ -42,6 +42,8 @@ struct Families {
     last_event: GaugeVec,
     lease_held: IntGauge,
     lease_attempt_failures: IntCounterVec,
+    /// The metrics port's own connections (see [`crate::endpoints`]).
+    endpoint: EndpointFamilies,
     /// The sinks of this run, read by [`SinkCollector`] at every scrape.
     sinks: Arc<Mutex<Vec<SinkEntry>>>,
 }
@@ -209,6 +211,7 @@ impl Metrics {
                 "Failed attempts to acquire or renew the leader lease, by reason (timeout: no answer within the retry period; error: the API server failed or refused; conflict: another instance wrote first).",
                 &["reason"],
             ),
+            endpoint: EndpointFamilies::new(r),
             sinks,
             registry,
         };
@@ -350,6 +353,22 @@ impl Metrics {
             .inc();
     }
 
+    /// The metrics port accepted a connection; it counts as open until the guard drops.
+    pub(crate) fn endpoint_connection_opened(&self) -> EndpointConnection {
+        self.0.endpoint.open.inc();
+        EndpointConnection(self.clone())
+    }
+
+    /// The metrics port closed a new connection at once: every slot was taken.
+    pub(crate) fn endpoint_connection_rejected(&self) {
+        self.0.endpoint.rejected.inc();
+    }
+
+    /// Accepting a connection on the metrics port failed (out of file descriptors, ...).
+    pub(crate) fn endpoint_accept_failed(&self) {
+        self.0.endpoint.accept_errors.inc();
+    }
+
     /// Whether every sink's last attempt succeeded (or none was made yet).
     pub(crate) fn sinks_healthy(&self) -> bool {
         self.sinks()
@@ -363,6 +382,51 @@ impl Metrics {
         // Encoding families that were gathered from our own registry cannot fail.
         let _ = TextEncoder::new().encode(&self.0.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// The metrics port's own health: what a flood of clients or a lack of file descriptors
+/// does to it.
+struct EndpointFamilies {
+    open: IntGauge,
+    rejected: IntCounter,
+    accept_errors: IntCounter,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let counter = IntCounter::with_opts(Opts::new(name, help)).expect("valid metric");
+    register(registry, counter)
+}
+
+impl EndpointFamilies {
+    fn new(r: &Registry) -> EndpointFamilies {
+        let open = IntGauge::with_opts(Opts::new(
+            "kubebridge_endpoint_connections",
+            "Open connections to the metrics port.",
+        ))
+        .expect("valid metric");
+        EndpointFamilies {
+            open: register(r, open),
+            rejected: counter(
+                r,
+                "kubebridge_endpoint_connections_rejected_total",
+                "Connections to the metrics port closed at once because every slot was taken.",
+            ),
+            accept_errors: counter(
+                r,
+                "kubebridge_endpoint_accept_errors_total",
+                "Failed accepts on the metrics port (each followed by a backoff).",
+            ),
+        }
+    }
+}
+
+/// An open connection to the metrics port, counted until dropped.
+pub(crate) struct EndpointConnection(Metrics);
+
+impl Drop for EndpointConnection {
+    fn drop(&mut self) {
+        self.0.0.endpoint.open.dec();
     }
 }
 
