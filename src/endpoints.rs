@@ -100,23 +100,6 @@ pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-/// Serves the endpoints on `listener` until `cancel`, with the default
-/// [`EndpointsConfig`]; `/cache/…` too when a lister is given.
-pub(crate) fn serve(
-    listener: TcpListener,
-    metrics: Metrics,
-    ready: Readiness,
-    lister: Option<Arc<OnceLock<Lister>>>,
-    cancel: CancellationToken,
-) {
-    let handlers = Handlers {
-        metrics,
-        ready,
-        lister,
-    };
-    serve_with(EndpointsConfig::default(), listener, handlers, cancel);
-}
-
 /// What the endpoints answer from.
 #[derive(Clone)]
 pub(crate) struct Handlers {

@@ -20,7 +20,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::AppError;
 use crate::config::{ClusterConfig, InitialState, Route, StreamConfig};
-use crate::endpoints::{self, Readiness};
+use crate::endpoints::{self, EndpointsConfig, Handlers, Readiness};
 use crate::informer::shared::SyncedFlags;
 use crate::informer::{Informers, ProcessorConfig, ReflectorConfig, RunningInformers};
 use crate::kube::{Cluster, cluster};
@@ -220,13 +220,19 @@ async fn endpoints(stream: &StreamConfig, metrics: &Metrics) -> Result<Endpoints
     if let Ok(local) = listener.local_addr() {
         tracing::info!(addr = %local, "serving /metrics, /healthz and /readyz");
     }
-    endpoints::serve(
-        listener,
-        metrics.clone(),
-        readiness(slots.synced.clone(), metrics.clone()),
-        stream.serve_cache.then(|| slots.lister.clone()),
-        stop,
-    );
+    let limits = &stream.limits;
+    let config = EndpointsConfig {
+        header_read_timeout: limits.metrics_header_timeout,
+        connection_timeout: limits.metrics_connection_timeout,
+        max_connections: limits.metrics_max_connections,
+        probe_connections: limits.metrics_probe_connections,
+    };
+    let handlers = Handlers {
+        metrics: metrics.clone(),
+        ready: readiness(slots.synced.clone(), metrics.clone()),
+        lister: stream.serve_cache.then(|| slots.lister.clone()),
+    };
+    endpoints::serve_with(config, listener, handlers, stop);
     Ok(slots)
 }
 
@@ -319,10 +325,15 @@ fn informers(
             }
         }
     }
+    let limits = &stream.limits;
     let reflector = ReflectorConfig {
         page_size: stream.page_size,
         watch_list: stream.watch_list,
         once: stream.once,
+        watch_idle_timeout: limits.watch_idle_timeout,
+        watch_list_initial_timeout: limits.watch_list_initial_timeout,
+        max_object_bytes: limits.max_object_bytes,
+        max_page_bytes: limits.max_page_bytes,
         // Progress is for people: only when stderr is a terminal, never into a log file.
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
         ..ReflectorConfig::default()
