@@ -486,7 +486,7 @@ async fn queued_bytes_stay_within_the_budget_while_a_sink_is_down() {
         "--metrics-addr",
         &addr,
         "--queue-bytes",
-        "1Mi",
+        "1MiB",
         "--shutdown-grace",
         "1s",
     ]));

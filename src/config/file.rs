@@ -28,7 +28,7 @@ pub struct FileConfig {
     pub initial_state: Option<InitialState>,
     /// `--queue-capacity`.
     pub queue_capacity: Option<usize>,
-    /// `--queue-bytes` (`128Mi`, `1Gi`, or a number of bytes).
+    /// `--queue-bytes` (`128MiB`, `1GiB`, or a number of bytes).
     pub queue_bytes: Option<String>,
     /// `--overflow`.
     pub overflow: Option<Overflow>,
@@ -294,7 +294,7 @@ mod tests {
     fn queue_bytes_and_stall_timeout_are_read_and_bounded() {
         let none = &|_: &str| None;
         let base = "routes:\n  - name: r\n    resources: [pods]\n    sinks: [stdout]\n";
-        for (text, bytes) in [("64Mi", 64 << 20), ("1048576", 1 << 20)] {
+        for (text, bytes) in [("64MiB", 64 << 20), ("1048576", 1 << 20)] {
             let file = parse(
                 &format!("{base}queueBytes: {text}\nsinkStallTimeout: 5s\n"),
                 none,

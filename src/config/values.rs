@@ -42,49 +42,6 @@ pub fn stall_timeout(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// The largest byte budget accepted: 1 TiB, far beyond any machine kubebridge runs on,
-/// and small enough that sums of budgets cannot overflow.
-pub const MAX_BYTES: u64 = 1 << 40;
-
-/// A size in bytes: a whole number with an optional suffix, Kubernetes' binary `Ki`,
-/// `Mi`, `Gi`, `Ti` or decimal `k`, `M`, `G`, `T` (`256Mi`, `500M`, `1048576`); at least
-/// 1 byte and at most [`MAX_BYTES`].
-pub fn byte_size(s: &str) -> Result<usize, String> {
-    let t = s.trim();
-    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (number, suffix) = t.split_at(digits);
-    let multiplier: u64 = match suffix {
-        "" => 1,
-        "k" => 1_000,
-        "M" => 1_000_000,
-        "G" => 1_000_000_000,
-        "T" => 1_000_000_000_000,
-        "Ki" => 1 << 10,
-        "Mi" => 1 << 20,
-        "Gi" => 1 << 30,
-        "Ti" => 1 << 40,
-        _ => {
-            return Err(format!(
-                "invalid size {s:?}; write it like 128Mi, 1Gi, 500M or a number of bytes"
-            ));
-        }
-    };
-    let bytes = number
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(multiplier))
-        .ok_or_else(|| {
-            format!("invalid size {s:?}; write it like 128Mi, 1Gi, 500M or a number of bytes")
-        })?;
-    if bytes == 0 || bytes > MAX_BYTES {
-        return Err(format!(
-            "size {s:?} must be at least 1 byte and at most 1Ti"
-        ));
-    }
-    usize::try_from(bytes)
-        .map_err(|_| format!("size {s:?} is larger than this machine can address"))
-}
-
 /// kubectl's `deploy,po` form: each argument may name several resources. Names are
 /// trimmed; an empty one is an error.
 pub fn resources<S: AsRef<str>>(args: &[S]) -> Result<Vec<String>, String> {
@@ -163,6 +120,47 @@ pub fn kafka_property(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// A duration that must not be zero (a timeout of zero would fire at once).
+pub fn timeout(s: &str) -> Result<Duration, String> {
+    match duration(s)? {
+        d if d.is_zero() => Err(format!(
+            "{s:?}: a timeout must be longer than 0; write it like 10s or 5m"
+        )),
+        d => Ok(d),
+    }
+}
+
+/// A size in bytes: a whole number with an optional unit, `KiB`, `MiB` or `GiB` (powers
+/// of 1024; `K`, `M`, `G` and `KB`, `MB`, `GB` are read the same way), at least 1 KiB and
+/// at most 64 GiB.
+pub fn byte_size(s: &str) -> Result<usize, String> {
+    const KIB: u64 = 1024;
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits);
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => KIB,
+        "m" | "mb" | "mib" => KIB * KIB,
+        "g" | "gb" | "gib" => KIB * KIB * KIB,
+        _ => 0,
+    };
+    let bytes = number
+        .parse::<u64>()
+        .ok()
+        .filter(|_| scale > 0)
+        .and_then(|n| n.checked_mul(scale));
+    match bytes {
+        Some(b) if (KIB..=64 * KIB * KIB * KIB).contains(&b) => {
+            usize::try_from(b).map_err(|_| format!("{s:?}: too large for this machine"))
+        }
+        Some(_) => Err(format!("{s:?}: a size between 1KiB and 64GiB")),
+        None => Err(format!(
+            "{s:?}: write a size like 16MiB, 512KiB or 1GiB (a whole number, optionally with KiB, MiB or GiB)"
+        )),
+    }
+}
+
 /// At least 1.
 pub fn positive(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
@@ -184,6 +182,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn byte_sizes_and_timeouts_are_bounded_and_say_what_is_wrong() {
+        assert_eq!(byte_size("16MiB"), Ok(16 << 20));
+        assert_eq!(byte_size("1g"), Ok(1 << 30));
+        assert_eq!(byte_size("2048"), Ok(2048));
+        for bad in [
+            "",
+            "12",
+            "1.5MiB",
+            "-1",
+            "16XB",
+            "65GiB",
+            "99999999999999999999",
+        ] {
+            let e = byte_size(bad).expect_err(bad);
+            assert!(e.contains(&format!("{bad:?}")) && !e.contains('\n'), "{e}");
+        }
+        assert_eq!(timeout("5m"), Ok(Duration::from_secs(300)));
+        assert!(timeout("0").expect_err("zero").contains("longer than 0"));
+        assert!(timeout("300000000000y").is_err());
+    }
+
+    #[test]
     fn durations_are_bounded() {
         assert_eq!(duration("0"), Ok(Duration::ZERO));
         assert_eq!(duration("1h30m"), Ok(Duration::from_secs(5400)));
@@ -193,22 +213,7 @@ mod tests {
     }
 
     #[test]
-    fn sizes_and_stall_timeouts_are_bounded() {
-        assert_eq!(byte_size("128Mi"), Ok(128 << 20));
-        assert_eq!(byte_size("500M"), Ok(500_000_000));
-        assert_eq!(byte_size(" 4096 "), Ok(4096));
-        for bad in [
-            "0",
-            "",
-            "Mi",
-            "1.5Gi",
-            "2Pi",
-            "-1",
-            "2Ti",
-            "99999999999999999999",
-        ] {
-            assert!(byte_size(bad).is_err(), "{bad:?}");
-        }
+    fn stall_timeouts_are_bounded() {
         assert_eq!(stall_timeout("2s"), Ok(Duration::from_secs(2)));
         assert!(stall_timeout("0").is_err());
         assert!(stall_timeout("500ms").is_err());
