@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use kubebridge::config::{self, CliExit, LogFormat, Logging};
 
 fn main() -> ExitCode {
+    kubebridge::cmd::panic_hook::install();
     let (command, logging) = match config::parse(std::env::args_os()) {
         Ok(parsed) => parsed,
         Err(CliExit::Info(text)) => {
@@ -58,18 +59,28 @@ fn chain(e: &dyn Error) -> String {
     text.replace('\n', " ")
 }
 
-/// Logs go to stderr, never to stdout, which carries the JSON lines.
+/// Logs go to stderr, never to stdout, which carries the JSON lines. A RUST_LOG that
+/// does not parse is not fatal (the environment is often shared with other programs):
+/// one warning names it, and `--log-level` applies.
 fn init_logging(logging: &Logging, quiet_clients: bool) {
     use tracing_subscriber::EnvFilter;
     let level = &logging.level;
     let others = if quiet_clients { "off" } else { "warn" };
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| {
-            EnvFilter::try_new(format!(
-                "kubebridge={level},kubebridge_sinks={level},{others}"
-            ))
-        })
-        .unwrap_or_else(|_| EnvFilter::new("warn"));
+    // A plain level is for kubebridge's own logs; directives (checked at parse time) are
+    // taken as they are written.
+    let own = if level.contains(['=', ',']) {
+        level.clone()
+    } else {
+        format!("kubebridge={level},kubebridge_sinks={level},{others}")
+    };
+    let env = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let (filter, bad_env) = match env.as_deref().map(EnvFilter::try_new) {
+        Some(Ok(filter)) => (filter, None),
+        Some(Err(e)) => (EnvFilter::new(&own), env.map(|v| (v, e.to_string()))),
+        None => (EnvFilter::new(&own), None),
+    };
     let filter = if quiet_clients {
         ["rdkafka=off", "librdkafka=off", "async_nats=off"]
             .iter()
@@ -86,6 +97,12 @@ fn init_logging(logging: &Logging, quiet_clients: bool) {
         LogFormat::Text => builder
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init(),
+    }
+    if let Some((value, error)) = bad_env {
+        tracing::warn!(
+            rust_log = %value, %error,
+            "ignoring RUST_LOG, which is not a valid filter; logging at --log-level {level}"
+        );
     }
 }
 
