@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 use std::pin::pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
@@ -36,6 +36,9 @@ struct Shared<T> {
     capacity: usize,
     overflow: Overflow,
     dropped: AtomicU64,
+    /// Items the receiver took and has not yet marked handled ([`QueueReceiver::handled`]):
+    /// a sink's batch in flight.
+    in_flight: AtomicUsize,
 }
 
 impl<T> Shared<T> {
@@ -59,6 +62,7 @@ pub(crate) fn queue<T>(capacity: usize, overflow: Overflow) -> (QueueSender<T>, 
         capacity: capacity.max(1),
         overflow,
         dropped: AtomicU64::new(0),
+        in_flight: AtomicUsize::new(0),
     });
     (
         QueueSender {
@@ -168,6 +172,11 @@ impl<T> QueueGauge<T> {
         self.shared.lock().items.len()
     }
 
+    /// Items taken by the receiver and not yet handled: a batch in flight.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.shared.in_flight.load(Ordering::Relaxed)
+    }
+
     /// The queue's capacity.
     pub(crate) fn capacity(&self) -> usize {
         self.shared.capacity
@@ -208,6 +217,7 @@ impl<T> QueueReceiver<T> {
                 if !state.items.is_empty() {
                     let n = state.items.len().min(max.max(1));
                     buf.extend(state.items.drain(..n));
+                    self.shared.in_flight.fetch_add(n, Ordering::Relaxed);
                     drop(state);
                     shared.not_full.notify_waiters();
                     return n;
@@ -219,6 +229,17 @@ impl<T> QueueReceiver<T> {
             }
             notified.await;
         }
+    }
+
+    /// Marks `n` of the items taken as handled (delivered or dropped), so the gauge's
+    /// [`QueueGauge::in_flight`] counts only what is still undelivered.
+    pub(crate) fn handled(&self, n: usize) {
+        let _ = self
+            .shared
+            .in_flight
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(n))
+            });
     }
 
     /// The next item if one is queued now.

@@ -21,7 +21,7 @@ const SECRET: &str = "hunter2-s3cret";
 struct Row {
     args: &'static [&'static str],
     files: Vec<(&'static str, &'static str)>,
-    env: &'static [(&'static str, &'static str)],
+    env: Vec<(&'static str, &'static str)>,
     code: i32,
     /// A substring the one line must contain.
     says: &'static str,
@@ -31,7 +31,7 @@ fn row(args: &'static [&'static str], code: i32, says: &'static str) -> Row {
     Row {
         args,
         files: Vec::new(),
-        env: &[],
+        env: Vec::new(),
         code,
         says,
     }
@@ -46,7 +46,7 @@ fn with_file(
     Row {
         args,
         files: vec![("c.yaml", file)],
-        env: &[],
+        env: Vec::new(),
         code,
         says,
     }
@@ -537,7 +537,7 @@ fn rows() -> Vec<Row> {
         row(&["check-config", "{dir}/missing.yaml"], 2, "missing.yaml"),
         row(&["check-config", "{dir}"], 2, "--config"),
         Row {
-            env: &[("KUBEBRIDGE_TEST_SET", "a in (b")],
+            env: vec![("KUBEBRIDGE_TEST_SET", "a in (b")],
             ..with_file(
                 &["watch", "--config", "{dir}/c.yaml", "--kubeconfig", "{kc}"],
                 "routes:\n  - name: r\n    resources: [pods]\n    allNamespaces: true\n    sinks: [stdout]\n    labelSelector: ${KUBEBRIDGE_TEST_SET}\n",
@@ -552,7 +552,7 @@ fn rows() -> Vec<Row> {
             "missing",
         ),
         Row {
-            env: &[("KUBECONFIG", "{dir}/missing")],
+            env: vec![("KUBECONFIG", "{dir}/missing")],
             ..row(&["watch", "pods"], 2, "missing")
         },
         Row {
@@ -564,7 +564,7 @@ fn rows() -> Vec<Row> {
             )
         },
         Row {
-            files: vec![("kc", KUBECONFIG)],
+            files: vec![("kc", "sim-server")],
             ..row(
                 &[
                     "watch",
@@ -587,18 +587,36 @@ fn rows() -> Vec<Row> {
         },
         Row {
             files: vec![("kc", "bad-server")],
-            ..row(&["watch", "pods", "--kubeconfig", "{dir}/kc"], 2, "server")
+            ..row(
+                &["watch", "pods", "--kubeconfig", "{dir}/kc"],
+                2,
+                "cluster url",
+            )
         },
         Row {
             files: vec![("kc", "http-free")],
-            ..row(&["watch", "pods", "--kubeconfig", "{dir}/kc"], 1, "")
+            // The retries are logged as they happen (warn); this row checks the end.
+            env: vec![("RUST_LOG", "off")],
+            ..row(
+                &["watch", "pods", "--kubeconfig", "{dir}/kc"],
+                1,
+                "cannot reach",
+            )
         },
         Row {
             files: vec![("kc", "http-free")],
-            ..row(&["rbac", "pods", "--kubeconfig", "{dir}/kc"], 1, "")
+            // The retries are logged as they happen (warn); this row checks the end.
+            env: vec![("RUST_LOG", "off")],
+            ..row(
+                &["rbac", "pods", "--kubeconfig", "{dir}/kc"],
+                1,
+                "cannot reach",
+            )
         },
         Row {
             files: vec![("kc", "http-free")],
+            // The retries are logged as they happen (warn); this row checks the end.
+            env: vec![("RUST_LOG", "off")],
             ..row(
                 &[
                     "watch",
@@ -609,7 +627,7 @@ fn rows() -> Vec<Row> {
                     "{dir}/kc",
                 ],
                 1,
-                "",
+                "cannot reach",
             )
         },
     ]
@@ -639,6 +657,7 @@ async fn every_bad_input_is_one_line_and_its_exit_code() {
             let text = match *text {
                 "bad-server" => KUBECONFIG.replace("{server}", "not a url at all"),
                 "http-free" => KUBECONFIG.replace("{server}", &format!("http://{free}")),
+                "sim-server" => KUBECONFIG.replace("{server}", &harness.sim.url()),
                 other => other.to_owned(),
             };
             std::fs::write(dir.path().join(name), fill(&text)).unwrap();
@@ -646,7 +665,7 @@ async fn every_bad_input_is_one_line_and_its_exit_code() {
         let args: Vec<String> = row.args.iter().map(|a| fill(a)).collect();
         let mut cmd = kubebridge();
         cmd.args(&args);
-        for (k, v) in row.env {
+        for (k, v) in &row.env {
             cmd.env(k, fill(v));
         }
         let started = Instant::now();

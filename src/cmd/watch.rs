@@ -374,11 +374,7 @@ async fn supervise(
                 }
             }
             () = async { if let Some(g) = grace.as_mut() { g.await } }, if grace.is_some() => {
-                let undelivered: usize = s.gauges.iter().map(|g| g.len()).sum();
-                failure.get_or_insert(AppError::failed(format!(
-                    "the shutdown grace of {} ran out with {undelivered} queued notification(s) undelivered (plus any batch in flight); raise --shutdown-grace",
-                    humantime::format_duration(s.grace)
-                )));
+                failure.get_or_insert(grace_ran_out(s.grace, &s.gauges));
                 break;
             }
             joined = s.informers.join_next(), if !informers_done => match joined {
@@ -398,6 +394,18 @@ async fn supervise(
         }
     }
     failure.map_or(Ok(()), Err)
+}
+
+/// The error when the shutdown grace runs out: how many notifications are undelivered,
+/// queued and in a sink's batch in flight (which the sink may have sent but not confirmed).
+fn grace_ran_out(grace: Duration, gauges: &[QueueGauge<Arc<Notification>>]) -> AppError {
+    let queued: usize = gauges.iter().map(QueueGauge::len).sum();
+    let in_flight: usize = gauges.iter().map(QueueGauge::in_flight).sum();
+    AppError::failed(format!(
+        "the shutdown grace of {} ran out with {} notification(s) undelivered ({queued} queued, {in_flight} in flight to a sink, unconfirmed); raise --shutdown-grace",
+        humantime::format_duration(grace),
+        queued + in_flight,
+    ))
 }
 
 /// Handles a sink task's end: a closed destination stops everything; a failed close is

@@ -68,6 +68,7 @@ async fn run(
             metrics.publish_started(batch[start].time);
             match sink.publish(&batch[start..]).await {
                 Ok(()) => {
+                    queue.handled(batch.len() - start);
                     metrics.delivered(&batch[start..]);
                     delivered += (batch.len() - start) as u64;
                     backoff.reset();
@@ -79,6 +80,7 @@ async fn run(
                 }) => {
                     // A sink that claims more than it was given is clamped, not trusted.
                     let n = n.min(batch.len() - start);
+                    queue.handled(n);
                     metrics.delivered(&batch[start..start + n]);
                     delivered += n as u64;
                     start += n;
@@ -100,6 +102,7 @@ async fn run(
                                     "dropping a notification the sink refused for good"
                                 );
                                 dropped += 1;
+                                queue.handled(1);
                             }
                             start += 1;
                         }
@@ -234,6 +237,62 @@ mod tests {
         );
         // "a" confirmed; "b" retried, then refused for good; "c" and "d" delivered in order.
         assert_eq!(*confirmed.lock().expect("lock"), ["a", "c", "d"]);
+    }
+
+    /// A sink that never answers, like a frozen broker.
+    struct Hangs;
+
+    #[async_trait]
+    impl Sink for Hangs {
+        fn kind(&self) -> &'static str {
+            "hangs"
+        }
+        async fn publish(&mut self, _: &[Arc<Notification>]) -> Result<(), PublishError> {
+            std::future::pending().await
+        }
+    }
+
+    /// What a shutdown that runs out of grace reports: the batch in flight counts as
+    /// undelivered, not only what is still queued.
+    #[tokio::test]
+    async fn the_batch_in_flight_is_counted_until_handled() {
+        let (tx, task) = spawn_sink(
+            "test".into(),
+            Box::new(Hangs),
+            8,
+            Overflow::Block,
+            &Metrics::new(),
+        );
+        let gauge = tx.gauge();
+        for name in ["a", "b", "c"] {
+            tx.send(note(name)).await.expect("send");
+        }
+        while gauge.len() > 0 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!((gauge.len(), gauge.in_flight()), (0, 3));
+        task.abort();
+
+        let (tx, task) = spawn_sink(
+            "test".into(),
+            Box::new(Scripted {
+                script: vec![Ok(1)],
+                confirmed: Arc::default(),
+            }),
+            8,
+            Overflow::Block,
+            &Metrics::new(),
+        );
+        let gauge = tx.gauge();
+        for name in ["a", "b"] {
+            tx.send(note(name)).await.expect("send");
+        }
+        drop(tx);
+        assert!(matches!(
+            task.await.expect("join"),
+            SinkOutcome::Drained { delivered: 2, .. }
+        ));
+        assert_eq!(gauge.in_flight(), 0, "all handled");
     }
 
     #[tokio::test]
