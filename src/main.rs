@@ -44,19 +44,49 @@ fn main() -> ExitCode {
     }
 }
 
-/// The error and its causes on one line, skipping causes already in the message.
+/// The error and its causes on one line, skipping causes already in the message. Only
+/// the first line of each is kept: what follows it is a parser's snippet of the input
+/// (a kubeconfig's, with a token on the next line) or detail for a log, not for the one
+/// line a user reads.
 fn chain(e: &dyn Error) -> String {
-    let mut text = e.to_string();
+    let mut text = first_line(&e.to_string()).to_owned();
     let mut source = e.source();
     while let Some(cause) = source {
         let next = cause.to_string();
-        if !text.contains(&next) {
+        let next = first_line(&next);
+        if !text.contains(next) {
             text.push_str(": ");
-            text.push_str(&next);
+            text.push_str(next);
         }
         source = cause.source();
     }
-    text.replace('\n', " ")
+    text
+}
+
+/// `text`'s first line that is not blank, trimmed.
+fn first_line(text: &str) -> &str {
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot use kubeconfig k: {0}")]
+    struct Outer(#[source] Inner);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("line 3: bad\n 2 |   token: s3cret\n 3 | : [")]
+    struct Inner;
+
+    #[test]
+    fn one_line_without_the_parsers_snippet() {
+        assert_eq!(chain(&Outer(Inner)), "cannot use kubeconfig k: line 3: bad");
+    }
 }
 
 /// Logs go to stderr, never to stdout, which carries the JSON lines. A RUST_LOG that

@@ -586,6 +586,15 @@ fn rows() -> Vec<Row> {
             ..row(&["watch", "pods", "--kubeconfig", "{dir}/kc"], 2, "context")
         },
         Row {
+            // The parser's snippet of the lines around the error would show the token.
+            files: vec![("kc", "token-then-garbage")],
+            ..row(
+                &["watch", "pods", "--kubeconfig", "{dir}/kc"],
+                2,
+                "kubeconfig",
+            )
+        },
+        Row {
             files: vec![("kc", "bad-server")],
             ..row(
                 &["watch", "pods", "--kubeconfig", "{dir}/kc"],
@@ -657,6 +666,9 @@ async fn every_bad_input_is_one_line_and_its_exit_code() {
             let text = match *text {
                 "bad-server" => KUBECONFIG.replace("{server}", "not a url at all"),
                 "http-free" => KUBECONFIG.replace("{server}", &format!("http://{free}")),
+                "token-then-garbage" => {
+                    KUBECONFIG.replace("{server}", &harness.sim.url()) + "  : [garbage\n"
+                }
                 "sim-server" => KUBECONFIG.replace("{server}", &harness.sim.url()),
                 other => other.to_owned(),
             };
