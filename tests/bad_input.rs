@@ -764,3 +764,70 @@ async fn an_invalid_rust_log_warns_once_and_falls_back() {
     );
     assert!(stderr.contains("kubebridge=loud"), "{stderr}");
 }
+
+/// Set in the child process of [`a_panic_is_one_line_naming_the_bug`].
+const PROBE: &str = "KUBEBRIDGE_PANIC_PROBE";
+
+/// The child's body: with [`PROBE`] set, installs kubebridge's panic hook and panics
+/// as a bug would; run by the test below, it does nothing on its own.
+#[test]
+fn panic_probe_child() {
+    if std::env::var_os(PROBE).is_some() {
+        kubebridge::cmd::panic_hook::install();
+        panic!("the clock cannot go back");
+    }
+}
+
+/// The whole path of a bug: this test binary runs itself as the child above, whose
+/// panic goes through kubebridge's hook. One line naming the bug, the place and where
+/// to report it; no backtrace unless RUST_BACKTRACE asks for one.
+#[test]
+fn a_panic_is_one_line_naming_the_bug() {
+    let run = |backtrace: Option<&str>| {
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args([
+            "--exact",
+            "panic_probe_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(PROBE, "1")
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE");
+        if let Some(b) = backtrace {
+            cmd.env("RUST_BACKTRACE", b);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = run(None);
+    assert_eq!(code, Some(101), "{stderr}");
+    let [line] = stderr.lines().collect::<Vec<_>>()[..] else {
+        panic!("one line: {stderr}")
+    };
+    assert!(
+        line.starts_with(
+            "kubebridge: internal error (a bug): the clock cannot go back at tests/bad_input.rs:"
+        ),
+        "{line}"
+    );
+    assert!(
+        line.ends_with(&format!("to {}", kubebridge::cmd::panic_hook::REPORT_TO)),
+        "{line}"
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains(SECRET),
+        "{stderr}"
+    );
+
+    let (code, stderr) = run(Some("1"));
+    assert_eq!(code, Some(101), "{stderr}");
+    assert!(stderr.contains("stack backtrace"), "{stderr}");
+    assert!(
+        stderr.contains("kubebridge: internal error (a bug)"),
+        "{stderr}"
+    );
+}
