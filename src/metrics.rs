@@ -14,8 +14,8 @@ use kubebridge_sinks::Notification;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    CounterVec, Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::queue::QueueGauge;
@@ -32,11 +32,18 @@ struct Families {
     sink_send_duration: HistogramVec,
     watch_restarts: IntCounterVec,
     relists: IntCounterVec,
+    relist_backoff: CounterVec,
+    watch_decode_errors: IntCounterVec,
+    list_errors: IntCounterVec,
     cache_objects: IntGaugeVec,
     cache_bytes: IntGaugeVec,
     informer_synced: IntGaugeVec,
     resyncs: IntCounterVec,
     last_event: GaugeVec,
+    lease_held: IntGauge,
+    lease_attempt_failures: IntCounterVec,
+    /// The metrics port's own connections (see [`crate::endpoints`]).
+    endpoint: EndpointFamilies,
     /// The sinks of this run, read by [`SinkCollector`] at every scrape.
     sinks: Arc<Mutex<Vec<SinkEntry>>>,
 }
@@ -78,6 +85,11 @@ fn int_gauges(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> I
 
 fn counters(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let counters = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    register(registry, counters)
+}
+
+fn seconds_counters(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> CounterVec {
+    let counters = CounterVec::new(Opts::new(name, help), labels).expect("valid metric");
     register(registry, counters)
 }
 
@@ -128,13 +140,31 @@ impl Metrics {
             watch_restarts: counters(
                 r,
                 "kubebridge_watch_restarts_total",
-                "Watches that ended and were resumed, by reason (closed, error).",
+                "Watches that ended and were resumed, by reason (closed: by the server; error: a failed request or an ERROR event; idle: nothing heard, not even a bookmark, for the watch idle timeout).",
                 &["resource", "reason"],
             ),
             relists: counters(
                 r,
                 "kubebridge_relists_total",
-                "Lists taken again from the start, by reason (expired: 410 Gone on a watch's resourceVersion or a continue token; restarted: a list cut short by an error or a closed stream).",
+                "Lists taken again from the start, by reason (expired: 410 Gone on a watch's resourceVersion or a continue token; restarted: a list cut short by an error or a closed stream; malformed: a watch line that did not decode or was over the object cap; watch_list_ignored: the server answered a watch-list as a plain watch, so LIST is used from then on).",
+                &["resource", "reason"],
+            ),
+            relist_backoff: seconds_counters(
+                r,
+                "kubebridge_relist_backoff_seconds_total",
+                "Seconds waited before relists (800 ms doubling to 30 s while relists follow each other, counted as each wait begins): its rate is the share of time an informer spends backing off.",
+                &["resource"],
+            ),
+            watch_decode_errors: counters(
+                r,
+                "kubebridge_watch_decode_errors_total",
+                "Watch lines that were not a usable event (not JSON, an object without metadata, or over the object cap); each is logged and reconciled by a relist.",
+                &["resource"],
+            ),
+            list_errors: counters(
+                r,
+                "kubebridge_list_errors_total",
+                "Failed LIST page requests, retried with backoff, by reason (too_large: over the page cap; error: any other).",
                 &["resource", "reason"],
             ),
             cache_objects: int_gauges(
@@ -167,6 +197,21 @@ impl Metrics {
                 "Unix time of an informer's last watch event or bookmark: the time since tells how live it is.",
                 &["resource"],
             ),
+            lease_held: register(
+                r,
+                IntGauge::with_opts(Opts::new(
+                    "kubebridge_lease_held",
+                    "1 while this instance holds the leader lease (--leader-elect) and may publish.",
+                ))
+                .expect("valid metric"),
+            ),
+            lease_attempt_failures: counters(
+                r,
+                "kubebridge_lease_attempt_failures_total",
+                "Failed attempts to acquire or renew the leader lease, by reason (timeout: no answer within the retry period; error: the API server failed or refused; conflict: another instance wrote first).",
+                &["reason"],
+            ),
+            endpoint: EndpointFamilies::new(r),
             sinks,
             registry,
         };
@@ -218,7 +263,8 @@ impl Metrics {
             .inc();
     }
 
-    /// A watch ended and will be resumed (`closed` by the server, or after an `error`).
+    /// A watch ended and will be resumed (`closed` by the server, after an `error`, or
+    /// dropped when `idle`).
     pub(crate) fn watch_restarted(&self, informer: &str, reason: &'static str) {
         self.0
             .watch_restarts
@@ -228,9 +274,34 @@ impl Metrics {
 
     /// A list taken again from the start (`expired`: 410 Gone on the watch's resourceVersion
     /// or on a LIST page's continue token; `restarted`: a LIST or watch-list cut short by an
-    /// error or a closed stream).
+    /// error or a closed stream; `malformed`: after a watch line that did not decode;
+    /// `watch_list_ignored`: the server answered a watch-list as a plain watch).
     pub(crate) fn relisted(&self, informer: &str, reason: &'static str) {
         self.0.relists.with_label_values(&[informer, reason]).inc();
+    }
+
+    /// An informer waits `delay` before relisting.
+    pub(crate) fn relist_backoff(&self, informer: &str, delay: Duration) {
+        self.0
+            .relist_backoff
+            .with_label_values(&[informer])
+            .inc_by(delay.as_secs_f64());
+    }
+
+    /// A watch line was not a usable event.
+    pub(crate) fn watch_decode_error(&self, informer: &str) {
+        self.0
+            .watch_decode_errors
+            .with_label_values(&[informer])
+            .inc();
+    }
+
+    /// A LIST page request failed (`too_large`: over the page cap; `error`: otherwise).
+    pub(crate) fn list_error(&self, informer: &str, reason: &'static str) {
+        self.0
+            .list_errors
+            .with_label_values(&[informer, reason])
+            .inc();
     }
 
     /// An informer's cache changed size.
@@ -269,6 +340,35 @@ impl Metrics {
             .set(now.as_secs_f64());
     }
 
+    /// This instance took (`true`) or lost or released (`false`) the leader lease.
+    pub(crate) fn lease_held(&self, held: bool) {
+        self.0.lease_held.set(i64::from(held));
+    }
+
+    /// An attempt to acquire or renew the leader lease failed.
+    pub(crate) fn lease_attempt_failed(&self, reason: &'static str) {
+        self.0
+            .lease_attempt_failures
+            .with_label_values(&[reason])
+            .inc();
+    }
+
+    /// The metrics port accepted a connection; it counts as open until the guard drops.
+    pub(crate) fn endpoint_connection_opened(&self) -> EndpointConnection {
+        self.0.endpoint.open.inc();
+        EndpointConnection(self.clone())
+    }
+
+    /// The metrics port closed a new connection at once: every slot was taken.
+    pub(crate) fn endpoint_connection_rejected(&self) {
+        self.0.endpoint.rejected.inc();
+    }
+
+    /// Accepting a connection on the metrics port failed (out of file descriptors, ...).
+    pub(crate) fn endpoint_accept_failed(&self) {
+        self.0.endpoint.accept_errors.inc();
+    }
+
     /// Whether every sink's last attempt succeeded (or none was made yet).
     pub(crate) fn sinks_healthy(&self) -> bool {
         self.sinks()
@@ -282,6 +382,51 @@ impl Metrics {
         // Encoding families that were gathered from our own registry cannot fail.
         let _ = TextEncoder::new().encode(&self.0.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// The metrics port's own health: what a flood of clients or a lack of file descriptors
+/// does to it.
+struct EndpointFamilies {
+    open: IntGauge,
+    rejected: IntCounter,
+    accept_errors: IntCounter,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let counter = IntCounter::with_opts(Opts::new(name, help)).expect("valid metric");
+    register(registry, counter)
+}
+
+impl EndpointFamilies {
+    fn new(r: &Registry) -> EndpointFamilies {
+        let open = IntGauge::with_opts(Opts::new(
+            "kubebridge_endpoint_connections",
+            "Open connections to the metrics port.",
+        ))
+        .expect("valid metric");
+        EndpointFamilies {
+            open: register(r, open),
+            rejected: counter(
+                r,
+                "kubebridge_endpoint_connections_rejected_total",
+                "Connections to the metrics port closed at once because every slot was taken.",
+            ),
+            accept_errors: counter(
+                r,
+                "kubebridge_endpoint_accept_errors_total",
+                "Failed accepts on the metrics port (each followed by a backoff).",
+            ),
+        }
+    }
+}
+
+/// An open connection to the metrics port, counted until dropped.
+pub(crate) struct EndpointConnection(Metrics);
+
+impl Drop for EndpointConnection {
+    fn drop(&mut self) {
+        self.0.0.endpoint.open.dec();
     }
 }
 

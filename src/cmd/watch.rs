@@ -15,16 +15,16 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use kubebridge_sinks::{Notification, Sink, sink_from_uri};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::AppError;
 use crate::config::{ClusterConfig, InitialState, Route, StreamConfig};
-use crate::endpoints::{self, Readiness};
+use crate::endpoints::{self, EndpointsConfig, Handlers, Readiness};
 use crate::informer::shared::SyncedFlags;
 use crate::informer::{Informers, ProcessorConfig, ReflectorConfig, RunningInformers};
 use crate::kube::{Cluster, cluster};
-use crate::leader::{Elector, LeaderError, LeaseConfig};
+use crate::leader::{self, Elector, LeaseConfig};
 use crate::lister::Lister;
 use crate::metrics::Metrics;
 use crate::pipeline::sink_task::SinkQueue;
@@ -64,7 +64,7 @@ pub async fn watch(
     let endpoints = endpoints(stream, &metrics).await?;
     let cancel = CancellationToken::new();
     let mut shutdown = std::pin::pin!(shutdown);
-    let lease = match leadership(cluster, stream, &cancel, shutdown.as_mut()).await? {
+    let lease = match leadership(cluster, stream, &metrics, shutdown.as_mut()).await? {
         Leadership::Standby => return Ok(()),
         Leadership::NotElecting => None,
         Leadership::Leading(keep) => Some(keep),
@@ -220,13 +220,19 @@ async fn endpoints(stream: &StreamConfig, metrics: &Metrics) -> Result<Endpoints
     if let Ok(local) = listener.local_addr() {
         tracing::info!(addr = %local, "serving /metrics, /healthz and /readyz");
     }
-    endpoints::serve(
-        listener,
-        metrics.clone(),
-        readiness(slots.synced.clone(), metrics.clone()),
-        stream.serve_cache.then(|| slots.lister.clone()),
-        stop,
-    );
+    let limits = &stream.limits;
+    let config = EndpointsConfig {
+        header_read_timeout: limits.metrics_header_timeout,
+        connection_timeout: limits.metrics_connection_timeout,
+        max_connections: limits.metrics_max_connections,
+        probe_connections: limits.metrics_probe_connections,
+    };
+    let handlers = Handlers {
+        metrics: metrics.clone(),
+        ready: readiness(slots.synced.clone(), metrics.clone()),
+        lister: stream.serve_cache.then(|| slots.lister.clone()),
+    };
+    endpoints::serve_with(config, listener, handlers, stop);
     Ok(slots)
 }
 
@@ -256,18 +262,19 @@ fn readiness(synced: Arc<OnceLock<SyncedFlags>>, metrics: Metrics) -> Readiness 
 enum Leadership {
     /// No `--leader-elect`: run now.
     NotElecting,
-    /// The lease is ours; this task keeps renewing it and ends with an error if lost.
-    Leading(JoinHandle<Result<(), LeaderError>>),
+    /// The lease is ours; its renewal runs beside the informers until lost or released.
+    Leading(leader::Leadership),
     /// Shut down while standing by: nothing ran, nothing to do.
     Standby,
 }
 
 /// Phase 4: only the leader runs informers. Waits for the lease (a SIGTERM meanwhile ends
-/// a standby cleanly), then keeps renewing it beside the informers.
+/// a standby cleanly), then keeps renewing it beside the informers, until it is lost or
+/// released after the sinks have drained.
 async fn leadership(
     cluster: &Cluster,
     stream: &StreamConfig,
-    cancel: &CancellationToken,
+    metrics: &Metrics,
     shutdown: Pin<&mut (impl Future<Output = ()> + Send)>,
 ) -> Result<Leadership, AppError> {
     let Some(election) = &stream.leader_election else {
@@ -280,8 +287,9 @@ async fn leadership(
             .unwrap_or_else(|| cluster.default_namespace.clone()),
         ..election.lease.clone()
     };
+    config.validate().map_err(AppError::usage)?;
     tracing::info!(lease = %format!("{}/{}", config.namespace, config.name), identity = %config.identity, "waiting to become the leader");
-    let mut elector = Elector::new(cluster.client.clone(), config);
+    let mut elector = Elector::new(cluster.lease_client.clone(), config, metrics.clone());
     let standby = CancellationToken::new();
     let acquired = tokio::select! {
         acquired = elector.acquire(&standby) => acquired.map_err(|e| AppError::Failed(e.into()))?,
@@ -290,9 +298,9 @@ async fn leadership(
     if !acquired {
         return Ok(Leadership::Standby);
     }
-    Ok(Leadership::Leading(tokio::spawn(
-        elector.keep(cancel.child_token()),
-    )))
+    // Renewal is not tied to the shutdown: the lease is kept while the sinks drain, and
+    // released after (client-go's ReleaseOnCancel), so a standby never overlaps.
+    Ok(Leadership::Leading(elector.lead()))
 }
 
 /// Phase 5: subscribes each route's queues to its planned informers and starts them.
@@ -317,10 +325,15 @@ fn informers(
             }
         }
     }
+    let limits = &stream.limits;
     let reflector = ReflectorConfig {
         page_size: stream.page_size,
         watch_list: stream.watch_list,
         once: stream.once,
+        watch_idle_timeout: limits.watch_idle_timeout,
+        watch_list_initial_timeout: limits.watch_list_initial_timeout,
+        max_object_bytes: limits.max_object_bytes,
+        max_page_bytes: limits.max_page_bytes,
         // Progress is for people: only when stderr is a terminal, never into a log file.
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
         ..ReflectorConfig::default()
@@ -341,7 +354,7 @@ struct Supervised {
     informers: RunningInformers,
     sink_tasks: JoinSet<SinkOutcome>,
     gauges: Vec<QueueGauge<Arc<Notification>>>,
-    lease: Option<JoinHandle<Result<(), LeaderError>>>,
+    lease: Option<leader::Leadership>,
     cancel: CancellationToken,
     grace: Duration,
 }
@@ -363,15 +376,14 @@ async fn supervise(
                 s.cancel.cancel();
                 grace = Some(Box::pin(tokio::time::sleep(s.grace)));
             }
-            lost = async { match s.lease.as_mut() { Some(task) => task.await, None => std::future::pending().await } }, if s.lease.is_some() => {
+            lost = async { match s.lease.as_mut() { Some(lease) => lease.lost().await, None => std::future::pending().await } }, if s.lease.is_some() => {
+                // Every end of the renewal is a loss (deadline, another holder, a dead
+                // task): another instance may already be leading, so publish nothing more.
                 s.lease = None;
-                if let Ok(Err(e)) = lost {
-                    // Another instance may already be leading: publish nothing more.
-                    s.cancel.cancel();
-                    s.sink_tasks.abort_all();
-                    failure.get_or_insert(AppError::Failed(e.into()));
-                    break;
-                }
+                s.cancel.cancel();
+                s.sink_tasks.abort_all();
+                failure.get_or_insert(AppError::Failed(lost.into()));
+                break;
             }
             () = async { if let Some(g) = grace.as_mut() { g.await } }, if grace.is_some() => {
                 failure.get_or_insert(grace_ran_out(s.grace, &s.gauges));
@@ -392,6 +404,11 @@ async fn supervise(
                 }
             }
         }
+    }
+    if let Some(lease) = s.lease.take() {
+        // Nothing publishes any more: hand the lease over now, not a lease duration later.
+        s.sink_tasks.shutdown().await;
+        lease.release().await;
     }
     failure.map_or(Ok(()), Err)
 }

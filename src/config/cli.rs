@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use kubebridge_sinks::{Format, KeyMode};
 
 use super::merge::{self, CommandLineOnly, Layer, RouteFlags, SinkLayer};
-use super::{ClusterConfig, Command, InitialState, LeaderElection, SimOptions, values};
+use super::{ClusterConfig, Command, InitialState, LeaderElection, Limits, SimOptions, values};
 use crate::leader::LeaseConfig;
 use crate::queue::Overflow;
 
@@ -189,9 +189,74 @@ struct StreamArgs {
     serve_cache: bool,
     #[command(flatten)]
     leader: LeaderArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// Cluster name stamped on every notification (default: the kubeconfig context's cluster).
     #[arg(long, value_name = "NAME")]
     cluster_name: Option<String>,
+}
+
+/// Bounds on what a misbehaving API server or endpoint client can make kubebridge wait
+/// for or read (see README, "Failure behaviour").
+#[derive(Debug, Args)]
+struct LimitArgs {
+    /// Drop and resume a watch that hears nothing, not even a bookmark, for this long
+    /// (default 5m); also bounds a LIST or watch request whose answer stops arriving.
+    #[arg(long, value_parser = values::timeout, value_name = "DURATION")]
+    watch_idle_timeout: Option<Duration>,
+    /// With --watch-list: fall back to LIST when the initial state has not ended within
+    /// this (default 60s).
+    #[arg(long, value_parser = values::timeout, value_name = "DURATION")]
+    watch_list_initial_timeout: Option<Duration>,
+    /// The longest watch line (one object) read (default 16MiB); a longer one is counted
+    /// and reconciled by a relist.
+    #[arg(long, value_parser = values::byte_size, value_name = "SIZE")]
+    max_object_bytes: Option<usize>,
+    /// The largest LIST page read (default 1GiB); a larger one is an error, retried with
+    /// backoff: lower --page-size or raise this.
+    #[arg(long, value_parser = values::byte_size, value_name = "SIZE")]
+    max_page_bytes: Option<usize>,
+    /// Time a --metrics-addr client has to send a request head, also between keep-alive
+    /// requests (default 10s).
+    #[arg(long, value_parser = values::timeout, value_name = "DURATION")]
+    metrics_header_timeout: Option<Duration>,
+    /// The longest one connection to --metrics-addr may live (default 2m).
+    #[arg(long, value_parser = values::timeout, value_name = "DURATION")]
+    metrics_connection_timeout: Option<Duration>,
+    /// Connections to --metrics-addr served in full at once (default 64).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000), value_name = "N")]
+    metrics_max_connections: Option<u32>,
+    /// Further connections answered for /healthz and /readyz only (default 8); past both
+    /// limits a new connection is closed at once.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=1_000), value_name = "N")]
+    metrics_probe_connections: Option<u32>,
+}
+
+impl LimitArgs {
+    /// These flags over the defaults.
+    fn limits(&self) -> Limits {
+        let d = Limits::default();
+        Limits {
+            watch_idle_timeout: self.watch_idle_timeout.unwrap_or(d.watch_idle_timeout),
+            watch_list_initial_timeout: self
+                .watch_list_initial_timeout
+                .unwrap_or(d.watch_list_initial_timeout),
+            max_object_bytes: self.max_object_bytes.unwrap_or(d.max_object_bytes),
+            max_page_bytes: self.max_page_bytes.unwrap_or(d.max_page_bytes),
+            metrics_header_timeout: self
+                .metrics_header_timeout
+                .unwrap_or(d.metrics_header_timeout),
+            metrics_connection_timeout: self
+                .metrics_connection_timeout
+                .unwrap_or(d.metrics_connection_timeout),
+            metrics_max_connections: self
+                .metrics_max_connections
+                .map_or(d.metrics_max_connections, |n| n as usize),
+            metrics_probe_connections: self
+                .metrics_probe_connections
+                .map_or(d.metrics_probe_connections, |n| n as usize),
+        }
+    }
 }
 
 /// The command line's route: which namespaces, which objects, which sinks.
@@ -448,6 +513,7 @@ impl StreamArgs {
             once: self.once,
             watch_list: self.watch_list,
             page_size: self.page_size,
+            limits: self.limits.limits(),
             leader_election: self
                 .leader
                 .leader_elect

@@ -11,7 +11,7 @@ use kubebridge_sinks::{Format, KeyMode, SinkOptions};
 
 use super::file::FileConfig;
 use super::{
-    COMMAND_LINE_ROUTE, InitialState, LeaderElection, NamespaceScope, Route, StreamConfig,
+    COMMAND_LINE_ROUTE, InitialState, LeaderElection, Limits, NamespaceScope, Route, StreamConfig,
     default_queue_capacity, default_shutdown_grace,
 };
 use crate::queue::Overflow;
@@ -120,6 +120,8 @@ pub(crate) struct CommandLineOnly {
     pub page_size: Option<u32>,
     /// `--leader-elect` and its settings.
     pub leader_election: Option<LeaderElection>,
+    /// `--watch-idle-timeout`, `--max-object-bytes`, `--metrics-max-connections`, ...
+    pub limits: Limits,
 }
 
 /// The command line's route (RESOURCE... with `-n`/`-A`, selectors and `--sink`); its
@@ -202,6 +204,7 @@ pub(crate) fn merge(
         metrics_addr: layer.metrics_addr,
         serve_cache,
         leader_election: only.leader_election,
+        limits: only.limits,
     };
     Ok(Merged {
         stream,

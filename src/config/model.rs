@@ -71,6 +71,49 @@ pub struct StreamConfig {
     pub serve_cache: bool,
     /// Run only while holding a Lease (`--leader-elect`).
     pub leader_election: Option<LeaderElection>,
+    /// Bounds on what a misbehaving API server or client can make kubebridge wait for or
+    /// read.
+    pub limits: Limits,
+}
+
+/// Bounds that keep a misbehaving API server or endpoint client from stalling kubebridge
+/// or swamping its memory. Each default is named where it is defined: the reflector's in
+/// `informer/reflector.rs`, the endpoints' in `endpoints.rs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Drop and resume a watch that hears nothing, not even a bookmark, for this long.
+    pub watch_idle_timeout: Duration,
+    /// With watch-list: fall back to LIST when the initial state has not ended by then.
+    pub watch_list_initial_timeout: Duration,
+    /// The longest watch line (one object) read.
+    pub max_object_bytes: usize,
+    /// The largest LIST page read.
+    pub max_page_bytes: usize,
+    /// Time a `--metrics-addr` client has to send a request head.
+    pub metrics_header_timeout: Duration,
+    /// The longest a connection to `--metrics-addr` may live.
+    pub metrics_connection_timeout: Duration,
+    /// Connections to `--metrics-addr` served in full at once.
+    pub metrics_max_connections: usize,
+    /// Further connections answered for `/healthz` and `/readyz` only.
+    pub metrics_probe_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let reflector = crate::informer::ReflectorConfig::default();
+        let endpoints = crate::endpoints::EndpointsConfig::default();
+        Limits {
+            watch_idle_timeout: reflector.watch_idle_timeout,
+            watch_list_initial_timeout: reflector.watch_list_initial_timeout,
+            max_object_bytes: reflector.max_object_bytes,
+            max_page_bytes: reflector.max_page_bytes,
+            metrics_header_timeout: endpoints.header_read_timeout,
+            metrics_connection_timeout: endpoints.connection_timeout,
+            metrics_max_connections: endpoints.max_connections,
+            metrics_probe_connections: endpoints.probe_connections,
+        }
+    }
 }
 
 /// One route: these resources, in this scope, with these selectors, to these sinks.
@@ -199,6 +242,7 @@ impl StreamConfig {
             metrics_addr: None,
             serve_cache: false,
             leader_election: None,
+            limits: Limits::default(),
         }
     }
 }

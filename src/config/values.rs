@@ -107,6 +107,47 @@ pub fn kafka_property(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// A duration that must not be zero (a timeout of zero would fire at once).
+pub fn timeout(s: &str) -> Result<Duration, String> {
+    match duration(s)? {
+        d if d.is_zero() => Err(format!(
+            "{s:?}: a timeout must be longer than 0; write it like 10s or 5m"
+        )),
+        d => Ok(d),
+    }
+}
+
+/// A size in bytes: a whole number with an optional unit, `KiB`, `MiB` or `GiB` (powers
+/// of 1024; `K`, `M`, `G` and `KB`, `MB`, `GB` are read the same way), at least 1 KiB and
+/// at most 64 GiB.
+pub fn byte_size(s: &str) -> Result<usize, String> {
+    const KIB: u64 = 1024;
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits);
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => KIB,
+        "m" | "mb" | "mib" => KIB * KIB,
+        "g" | "gb" | "gib" => KIB * KIB * KIB,
+        _ => 0,
+    };
+    let bytes = number
+        .parse::<u64>()
+        .ok()
+        .filter(|_| scale > 0)
+        .and_then(|n| n.checked_mul(scale));
+    match bytes {
+        Some(b) if (KIB..=64 * KIB * KIB * KIB).contains(&b) => {
+            usize::try_from(b).map_err(|_| format!("{s:?}: too large for this machine"))
+        }
+        Some(_) => Err(format!("{s:?}: a size between 1KiB and 64GiB")),
+        None => Err(format!(
+            "{s:?}: write a size like 16MiB, 512KiB or 1GiB (a whole number, optionally with KiB, MiB or GiB)"
+        )),
+    }
+}
+
 /// At least 1.
 pub fn positive(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
@@ -233,6 +274,28 @@ pub fn log_level(s: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_sizes_and_timeouts_are_bounded_and_say_what_is_wrong() {
+        assert_eq!(byte_size("16MiB"), Ok(16 << 20));
+        assert_eq!(byte_size("1g"), Ok(1 << 30));
+        assert_eq!(byte_size("2048"), Ok(2048));
+        for bad in [
+            "",
+            "12",
+            "1.5MiB",
+            "-1",
+            "16XB",
+            "65GiB",
+            "99999999999999999999",
+        ] {
+            let e = byte_size(bad).expect_err(bad);
+            assert!(e.contains(&format!("{bad:?}")) && !e.contains('\n'), "{e}");
+        }
+        assert_eq!(timeout("5m"), Ok(Duration::from_secs(300)));
+        assert!(timeout("0").expect_err("zero").contains("longer than 0"));
+        assert!(timeout("300000000000y").is_err());
+    }
 
     #[test]
     fn durations_are_bounded() {
