@@ -148,6 +148,67 @@ fn rows() -> Vec<Row> {
             2,
             "Bad_NS",
         ),
+        // The fault limits' durations and sizes.
+        row(
+            &["watch", "pods", "--watch-idle-timeout", "0"],
+            2,
+            "--watch-idle-timeout",
+        ),
+        row(
+            &["watch", "pods", "--watch-idle-timeout", "300000000000y"],
+            2,
+            "--watch-idle-timeout",
+        ),
+        row(
+            &["watch", "pods", "--watch-list-initial-timeout", "-5s"],
+            2,
+            "--watch-list-initial-timeout",
+        ),
+        row(
+            &["watch", "pods", "--metrics-header-timeout", "soon"],
+            2,
+            "--metrics-header-timeout",
+        ),
+        row(
+            &[
+                "watch",
+                "pods",
+                "--metrics-connection-timeout",
+                "99999999999999999999s",
+            ],
+            2,
+            "--metrics-connection-timeout",
+        ),
+        row(
+            &["watch", "pods", "--max-object-bytes", "1TiB"],
+            2,
+            "--max-object-bytes",
+        ),
+        row(
+            &["watch", "pods", "--max-page-bytes", "-1"],
+            2,
+            "--max-page-bytes",
+        ),
+        row(
+            &[
+                "watch",
+                "pods",
+                "--max-page-bytes",
+                "99999999999999999999999",
+            ],
+            2,
+            "--max-page-bytes",
+        ),
+        row(
+            &["watch", "pods", "--metrics-max-connections", "0"],
+            2,
+            "--metrics-max-connections",
+        ),
+        row(
+            &["watch", "pods", "--metrics-probe-connections", "-1"],
+            2,
+            "--metrics-probe-connections",
+        ),
         // Numbers: zero, negative, overflowing, beyond the largest accepted.
         row(&["watch", "pods", "--page-size", "0"], 2, "--page-size"),
         row(&["watch", "pods", "--page-size", "-5"], 2, "--page-size"),

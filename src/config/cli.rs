@@ -202,33 +202,33 @@ struct StreamArgs {
 struct LimitArgs {
     /// Drop and resume a watch that hears nothing, not even a bookmark, for this long
     /// (default 5m); also bounds a LIST or watch request whose answer stops arriving.
-    #[arg(long, value_parser = values::timeout, value_name = "DURATION")]
+    #[arg(long, value_parser = values::timeout, value_name = "DURATION", allow_hyphen_values = true)]
     watch_idle_timeout: Option<Duration>,
     /// With --watch-list: fall back to LIST when the initial state has not ended within
     /// this (default 60s).
-    #[arg(long, value_parser = values::timeout, value_name = "DURATION")]
+    #[arg(long, value_parser = values::timeout, value_name = "DURATION", allow_hyphen_values = true)]
     watch_list_initial_timeout: Option<Duration>,
     /// The longest watch line (one object) read (default 16MiB); a longer one is counted
     /// and reconciled by a relist.
-    #[arg(long, value_parser = values::byte_size, value_name = "SIZE")]
+    #[arg(long, value_parser = values::byte_size, value_name = "SIZE", allow_hyphen_values = true)]
     max_object_bytes: Option<usize>,
     /// The largest LIST page read (default 1GiB); a larger one is an error, retried with
     /// backoff: lower --page-size or raise this.
-    #[arg(long, value_parser = values::byte_size, value_name = "SIZE")]
+    #[arg(long, value_parser = values::byte_size, value_name = "SIZE", allow_hyphen_values = true)]
     max_page_bytes: Option<usize>,
     /// Time a --metrics-addr client has to send a request head, also between keep-alive
     /// requests (default 10s).
-    #[arg(long, value_parser = values::timeout, value_name = "DURATION")]
+    #[arg(long, value_parser = values::timeout, value_name = "DURATION", allow_hyphen_values = true)]
     metrics_header_timeout: Option<Duration>,
     /// The longest one connection to --metrics-addr may live (default 2m).
-    #[arg(long, value_parser = values::timeout, value_name = "DURATION")]
+    #[arg(long, value_parser = values::timeout, value_name = "DURATION", allow_hyphen_values = true)]
     metrics_connection_timeout: Option<Duration>,
     /// Connections to --metrics-addr served in full at once (default 64).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000), value_name = "N")]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000), value_name = "N", allow_negative_numbers = true)]
     metrics_max_connections: Option<u32>,
     /// Further connections answered for /healthz and /readyz only (default 8); past both
     /// limits a new connection is closed at once.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=1_000), value_name = "N")]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=1_000), value_name = "N", allow_negative_numbers = true)]
     metrics_probe_connections: Option<u32>,
 }
 
