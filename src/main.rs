@@ -71,24 +71,6 @@ fn first_line(text: &str) -> &str {
         .unwrap_or_default()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("cannot use kubeconfig k: {0}")]
-    struct Outer(#[source] Inner);
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("line 3: bad\n 2 |   token: s3cret\n 3 | : [")]
-    struct Inner;
-
-    #[test]
-    fn one_line_without_the_parsers_snippet() {
-        assert_eq!(chain(&Outer(Inner)), "cannot use kubeconfig k: line 3: bad");
-    }
-}
-
 /// Logs go to stderr, never to stdout, which carries the JSON lines. A RUST_LOG that
 /// does not parse is not fatal (the environment is often shared with other programs):
 /// one warning names it, and `--log-level` applies.
@@ -156,5 +138,23 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot use kubeconfig k: {0}")]
+    struct Outer(#[source] Inner);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("line 3: bad\n 2 |   token: s3cret\n 3 | : [")]
+    struct Inner;
+
+    #[test]
+    fn one_line_without_the_parsers_snippet() {
+        assert_eq!(chain(&Outer(Inner)), "cannot use kubeconfig k: line 3: bad");
     }
 }
