@@ -922,29 +922,7 @@ mod tests {
         let overflow = r#"kubebridge_sink_dropped_total{reason="overflow",sink="nats"}"#;
         let permanent = r#"kubebridge_sink_dropped_total{reason="permanent",sink="nats"}"#;
         assert_eq!(sample(&metrics.render(), overflow), Some(0.0));
-        let note = |name: &str| {
-            Arc::new(Notification {
-                event_type: kubebridge_sinks::EventType::Added,
-                origin: kubebridge_sinks::Origin::Watch,
-                time: SystemTime::now(),
-                cluster: None,
-                resource: Arc::new(kubebridge_sinks::ResourceId {
-                    group: String::new(),
-                    version: "v1".into(),
-                    resource: "pods".into(),
-                    kind: "Pod".into(),
-                }),
-                namespace: None,
-                name: name.into(),
-                uid: name.into(),
-                resource_version: "1".into(),
-                object: Arc::from(
-                    serde_json::value::RawValue::from_string("{}".into()).expect("json"),
-                ),
-                old_object: None,
-                snapshot: None,
-            })
-        };
+        let note = |name: &str| note_at(name, SystemTime::now());
         for name in ["a", "b", "c"] {
             tx.send(note(name)).await.expect("open");
         }

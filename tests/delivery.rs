@@ -9,7 +9,7 @@ use std::time::Duration;
 use kubebridge_testkit::brokers::{PrivateNats, STARTUP, free_port, tansu_broker, wait_listening};
 use kubebridge_testkit::consume::{Message, jetstream_count, jetstream_messages, kafka_messages};
 use kubebridge_testkit::harness::{Harness, Running, WAIT, output, wait_until, wait_until_async};
-use kubebridge_testkit::http;
+use kubebridge_testkit::http::{get_text as get, sample};
 use serde_json::{Value, json};
 
 /// `uid:resourceVersion:TYPE`, the id kubebridge gives the notification of this change.
@@ -310,20 +310,6 @@ async fn a_grace_that_runs_out_says_how_much_was_undelivered() {
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("shutdown grace of 2s ran out"), "{stderr}");
     assert!(stderr.contains("undelivered"), "{stderr}");
-}
-
-/// GETs `path` from 127.0.0.1:`port`: (status code, body). `None` if nothing listens yet.
-async fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let response = http::try_get(http::local(port), path).await.ok()?;
-    Some((response.status, response.text()))
-}
-
-/// The value of the sample `series` (labels exactly as exposed), if present.
-fn sample(metrics: &str, series: &str) -> Option<f64> {
-    metrics.lines().find_map(|l| {
-        l.strip_prefix(series)
-            .and_then(|rest| rest.trim().parse().ok())
-    })
 }
 
 /// The last line kubebridge wrote to stderr: its exit message.

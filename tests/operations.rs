@@ -7,22 +7,8 @@ use std::time::Duration;
 use kubebridge_sim::Failure;
 use kubebridge_testkit::brokers::{PrivateNats, free_port};
 use kubebridge_testkit::harness::{Harness, Running, WAIT, brief, wait_until};
-use kubebridge_testkit::http;
+use kubebridge_testkit::http::{self, get_text as get, sample};
 use serde_json::json;
-
-/// GETs `path` from 127.0.0.1:`port`: (status code, body). `None` if nothing listens yet.
-async fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let response = http::try_get(http::local(port), path).await.ok()?;
-    Some((response.status, response.text()))
-}
-
-/// The value of the sample `name{labels}` (labels exactly as exposed), if present.
-fn sample(metrics: &str, series: &str) -> Option<f64> {
-    metrics.lines().find_map(|l| {
-        l.strip_prefix(series)
-            .and_then(|rest| rest.trim().parse().ok())
-    })
-}
 
 async fn scrape(port: u16) -> String {
     get(port, "/metrics").await.expect("metrics answer").1
