@@ -7,7 +7,7 @@ use std::time::Duration;
 use kubebridge_sim::Failure;
 use kubebridge_testkit::brokers::{PrivateNats, free_port};
 use kubebridge_testkit::harness::{Harness, Running, WAIT, brief, wait_until};
-use kubebridge_testkit::http::{self, get_text as get, sample};
+use kubebridge_testkit::http::{get_text as get, sample};
 use serde_json::json;
 
 async fn scrape(port: u16) -> String {
