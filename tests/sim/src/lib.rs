@@ -43,7 +43,7 @@ mod watch;
 pub use config::SimConfig;
 pub use continue_token::ContinueToken;
 pub use error::SimError;
-pub use faults::{Failure, Faults};
+pub use faults::{Failure, Faults, Rule, WatchLine};
 pub use merge_patch::merge_patch;
 pub use serve::{ServeError, serve};
 pub use server::Sim;
