@@ -7,7 +7,9 @@
 //! for an object that exists; a DELETED for one that existed and is gone. Intermediate
 //! states may be missing (a relist after 410 Gone reports only what changed across the
 //! gap, as client-go does) and states may arrive more than once (duplicates are counted,
-//! not failed).
+//! not failed). And every incarnation (uid) a sink announced that is not the final one
+//! must be closed by a DELETED of that uid: a delete is never skipped, even when the
+//! object was recreated under the same name.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -89,6 +91,8 @@ pub struct Report {
     pub final_states_ok: usize,
     /// Objects gone at the end whose last notification is a DELETED.
     pub deletes_ok: usize,
+    /// Incarnations (uids) announced and later replaced or gone whose DELETED arrived.
+    pub incarnations_closed: usize,
     /// Objects gone at the end that the sink never heard of (created and deleted within
     /// a gap the API server compacted away): nothing to deliver, counted.
     pub never_seen: usize,
@@ -112,12 +116,13 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}: notifications={} duplicates={} final_states_ok={} deletes_ok={} never_seen={} known_gap={} lost={}",
+            "{}: notifications={} duplicates={} final_states_ok={} deletes_ok={} incarnations_closed={} never_seen={} known_gap={} lost={}",
             self.sink,
             self.notifications,
             self.duplicates,
             self.final_states_ok,
             self.deletes_ok,
+            self.incarnations_closed,
             self.never_seen,
             self.known_gap.len(),
             self.lost.len()
@@ -127,6 +132,9 @@ impl fmt::Display for Report {
         }
         if self.lost.len() > 20 {
             write!(f, "\n  ... and {} more", self.lost.len() - 20)?;
+        }
+        for g in self.known_gap.iter().take(10) {
+            write!(f, "\n  KNOWN GAP (deleted while kubebridge was down) {g}")?;
         }
         Ok(())
     }
@@ -151,6 +159,8 @@ pub fn check(
     };
     let mut last: BTreeMap<Key, Delivered> = BTreeMap::new();
     let mut seen: BTreeSet<(Key, String, String, bool)> = BTreeSet::new();
+    // uid -> (key, whether a DELETED of it arrived)
+    let mut incarnations: BTreeMap<String, (Key, bool)> = BTreeMap::new();
     for n in notifications {
         let k = notification_key(n);
         let d = Delivered {
@@ -169,7 +179,26 @@ pub fn check(
         )) {
             report.duplicates += 1;
         }
+        let inc = incarnations
+            .entry(d.uid.clone())
+            .or_insert_with(|| (k.clone(), false));
+        inc.1 |= d.deleted;
         last.insert(k, d);
+    }
+    for (uid, (k, deleted)) in &incarnations {
+        let is_final = final_states.get(k).is_some_and(|p| &p.uid == uid);
+        match (is_final, deleted) {
+            (true, _) => {}
+            (false, true) => report.incarnations_closed += 1,
+            // The last state of a gone object is judged below, once per key.
+            (false, false) if last.get(k).is_some_and(|d| &d.uid == uid) => {}
+            (false, false) if known_gap.contains(k) => {
+                report.known_gap.push(format!("{k} uid {uid}"))
+            }
+            (false, false) => report.lost.push(format!(
+                "{k}: uid {uid} was replaced or deleted, its DELETED never arrived"
+            )),
+        }
     }
     for (k, want) in final_states {
         match last.get(k) {
@@ -242,6 +271,7 @@ mod tests {
             n("DELETED", "c", "u3", 6),
             n("ADDED", "c", "u4", 7), // deleted and recreated with a new uid
         ];
+        let skipped_delete = [n("ADDED", "c", "u3", 5), n("ADDED", "c", "u4", 7)];
         let finals = BTreeMap::from([
             (key("configmaps", "ns", "a"), present("u1", 3)),
             (key("configmaps", "ns", "c"), present("u4", 7)),
@@ -249,6 +279,21 @@ mod tests {
         let r = check("t", &delivered, &finals, &BTreeSet::new(), &BTreeSet::new());
         assert!(r.passed(), "{r}");
         assert_eq!((r.final_states_ok, r.deletes_ok, r.duplicates), (2, 1, 1));
+        assert_eq!(r.incarnations_closed, 2);
+
+        let finals = BTreeMap::from([(key("configmaps", "ns", "c"), present("u4", 7))]);
+        let r = check(
+            "t",
+            &skipped_delete,
+            &finals,
+            &BTreeSet::new(),
+            &BTreeSet::new(),
+        );
+        assert_eq!(
+            r.lost.len(),
+            1,
+            "a recreate without the old uid's DELETED: {r}"
+        );
     }
 
     #[test]
