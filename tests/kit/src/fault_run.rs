@@ -566,8 +566,11 @@ impl Kubebridge {
             .path()
             .join(format!("kubebridge-{}.log", self.started));
         let text = std::fs::read_to_string(log).unwrap_or_default();
-        let start = text.len().saturating_sub(4000);
-        text[text.floor_char_boundary(start)..].to_string()
+        let mut start = text.len().saturating_sub(4000);
+        while !text.is_char_boundary(start) {
+            start -= 1;
+        }
+        text[start..].to_string()
     }
 
     fn notifications(&self) -> Vec<Value> {
