@@ -14,14 +14,16 @@ use kubebridge_testkit::fault_run::{RunConfig, run};
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
-    let seconds = std::env::var("KUBEBRIDGE_FAULT_BENCH_SECONDS")
+    let configured: Option<u64> = std::env::var("KUBEBRIDGE_FAULT_BENCH_SECONDS")
         .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(if full { 120 } else { 10 });
-    println!(
-        "kubebridge fault-run benchmark ({} run, {seconds} s of churn and faults)",
-        if full { "full" } else { "smoke" }
-    );
+        .and_then(|s| s.parse().ok());
+    let seconds = configured.unwrap_or(if full { 120 } else { 10 });
+    let size = match (configured, full) {
+        (Some(_), _) => "configured",
+        (None, true) => "full",
+        (None, false) => "smoke",
+    };
+    println!("kubebridge fault-run benchmark ({size} run, {seconds} s of churn and faults)");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -93,6 +93,9 @@ pub struct Report {
     pub deletes_ok: usize,
     /// Incarnations (uids) announced and later replaced or gone whose DELETED arrived.
     pub incarnations_closed: usize,
+    /// Objects whose final state predates the scope of a [`check_since`] and of which
+    /// the sink holds nothing: not checked.
+    pub unchecked: usize,
     /// Objects gone at the end that the sink never heard of (created and deleted within
     /// a gap the API server compacted away): nothing to deliver, counted.
     pub never_seen: usize,
@@ -116,7 +119,7 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}: notifications={} duplicates={} final_states_ok={} deletes_ok={} incarnations_closed={} never_seen={} known_gap={} lost={}",
+            "{}: notifications={} duplicates={} final_states_ok={} deletes_ok={} incarnations_closed={} never_seen={} unchecked={} known_gap={} lost={}",
             self.sink,
             self.notifications,
             self.duplicates,
@@ -124,6 +127,7 @@ impl fmt::Display for Report {
             self.deletes_ok,
             self.incarnations_closed,
             self.never_seen,
+            self.unchecked,
             self.known_gap.len(),
             self.lost.len()
         )?;
@@ -151,6 +155,21 @@ pub fn check(
     final_states: &BTreeMap<Key, Present>,
     touched: &BTreeSet<Key>,
     known_gap: &BTreeSet<Key>,
+) -> Report {
+    check_since(sink, notifications, final_states, touched, known_gap, 0)
+}
+
+/// [`check`] for a sink that lost what it held up to resourceVersion `since` (a Kafka
+/// broker restarted without its state): an object whose final state is at or before
+/// `since` and of which the sink holds nothing is not checked (counted as
+/// `unchecked`); everything the sink holds is checked as by [`check`].
+pub fn check_since(
+    sink: &str,
+    notifications: &[Value],
+    final_states: &BTreeMap<Key, Present>,
+    touched: &BTreeSet<Key>,
+    known_gap: &BTreeSet<Key>,
+    since: u64,
 ) -> Report {
     let mut report = Report {
         sink: sink.to_string(),
@@ -217,6 +236,13 @@ pub fn check(
                 d.uid,
                 d.resource_version
             )),
+            None if want
+                .resource_version
+                .parse::<u64>()
+                .is_ok_and(|rv| rv <= since) =>
+            {
+                report.unchecked += 1;
+            }
             None => report.lost.push(format!(
                 "{k}: final state uid {} rv {}, nothing delivered",
                 want.uid, want.resource_version
@@ -312,6 +338,30 @@ mod tests {
         let r = check("t", &delivered, &finals, &BTreeSet::new(), &BTreeSet::new());
         assert_eq!(r.lost.len(), 4, "{r}");
         assert!(!r.passed());
+    }
+
+    #[test]
+    fn a_sink_that_lost_its_state_is_checked_after_the_loss_only() {
+        let delivered = [n("MODIFIED", "b", "u2", 9)];
+        let finals = BTreeMap::from([
+            (key("configmaps", "ns", "a"), present("u1", 3)),
+            (key("configmaps", "ns", "b"), present("u2", 9)),
+            (key("configmaps", "ns", "c"), present("u3", 12)),
+        ]);
+        let r = check_since(
+            "t",
+            &delivered,
+            &finals,
+            &BTreeSet::new(),
+            &BTreeSet::new(),
+            5,
+        );
+        assert_eq!((r.unchecked, r.final_states_ok), (1, 1), "{r}");
+        assert_eq!(
+            r.lost.len(),
+            1,
+            "c changed after the loss and is missing: {r}"
+        );
     }
 
     #[test]

@@ -24,9 +24,11 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Child;
 use tokio::task::JoinHandle;
 
-use crate::brokers::{PrivateNats, STARTUP, wait_listening};
+use crate::brokers::{
+    Broker, Forwarder, PrivateNats, STARTUP, free_port, tansu_broker, wait_listening,
+};
 use crate::checker::{self, Key, Present, Report};
-use crate::consume::jetstream_messages;
+use crate::consume::{jetstream_messages, kafka_messages};
 use crate::envelope::parse_notification;
 use crate::harness::{Harness, kubebridge};
 
@@ -35,6 +37,9 @@ pub const CI_SEED: u64 = 20_261_128;
 
 /// The JetStream stream the run writes to.
 const STREAM: &str = "KB_FAULTS";
+
+/// The Kafka topic the run writes to, when it has a Kafka sink.
+const TOPIC: &str = "kb.faults";
 
 /// The resources churned and watched: (watch argument, resource key, list path).
 const RESOURCES: [(&str, &str, &str); 3] = [
@@ -95,7 +100,9 @@ pub enum Fault {
     EveryWatchGone,
     /// Deletes go on while kubebridge is down; those objects are reported as a known gap.
     DeleteWhileDown,
-    /// The Kafka broker is killed and restarted without its state.
+    /// The Kafka broker (tansu, in memory) is killed and a new one started behind the
+    /// same address, without the old one's state. Enabling it adds a Kafka sink to the
+    /// run, checked from the last restart on ([`checker::check_since`]).
     KafkaBrokerRestart,
 }
 
@@ -169,7 +176,7 @@ pub const PENDING: [(Fault, &str); 5] = [
     ),
     (
         Fault::KafkaBrokerRestart,
-        "issue 8 item 6 (Kafka broker-restart recovery); this run has no Kafka sink yet: add one with it",
+        "issue 8 item 6 (Kafka broker-restart recovery); adds a Kafka sink (tansu) to the run",
     ),
 ];
 
@@ -455,21 +462,13 @@ struct Kubebridge {
 }
 
 impl Kubebridge {
-    fn new(h: Arc<Harness>, jetstream_sink: &str, extra: &[String]) -> Kubebridge {
+    fn new(h: Arc<Harness>, sinks: &[String], extra: &[String]) -> Kubebridge {
         let mut args: Vec<String> = ["watch"].into_iter().map(String::from).collect();
         args.extend(RESOURCES.iter().map(|r| r.0.to_string()));
-        args.extend(
-            [
-                "-A",
-                "--sink",
-                "stdout",
-                "--sink",
-                jetstream_sink,
-                "--initial-state",
-                "emit",
-            ]
-            .map(String::from),
-        );
+        args.extend(["-A", "--sink", "stdout", "--initial-state", "emit"].map(String::from));
+        for sink in sinks {
+            args.extend(["--sink".to_string(), sink.clone()]);
+        }
         args.extend(extra.iter().cloned());
         Kubebridge {
             h,
@@ -589,11 +588,47 @@ pub fn vm_hwm_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// A private tansu behind a [`Forwarder`], so a new broker can take the old one's
+/// address at once (tansu's port stays in TIME_WAIT after a kill).
+struct PrivateKafka {
+    broker: Broker,
+    forwarder: Forwarder,
+    /// The resourceVersion when the last broker died: what the sink held up to it is gone.
+    lost_up_to: u64,
+}
+
+impl PrivateKafka {
+    async fn start() -> Option<PrivateKafka> {
+        let port = free_port();
+        let broker = tansu_broker(port)?;
+        wait_listening(port, STARTUP).await;
+        Some(PrivateKafka {
+            broker,
+            forwarder: Forwarder::start(port).await,
+            lost_up_to: 0,
+        })
+    }
+
+    fn sink(&self) -> String {
+        format!("kafka://127.0.0.1:{}/{TOPIC}", self.forwarder.port)
+    }
+
+    /// Every message of the topic as notifications, in per-partition offset order (all
+    /// of one object's are in one partition).
+    async fn notifications(&self) -> Vec<Value> {
+        let brokers = format!("127.0.0.1:{}", self.forwarder.port);
+        let mut msgs = kafka_messages(&brokers, TOPIC, usize::MAX, Duration::from_secs(5)).await;
+        msgs.sort_by_key(|m| (m.partition, m.offset));
+        msgs.iter().map(|m| m.notification()).collect()
+    }
+}
+
 /// Everything a fault acts on.
 struct World {
     h: Arc<Harness>,
     nats: PrivateNats,
     nats_port: u16,
+    kafka: Option<PrivateKafka>,
     kb: Kubebridge,
     ctl: Arc<ChurnControl>,
 }
@@ -666,8 +701,26 @@ impl World {
                 faults.expire_every_watch(false);
                 format!("for {:.1}s", d.as_secs_f64())
             }
-            // Switches, not events: they act through KubebridgeRestart and the sinks.
-            Fault::DeleteWhileDown | Fault::KafkaBrokerRestart => "not an event".into(),
+            Fault::KafkaBrokerRestart => {
+                let Some(kafka) = self.kafka.as_mut() else {
+                    return "no Kafka sink".into();
+                };
+                let outage = rng.millis(500, 4000);
+                kafka.broker.kill();
+                kafka.lost_up_to = self.h.sim.resource_version();
+                tokio::time::sleep(outage).await;
+                let port = free_port();
+                kafka.broker = tansu_broker(port).expect("tansu was found at the start");
+                wait_listening(port, STARTUP).await;
+                kafka.forwarder.set_backend(port);
+                format!(
+                    "down {:.1}s, state lost up to rv {}",
+                    outage.as_secs_f64(),
+                    kafka.lost_up_to
+                )
+            }
+            // A switch, not an event: it acts through KubebridgeRestart.
+            Fault::DeleteWhileDown => "not an event".into(),
         }
     }
 }
@@ -713,12 +766,18 @@ pub async fn run(config: RunConfig) -> Option<RunReport> {
         delete_while_down: config.faults.contains(&Fault::DeleteWhileDown),
         ..ChurnControl::default()
     });
-    let sink = nats.jetstream_sink(STREAM);
+    let kafka = match config.faults.contains(&Fault::KafkaBrokerRestart) {
+        true => Some(PrivateKafka::start().await?),
+        false => None,
+    };
+    let mut sinks = vec![nats.jetstream_sink(STREAM)];
+    sinks.extend(kafka.as_ref().map(PrivateKafka::sink));
     let mut world = World {
-        kb: Kubebridge::new(h.clone(), &sink, &config.extra_args),
+        kb: Kubebridge::new(h.clone(), &sinks, &config.extra_args),
         h: h.clone(),
         nats,
         nats_port,
+        kafka,
         ctl: ctl.clone(),
     };
     let mut report = RunReport {
@@ -740,7 +799,7 @@ pub async fn run(config: RunConfig) -> Option<RunReport> {
         .faults
         .iter()
         .copied()
-        .filter(|f| !matches!(f, Fault::DeleteWhileDown | Fault::KafkaBrokerRestart))
+        .filter(|f| *f != Fault::DeleteWhileDown)
         .collect();
     while t0.elapsed() < config.duration {
         tokio::time::sleep(rng.millis(1000, 3500)).await;
@@ -775,6 +834,13 @@ pub async fn run(config: RunConfig) -> Option<RunReport> {
         checker::check("jetstream", &msgs, &finals, &touched, &gap)
     })
     .await;
+    if let Some(kafka) = &world.kafka {
+        converge(|| async {
+            let msgs = kafka.notifications().await;
+            checker::check_since("kafka", &msgs, &finals, &touched, &gap, kafka.lost_up_to)
+        })
+        .await;
+    }
     report.catch_up = caught_up.elapsed();
 
     world.kb.stop().await;
