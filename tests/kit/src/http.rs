@@ -229,6 +229,28 @@ impl Watch {
             .expect("watch event within 10s")
     }
 
+    /// Next line as sent, newline removed, JSON or not, within `d`: Err on timeout,
+    /// Ok(None) at end of stream. For streams a fault made malformed.
+    #[allow(clippy::result_unit_err)] // The only error is "nothing came", said by the name.
+    pub async fn next_raw_within(&mut self, d: Duration) -> Result<Option<Vec<u8>>, ()> {
+        let deadline = tokio::time::Instant::now() + d;
+        loop {
+            if let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
+                let mut line: Vec<u8> = self.buf.drain(..=pos).collect();
+                line.pop();
+                return Ok(Some(line));
+            }
+            if self.ended {
+                return Ok(None);
+            }
+            match tokio::time::timeout_at(deadline, read_chunk(&mut self.r)).await {
+                Err(_) => return Err(()),
+                Ok(Some(c)) => self.buf.extend_from_slice(&c),
+                Ok(None) => self.ended = true,
+            }
+        }
+    }
+
     /// Next event within `d`: Err on timeout, Ok(None) at end of stream.
     #[allow(clippy::result_unit_err)] // The only error is "nothing came", said by the name.
     pub async fn next_within(&mut self, d: Duration) -> Result<Option<Value>, ()> {

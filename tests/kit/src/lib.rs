@@ -9,14 +9,18 @@
 //! - [`publish`]: notifications to hand a sink directly, and kubebridge's retry loop;
 //! - [`consume`]: reading messages back from Kafka and JetStream;
 //! - [`http`]: one raw HTTP/1.1 client, watch streams included;
-//! - [`kubectl`]: the real kubectl, run against a kubeconfig with a time limit.
+//! - [`kubectl`]: the real kubectl, run against a kubeconfig with a time limit;
+//! - [`checker`]: per object, the last state a sink delivered against the final state;
+//! - [`fault_run`]: the randomized fault run (churn, faults, kubebridge, sinks, checker).
 //!
 //! Tests panic on what they did not expect, so the helpers here do too.
 #![allow(clippy::unwrap_used)]
 
 pub mod brokers;
+pub mod checker;
 pub mod consume;
 pub mod envelope;
+pub mod fault_run;
 pub mod harness;
 pub mod http;
 pub mod kubectl;

@@ -1,4 +1,9 @@
-//! Fault injection (dropped watches, compaction, delays, failures, RBAC denials) and per-verb request counters.
+//! Fault injection and per-verb request counters.
+//!
+//! Faults act on requests (delays, injected failures, RBAC denials, per-resource rules
+//! that hang or answer a status), on watch streams (drops, silence, 410 on every watch,
+//! injected lines, watch-list requests served as plain watches) and on the store
+//! (compaction, a restart that loses the watch cache).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -19,12 +24,60 @@ pub enum Failure {
     },
 }
 
+/// A line that is not a well-formed watch event, for [`Faults::inject_watch_line`] and
+/// [`Faults::poison_watches`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchLine {
+    /// `this is not JSON`: a line no decoder accepts.
+    Garbage,
+    /// A well-formed `MODIFIED` event whose object has a kind and apiVersion but no
+    /// `metadata` (no name, no resourceVersion).
+    NoMetadata,
+    /// A `MODIFIED` event of about `bytes` bytes (an object with one huge annotation),
+    /// sent in 64 KiB chunks so the line arrives piecemeal, newline last.
+    Oversized {
+        /// The approximate length of the line.
+        bytes: usize,
+    },
+}
+
+/// What requests on one resource get from [`Faults::set_rule`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// The request is read and then never answered until the rule is cleared (then it
+    /// is served normally, as a server that was stuck and recovered).
+    Hang,
+    /// The request is answered with this HTTP status and a metav1.Status body
+    /// (503 ServiceUnavailable, 500 InternalError, 504 Timeout, ...).
+    Status(u16),
+}
+
 #[derive(Default)]
 struct FaultState {
     delay: Duration,
     pending: VecDeque<Failure>,
     forbidden: BTreeSet<(String, String)>,
     counts: BTreeMap<(String, String), u64>,
+    rules: BTreeMap<String, Rule>,
+    every_watch_gone: bool,
+    poison: Option<WatchLine>,
+    ignore_send_initial_events: bool,
+}
+
+/// What a watch stream reads from the fault hooks when it starts.
+pub(crate) struct WatchFaults {
+    /// Ends the stream when it changes ([`Faults::drop_watches`]).
+    pub(crate) drop_signal: tokio::sync::watch::Receiver<u64>,
+    /// True while watches are silenced ([`Faults::silence_watches`]).
+    pub(crate) silence: tokio::sync::watch::Receiver<bool>,
+    /// Lines to send on this stream as they come ([`Faults::inject_watch_line`]).
+    pub(crate) injected: tokio::sync::broadcast::Receiver<WatchLine>,
+    /// A line this stream sends first ([`Faults::poison_watches`]).
+    pub(crate) poison: Option<WatchLine>,
+    /// Whether this watch is answered with a 410 ERROR event ([`Faults::expire_every_watch`]).
+    pub(crate) gone: bool,
+    /// Whether `sendInitialEvents` is ignored ([`Faults::ignore_send_initial_events`]).
+    pub(crate) ignore_send_initial_events: bool,
 }
 
 /// Fault hooks of a running [`crate::Sim`]; every method acts immediately.
@@ -32,15 +85,25 @@ pub struct Faults {
     state: Mutex<FaultState>,
     store: Arc<Mutex<Store>>,
     drop_tx: tokio::sync::watch::Sender<u64>,
+    silence_tx: tokio::sync::watch::Sender<bool>,
+    inject_tx: tokio::sync::broadcast::Sender<WatchLine>,
+    /// Bumped whenever a rule changes, so hung requests look again.
+    rules_tx: tokio::sync::watch::Sender<u64>,
 }
 
 impl Faults {
     pub(crate) fn new(store: Arc<Mutex<Store>>) -> Faults {
         let (drop_tx, _) = tokio::sync::watch::channel(0);
+        let (silence_tx, _) = tokio::sync::watch::channel(false);
+        let (inject_tx, _) = tokio::sync::broadcast::channel(64);
+        let (rules_tx, _) = tokio::sync::watch::channel(0);
         Faults {
             state: Mutex::new(FaultState::default()),
             store,
             drop_tx,
+            silence_tx,
+            inject_tx,
+            rules_tx,
         }
     }
 
@@ -60,6 +123,67 @@ impl Faults {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .compact_all();
+    }
+
+    /// An API server restart that loses its watch cache: every open watch ends (as
+    /// [`Faults::drop_watches`]) and history is compacted past the current
+    /// resourceVersion (one more commit without an event, as the restarted server's own
+    /// writes), so every resume from a resourceVersion a client holds gets 410 Gone and
+    /// every continue token expires; a client must relist.
+    pub fn restart(&self) {
+        self.store
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .restart();
+        self.drop_watches();
+    }
+
+    /// `on`: every open watch goes silent (no events, no bookmarks, no end: a half-open
+    /// connection), and so does every watch opened while it is on. `off`: watches opened
+    /// from now on are served normally; a stream that went silent stays silent until the
+    /// client closes it or [`Faults::drop_watches`] ends it, as a dead connection does.
+    pub fn silence_watches(&self, on: bool) {
+        self.silence_tx.send_replace(on);
+    }
+
+    /// `on`: every watch request is answered as one from a compacted resourceVersion,
+    /// a 200 stream with one `ERROR` event holding a 410 Expired Status, then the end;
+    /// lists are served normally. `off`: watches are served normally again.
+    pub fn expire_every_watch(&self, on: bool) {
+        self.state().every_watch_gone = on;
+    }
+
+    /// Sends `line` once on every open watch, between two events; returns how many
+    /// watches it went to. Silent watches do not send it.
+    pub fn inject_watch_line(&self, line: WatchLine) -> usize {
+        self.inject_tx.send(line).unwrap_or(0)
+    }
+
+    /// `Some(line)`: every watch opened from now on sends `line` right after its initial
+    /// state or replay, before any live event, so a client that resumes after failing on
+    /// it meets it again (a poisoned position in history). `None` stops it.
+    pub fn poison_watches(&self, line: Option<WatchLine>) {
+        self.state().poison = line;
+    }
+
+    /// Sets (`Some`) or clears (`None`) the rule for every request on `resource`, the
+    /// resource key `plural[.group]` ("leases.coordination.k8s.io", "pods"), whatever
+    /// the verb; discovery is not affected. Requests are still counted.
+    pub fn set_rule(&self, resource: &str, rule: Option<Rule>) {
+        let mut st = self.state();
+        match rule {
+            Some(r) => st.rules.insert(resource.to_string(), r),
+            None => st.rules.remove(resource),
+        };
+        drop(st);
+        self.rules_tx.send_modify(|g| *g += 1);
+    }
+
+    /// `on`: watch requests with `sendInitialEvents` are served as plain watches (the
+    /// parameter and `resourceVersionMatch` ignored: no initial-events-end bookmark), as
+    /// an aggregated API server or a proxy that does not know the WatchList feature.
+    pub fn ignore_send_initial_events(&self, on: bool) {
+        self.state().ignore_send_initial_events = on;
     }
 
     /// Delays every response by `delay` (zero disables).
@@ -86,8 +210,35 @@ impl Faults {
         self.state().delay
     }
 
-    pub(crate) fn drop_signal(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.drop_tx.subscribe()
+    /// The fault hooks a watch starting now follows.
+    pub(crate) fn watch_faults(&self) -> WatchFaults {
+        let st = self.state();
+        WatchFaults {
+            drop_signal: self.drop_tx.subscribe(),
+            silence: self.silence_tx.subscribe(),
+            injected: self.inject_tx.subscribe(),
+            poison: st.poison,
+            gone: st.every_watch_gone,
+            ignore_send_initial_events: st.ignore_send_initial_events,
+        }
+    }
+
+    /// Applies the rule for `resource`, if any: waits while it says hang, and returns the
+    /// error a status rule answers with.
+    pub(crate) async fn apply_rule(&self, resource: &str) -> Option<ApiError> {
+        let mut changed = self.rules_tx.subscribe();
+        loop {
+            let rule = self.state().rules.get(resource).copied();
+            match rule {
+                None => return None,
+                Some(Rule::Status(code)) => return Some(rule_error(code, resource)),
+                Some(Rule::Hang) => {
+                    if changed.changed().await.is_err() {
+                        return None;
+                    }
+                }
+            }
+        }
     }
 
     /// Counts an API request and returns the injected error it must fail with, if any.
@@ -156,4 +307,25 @@ impl Faults {
     pub(crate) fn counts(&self) -> BTreeMap<(String, String), u64> {
         self.state().counts.clone()
     }
+}
+
+/// The error a [`Rule::Status`] answers with, reason and message as the API server's.
+fn rule_error(code: u16, resource: &str) -> ApiError {
+    let (reason, message) = match code {
+        503 => (
+            "ServiceUnavailable",
+            "the server is currently unable to handle the request",
+        ),
+        504 => (
+            "Timeout",
+            "the server was unable to return a response in the time allotted",
+        ),
+        429 => (
+            "TooManyRequests",
+            "Too many requests, please try again later.",
+        ),
+        500 => ("InternalError", "Internal error occurred: injected failure"),
+        _ => ("", "injected failure"),
+    };
+    ApiError::new(code, reason, format!("{message} (injected on {resource})"))
 }

@@ -77,6 +77,9 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     {
         return Err(e);
     }
+    if let Some(e) = shared.faults.apply_rule(&rt.key()).await {
+        return Err(e);
+    }
     let header = |name| {
         req.headers()
             .get(name)
@@ -316,7 +319,7 @@ fn watch_response(
     };
     let ctx = WatchContext {
         store: shared.store.clone(),
-        drop_signal: shared.faults.drop_signal(),
+        faults: shared.faults.watch_faults(),
         bookmark_interval: shared.config.bookmark_interval,
         watch_list: shared.config.watch_list,
     };

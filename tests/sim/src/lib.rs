@@ -8,7 +8,7 @@
 //! ```text
 //! serve -> server (Sim) -> {http, churn, seed, kubeconfig, shared}
 //! http -> {list, watch, request, response, scale, openapi -> discovery, media, ops}
-//! list -> {watch (Filter), request, response, table, continue_token}
+//! list -> {watch (Filter), request, response, table, continue_token};  watch -> faults (WatchFaults, WatchLine)
 //! churn, seed, scale -> ops -> {store -> resources, merge_patch, ids, time, error}
 //! shared -> {faults -> store, store, config};  media -> table -> time
 //! ```
@@ -43,7 +43,7 @@ mod watch;
 pub use config::SimConfig;
 pub use continue_token::ContinueToken;
 pub use error::SimError;
-pub use faults::{Failure, Faults};
+pub use faults::{Failure, Faults, Rule, WatchLine};
 pub use merge_patch::merge_patch;
 pub use serve::{ServeError, serve};
 pub use server::Sim;

@@ -295,6 +295,14 @@ impl Store {
     }
 
     /// Compacts everything up to the current resourceVersion, like `etcdctl compact`.
+    /// A restart that loses the watch cache: one commit without an event (the restarted
+    /// server's own writes), then everything up to it compacted, so every
+    /// resourceVersion a client holds is too old to watch from.
+    pub(crate) fn restart(&mut self) {
+        self.rv += 1;
+        self.compact_all();
+    }
+
     pub(crate) fn compact_all(&mut self) {
         self.compacted = self.rv;
         self.list_compacted = self.rv;

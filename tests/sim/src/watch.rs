@@ -10,6 +10,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
 use crate::error::ApiError;
+use crate::faults::{WatchFaults, WatchLine};
 use crate::media::{self, Representation};
 use crate::resources::ResourceType;
 use crate::store::{Event, EventType, Store, StoredObject};
@@ -94,6 +95,36 @@ impl Renderer {
         Bytes::from(out)
     }
 
+    /// An injected line in the chunks it is sent in.
+    fn injected(&self, line: WatchLine, rv: u64) -> Vec<Bytes> {
+        let (kind, api_version) = (self.rt.kind.as_str(), self.rt.api_version());
+        match line {
+            WatchLine::Garbage => vec![Bytes::from_static(b"this is not JSON\n")],
+            WatchLine::NoMetadata => {
+                let event = json!({"type": "MODIFIED", "object": {"kind": kind, "apiVersion": api_version}});
+                let mut out = serde_json::to_vec(&event).expect("JSON values serialize");
+                out.push(b'\n');
+                vec![Bytes::from(out)]
+            }
+            WatchLine::Oversized { bytes } => {
+                const CHUNK: usize = 64 * 1024;
+                let head = format!(
+                    "{{\"type\":\"MODIFIED\",\"object\":{{\"kind\":\"{kind}\",\"apiVersion\":\"{api_version}\",\"metadata\":{{\"name\":\"oversized\",\"namespace\":\"default\",\"resourceVersion\":\"{rv}\",\"annotations\":{{\"big\":\""
+                );
+                let mut chunks = vec![Bytes::from(head)];
+                let filler = Bytes::from(vec![b'x'; CHUNK]);
+                let mut left = bytes;
+                while left > 0 {
+                    let n = left.min(CHUNK);
+                    chunks.push(filler.slice(..n));
+                    left -= n;
+                }
+                chunks.push(Bytes::from_static(b"\"}}}}\n"));
+                chunks
+            }
+        }
+    }
+
     fn bookmark(&self, rv: u64, initial_end: bool) -> Bytes {
         let mut meta = json!({"resourceVersion": rv.to_string()});
         if initial_end {
@@ -118,7 +149,7 @@ enum Start {
 /// Everything a running watch needs from the server.
 pub(crate) struct WatchContext {
     pub(crate) store: Arc<Mutex<Store>>,
-    pub(crate) drop_signal: tokio::sync::watch::Receiver<u64>,
+    pub(crate) faults: WatchFaults,
     pub(crate) bookmark_interval: Duration,
     pub(crate) watch_list: bool,
 }
@@ -128,8 +159,12 @@ pub(crate) fn start(
     ctx: WatchContext,
     rt: Arc<ResourceType>,
     filter: Filter,
-    params: WatchParams,
+    mut params: WatchParams,
 ) -> Result<mpsc::Receiver<Bytes>, ApiError> {
+    if ctx.faults.ignore_send_initial_events {
+        params.send_initial_events = None;
+        params.resource_version_match = None;
+    }
     let send_initial = params.send_initial_events.unwrap_or(false);
     if params.send_initial_events.is_some() && !ctx.watch_list {
         return Err(ApiError::invalid(
@@ -186,6 +221,11 @@ pub(crate) fn start(
         let current = store.resource_version();
         let rx = store.subscribe();
         let start = match requested {
+            _ if ctx.faults.gone => Start::Expired(format!(
+                "too old resource version: {} ({})",
+                requested.unwrap_or(current),
+                current + 1
+            )),
             _ if send_initial => Start::Initial(snapshot(&store, &filter, current)),
             // sendInitialEvents=false explicitly: no synthetic events, start at the most recent state.
             None | Some(0) if params.send_initial_events == Some(false) => {
@@ -241,29 +281,62 @@ fn snapshot(store: &Store, filter: &Filter, at: u64) -> Vec<Arc<StoredObject>> {
     objs
 }
 
-/// Sends one line unless the watch must end first; false means stop. A drop requested
-/// before this line was produced always wins, so a test that drops watches and then
-/// writes can rely on the write not reaching the old stream.
-async fn emit(
-    tx: &mpsc::Sender<Bytes>,
-    line: Bytes,
-    drop_signal: &mut tokio::sync::watch::Receiver<u64>,
+/// The sending end of one watch stream with what ends or mutes it.
+struct Stream {
+    tx: mpsc::Sender<Bytes>,
+    faults: WatchFaults,
     deadline: Instant,
-) -> bool {
-    if drop_signal.has_changed().unwrap_or(true) {
-        return false;
+}
+
+impl Stream {
+    /// Sends one line unless the watch must end first; false means stop. A drop requested
+    /// before this line was produced always wins, so a test that drops watches and then
+    /// writes can rely on the write not reaching the old stream. A silenced watch sends
+    /// nothing more: it waits for its end and reports stop.
+    async fn send(&mut self, line: Bytes) -> bool {
+        if self.faults.drop_signal.has_changed().unwrap_or(true) {
+            return false;
+        }
+        if *self.faults.silence.borrow_and_update() {
+            self.mute().await;
+            return false;
+        }
+        tokio::select! {
+            biased;
+            _ = self.faults.drop_signal.changed() => false,
+            _ = self.faults.silence.changed() => {
+                self.mute().await;
+                false
+            }
+            r = self.tx.send(line) => r.is_ok(),
+            _ = tokio::time::sleep_until(self.deadline) => false,
+        }
     }
-    tokio::select! {
-        biased;
-        _ = drop_signal.changed() => false,
-        r = tx.send(line) => r.is_ok(),
-        _ = tokio::time::sleep_until(deadline) => false,
+
+    /// A half-open connection: nothing more is sent, the stream stays open until the
+    /// client leaves, the watch times out or watches are dropped.
+    async fn mute(&mut self) {
+        tokio::select! {
+            _ = self.faults.drop_signal.changed() => {}
+            _ = tokio::time::sleep_until(self.deadline) => {}
+            _ = self.tx.closed() => {}
+        }
+    }
+
+    /// Sends an injected line, chunk by chunk.
+    async fn send_injected(&mut self, renderer: &Renderer, line: WatchLine, rv: u64) -> bool {
+        for chunk in renderer.injected(line, rv) {
+            if !self.send(chunk).await {
+                return false;
+            }
+        }
+        true
     }
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn run(
-    mut ctx: WatchContext,
+    ctx: WatchContext,
     renderer: Renderer,
     filter: Filter,
     params: WatchParams,
@@ -278,21 +351,22 @@ async fn run(
         + params
             .timeout
             .unwrap_or(Duration::from_secs(100 * 365 * 86_400));
-    let drop_signal = &mut ctx.drop_signal;
-    let Some(mut last_rv) = send_start(
-        start,
-        start_rv,
-        send_initial,
-        &renderer,
-        &filter,
-        &tx,
-        drop_signal,
+    let poison = ctx.faults.poison;
+    let mut out = Stream {
+        tx,
+        faults: ctx.faults,
         deadline,
-    )
-    .await
+    };
+    let Some(mut last_rv) =
+        send_start(start, start_rv, send_initial, &renderer, &filter, &mut out).await
     else {
         return;
     };
+    if let Some(line) = poison
+        && !out.send_injected(&renderer, line, last_rv).await
+    {
+        return;
+    }
     let interval = ctx.bookmark_interval.max(Duration::from_millis(1));
     let mut bookmarks = tokio::time::interval_at(Instant::now() + interval, interval);
     bookmarks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -300,9 +374,20 @@ async fn run(
         tokio::select! {
             // Biased: a drop or timeout that is due ends the stream before more events.
             biased;
-            _ = drop_signal.changed() => return,
+            _ = out.faults.drop_signal.changed() => return,
             _ = tokio::time::sleep_until(deadline) => return,
-            _ = tx.closed() => return,
+            _ = out.tx.closed() => return,
+            _ = out.faults.silence.changed() => {
+                if *out.faults.silence.borrow_and_update() {
+                    out.mute().await;
+                    return;
+                }
+            }
+            Ok(line) = out.faults.injected.recv() => {
+                if !out.send_injected(&renderer, line, last_rv).await {
+                    return;
+                }
+            }
             received = rx.recv() => match received {
                 Ok(ev) => {
                     if ev.resource_version <= last_rv {
@@ -310,7 +395,7 @@ async fn run(
                     }
                     last_rv = ev.resource_version;
                     if let Some((ty, obj)) = filter.translate(&ev)
-                        && !emit(&tx, renderer.event(ty, &obj), drop_signal, deadline).await
+                        && !out.send(renderer.event(ty, &obj)).await
                     {
                         return;
                     }
@@ -328,7 +413,7 @@ async fn run(
                             }
                             last_rv = ev.resource_version;
                             if let Some((ty, obj)) = filter.translate(&ev)
-                                && !emit(&tx, renderer.event(ty, &obj), drop_signal, deadline).await
+                                && !out.send(renderer.event(ty, &obj)).await
                             {
                                 return;
                             }
@@ -343,7 +428,7 @@ async fn run(
                     if rx.is_empty() { store.resource_version().max(last_rv) } else { last_rv }
                 };
                 last_rv = bookmark_rv;
-                if !emit(&tx, renderer.bookmark(bookmark_rv, false), drop_signal, deadline).await {
+                if !out.send(renderer.bookmark(bookmark_rv, false)).await {
                     return;
                 }
             }
@@ -354,41 +439,36 @@ async fn run(
 /// Sends what precedes live events: an ERROR for an expired start, the initial objects (and
 /// their closing bookmark), or the history replay. Returns the resourceVersion reached, or
 /// None when the stream ends here.
-#[allow(clippy::too_many_arguments)] // The watch's parts, borrowed from `run`.
 async fn send_start(
     start: Start,
     start_rv: u64,
     send_initial: bool,
     renderer: &Renderer,
     filter: &Filter,
-    tx: &mpsc::Sender<Bytes>,
-    drop_signal: &mut tokio::sync::watch::Receiver<u64>,
-    deadline: Instant,
+    out: &mut Stream,
 ) -> Option<u64> {
     let mut last_rv = start_rv;
     match start {
         Start::Expired(message) => {
             let status = ApiError::expired(message).status_body();
             let line = format!("{{\"type\":\"ERROR\",\"object\":{status}}}\n");
-            emit(tx, Bytes::from(line), drop_signal, deadline).await;
+            out.send(Bytes::from(line)).await;
             return None;
         }
         Start::Initial(objs) => {
             for obj in objs {
-                if !emit(tx, renderer.event("ADDED", &obj), drop_signal, deadline).await {
+                if !out.send(renderer.event("ADDED", &obj)).await {
                     return None;
                 }
             }
-            if send_initial
-                && !emit(tx, renderer.bookmark(start_rv, true), drop_signal, deadline).await
-            {
+            if send_initial && !out.send(renderer.bookmark(start_rv, true)).await {
                 return None;
             }
         }
         Start::Replay(events) => {
             for ev in events {
                 if let Some((ty, obj)) = filter.translate(&ev)
-                    && !emit(tx, renderer.event(ty, &obj), drop_signal, deadline).await
+                    && !out.send(renderer.event(ty, &obj)).await
                 {
                     return None;
                 }
