@@ -49,14 +49,18 @@
 //! (publishing and classifying failures).
 
 pub mod options;
+mod replaced;
 
 #[cfg(feature = "kafka")]
 mod config;
 #[cfg(feature = "kafka")]
 mod encoding;
 #[cfg(feature = "kafka")]
+mod health;
+#[cfg(feature = "kafka")]
 mod sink;
 
 pub use options::{KafkaOptions, KeyMode};
+pub use replaced::ProducerReplaced;
 #[cfg(feature = "kafka")]
 pub use sink::KafkaSink;
