@@ -151,5 +151,6 @@ mod tests {
         assert_eq!(config.client.get("compression.type"), Some("zstd"));
         assert_eq!(config.client.get("acks"), Some("all"));
         assert_eq!(config.client.get("message.timeout.ms"), Some("0"));
+        assert_eq!(config.client.get("statistics.interval.ms"), Some("1000"));
     }
 }

@@ -57,7 +57,7 @@ impl Health {
         }
     }
 
-    fn set_broken(&self, why: String) {
+    pub(super) fn set_broken(&self, why: String) {
         if let Ok(mut broken) = self.broken.lock()
             && broken.is_none()
         {

@@ -277,4 +277,62 @@ mod tests {
         assert!(!is_permanent(RDKafkaErrorCode::UnknownTopicOrPartition));
         assert!(!is_permanent(RDKafkaErrorCode::BrokerTransportFailure));
     }
+
+    #[test]
+    fn lost_producer_state_is_recognised_and_transport_errors_are_not() {
+        for code in [
+            RDKafkaErrorCode::Fatal,
+            RDKafkaErrorCode::UnknownProducerId,
+            RDKafkaErrorCode::OutOfOrderSequenceNumber,
+            RDKafkaErrorCode::InvalidProducerEpoch,
+        ] {
+            assert!(loses_producer_state(code), "{code:?}");
+            assert!(!is_permanent(code), "{code:?}: a new producer can deliver");
+        }
+        assert!(!loses_producer_state(
+            RDKafkaErrorCode::BrokerTransportFailure
+        ));
+        assert!(!loses_producer_state(RDKafkaErrorCode::QueueFull));
+    }
+
+    fn note() -> Notification {
+        Notification {
+            event_type: crate::EventType::Added,
+            origin: crate::Origin::Watch,
+            time: std::time::SystemTime::UNIX_EPOCH,
+            cluster: None,
+            resource: Arc::new(crate::ResourceId {
+                group: String::new(),
+                version: "v1".into(),
+                resource: "configmaps".into(),
+                kind: "ConfigMap".into(),
+            }),
+            namespace: Some("ns".into()),
+            name: "a".into(),
+            uid: "u1".into(),
+            resource_version: "1".into(),
+            object: Arc::from(serde_json::value::RawValue::from_string("{}".into()).expect("json")),
+            old_object: None,
+            snapshot: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_broken_producer_is_replaced_before_the_next_batch() {
+        let mut sink =
+            KafkaSink::new("kafka://127.0.0.1:1/t", KafkaOptions::default()).expect("valid");
+        let old = sink.producer.health.clone();
+        old.set_broken("fatal producer error: test".into());
+        let batch = [Arc::new(note())];
+        let err = sink.publish(&batch).await.expect_err("reported");
+        assert_eq!(err.delivered, 0);
+        assert!(err.error.is_retryable(), "{err}");
+        let replaced = std::error::Error::source(&err.error)
+            .and_then(|s| s.downcast_ref::<ProducerReplaced>())
+            .expect("the cause says the producer was replaced");
+        assert_eq!(replaced.unconfirmed, 1);
+        assert!(replaced.reason.contains("test"), "{replaced}");
+        assert!(sink.producer.health.broken().is_none(), "a new producer");
+        assert!(!Arc::ptr_eq(&old, &sink.producer.health));
+    }
 }
