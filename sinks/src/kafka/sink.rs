@@ -58,7 +58,10 @@ impl KafkaSink {
         tokio::select! {
             biased;
             report = future => match report {
-                Ok(Ok(_delivery)) => Ok(()),
+                Ok(Ok(_delivery)) => {
+                    health.delivered();
+                    Ok(())
+                }
                 Ok(Err((err, _message))) => Err(Failure::Kafka(err)),
                 Err(_canceled) => Err(Failure::Dropped),
             },
