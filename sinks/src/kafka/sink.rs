@@ -244,7 +244,14 @@ impl Sink for KafkaSink {
 
     async fn close(&mut self) -> Result<(), SinkError> {
         // publish awaits every report, so nothing is normally buffered; flush anyway
-        // in case a publish was cancelled mid-batch.
+        // in case a publish was cancelled mid-batch. A broken producer would only hold
+        // the flush for its whole timeout: nothing in it will be delivered.
+        if let Some(reason) = self.producer.health.broken() {
+            return Err(SinkError::Retryable {
+                message: format!("kafka sink {}: not flushed: {reason}", self.label),
+                source: None,
+            });
+        }
         let producer = self.producer.producer.clone();
         let label = self.label.clone();
         tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(30)))
