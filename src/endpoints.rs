@@ -1,24 +1,98 @@
 //! The HTTP listener for operators: `/metrics` (Prometheus text), `/healthz` (alive),
 //! `/readyz` (every informer synced and every sink delivering).
+//!
+//! The port must survive its clients, because the liveness probe goes through it:
+//!
+//! - a failed accept (out of file descriptors, say) is retried after a backoff (10 ms
+//!   doubling to 1 s, as Go's `net/http` does), logged at most once per 10 s;
+//! - a client has [`EndpointsConfig::header_read_timeout`] to send a request's head
+//!   (between requests too), and a connection lives at most
+//!   [`EndpointsConfig::connection_timeout`];
+//! - at most [`EndpointsConfig::max_connections`] connections are served in full; past
+//!   that, [`EndpointsConfig::probe_connections`] more are answered for `/healthz` and
+//!   `/readyz` only (503 for anything else, one request each), so a flood of scrapers
+//!   or slow clients cannot fail the kubelet's probes; past both, a new connection is
+//!   closed at once.
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Response, StatusCode, header};
-use http_body_util::Full;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::lister::Lister;
+use crate::lister::{Lister, Listing};
 use crate::metrics::Metrics;
 
 /// Says whether kubebridge is ready, and if not, why.
 pub(crate) type Readiness = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
+/// A response body: a whole string, or a `/cache` List streamed from its snapshot.
+type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// How the endpoints defend themselves against their clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EndpointsConfig {
+    /// How long a client may take to send a request's line and headers, counted from
+    /// the connection's start or the end of its previous response (so it also closes
+    /// idle keep-alive connections). Default 10 s: a probe or scrape sends its request
+    /// at once; Go's `ReadHeaderTimeout` is commonly set to 5-10 s.
+    pub header_read_timeout: Duration,
+    /// The longest a connection may live, however busy: bounds a client that reads a
+    /// response slowly (and the snapshot a `/cache` response holds). Default 2 min:
+    /// far above a scrape (Prometheus' default timeout is 10 s) or a `/cache` read.
+    pub connection_timeout: Duration,
+    /// Connections served in full at once. Default 64: a few scrapers, probes and
+    /// `/cache` readers, with a bounded cost in memory and file descriptors.
+    pub max_connections: usize,
+    /// Further connections, past `max_connections`, that are answered for `/healthz`
+    /// and `/readyz` only (one request each, whose head must come within 1 s), so the
+    /// kubelet's probes get through a flood. Default 8: the probes of a pod, several
+    /// times over.
+    pub probe_connections: usize,
+}
+
+impl Default for EndpointsConfig {
+    fn default() -> Self {
+        EndpointsConfig {
+            header_read_timeout: Duration::from_secs(10),
+            connection_timeout: Duration::from_secs(120),
+            max_connections: 64,
+            probe_connections: 8,
+        }
+    }
+}
+
+/// Where connections come from: a bound [`TcpListener`], or a script in tests.
+pub(crate) trait Incoming: Send + 'static {
+    /// One accepted connection.
+    type Conn: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+
+    /// Waits for the next connection.
+    fn next_conn(&mut self) -> impl Future<Output = io::Result<Self::Conn>> + Send;
+}
+
+impl Incoming for TcpListener {
+    type Conn = TcpStream;
+
+    async fn next_conn(&mut self) -> io::Result<TcpStream> {
+        self.accept().await.map(|(stream, _)| stream)
+    }
+}
 
 /// Binds `addr`: done before anything starts, so a port in use is reported at once and
 /// the endpoints answer from the first moment anything can be observed.
@@ -26,55 +100,195 @@ pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-/// Serves the endpoints on `listener` until `cancel`; `/cache/…` too when a lister is given.
-pub(crate) fn serve(
-    listener: TcpListener,
-    metrics: Metrics,
-    ready: Readiness,
-    lister: Option<Arc<OnceLock<Lister>>>,
-    cancel: CancellationToken,
-) {
-    tokio::spawn(async move {
-        loop {
-            let stream = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "metrics listener: accept failed");
-                        continue;
-                    }
-                },
-                _ = cancel.cancelled() => return,
-            };
-            let metrics = metrics.clone();
-            let ready = ready.clone();
-            let lister = lister.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let metrics = metrics.clone();
-                    let ready = ready.clone();
-                    let lister = lister.clone();
-                    async move {
-                        let response = route(req.uri(), &metrics, &ready, lister.as_deref());
-                        Ok::<_, Infallible>(response)
-                    }
-                });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
+/// What the endpoints answer from.
+#[derive(Clone)]
+pub(crate) struct Handlers {
+    /// Rendered by `/metrics`; also counts the port's own connections.
+    pub(crate) metrics: Metrics,
+    /// Asked by `/readyz`.
+    pub(crate) ready: Readiness,
+    /// Behind `/cache/…`, when `--serve-cache`; empty until the informers start.
+    pub(crate) lister: Option<Arc<OnceLock<Lister>>>,
 }
 
-fn route(
-    uri: &http::Uri,
-    metrics: &Metrics,
-    ready: &Readiness,
-    lister: Option<&OnceLock<Lister>>,
-) -> Response<Full<Bytes>> {
+/// Serves the endpoints on the connections from `incoming` until `cancel`.
+pub(crate) fn serve_with(
+    config: EndpointsConfig,
+    incoming: impl Incoming,
+    handlers: Handlers,
+    cancel: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(accept_loop(config, incoming, Arc::new(handlers), cancel))
+}
+
+/// The header read timeout of an overflow (probe-only) connection, at most.
+const PROBE_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Which requests a connection is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// Everything.
+    All,
+    /// `/healthz` and `/readyz`; 503 for the rest (the full slots are taken).
+    ProbesOnly,
+}
+
+async fn accept_loop(
+    config: EndpointsConfig,
+    mut incoming: impl Incoming,
+    handlers: Arc<Handlers>,
+    cancel: CancellationToken,
+) {
+    let permits = |n: usize| Arc::new(Semaphore::new(n.min(Semaphore::MAX_PERMITS)));
+    let full = permits(config.max_connections);
+    let probes = permits(config.probe_connections);
+    let mut backoff = AcceptBackoff::default();
+    loop {
+        let accepted = tokio::select! {
+            accepted = incoming.next_conn() => accepted,
+            () = cancel.cancelled() => return,
+        };
+        let conn = match accepted {
+            Ok(conn) => {
+                backoff.succeeded();
+                conn
+            }
+            Err(e) => {
+                handlers.metrics.endpoint_accept_failed();
+                let delay = backoff.failed(&e);
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => continue,
+                    () = cancel.cancelled() => return,
+                }
+            }
+        };
+        let (slot, scope) = if let Ok(slot) = full.clone().try_acquire_owned() {
+            (slot, Scope::All)
+        } else if let Ok(slot) = probes.clone().try_acquire_owned() {
+            (slot, Scope::ProbesOnly)
+        } else {
+            handlers.metrics.endpoint_connection_rejected();
+            tracing::debug!(
+                max = config
+                    .max_connections
+                    .saturating_add(config.probe_connections),
+                "metrics listener: every connection slot taken; closing a new connection"
+            );
+            drop(conn);
+            continue;
+        };
+        let connection = connection(conn, slot, scope, &config, handlers.clone());
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = connection => {}
+                () = cancel.cancelled() => {}
+            }
+        });
+    }
+}
+
+/// Serves one connection, holding its slot, for at most the connection timeout.
+fn connection<C: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    conn: C,
+    slot: OwnedSemaphorePermit,
+    scope: Scope,
+    config: &EndpointsConfig,
+    handlers: Arc<Handlers>,
+) -> impl Future<Output = ()> + Send + 'static {
+    let open = handlers.metrics.endpoint_connection_opened();
+    let header_read_timeout = match scope {
+        Scope::All => config.header_read_timeout,
+        // A probe sends its request at once, and the kubelet gives up after 1 s by
+        // default (timeoutSeconds): an overflow slot is not held longer for a silent client.
+        Scope::ProbesOnly => config.header_read_timeout.min(PROBE_HEADER_READ_TIMEOUT),
+    };
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .keep_alive(scope == Scope::All);
+    let lifetime = config.connection_timeout;
+    async move {
+        let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+            let handlers = handlers.clone();
+            async move { Ok::<_, Infallible>(route(req.uri(), scope, &handlers)) }
+        });
+        let serving = builder.serve_connection(TokioIo::new(conn), service);
+        // An error is the client's doing (a timeout, a reset, a malformed request):
+        // nothing to report but the connection's end.
+        let _ = tokio::time::timeout(lifetime, serving).await;
+        drop((slot, open));
+    }
+}
+
+/// The delay after each failed accept, and a log of them that cannot flood stderr.
+#[derive(Debug, Default)]
+struct AcceptBackoff {
+    /// The delay after the last failure; zero after a success.
+    delay: Duration,
+    /// When a failure was last logged.
+    logged: Option<Instant>,
+    /// Failures since the last log line (or since the last success).
+    unlogged: u64,
+    /// Failures since the last success.
+    failures: u64,
+}
+
+impl AcceptBackoff {
+    const FIRST: Duration = Duration::from_millis(10);
+    const MAX: Duration = Duration::from_secs(1);
+    const LOG_EVERY: Duration = Duration::from_secs(10);
+
+    /// Counts a failure; returns how long to wait before accepting again.
+    fn failed(&mut self, error: &io::Error) -> Duration {
+        self.delay = (self.delay * 2).clamp(Self::FIRST, Self::MAX);
+        self.failures += 1;
+        let now = Instant::now();
+        if self
+            .logged
+            .is_none_or(|at| now.duration_since(at) >= Self::LOG_EVERY)
+        {
+            tracing::warn!(
+                error = %error,
+                retry_in = ?self.delay,
+                failures_since_last_log = self.unlogged,
+                "metrics listener: accept failed; backing off (logged at most every 10 s)"
+            );
+            self.logged = Some(now);
+            self.unlogged = 0;
+        } else {
+            self.unlogged += 1;
+        }
+        self.delay
+    }
+
+    /// An accept succeeded: the next failure starts the backoff afresh.
+    fn succeeded(&mut self) {
+        if self.failures > 0 {
+            tracing::info!(
+                failures = self.failures,
+                "metrics listener: accepting again"
+            );
+        }
+        *self = AcceptBackoff::default();
+    }
+}
+
+fn route(uri: &http::Uri, scope: Scope, handlers: &Handlers) -> Response<Body> {
     let path = uri.path();
-    if let (Some(resource), Some(lister)) = (path.strip_prefix("/cache/"), lister) {
+    if scope == Scope::ProbesOnly && path != "/healthz" && path != "/readyz" {
+        let mut response = reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "too many connections to the metrics port: only /healthz and /readyz are answered; retry later\n".into(),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        return response;
+    }
+    if let (Some(resource), Some(lister)) = (path.strip_prefix("/cache/"), &handlers.lister) {
         let Some(lister) = lister.get() else {
             let standby = kubebridge_apimachinery::failure_status(
                 503,
@@ -87,18 +301,35 @@ fn route(
                 kubebridge_apimachinery::status_json(&standby),
             );
         };
-        let (code, body) = lister.list(resource, uri.query());
-        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return reply(status, "application/json", body);
+        return match lister.list(resource, uri.query()) {
+            Listing::Status(code, body) => {
+                let status =
+                    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                reply(status, "application/json", body)
+            }
+            Listing::List(list) => {
+                let length = list.content_length();
+                let chunks = list
+                    .into_chunks()
+                    .map(|chunk| Ok::<_, Infallible>(Frame::data(chunk)));
+                let body = StreamBody::new(futures::stream::iter(chunks));
+                let mut response =
+                    with_type(Response::new(body.boxed_unsync()), "application/json");
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_LENGTH, header::HeaderValue::from(length));
+                response
+            }
+        };
     }
     match path {
         "/metrics" => reply(
             StatusCode::OK,
             "text/plain; version=0.0.4",
-            metrics.render(),
+            handlers.metrics.render(),
         ),
         "/healthz" => reply(StatusCode::OK, "text/plain", "ok\n".into()),
-        "/readyz" => match ready() {
+        "/readyz" => match (handlers.ready)() {
             Ok(()) => reply(StatusCode::OK, "text/plain", "ok\n".into()),
             Err(why) => reply(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -114,11 +345,254 @@ fn route(
     }
 }
 
-fn reply(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+fn reply(status: StatusCode, content_type: &str, body: String) -> Response<Body> {
+    let mut response = with_type(
+        Response::new(Full::new(Bytes::from(body)).boxed_unsync()),
+        content_type,
+    );
     *response.status_mut() = status;
+    response
+}
+
+fn with_type(mut response: Response<Body>, content_type: &str) -> Response<Body> {
     if let Ok(value) = content_type.parse() {
         response.headers_mut().insert(header::CONTENT_TYPE, value);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+    use super::*;
+
+    fn handlers() -> Handlers {
+        Handlers {
+            metrics: Metrics::new(),
+            ready: Arc::new(|| Ok(())),
+            lister: None,
+        }
+    }
+
+    /// Serves on 127.0.0.1:0 with `config`; stops when the token is dropped.
+    async fn start(config: EndpointsConfig, handlers: Handlers) -> (SocketAddr, CancellationToken) {
+        let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cancel = CancellationToken::new();
+        serve_with(config, listener, handlers, cancel.clone());
+        (addr, cancel)
+    }
+
+    /// Reads until the server closes the connection: what it sent, or `None` if it
+    /// did not close within `within`.
+    async fn until_closed(conn: &mut TcpStream, within: Duration) -> Option<String> {
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(within, conn.read_to_end(&mut got)).await;
+        read.ok()
+            .map(|_| String::from_utf8_lossy(&got).into_owned())
+    }
+
+    /// One `GET path` on a new connection, closed after: the whole response.
+    async fn get_once(addr: SocketAddr, path: &str) -> String {
+        let mut conn = TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        conn.write_all(request.as_bytes()).await.unwrap();
+        until_closed(&mut conn, Duration::from_secs(5))
+            .await
+            .unwrap()
+    }
+
+    fn sample(metrics: &Metrics, name: &str) -> f64 {
+        let text = metrics.render();
+        let line = text.lines().find(|l| l.starts_with(&format!("{name} ")));
+        line.and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .unwrap()
+    }
+
+    async fn wait_for(metrics: &Metrics, name: &str, value: f64) {
+        for _ in 0..200 {
+            if sample(metrics, name) == value {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{name} never reached {value}: {}", metrics.render());
+    }
+
+    fn quick() -> EndpointsConfig {
+        EndpointsConfig {
+            header_read_timeout: Duration::from_millis(300),
+            ..EndpointsConfig::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_that_sends_half_a_request_line_is_dropped() {
+        let (addr, _stop) = start(quick(), handlers()).await;
+        let mut conn = TcpStream::connect(addr).await.unwrap();
+        conn.write_all(b"GET /metr").await.unwrap();
+        let started = Instant::now();
+        let closed = until_closed(&mut conn, Duration::from_secs(5)).await;
+        assert!(closed.is_some(), "still connected after 5 s");
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn a_client_that_sends_nothing_is_dropped() {
+        let (addr, _stop) = start(quick(), handlers()).await;
+        let mut conn = TcpStream::connect(addr).await.unwrap();
+        let closed = until_closed(&mut conn, Duration::from_secs(5)).await;
+        assert_eq!(closed.as_deref(), Some(""), "dropped without a word");
+    }
+
+    #[tokio::test]
+    async fn an_idle_keep_alive_connection_is_closed() {
+        let (addr, _stop) = start(quick(), handlers()).await;
+        let mut conn = TcpStream::connect(addr).await.unwrap();
+        conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = until_closed(&mut conn, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn a_connection_lives_no_longer_than_the_connection_timeout() {
+        let config = EndpointsConfig {
+            connection_timeout: Duration::from_millis(500),
+            ..EndpointsConfig::default()
+        };
+        let (addr, _stop) = start(config, handlers()).await;
+        let mut conn = TcpStream::connect(addr).await.unwrap();
+        let started = Instant::now();
+        // A busy client: a request every 100 ms, each answered, never idle.
+        let mut buf = [0u8; 4096];
+        loop {
+            let sent = conn
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await;
+            let n = conn.read(&mut buf).await.unwrap_or(0);
+            if sent.is_err() || n == 0 {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(3), "never closed");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(started.elapsed() >= Duration::from_millis(400));
+    }
+
+    #[tokio::test]
+    async fn over_the_cap_only_probes_are_answered_and_past_that_connections_are_closed() {
+        let config = EndpointsConfig {
+            max_connections: 2,
+            probe_connections: 1,
+            ..EndpointsConfig::default()
+        };
+        let handlers = handlers();
+        let metrics = handlers.metrics.clone();
+        let (addr, _stop) = start(config, handlers).await;
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            held.push(TcpStream::connect(addr).await.unwrap());
+        }
+        wait_for(&metrics, "kubebridge_endpoint_connections", 2.0).await;
+
+        // The full slots are taken: a probe still gets through, a scrape is told to retry.
+        let health = get_once(addr, "/healthz").await;
+        assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+        let ready = get_once(addr, "/readyz").await;
+        assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+        let scrape = get_once(addr, "/metrics").await;
+        assert!(scrape.starts_with("HTTP/1.1 503"), "{scrape}");
+        assert!(scrape.contains("too many connections"), "{scrape}");
+
+        // With the probe slot taken too, a new connection is closed at once.
+        let _probe = TcpStream::connect(addr).await.unwrap();
+        wait_for(&metrics, "kubebridge_endpoint_connections", 3.0).await;
+        let mut refused = TcpStream::connect(addr).await.unwrap();
+        let closed = until_closed(&mut refused, Duration::from_secs(1)).await;
+        assert_eq!(closed.as_deref(), Some(""), "closed without an answer");
+        assert_eq!(
+            sample(&metrics, "kubebridge_endpoint_connections_rejected_total"),
+            1.0
+        );
+
+        // A slot freed is a slot served in full again.
+        drop(held.pop());
+        wait_for(&metrics, "kubebridge_endpoint_connections", 2.0).await;
+        let scrape = get_once(addr, "/metrics").await;
+        assert!(scrape.starts_with("HTTP/1.1 200"), "{scrape}");
+    }
+
+    /// Connections that never come: every accept fails as when out of descriptors.
+    struct OutOfDescriptors {
+        calls: Arc<AtomicUsize>,
+    }
+
+    impl Incoming for OutOfDescriptors {
+        type Conn = DuplexStream;
+
+        fn next_conn(&mut self) -> impl Future<Output = io::Result<DuplexStream>> + Send {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            async {
+                tokio::task::yield_now().await;
+                Err(io::Error::from_raw_os_error(24)) // EMFILE
+            }
+        }
+    }
+
+    // Paused time: the backoff's sleeps advance the clock exactly, so a loaded machine
+    // cannot make this count vary.
+    #[tokio::test(start_paused = true)]
+    async fn failed_accepts_back_off() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let incoming = OutOfDescriptors {
+            calls: calls.clone(),
+        };
+        let handlers = handlers();
+        let metrics = handlers.metrics.clone();
+        let cancel = CancellationToken::new();
+        let task = serve_with(
+            EndpointsConfig::default(),
+            incoming,
+            handlers,
+            cancel.clone(),
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        cancel.cancel();
+        task.await.unwrap();
+        // Attempts at 0, 10, 30, 70 and 150 ms (waits of 10, 20, 40, 80, 160 ms): five in
+        // 300 ms, not thousands.
+        let attempts = calls.load(Ordering::Relaxed);
+        assert_eq!(attempts, 5, "{attempts} accepts in 300 ms");
+        assert_eq!(
+            sample(&metrics, "kubebridge_endpoint_accept_errors_total"),
+            attempts as f64
+        );
+    }
+
+    #[test]
+    fn the_accept_backoff_doubles_to_a_second_and_starts_afresh_after_a_success() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let _enter = rt.enter();
+        let mut backoff = AcceptBackoff::default();
+        let emfile = io::Error::from_raw_os_error(24);
+        let delays: Vec<u128> = (0..10)
+            .map(|_| backoff.failed(&emfile).as_millis())
+            .collect();
+        assert_eq!(delays, [10, 20, 40, 80, 160, 320, 640, 1000, 1000, 1000]);
+        assert_eq!(backoff.unlogged, 9, "one line logged for ten failures");
+        backoff.succeeded();
+        assert_eq!(backoff.failed(&emfile), Duration::from_millis(10));
+    }
 }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use kubebridge::config::{self, CliExit, LogFormat, Logging};
 
 fn main() -> ExitCode {
+    kubebridge::cmd::panic_hook::install();
     let (command, logging) = match config::parse(std::env::args_os()) {
         Ok(parsed) => parsed,
         Err(CliExit::Info(text)) => {
@@ -43,33 +44,55 @@ fn main() -> ExitCode {
     }
 }
 
-/// The error and its causes on one line, skipping causes already in the message.
+/// The error and its causes on one line, skipping causes already in the message. Only
+/// the first line of each is kept: what follows it is a parser's snippet of the input
+/// (a kubeconfig's, with a token on the next line) or detail for a log, not for the one
+/// line a user reads.
 fn chain(e: &dyn Error) -> String {
-    let mut text = e.to_string();
+    let mut text = first_line(&e.to_string()).to_owned();
     let mut source = e.source();
     while let Some(cause) = source {
         let next = cause.to_string();
-        if !text.contains(&next) {
+        let next = first_line(&next);
+        if !text.contains(next) {
             text.push_str(": ");
-            text.push_str(&next);
+            text.push_str(next);
         }
         source = cause.source();
     }
-    text.replace('\n', " ")
+    text
 }
 
-/// Logs go to stderr, never to stdout, which carries the JSON lines.
+/// `text`'s first line that is not blank, trimmed.
+fn first_line(text: &str) -> &str {
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or_default()
+}
+
+/// Logs go to stderr, never to stdout, which carries the JSON lines. A RUST_LOG that
+/// does not parse is not fatal (the environment is often shared with other programs):
+/// one warning names it, and `--log-level` applies.
 fn init_logging(logging: &Logging, quiet_clients: bool) {
     use tracing_subscriber::EnvFilter;
     let level = &logging.level;
     let others = if quiet_clients { "off" } else { "warn" };
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| {
-            EnvFilter::try_new(format!(
-                "kubebridge={level},kubebridge_sinks={level},{others}"
-            ))
-        })
-        .unwrap_or_else(|_| EnvFilter::new("warn"));
+    // A plain level is for kubebridge's own logs; directives (checked at parse time) are
+    // taken as they are written.
+    let own = if level.contains(['=', ',']) {
+        level.clone()
+    } else {
+        format!("kubebridge={level},kubebridge_sinks={level},{others}")
+    };
+    let env = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let (filter, bad_env) = match env.as_deref().map(EnvFilter::try_new) {
+        Some(Ok(filter)) => (filter, None),
+        Some(Err(e)) => (EnvFilter::new(&own), env.map(|v| (v, e.to_string()))),
+        None => (EnvFilter::new(&own), None),
+    };
     let filter = if quiet_clients {
         ["rdkafka=off", "librdkafka=off", "async_nats=off"]
             .iter()
@@ -86,6 +109,12 @@ fn init_logging(logging: &Logging, quiet_clients: bool) {
         LogFormat::Text => builder
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init(),
+    }
+    if let Some((value, error)) = bad_env {
+        tracing::warn!(
+            rust_log = %value, %error,
+            "ignoring RUST_LOG, which is not a valid filter; logging at --log-level {level}"
+        );
     }
 }
 
@@ -109,5 +138,23 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot use kubeconfig k: {0}")]
+    struct Outer(#[source] Inner);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("line 3: bad\n 2 |   token: s3cret\n 3 | : [")]
+    struct Inner;
+
+    #[test]
+    fn one_line_without_the_parsers_snippet() {
+        assert_eq!(chain(&Outer(Inner)), "cannot use kubeconfig k: line 3: bad");
     }
 }

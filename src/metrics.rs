@@ -6,7 +6,7 @@
 //! decides how it is counted. Label values come from small fixed sets (sink kinds,
 //! informer names from the configuration, event types), never from object names.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -14,8 +14,8 @@ use kubebridge_sinks::Notification;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    CounterVec, Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::queue::QueueGauge;
@@ -32,32 +32,42 @@ struct Families {
     sink_send_duration: HistogramVec,
     watch_restarts: IntCounterVec,
     relists: IntCounterVec,
+    relist_backoff: CounterVec,
+    watch_decode_errors: IntCounterVec,
+    list_errors: IntCounterVec,
     cache_objects: IntGaugeVec,
     cache_bytes: IntGaugeVec,
     informer_synced: IntGaugeVec,
     resyncs: IntCounterVec,
     last_event: GaugeVec,
+    lease_held: IntGauge,
+    lease_attempt_failures: IntCounterVec,
+    /// The metrics port's own connections (see [`crate::endpoints`]).
+    endpoint: EndpointFamilies,
     /// The sinks of this run, read by [`SinkCollector`] at every scrape.
-    sinks: Arc<Mutex<Vec<SinkEntry>>>,
+    sinks: Arc<Mutex<Vec<SinkView>>>,
 }
 
-/// What a scrape reads about one sink.
-struct SinkEntry {
-    name: String,
-    queue: QueueGauge<Arc<Notification>>,
-    state: Arc<SinkState>,
-}
-
-/// A sink's delivery state, written by its task and read by scrapes and `/readyz`.
+/// A sink's delivery state, written by its task and read by scrapes, `/readyz` and the
+/// supervisor.
 #[derive(Debug, Default)]
 struct SinkState {
-    failing: AtomicBool,
+    /// How the last publish attempt ended: [`LAST_OK`], [`LAST_RETRYING`] or [`LAST_REFUSED`].
+    last: AtomicU8,
     /// Unix milliseconds of the oldest notification in the batch being published; 0 when
     /// none is in flight.
     in_flight_since_ms: AtomicU64,
+    /// Notifications taken from the queue and not yet confirmed or dropped.
+    in_flight: AtomicU64,
+    /// Unix milliseconds of the last confirmation (at first: when the sink started).
+    confirmed_at_ms: AtomicU64,
     /// Notifications dropped because the sink refused them for good.
     refused: AtomicU64,
 }
+
+const LAST_OK: u8 = 0;
+const LAST_RETRYING: u8 = 1;
+const LAST_REFUSED: u8 = 2;
 
 fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
@@ -78,6 +88,11 @@ fn int_gauges(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> I
 
 fn counters(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let counters = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    register(registry, counters)
+}
+
+fn seconds_counters(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> CounterVec {
+    let counters = CounterVec::new(Opts::new(name, help), labels).expect("valid metric");
     register(registry, counters)
 }
 
@@ -128,13 +143,31 @@ impl Metrics {
             watch_restarts: counters(
                 r,
                 "kubebridge_watch_restarts_total",
-                "Watches that ended and were resumed, by reason (closed, error).",
+                "Watches that ended and were resumed, by reason (closed: by the server; error: a failed request or an ERROR event; idle: nothing heard, not even a bookmark, for the watch idle timeout).",
                 &["resource", "reason"],
             ),
             relists: counters(
                 r,
                 "kubebridge_relists_total",
-                "Lists taken again from the start, by reason (expired: 410 Gone on a watch's resourceVersion or a continue token; restarted: a list cut short by an error or a closed stream).",
+                "Lists taken again from the start, by reason (expired: 410 Gone on a watch's resourceVersion or a continue token; restarted: a list cut short by an error or a closed stream; malformed: a watch line that did not decode or was over the object cap; watch_list_ignored: the server answered a watch-list as a plain watch, so LIST is used from then on).",
+                &["resource", "reason"],
+            ),
+            relist_backoff: seconds_counters(
+                r,
+                "kubebridge_relist_backoff_seconds_total",
+                "Seconds waited before relists (800 ms doubling to 30 s while relists follow each other, counted as each wait begins): its rate is the share of time an informer spends backing off.",
+                &["resource"],
+            ),
+            watch_decode_errors: counters(
+                r,
+                "kubebridge_watch_decode_errors_total",
+                "Watch lines that were not a usable event (not JSON, an object without metadata, or over the object cap); each is logged and reconciled by a relist.",
+                &["resource"],
+            ),
+            list_errors: counters(
+                r,
+                "kubebridge_list_errors_total",
+                "Failed LIST page requests, retried with backoff, by reason (too_large: over the page cap; error: any other).",
                 &["resource", "reason"],
             ),
             cache_objects: int_gauges(
@@ -167,6 +200,21 @@ impl Metrics {
                 "Unix time of an informer's last watch event or bookmark: the time since tells how live it is.",
                 &["resource"],
             ),
+            lease_held: register(
+                r,
+                IntGauge::with_opts(Opts::new(
+                    "kubebridge_lease_held",
+                    "1 while this instance holds the leader lease (--leader-elect) and may publish.",
+                ))
+                .expect("valid metric"),
+            ),
+            lease_attempt_failures: counters(
+                r,
+                "kubebridge_lease_attempt_failures_total",
+                "Failed attempts to acquire or renew the leader lease, by reason (timeout: no answer within the retry period; error: the API server failed or refused; conflict: another instance wrote first).",
+                &["reason"],
+            ),
+            endpoint: EndpointFamilies::new(r),
             sinks,
             registry,
         };
@@ -187,7 +235,7 @@ impl Metrics {
         Metrics(Arc::new(families))
     }
 
-    fn sinks(&self) -> MutexGuard<'_, Vec<SinkEntry>> {
+    fn sinks(&self) -> MutexGuard<'_, Vec<SinkView>> {
         self.0.sinks.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -198,14 +246,19 @@ impl Metrics {
         queue: QueueGauge<Arc<Notification>>,
     ) -> SinkMetrics {
         let state = Arc::new(SinkState::default());
-        self.sinks().push(SinkEntry {
+        state
+            .confirmed_at_ms
+            .store(unix_ms(SystemTime::now()), Ordering::Relaxed);
+        let view = SinkView {
             name: name.to_owned(),
             queue,
             state: state.clone(),
-        });
+        };
+        self.sinks().push(view.clone());
         SinkMetrics {
             name: name.to_owned(),
             state,
+            view,
             metrics: self.clone(),
         }
     }
@@ -218,7 +271,8 @@ impl Metrics {
             .inc();
     }
 
-    /// A watch ended and will be resumed (`closed` by the server, or after an `error`).
+    /// A watch ended and will be resumed (`closed` by the server, after an `error`, or
+    /// dropped when `idle`).
     pub(crate) fn watch_restarted(&self, informer: &str, reason: &'static str) {
         self.0
             .watch_restarts
@@ -228,9 +282,34 @@ impl Metrics {
 
     /// A list taken again from the start (`expired`: 410 Gone on the watch's resourceVersion
     /// or on a LIST page's continue token; `restarted`: a LIST or watch-list cut short by an
-    /// error or a closed stream).
+    /// error or a closed stream; `malformed`: after a watch line that did not decode;
+    /// `watch_list_ignored`: the server answered a watch-list as a plain watch).
     pub(crate) fn relisted(&self, informer: &str, reason: &'static str) {
         self.0.relists.with_label_values(&[informer, reason]).inc();
+    }
+
+    /// An informer waits `delay` before relisting.
+    pub(crate) fn relist_backoff(&self, informer: &str, delay: Duration) {
+        self.0
+            .relist_backoff
+            .with_label_values(&[informer])
+            .inc_by(delay.as_secs_f64());
+    }
+
+    /// A watch line was not a usable event.
+    pub(crate) fn watch_decode_error(&self, informer: &str) {
+        self.0
+            .watch_decode_errors
+            .with_label_values(&[informer])
+            .inc();
+    }
+
+    /// A LIST page request failed (`too_large`: over the page cap; `error`: otherwise).
+    pub(crate) fn list_error(&self, informer: &str, reason: &'static str) {
+        self.0
+            .list_errors
+            .with_label_values(&[informer, reason])
+            .inc();
     }
 
     /// An informer's cache changed size.
@@ -269,11 +348,49 @@ impl Metrics {
             .set(now.as_secs_f64());
     }
 
-    /// Whether every sink's last attempt succeeded (or none was made yet).
-    pub(crate) fn sinks_healthy(&self) -> bool {
-        self.sinks()
+    /// This instance took (`true`) or lost or released (`false`) the leader lease.
+    pub(crate) fn lease_held(&self, held: bool) {
+        self.0.lease_held.set(i64::from(held));
+    }
+
+    /// An attempt to acquire or renew the leader lease failed.
+    pub(crate) fn lease_attempt_failed(&self, reason: &'static str) {
+        self.0
+            .lease_attempt_failures
+            .with_label_values(&[reason])
+            .inc();
+    }
+
+    /// The metrics port accepted a connection; it counts as open until the guard drops.
+    pub(crate) fn endpoint_connection_opened(&self) -> EndpointConnection {
+        self.0.endpoint.open.inc();
+        EndpointConnection(self.clone())
+    }
+
+    /// The metrics port closed a new connection at once: every slot was taken.
+    pub(crate) fn endpoint_connection_rejected(&self) {
+        self.0.endpoint.rejected.inc();
+    }
+
+    /// Accepting a connection on the metrics port failed (out of file descriptors, ...).
+    pub(crate) fn endpoint_accept_failed(&self) {
+        self.0.endpoint.accept_errors.inc();
+    }
+
+    /// Every sink that is not ready, one reason each (see [`SinkView::health`]), joined
+    /// by "; "; `Ok` when all are.
+    pub(crate) fn sinks_ready(&self, stall_timeout: Duration) -> Result<(), String> {
+        let now = SystemTime::now();
+        let reasons: Vec<String> = self
+            .sinks()
             .iter()
-            .all(|s| !s.state.failing.load(Ordering::Relaxed))
+            .filter_map(|s| s.health(stall_timeout, now).reason(&s.name, stall_timeout))
+            .collect();
+        if reasons.is_empty() {
+            Ok(())
+        } else {
+            Err(reasons.join("; "))
+        }
     }
 
     /// The Prometheus text exposition of every metric, with queue depths and lag read now.
@@ -285,16 +402,74 @@ impl Metrics {
     }
 }
 
+/// The metrics port's own health: what a flood of clients or a lack of file descriptors
+/// does to it.
+struct EndpointFamilies {
+    open: IntGauge,
+    rejected: IntCounter,
+    accept_errors: IntCounter,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let counter = IntCounter::with_opts(Opts::new(name, help)).expect("valid metric");
+    register(registry, counter)
+}
+
+impl EndpointFamilies {
+    fn new(r: &Registry) -> EndpointFamilies {
+        let open = IntGauge::with_opts(Opts::new(
+            "kubebridge_endpoint_connections",
+            "Open connections to the metrics port.",
+        ))
+        .expect("valid metric");
+        EndpointFamilies {
+            open: register(r, open),
+            rejected: counter(
+                r,
+                "kubebridge_endpoint_connections_rejected_total",
+                "Connections to the metrics port closed at once because every slot was taken.",
+            ),
+            accept_errors: counter(
+                r,
+                "kubebridge_endpoint_accept_errors_total",
+                "Failed accepts on the metrics port (each followed by a backoff).",
+            ),
+        }
+    }
+}
+
+/// An open connection to the metrics port, counted until dropped.
+pub(crate) struct EndpointConnection(Metrics);
+
+impl Drop for EndpointConnection {
+    fn drop(&mut self) {
+        self.0.0.endpoint.open.dec();
+    }
+}
+
 /// One sink's metrics, held by its task: the sink's name is the label of everything here.
 pub(crate) struct SinkMetrics {
     name: String,
     state: Arc<SinkState>,
+    view: SinkView,
     metrics: Metrics,
 }
 
 impl SinkMetrics {
-    /// The sink is about to publish a batch whose oldest notification was observed at
-    /// `oldest`.
+    /// What the supervisor and `/readyz` read about this sink.
+    pub(crate) fn view(&self) -> SinkView {
+        self.view.clone()
+    }
+
+    /// The sink took `batch` from its queue to publish it.
+    pub(crate) fn taken(&self, batch: &[Arc<Notification>]) {
+        self.state
+            .in_flight
+            .store(batch.len() as u64, Ordering::Relaxed);
+    }
+
+    /// The sink is about to publish (or retry) a batch whose oldest unconfirmed
+    /// notification was observed at `oldest`.
     pub(crate) fn publish_started(&self, oldest: SystemTime) {
         self.state
             .in_flight_since_ms
@@ -303,6 +478,9 @@ impl SinkMetrics {
 
     /// The sink's destination confirmed these notifications.
     pub(crate) fn delivered(&self, confirmed: &[Arc<Notification>]) {
+        if confirmed.is_empty() {
+            return;
+        }
         let m = &self.metrics.0;
         m.sink_sent
             .with_label_values(&[&self.name])
@@ -312,8 +490,14 @@ impl SinkMetrics {
         for n in confirmed {
             histogram.observe(now.duration_since(n.time).unwrap_or_default().as_secs_f64());
         }
-        self.state.failing.store(false, Ordering::Relaxed);
-        self.state.in_flight_since_ms.store(0, Ordering::Relaxed);
+        let state = &self.state;
+        state.last.store(LAST_OK, Ordering::Relaxed);
+        let _ = state
+            .in_flight
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(confirmed.len() as u64))
+            });
+        state.confirmed_at_ms.store(unix_ms(now), Ordering::Relaxed);
     }
 
     /// A publish attempt failed.
@@ -324,12 +508,148 @@ impl SinkMetrics {
             .sink_errors
             .with_label_values(&[&self.name, kind])
             .inc();
-        self.state.failing.store(retryable, Ordering::Relaxed);
+        let last = if retryable {
+            LAST_RETRYING
+        } else {
+            LAST_REFUSED
+        };
+        self.state.last.store(last, Ordering::Relaxed);
     }
 
     /// A notification the sink refused for good was dropped.
     pub(crate) fn refused(&self) {
         self.state.refused.fetch_add(1, Ordering::Relaxed);
+        let _ = self
+            .state
+            .in_flight
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(1))
+            });
+    }
+
+    /// The batch in flight is done with (all confirmed or dropped).
+    pub(crate) fn batch_done(&self) {
+        self.state.in_flight.store(0, Ordering::Relaxed);
+        self.state.in_flight_since_ms.store(0, Ordering::Relaxed);
+    }
+}
+
+/// A read-only view of one sink: its queue and delivery state, for scrapes, `/readyz`
+/// and the supervisor that ends `--once` and sums up the run.
+#[derive(Clone)]
+pub(crate) struct SinkView {
+    name: String,
+    queue: QueueGauge<Arc<Notification>>,
+    state: Arc<SinkState>,
+}
+
+/// How a sink is doing, judged against `--sink-stall-timeout`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Health {
+    /// Caught up, or delivering within the timeout.
+    Ready,
+    /// Its last attempt failed and is being retried, within the timeout.
+    Retrying,
+    /// Its last attempt was refused for good (its notification dropped).
+    Refusing {
+        /// Dropped so far.
+        dropped: u64,
+    },
+    /// Its oldest unconfirmed notification is older than the timeout, though it
+    /// confirmed something within it: behind, but moving.
+    Lagging {
+        /// Age of the oldest unconfirmed notification.
+        oldest: Duration,
+    },
+    /// Its oldest unconfirmed notification is older than the timeout and nothing was
+    /// confirmed within it: the destination is not taking deliveries.
+    Stalled {
+        /// Age of the oldest unconfirmed notification.
+        oldest: Duration,
+        /// Time since the last confirmation (or since the sink started).
+        quiet: Duration,
+    },
+}
+
+impl Health {
+    /// Why the sink named `name` is not ready, in one clause; `None` when it is.
+    pub(crate) fn reason(&self, name: &str, timeout: Duration) -> Option<String> {
+        let secs = |d: &Duration| humantime::format_duration(Duration::from_secs(d.as_secs()));
+        let timeout = humantime::format_duration(timeout);
+        match self {
+            Health::Ready => None,
+            Health::Retrying => Some(format!(
+                "sink {name}: its last delivery attempt failed and is being retried"
+            )),
+            Health::Refusing { dropped } => Some(format!(
+                "sink {name}: its recent deliveries failed permanently ({dropped} notification(s) dropped so far)"
+            )),
+            Health::Lagging { oldest } => Some(format!(
+                "sink {name}: lagging: its oldest unconfirmed notification is {} old, over --sink-stall-timeout {timeout}",
+                secs(oldest)
+            )),
+            Health::Stalled { oldest, quiet } => Some(format!(
+                "sink {name}: stalled: nothing confirmed for {}, its oldest unconfirmed notification is {} old, over --sink-stall-timeout {timeout}",
+                secs(quiet),
+                secs(oldest)
+            )),
+        }
+    }
+}
+
+impl SinkView {
+    /// The sink's name in logs and metrics.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Notifications queued or in flight, not yet confirmed or dropped.
+    pub(crate) fn unconfirmed(&self) -> u64 {
+        self.queue.len() as u64 + self.state.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Notifications the sink refused for good and dropped.
+    pub(crate) fn refused(&self) -> u64 {
+        self.state.refused.load(Ordering::Relaxed)
+    }
+
+    /// Unix milliseconds of the oldest notification not yet confirmed, if any.
+    fn oldest_unconfirmed_ms(&self) -> Option<u64> {
+        let in_flight = self.state.in_flight_since_ms.load(Ordering::Relaxed);
+        if in_flight > 0 {
+            Some(in_flight)
+        } else {
+            self.queue.front(|n| unix_ms(n.time).max(1))
+        }
+    }
+
+    /// Age of the oldest notification not yet confirmed (zero when caught up).
+    fn oldest_unconfirmed_age(&self, now_ms: u64) -> Duration {
+        self.oldest_unconfirmed_ms().map_or(Duration::ZERO, |t| {
+            Duration::from_millis(now_ms.saturating_sub(t))
+        })
+    }
+
+    /// How the sink is doing at `now`, against `timeout`.
+    pub(crate) fn health(&self, timeout: Duration, now: SystemTime) -> Health {
+        let now_ms = unix_ms(now);
+        let oldest = self.oldest_unconfirmed_age(now_ms);
+        if oldest > timeout {
+            let confirmed = self.state.confirmed_at_ms.load(Ordering::Relaxed);
+            let quiet = Duration::from_millis(now_ms.saturating_sub(confirmed));
+            return if quiet > timeout {
+                Health::Stalled { oldest, quiet }
+            } else {
+                Health::Lagging { oldest }
+            };
+        }
+        match self.state.last.load(Ordering::Relaxed) {
+            LAST_REFUSED => Health::Refusing {
+                dropped: self.refused(),
+            },
+            LAST_RETRYING => Health::Retrying,
+            _ => Health::Ready,
+        }
     }
 }
 
@@ -338,6 +658,8 @@ impl SinkMetrics {
 struct SinkFamilies {
     capacity: IntGaugeVec,
     depth: IntGaugeVec,
+    bytes: IntGaugeVec,
+    max_bytes: IntGaugeVec,
     oldest_age: GaugeVec,
     dropped: IntCounterVec,
 }
@@ -354,6 +676,22 @@ impl SinkFamilies {
                 Opts::new(
                     "kubebridge_queue_depth",
                     "Notifications waiting in a sink's queue.",
+                ),
+                &["sink"],
+            )
+            .expect("valid metric"),
+            bytes: IntGaugeVec::new(
+                Opts::new(
+                    "kubebridge_queue_bytes",
+                    "JSON bytes (object + oldObject) of the notifications waiting in a sink's queue.",
+                ),
+                &["sink"],
+            )
+            .expect("valid metric"),
+            max_bytes: IntGaugeVec::new(
+                Opts::new(
+                    "kubebridge_queue_capacity_bytes",
+                    "Byte budget of a sink's queue (--queue-bytes).",
                 ),
                 &["sink"],
             )
@@ -377,7 +715,7 @@ impl SinkFamilies {
         }
     }
 
-    fn read(&self, sink: &SinkEntry, now_ms: u64) {
+    fn read(&self, sink: &SinkView, now_ms: u64) {
         let name = sink.name.as_str();
         self.capacity
             .with_label_values(&[name])
@@ -385,15 +723,13 @@ impl SinkFamilies {
         self.depth
             .with_label_values(&[name])
             .set(sink.queue.len() as i64);
-        let in_flight = sink.state.in_flight_since_ms.load(Ordering::Relaxed);
-        let oldest = if in_flight > 0 {
-            Some(in_flight)
-        } else {
-            sink.queue.front(|n| unix_ms(n.time))
-        };
-        let age = oldest.map_or(Duration::ZERO, |t| {
-            Duration::from_millis(now_ms.saturating_sub(t))
-        });
+        self.bytes
+            .with_label_values(&[name])
+            .set(sink.queue.bytes() as i64);
+        self.max_bytes
+            .with_label_values(&[name])
+            .set(i64::try_from(sink.queue.max_bytes()).unwrap_or(i64::MAX));
+        let age = sink.oldest_unconfirmed_age(now_ms);
         self.oldest_age
             .with_label_values(&[name])
             .set(age.as_secs_f64());
@@ -409,13 +745,13 @@ impl SinkFamilies {
 /// Reads every sink's queue and state when the registry is gathered.
 #[derive(Clone)]
 struct SinkCollector {
-    sinks: Arc<Mutex<Vec<SinkEntry>>>,
+    sinks: Arc<Mutex<Vec<SinkView>>>,
     /// Never set: only their descriptions are used, for registration.
     described: Arc<SinkFamilies>,
 }
 
 impl SinkCollector {
-    fn new(sinks: Arc<Mutex<Vec<SinkEntry>>>) -> SinkCollector {
+    fn new(sinks: Arc<Mutex<Vec<SinkView>>>) -> SinkCollector {
         SinkCollector {
             sinks,
             described: Arc::new(SinkFamilies::new()),
@@ -429,6 +765,8 @@ impl Collector for SinkCollector {
         [
             f.capacity.desc(),
             f.depth.desc(),
+            f.bytes.desc(),
+            f.max_bytes.desc(),
             f.oldest_age.desc(),
             f.dropped.desc(),
         ]
@@ -444,6 +782,8 @@ impl Collector for SinkCollector {
         [
             families.capacity.collect(),
             families.depth.collect(),
+            families.bytes.collect(),
+            families.max_bytes.collect(),
             families.oldest_age.collect(),
             families.dropped.collect(),
         ]
@@ -463,13 +803,91 @@ mod tests {
         })
     }
 
+    fn note_at(name: &str, time: SystemTime) -> Arc<Notification> {
+        Arc::new(Notification {
+            event_type: kubebridge_sinks::EventType::Added,
+            origin: kubebridge_sinks::Origin::Watch,
+            time,
+            cluster: None,
+            resource: Arc::new(kubebridge_sinks::ResourceId {
+                group: String::new(),
+                version: "v1".into(),
+                resource: "pods".into(),
+                kind: "Pod".into(),
+            }),
+            namespace: None,
+            name: name.into(),
+            uid: name.into(),
+            resource_version: "1".into(),
+            object: Arc::from(serde_json::value::RawValue::from_string("{}".into()).expect("json")),
+            old_object: None,
+            snapshot: None,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_sink_is_judged_by_its_oldest_unconfirmed_notification() {
+        let metrics = Metrics::new();
+        let (tx, mut rx) = queue::<Arc<Notification>>(8, Overflow::Block);
+        let sink = metrics.sink_started("kafka", tx.gauge());
+        let view = sink.view();
+        let timeout = Duration::from_secs(2);
+        let start = SystemTime::now();
+        assert_eq!(view.health(timeout, start), Health::Ready, "idle is ready");
+
+        // Taken into a batch that the destination never confirms.
+        tx.send(note_at("a", start)).await.expect("open");
+        let batch = vec![rx.try_recv().expect("queued")];
+        sink.taken(&batch);
+        sink.publish_started(start);
+        tx.send(note_at("b", start)).await.expect("open");
+        assert_eq!(view.unconfirmed(), 2, "one in flight, one queued");
+        assert_eq!(
+            view.health(timeout, start + Duration::from_secs(1)),
+            Health::Ready
+        );
+        let later = start + Duration::from_secs(5);
+        assert!(
+            matches!(view.health(timeout, later), Health::Stalled { oldest, .. } if oldest >= Duration::from_secs(5)),
+            "{:?}",
+            view.health(timeout, later)
+        );
+        let reason = view
+            .health(timeout, later)
+            .reason("kafka", timeout)
+            .expect("not ready");
+        assert!(reason.contains("sink kafka: stalled"), "{reason}");
+        assert!(reason.contains("--sink-stall-timeout 2s"), "{reason}");
+
+        // Confirmed: ready again, nothing in flight.
+        sink.delivered(&batch);
+        sink.batch_done();
+        assert_eq!(view.unconfirmed(), 1);
+        let _ = rx.try_recv();
+        assert_eq!(view.health(timeout, later), Health::Ready);
+        assert!(metrics.sinks_ready(timeout).is_ok());
+
+        // Refused for good: not ready, counted, until something is confirmed.
+        sink.publish_failed(false);
+        sink.refused();
+        assert_eq!(view.health(timeout, later), Health::Refusing { dropped: 1 });
+        assert_eq!(view.refused(), 1);
+        let reason = metrics.sinks_ready(timeout).expect_err("refusing");
+        assert!(reason.contains("failed permanently"), "{reason}");
+        sink.delivered(&[note_at("c", later)]);
+        assert_eq!(view.health(timeout, later), Health::Ready);
+    }
+
     #[tokio::test]
     async fn a_second_run_starts_with_no_sinks_of_the_first() {
         let first = Metrics::new();
         let (tx, _rx) = queue::<Arc<Notification>>(4, Overflow::Block);
         let sink = first.sink_started("kafka", tx.gauge());
         sink.publish_failed(true);
-        assert!(!first.sinks_healthy());
+        let reason = first
+            .sinks_ready(Duration::from_secs(60))
+            .expect_err("retrying");
+        assert!(reason.contains("sink kafka"), "{reason}");
         assert_eq!(
             sample(
                 &first.render(),
@@ -480,7 +898,7 @@ mod tests {
 
         let second = Metrics::new();
         assert!(
-            second.sinks_healthy(),
+            second.sinks_ready(Duration::from_secs(60)).is_ok(),
             "the first run's failing sink is not in the second"
         );
         let text = second.render();
@@ -504,29 +922,7 @@ mod tests {
         let overflow = r#"kubebridge_sink_dropped_total{reason="overflow",sink="nats"}"#;
         let permanent = r#"kubebridge_sink_dropped_total{reason="permanent",sink="nats"}"#;
         assert_eq!(sample(&metrics.render(), overflow), Some(0.0));
-        let note = |name: &str| {
-            Arc::new(Notification {
-                event_type: kubebridge_sinks::EventType::Added,
-                origin: kubebridge_sinks::Origin::Watch,
-                time: SystemTime::now(),
-                cluster: None,
-                resource: Arc::new(kubebridge_sinks::ResourceId {
-                    group: String::new(),
-                    version: "v1".into(),
-                    resource: "pods".into(),
-                    kind: "Pod".into(),
-                }),
-                namespace: None,
-                name: name.into(),
-                uid: name.into(),
-                resource_version: "1".into(),
-                object: Arc::from(
-                    serde_json::value::RawValue::from_string("{}".into()).expect("json"),
-                ),
-                old_object: None,
-                snapshot: None,
-            })
-        };
+        let note = |name: &str| note_at(name, SystemTime::now());
         for name in ["a", "b", "c"] {
             tx.send(note(name)).await.expect("open");
         }

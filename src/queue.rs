@@ -1,8 +1,13 @@
-//! The bounded queue between informers and a sink: an explicit overflow policy, a depth
-//! anyone can read, and closure when either side goes away.
+//! The bounded queue between informers and a sink: bounded by a count and by a byte
+//! budget, an explicit overflow policy, a depth anyone can read, and closure when either
+//! side goes away.
 //!
 //! tokio's `mpsc` can only block a full sender; `drop-oldest` needs the sender to evict
 //! from the front, so this is a small `VecDeque` under a mutex with two `Notify`s.
+//!
+//! The byte budget is what bounds memory: a count alone lets 10 000 queued updates of a
+//! large object pin 10 000 old versions of it. An item larger than the whole budget is
+//! still accepted into an empty queue, so nothing can wait for room that never comes.
 
 use std::collections::VecDeque;
 use std::pin::pin;
@@ -23,17 +28,63 @@ pub enum Overflow {
     DropOldest,
 }
 
+/// How much a queue may hold.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits<T> {
+    /// Items, at least 1.
+    pub capacity: usize,
+    /// The sum of `weigh` over the queued items, at least 1.
+    pub max_bytes: usize,
+    /// An item's bytes.
+    pub weigh: fn(&T) -> usize,
+}
+
+impl<T> Limits<T> {
+    /// `capacity` items, whatever their size.
+    #[cfg(test)]
+    pub(crate) fn count(capacity: usize) -> Limits<T> {
+        Limits {
+            capacity,
+            max_bytes: usize::MAX,
+            weigh: |_| 0,
+        }
+    }
+}
+
 struct State<T> {
     items: VecDeque<T>,
+    /// The sum of the queued items' weights.
+    bytes: usize,
     senders: usize,
     receiver_alive: bool,
+}
+
+impl<T> State<T> {
+    /// Whether an item of `weight` bytes may join: within both bounds, or the queue is
+    /// empty (an item over the whole budget passes alone rather than never).
+    fn fits(&self, limits: &Limits<T>, weight: usize) -> bool {
+        self.items.is_empty()
+            || (self.items.len() < limits.capacity
+                && self.bytes.saturating_add(weight) <= limits.max_bytes)
+    }
+
+    fn push(&mut self, item: T, weight: usize) {
+        self.bytes = self.bytes.saturating_add(weight);
+        self.items.push_back(item);
+    }
+
+    fn pop(&mut self, weigh: fn(&T) -> usize) -> Option<T> {
+        let item = self.items.pop_front()?;
+        self.bytes = self.bytes.saturating_sub(weigh(&item));
+        Some(item)
+    }
 }
 
 struct Shared<T> {
     state: Mutex<State<T>>,
     not_empty: Notify,
     not_full: Notify,
-    capacity: usize,
+    limits: Limits<T>,
     overflow: Overflow,
     dropped: AtomicU64,
 }
@@ -46,17 +97,31 @@ impl<T> Shared<T> {
     }
 }
 
-/// Creates a queue holding at most `capacity` items (at least 1).
+/// Creates a queue holding at most `capacity` items (at least 1), whatever their size.
+#[cfg(test)]
 pub(crate) fn queue<T>(capacity: usize, overflow: Overflow) -> (QueueSender<T>, QueueReceiver<T>) {
+    bounded(Limits::count(capacity), overflow)
+}
+
+/// Creates a queue within `limits`.
+pub(crate) fn bounded<T>(
+    limits: Limits<T>,
+    overflow: Overflow,
+) -> (QueueSender<T>, QueueReceiver<T>) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             items: VecDeque::new(),
+            bytes: 0,
             senders: 1,
             receiver_alive: true,
         }),
         not_empty: Notify::new(),
         not_full: Notify::new(),
-        capacity: capacity.max(1),
+        limits: Limits {
+            capacity: limits.capacity.max(1),
+            max_bytes: limits.max_bytes.max(1),
+            weigh: limits.weigh,
+        },
         overflow,
         dropped: AtomicU64::new(0),
     });
@@ -77,8 +142,9 @@ pub struct Closed<T>(pub T);
 pub enum Sent<T> {
     /// Queued.
     Queued,
-    /// Queued, after evicting this older item (`drop-oldest` on a full queue).
-    Evicted(T),
+    /// Queued, after evicting these older items, oldest first (`drop-oldest` on a full
+    /// queue: one for the count, as many as the byte budget needs).
+    Evicted(Vec<T>),
 }
 
 /// The sending side; cloneable. The queue closes when every sender is dropped.
@@ -109,10 +175,12 @@ impl<T> Drop for QueueSender<T> {
 }
 
 impl<T> QueueSender<T> {
-    /// Queues `item`, waiting for room under [`Overflow::Block`] or evicting the oldest
-    /// item under [`Overflow::DropOldest`].
+    /// Queues `item`, waiting for room (in count and bytes) under [`Overflow::Block`] or
+    /// evicting the oldest items until it fits under [`Overflow::DropOldest`].
     pub async fn send(&self, item: T) -> Result<Sent<T>, Closed<T>> {
         let shared = &self.shared;
+        let limits = &shared.limits;
+        let weight = (limits.weigh)(&item);
         loop {
             let mut notified = pin!(shared.not_full.notified());
             {
@@ -120,19 +188,24 @@ impl<T> QueueSender<T> {
                 if !state.receiver_alive {
                     return Err(Closed(item));
                 }
-                if state.items.len() < shared.capacity {
-                    state.items.push_back(item);
+                if state.fits(limits, weight) {
+                    state.push(item, weight);
                     drop(state);
                     shared.not_empty.notify_one();
                     return Ok(Sent::Queued);
                 }
                 if shared.overflow == Overflow::DropOldest {
-                    let evicted = state.items.pop_front();
-                    state.items.push_back(item);
+                    let mut evicted = Vec::new();
+                    while !state.fits(limits, weight) {
+                        evicted.extend(state.pop(limits.weigh));
+                    }
+                    state.push(item, weight);
                     drop(state);
-                    shared.dropped.fetch_add(1, Ordering::Relaxed);
+                    shared
+                        .dropped
+                        .fetch_add(evicted.len() as u64, Ordering::Relaxed);
                     shared.not_empty.notify_one();
-                    return Ok(evicted.map_or(Sent::Queued, Sent::Evicted));
+                    return Ok(Sent::Evicted(evicted));
                 }
                 // Register before unlocking so a pop between here and the await wakes us.
                 notified.as_mut().enable();
@@ -170,7 +243,17 @@ impl<T> QueueGauge<T> {
 
     /// The queue's capacity.
     pub(crate) fn capacity(&self) -> usize {
-        self.shared.capacity
+        self.shared.limits.capacity
+    }
+
+    /// Bytes queued now (the sum of the items' weights).
+    pub(crate) fn bytes(&self) -> usize {
+        self.shared.lock().bytes
+    }
+
+    /// The queue's byte budget.
+    pub(crate) fn max_bytes(&self) -> usize {
+        self.shared.limits.max_bytes
     }
 
     /// Applies `f` to the oldest queued item, if any.
@@ -197,8 +280,10 @@ impl<T> Drop for QueueReceiver<T> {
 }
 
 impl<T> QueueReceiver<T> {
-    /// Moves up to `max` items into `buf`, waiting until at least one is there.
-    /// Returns 0 once every sender is gone and the queue is empty.
+    /// Moves up to `max` items into `buf`, waiting until at least one is there. What it
+    /// takes is within the byte budget too, since the queue never holds more (but for a
+    /// lone oversized item): a sink's batch in flight is bounded like its queue. Returns 0
+    /// once every sender is gone and the queue is empty.
     pub(crate) async fn recv_many(&mut self, buf: &mut Vec<T>, max: usize) -> usize {
         let shared = &self.shared;
         loop {
@@ -207,7 +292,9 @@ impl<T> QueueReceiver<T> {
                 let mut state = shared.lock();
                 if !state.items.is_empty() {
                     let n = state.items.len().min(max.max(1));
-                    buf.extend(state.items.drain(..n));
+                    for _ in 0..n {
+                        buf.extend(state.pop(shared.limits.weigh));
+                    }
                     drop(state);
                     shared.not_full.notify_waiters();
                     return n;
@@ -224,7 +311,7 @@ impl<T> QueueReceiver<T> {
     /// The next item if one is queued now.
     #[cfg(test)]
     pub(crate) fn try_recv(&mut self) -> Option<T> {
-        let item = self.shared.lock().items.pop_front();
+        let item = self.shared.lock().pop(self.shared.limits.weigh);
         if item.is_some() {
             self.shared.not_full.notify_waiters();
         }
@@ -247,6 +334,101 @@ impl<T> QueueReceiver<T> {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    /// An item of a given size: (id, bytes).
+    type Blob = (u32, usize);
+
+    fn by_bytes(capacity: usize, max_bytes: usize) -> Limits<Blob> {
+        Limits {
+            capacity,
+            max_bytes,
+            weigh: |b| b.1,
+        }
+    }
+
+    fn ids(items: &[Blob]) -> Vec<u32> {
+        items.iter().map(|b| b.0).collect()
+    }
+
+    #[tokio::test]
+    async fn block_waits_for_bytes_while_the_count_has_room() {
+        let (tx, mut rx) = bounded(by_bytes(10, 100), Overflow::Block);
+        let gauge = tx.gauge();
+        tx.send((1, 60)).await.expect("room");
+        tx.send((2, 30)).await.expect("room");
+        assert_eq!(gauge.bytes(), 90);
+        let tx2 = tx.clone();
+        let blocked = tokio::spawn(async move { tx2.send((3, 20)).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(
+            !blocked.is_finished(),
+            "90 + 20 bytes is over the budget of 100"
+        );
+        assert_eq!(rx.try_recv(), Some((1, 60)));
+        assert_eq!(blocked.await.expect("join"), Ok(Sent::Queued));
+        assert_eq!(gauge.bytes(), 50);
+        let mut buf = Vec::new();
+        rx.recv_many(&mut buf, 10).await;
+        assert_eq!(ids(&buf), [2, 3]);
+        assert_eq!(gauge.bytes(), 0);
+    }
+
+    #[tokio::test]
+    async fn drop_oldest_evicts_until_the_bytes_fit() {
+        let (tx, mut rx) = bounded(by_bytes(10, 100), Overflow::DropOldest);
+        let gauge = tx.gauge();
+        for id in 1..=3 {
+            tx.send((id, 30)).await.expect("open");
+        }
+        // 90 queued; 70 more needs two 30-byte evictions, oldest first.
+        match tx.send((4, 70)).await.expect("open") {
+            Sent::Evicted(old) => assert_eq!(ids(&old), [1, 2]),
+            Sent::Queued => panic!("over the budget: something must go"),
+        }
+        assert_eq!(rx.dropped(), 2);
+        assert_eq!(gauge.evicted(), 2);
+        assert_eq!(gauge.bytes(), 100);
+        let mut buf = Vec::new();
+        rx.recv_many(&mut buf, 10).await;
+        assert_eq!(ids(&buf), [3, 4]);
+    }
+
+    #[tokio::test]
+    async fn an_item_over_the_whole_budget_passes_alone() {
+        // Into an empty queue at once, under either policy.
+        for overflow in [Overflow::Block, Overflow::DropOldest] {
+            let (tx, mut rx) = bounded(by_bytes(10, 100), overflow);
+            assert_eq!(tx.send((1, 500)).await, Ok(Sent::Queued), "{overflow:?}");
+            assert_eq!(rx.try_recv(), Some((1, 500)));
+        }
+        // Blocking: it waits for the queue to empty, then passes; nothing deadlocks.
+        let (tx, mut rx) = bounded(by_bytes(10, 100), Overflow::Block);
+        tx.send((1, 10)).await.expect("room");
+        let tx2 = tx.clone();
+        let big = tokio::spawn(async move { tx2.send((2, 500)).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!big.is_finished(), "waits while anything is queued");
+        let mut buf = Vec::new();
+        rx.recv_many(&mut buf, 10).await;
+        assert_eq!(big.await.expect("join"), Ok(Sent::Queued));
+        // Nothing joins it while it is over the budget.
+        let tx3 = tx.clone();
+        let small = tokio::spawn(async move { tx3.send((3, 1)).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!small.is_finished());
+        rx.recv_many(&mut buf, 10).await;
+        assert_eq!(small.await.expect("join"), Ok(Sent::Queued));
+        rx.recv_many(&mut buf, 10).await;
+        assert_eq!(ids(&buf), [1, 2, 3]);
+        // Drop-oldest: it evicts everything queued to pass.
+        let (tx, _rx) = bounded(by_bytes(10, 100), Overflow::DropOldest);
+        tx.send((1, 10)).await.expect("room");
+        tx.send((2, 10)).await.expect("room");
+        match tx.send((3, 500)).await.expect("open") {
+            Sent::Evicted(old) => assert_eq!(ids(&old), [1, 2]),
+            Sent::Queued => panic!("must evict"),
+        }
+    }
 
     #[tokio::test]
     async fn block_waits_for_room_and_keeps_order() {
@@ -277,7 +459,7 @@ mod tests {
             tx.send(i).await.expect("open");
         }
         assert_eq!(rx.len(), 2);
-        assert_eq!(rx.dropped(), 2);
+        assert_eq!(rx.dropped(), 2, "one eviction per item over the count");
         let mut buf = Vec::new();
         rx.recv_many(&mut buf, 10).await;
         assert_eq!(buf, [3, 4]);

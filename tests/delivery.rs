@@ -10,7 +10,8 @@ use kubebridge_testkit::brokers::{
     Forwarder, PrivateNats, STARTUP, free_port, tansu_broker, tansu_broker_behind, wait_listening,
 };
 use kubebridge_testkit::consume::{Message, jetstream_count, jetstream_messages, kafka_messages};
-use kubebridge_testkit::harness::{Harness, Running, wait_until, wait_until_async};
+use kubebridge_testkit::harness::{Harness, Running, WAIT, output, wait_until, wait_until_async};
+use kubebridge_testkit::http::{get_text as get, sample};
 use serde_json::{Value, json};
 
 /// `uid:resourceVersion:TYPE`, the id kubebridge gives the notification of this change.
@@ -393,4 +394,219 @@ async fn a_grace_that_runs_out_says_how_much_was_undelivered() {
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("shutdown grace of 2s ran out"), "{stderr}");
     assert!(stderr.contains("undelivered"), "{stderr}");
+}
+
+/// The last line kubebridge wrote to stderr: its exit message.
+fn last_line(stderr: &str) -> &str {
+    stderr.lines().last().unwrap_or_default()
+}
+
+/// A Kafka sink URI on a local port where nothing listens: librdkafka (with
+/// `message.timeout.ms=0`) queues forever and never reports an error.
+fn dead_kafka() -> String {
+    format!("kafka://127.0.0.1:{}/kb.dead", free_port())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_into_a_full_disk_exits_1_saying_how_much_was_undelivered() {
+    let h = Harness::empty().await;
+    seed(&h, 40);
+    let mut cmd = h.watch(&["pods", "-n", "shop", "--once"]);
+    cmd.stdout(
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap(),
+    );
+    // Not `output()`, which would pipe stdout again.
+    let child = cmd.spawn().unwrap();
+    let out = tokio::time::timeout(WAIT, child.wait_with_output())
+        .await
+        .expect("--once ends")
+        .unwrap();
+    let (code, stderr) = (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    let last = last_line(&stderr);
+    assert!(
+        last.starts_with("kubebridge: 40 notification(s) undelivered: sink stdout refused 40"),
+        "{stderr}"
+    );
+    // Each one was logged as it was dropped.
+    let logged = stderr
+        .lines()
+        .filter(|l| l.contains("dropping a notification the sink refused for good"))
+        .count();
+    assert_eq!(logged, 40, "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_that_confirms_nothing_makes_readyz_say_which_and_why() {
+    let h = Harness::empty().await;
+    seed(&h, 3);
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let sink = dead_kafka();
+    let kb = Running::spawn(h.watch(&[
+        "pods",
+        "-n",
+        "shop",
+        "--sink",
+        &sink,
+        "--metrics-addr",
+        &addr,
+        "--sink-stall-timeout",
+        "2s",
+        "--shutdown-grace",
+        "1s",
+    ]));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let body = loop {
+        if let Some((503, body)) = get(port, "/readyz").await
+            && body.contains("stalled")
+        {
+            break body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/readyz never reported the stall: {:?}",
+            get(port, "/readyz").await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(body.contains("sink kafka: stalled"), "{body}");
+    assert!(body.contains("--sink-stall-timeout 2s"), "{body}");
+    let age = r#"kubebridge_sink_oldest_unconfirmed_age_seconds{sink="kafka"}"#;
+    let first = sample(&get(port, "/metrics").await.unwrap().1, age).unwrap();
+    assert!(first > 2.0, "{first}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let metrics = get(port, "/metrics").await.unwrap().1;
+    let second = sample(&metrics, age).unwrap();
+    assert!(
+        second > first,
+        "the age keeps rising: {first} then {second}"
+    );
+    assert_eq!(get(port, "/healthz").await.unwrap().0, 200, "alive");
+    // Nothing was delivered: the grace runs out and says how much.
+    let (code, stderr) = kb.terminate().await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("sink kafka: stalled"), "logged: {stderr}");
+    assert!(
+        last_line(&stderr).contains("with 3 notification(s) undelivered"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_gives_up_on_a_sink_that_cannot_deliver() {
+    let h = Harness::empty().await;
+    seed(&h, 3);
+    let sink = dead_kafka();
+    let started = std::time::Instant::now();
+    let (code, _, stderr) = output(h.watch(&[
+        "pods",
+        "-n",
+        "shop",
+        "--once",
+        "--sink",
+        &sink,
+        "--sink-stall-timeout",
+        "2s",
+    ]))
+    .await;
+    let took = started.elapsed();
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        took < Duration::from_secs(20),
+        "ends soon after the 2s stall timeout: {took:?}"
+    );
+    let last = last_line(&stderr);
+    assert!(
+        last.starts_with("kubebridge: 3 notification(s) undelivered: sink kafka confirmed nothing"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_bytes_stay_within_the_budget_while_a_sink_is_down() {
+    let h = Harness::empty().await;
+    h.create_namespace("shop");
+    let blob = |i: usize| format!("{i:06}{}", "x".repeat(100_000));
+    h.sim
+        .create(
+            "configmaps",
+            Some("shop"),
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": "big", "namespace": "shop"},
+                   "data": {"blob": blob(0)}}),
+        )
+        .unwrap();
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let sink = dead_kafka();
+    let budget: f64 = 1024.0 * 1024.0;
+    let kb = Running::spawn(h.watch(&[
+        "configmaps",
+        "-n",
+        "shop",
+        "--sink",
+        &sink,
+        "--metrics-addr",
+        &addr,
+        "--queue-bytes",
+        "1MiB",
+        "--shutdown-grace",
+        "1s",
+    ]));
+    wait_until(|| h.sim.requests("watch", "configmaps") >= 1).await;
+    // 40 updates of a 100 kB ConfigMap: each queued update pins about 200 kB (object and
+    // old object), so a count of 10 000 alone would let all 8 MB queue.
+    for i in 1..=40 {
+        h.sim
+            .patch(
+                "configmaps",
+                Some("shop"),
+                "big",
+                json!({"data": {"blob": blob(i)}}),
+            )
+            .unwrap();
+    }
+    let bytes = r#"kubebridge_queue_bytes{sink="kafka"}"#;
+    let depth = r#"kubebridge_queue_depth{sink="kafka"}"#;
+    let mut highest = 0.0f64;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    // The queue fills to its budget, then the informer waits; it never goes over.
+    loop {
+        let metrics = get(port, "/metrics")
+            .await
+            .map(|(_, m)| m)
+            .unwrap_or_default();
+        if let (Some(b), Some(d)) = (sample(&metrics, bytes), sample(&metrics, depth)) {
+            assert!(b <= budget, "queued {b} bytes, over the budget of {budget}");
+            assert!(d <= 6.0, "{d} queued: the byte budget binds, not the count");
+            assert_eq!(
+                sample(&metrics, r#"kubebridge_queue_capacity_bytes{sink="kafka"}"#),
+                Some(budget)
+            );
+            highest = highest.max(b);
+            if b > budget / 2.0 {
+                break;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the queue never filled: {highest} bytes"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for _ in 0..10 {
+        let metrics = get(port, "/metrics").await.unwrap().1;
+        let b = sample(&metrics, bytes).unwrap();
+        assert!(b <= budget, "queued {b} bytes, over the budget of {budget}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (code, stderr) = kb.terminate().await;
+    assert_eq!(code, 1, "the grace ran out with the sink down: {stderr}");
 }

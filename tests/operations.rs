@@ -7,22 +7,8 @@ use std::time::Duration;
 use kubebridge_sim::Failure;
 use kubebridge_testkit::brokers::{PrivateNats, free_port};
 use kubebridge_testkit::harness::{Harness, Running, WAIT, brief, wait_until};
-use kubebridge_testkit::http;
+use kubebridge_testkit::http::{get_text as get, sample};
 use serde_json::json;
-
-/// GETs `path` from 127.0.0.1:`port`: (status code, body). `None` if nothing listens yet.
-async fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let response = http::try_get(http::local(port), path).await.ok()?;
-    Some((response.status, response.text()))
-}
-
-/// The value of the sample `name{labels}` (labels exactly as exposed), if present.
-fn sample(metrics: &str, series: &str) -> Option<f64> {
-    metrics.lines().find_map(|l| {
-        l.strip_prefix(series)
-            .and_then(|rest| rest.trim().parse().ok())
-    })
-}
 
 async fn scrape(port: u16) -> String {
     get(port, "/metrics").await.expect("metrics answer").1
@@ -339,6 +325,99 @@ async fn the_cache_lister_answers_without_asking_the_api_server() {
     kb.terminate().await;
 }
 
+/// Collects what a child writes to stderr, draining it so the child never blocks.
+fn collect_stderr(
+    stderr: tokio::process::ChildStderr,
+) -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    use tokio::io::AsyncReadExt;
+    let text = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let collected = text.clone();
+    tokio::spawn(async move {
+        let mut stderr = stderr;
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = stderr.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            collected.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    text
+}
+
+/// `prlimit --pid PID --nofile=SOFT:HARD`; false when prlimit is not installed.
+fn set_nofile(pid: u32, soft: &str, hard: &str) -> bool {
+    std::process::Command::new("prlimit")
+        .arg(format!("--pid={pid}"))
+        .arg(format!("--nofile={soft}:{hard}"))
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Out of file descriptors (EMFILE), the accept loop backs off and logs a few lines
+/// instead of spinning (today: 1.9 GB of warnings in 10 s); once descriptors are free
+/// again, /healthz answers the connection that waited in the backlog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accept_errors_back_off_and_healthz_answers_afterwards() {
+    let h = Harness::empty().await;
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = h
+        .watch(&["pods", "-A", "--metrics-addr", &addr])
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = collect_stderr(child.stderr.take().unwrap());
+    wait_until_ready(port).await;
+    let pid = child.id().unwrap();
+    let hard = std::fs::read_to_string(format!("/proc/{pid}/limits"))
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(4).map(str::to_owned))
+        .unwrap();
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    if !set_nofile(pid, &open.to_string(), &hard) {
+        eprintln!("prlimit is not available; skipping");
+        return;
+    }
+    let before = stderr.lock().unwrap().len();
+    // Connections completed by the kernel into the backlog: the first few may take the
+    // descriptors kubebridge closed since they were counted; after those, every accept
+    // fails with EMFILE.
+    let mut idle = Vec::new();
+    for _ in 0..8 {
+        idle.push(
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap(),
+        );
+    }
+    let waiting = tokio::spawn(async move { get(port, "/healthz").await });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let logged = String::from_utf8_lossy(&stderr.lock().unwrap()[before..]).into_owned();
+    assert!(set_nofile(pid, &hard, &hard));
+    drop(idle);
+    let lines = logged.matches("accept failed").count();
+    assert!(
+        (1..=2).contains(&lines),
+        "{lines} lines about failed accepts in 2 s ({} bytes of stderr): {}",
+        logged.len(),
+        &logged[..logged.len().min(2000)]
+    );
+    let answer = tokio::time::timeout(WAIT, waiting).await.unwrap().unwrap();
+    assert_eq!(answer.map(|a| a.0), Some(200));
+    assert_eq!(get(port, "/healthz").await.map(|a| a.0), Some(200));
+    let failed = sample(
+        &scrape(port).await,
+        "kubebridge_endpoint_accept_errors_total",
+    );
+    assert!(failed.is_some_and(|n| n >= 1.0), "{failed:?}");
+}
+
 /// Short lease timings so the tests take seconds, in client-go's proportions.
 fn lease_args(identity: &'static str) -> Vec<&'static str> {
     vec![
@@ -414,4 +493,51 @@ async fn a_leader_that_cannot_renew_stops_at_once() {
         stderr.contains("lost the leader lease default/kubebridge"),
         "{stderr}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_stopped_cleanly_hands_over_without_waiting_out_the_lease() {
+    let h = Harness::empty().await;
+    h.create_namespace("shop");
+    h.create_pod("shop", "a", json!({}));
+    // A lease far longer than the test waits: only a released lease lets the standby in.
+    let long_lease = |identity: &'static str| {
+        let mut args = vec!["pods", "-n", "shop"];
+        args.extend(lease_args(identity));
+        let at = |flag: &str, args: &[&str]| args.iter().position(|a| *a == flag).unwrap() + 1;
+        let (lease, renew) = (
+            at("--leader-elect-lease-duration", &args),
+            at("--leader-elect-renew-deadline", &args),
+        );
+        args[lease] = "60s";
+        args[renew] = "40s";
+        args
+    };
+    let mut first = h.spawn(&long_lease("first"));
+    assert_eq!(brief(&first.next().await), "ADDED list shop/a");
+    let mut second = h.spawn(&long_lease("second"));
+    second.expect_silence(Duration::from_secs(2)).await;
+    assert_eq!(lease_holder(&h), "first");
+
+    let (code, stderr) = first.terminate().await;
+    assert_eq!(code, 0, "{stderr}");
+    let took_over = tokio::time::timeout(Duration::from_secs(15), second.next())
+        .await
+        .expect("the standby leads within seconds of a release, not after the 60s lease");
+    assert_eq!(brief(&took_over), "ADDED list shop/a");
+    assert_eq!(lease_holder(&h), "second");
+    second.terminate().await;
+}
+
+#[tokio::test]
+async fn an_invalid_lease_namespace_is_a_usage_error() {
+    let h = Harness::empty().await;
+    let mut args = vec!["pods", "-n", "shop"];
+    args.extend(lease_args("only"));
+    let at = args.iter().position(|a| *a == "default").unwrap();
+    args[at] = "Not_A_Namespace";
+    let (code, stderr) = h.spawn(&args).wait().await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("Not_A_Namespace"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }

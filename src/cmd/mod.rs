@@ -4,6 +4,7 @@
 pub mod check_config;
 #[cfg(feature = "sim")]
 pub mod demo;
+pub mod panic_hook;
 pub mod rbac;
 #[cfg(feature = "sim")]
 pub mod sim;

@@ -7,30 +7,32 @@
 //! 4. `leadership`: with `--leader-elect`, wait for the Lease before going on;
 //! 5. `informers`: start one informer per planned informer, feeding its routes' queues;
 //! 6. `supervise`: run until the informers stop, a sink closes, an informer fails for
-//!    good, the lease is lost, or shutdown (then deliver what is queued within the grace).
+//!    good, the lease is lost, or shutdown (then deliver what is queued within the grace);
+//!    meanwhile judge every sink against `--sink-stall-timeout` (log a stall; with
+//!    `--once`, give up on a stalled sink), and end non-zero, in one line, when anything
+//!    was left undelivered.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use kubebridge_sinks::{Notification, Sink, sink_from_uri};
-use tokio::task::{JoinHandle, JoinSet};
+use kubebridge_sinks::{Sink, sink_from_uri};
+use tokio::task::{AbortHandle, JoinSet};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::AppError;
 use crate::config::{ClusterConfig, InitialState, Route, StreamConfig};
-use crate::endpoints::{self, Readiness};
+use crate::endpoints::{self, EndpointsConfig, Handlers, Readiness};
 use crate::informer::shared::SyncedFlags;
 use crate::informer::{Informers, ProcessorConfig, ReflectorConfig, RunningInformers};
 use crate::kube::{Cluster, cluster};
-use crate::leader::{Elector, LeaderError, LeaseConfig};
+use crate::leader::{self, Elector, LeaseConfig};
 use crate::lister::Lister;
-use crate::metrics::Metrics;
+use crate::metrics::{Health, Metrics, SinkView};
 use crate::pipeline::sink_task::SinkQueue;
-use crate::pipeline::{SinkOutcome, spawn_sink};
+use crate::pipeline::{QueueBounds, SinkHandle, SinkOutcome, spawn_sink};
 use crate::plan::{Plan, Resolver};
-use crate::queue::QueueGauge;
 
 /// Sinks an embedder built itself, each with the name of the route it serves (in
 /// addition to the sinks that route's URIs name).
@@ -64,7 +66,7 @@ pub async fn watch(
     let endpoints = endpoints(stream, &metrics).await?;
     let cancel = CancellationToken::new();
     let mut shutdown = std::pin::pin!(shutdown);
-    let lease = match leadership(cluster, stream, &cancel, shutdown.as_mut()).await? {
+    let lease = match leadership(cluster, stream, &metrics, shutdown.as_mut()).await? {
         Leadership::Standby => return Ok(()),
         Leadership::NotElecting => None,
         Leadership::Leading(keep) => Some(keep),
@@ -82,10 +84,12 @@ pub async fn watch(
     let supervised = Supervised {
         informers: running,
         sink_tasks: sinks.tasks,
-        gauges: sinks.gauges,
+        sinks: sinks.watched,
         lease,
         cancel,
         grace: stream.shutdown_grace,
+        stall_timeout: stream.sink_stall_timeout,
+        once: stream.once,
     };
     supervise(supervised, shutdown).await
 }
@@ -122,12 +126,24 @@ pub(crate) async fn build_sinks(
     Ok(sinks)
 }
 
-/// The running sinks: each route's queues, the tasks draining them, and their depths.
+/// The running sinks: each route's queues, the tasks draining them, and what the
+/// supervisor watches of each.
 struct Sinks {
     /// Per route (as in the plan), the queue of each of its sinks.
     queues: Vec<Vec<SinkQueue>>,
     tasks: JoinSet<SinkOutcome>,
-    gauges: Vec<QueueGauge<Arc<Notification>>>,
+    watched: Vec<Watched>,
+}
+
+/// One sink as the supervisor sees it.
+struct Watched {
+    view: SinkView,
+    /// Aborts the sink's own task (not just the join set's wrapper around it).
+    abort: AbortHandle,
+    /// Whether it was last judged stalled (a change is logged).
+    stalled: bool,
+    /// Whether `--once` gave up on it, with this many notifications undelivered.
+    abandoned: Option<u64>,
 }
 
 /// Phase 2: builds every route's sinks and starts a task and a bounded queue for each.
@@ -163,7 +179,12 @@ async fn sinks(
     let mut running = Sinks {
         queues: Vec::with_capacity(built.len()),
         tasks: JoinSet::new(),
-        gauges: Vec::new(),
+        watched: Vec::new(),
+    };
+    let bounds = QueueBounds {
+        capacity: stream.queue_capacity,
+        max_bytes: stream.queue_bytes,
+        overflow: stream.overflow,
     };
     let mut labels: Vec<String> = Vec::new();
     for route_sinks in built {
@@ -180,12 +201,19 @@ async fn sinks(
                 format!("{kind}-{}", same + 1)
             };
             labels.push(label.clone());
-            let (queue, task) =
-                spawn_sink(label, sink, stream.queue_capacity, stream.overflow, metrics);
-            running.gauges.push(queue.gauge());
+            let SinkHandle { queue, task, view } = spawn_sink(label, sink, bounds, metrics);
+            running.watched.push(Watched {
+                view,
+                abort: task.abort_handle(),
+                stalled: false,
+                abandoned: None,
+            });
             running.tasks.spawn(async move {
-                task.await
-                    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+                match task.await {
+                    Ok(outcome) => outcome,
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    Err(_) => SinkOutcome::Abandoned,
+                }
             });
             queues.push(queue);
         }
@@ -220,19 +248,35 @@ async fn endpoints(stream: &StreamConfig, metrics: &Metrics) -> Result<Endpoints
     if let Ok(local) = listener.local_addr() {
         tracing::info!(addr = %local, "serving /metrics, /healthz and /readyz");
     }
-    endpoints::serve(
-        listener,
-        metrics.clone(),
-        readiness(slots.synced.clone(), metrics.clone()),
-        stream.serve_cache.then(|| slots.lister.clone()),
-        stop,
-    );
+    let limits = &stream.limits;
+    let config = EndpointsConfig {
+        header_read_timeout: limits.metrics_header_timeout,
+        connection_timeout: limits.metrics_connection_timeout,
+        max_connections: limits.metrics_max_connections,
+        probe_connections: limits.metrics_probe_connections,
+    };
+    let handlers = Handlers {
+        metrics: metrics.clone(),
+        ready: readiness(
+            slots.synced.clone(),
+            metrics.clone(),
+            stream.sink_stall_timeout,
+        ),
+        lister: stream.serve_cache.then(|| slots.lister.clone()),
+    };
+    endpoints::serve_with(config, listener, handlers, stop);
     Ok(slots)
 }
 
-/// Ready when every informer has synced and no sink's last delivery failed; a standby
-/// (no informers yet) is ready to take over.
-fn readiness(synced: Arc<OnceLock<SyncedFlags>>, metrics: Metrics) -> Readiness {
+/// Ready when every informer has synced and every sink is delivering: none has a
+/// notification unconfirmed for longer than `stall_timeout`, and none's last attempt
+/// failed (retrying, or refused for good). A standby (no informers yet) is ready to take
+/// over. The body names each sink that is not ready, and why.
+fn readiness(
+    synced: Arc<OnceLock<SyncedFlags>>,
+    metrics: Metrics,
+    stall_timeout: Duration,
+) -> Readiness {
     Arc::new(move || {
         let Some(synced) = synced.get() else {
             return Ok(());
@@ -245,10 +289,7 @@ fn readiness(synced: Arc<OnceLock<SyncedFlags>>, metrics: Metrics) -> Readiness 
         if !pending.is_empty() {
             return Err(format!("not synced yet: {}", pending.join(", ")));
         }
-        if !metrics.sinks_healthy() {
-            return Err("a sink's last delivery attempt failed".to_owned());
-        }
-        Ok(())
+        metrics.sinks_ready(stall_timeout)
     })
 }
 
@@ -256,18 +297,19 @@ fn readiness(synced: Arc<OnceLock<SyncedFlags>>, metrics: Metrics) -> Readiness 
 enum Leadership {
     /// No `--leader-elect`: run now.
     NotElecting,
-    /// The lease is ours; this task keeps renewing it and ends with an error if lost.
-    Leading(JoinHandle<Result<(), LeaderError>>),
+    /// The lease is ours; its renewal runs beside the informers until lost or released.
+    Leading(leader::Leadership),
     /// Shut down while standing by: nothing ran, nothing to do.
     Standby,
 }
 
 /// Phase 4: only the leader runs informers. Waits for the lease (a SIGTERM meanwhile ends
-/// a standby cleanly), then keeps renewing it beside the informers.
+/// a standby cleanly), then keeps renewing it beside the informers, until it is lost or
+/// released after the sinks have drained.
 async fn leadership(
     cluster: &Cluster,
     stream: &StreamConfig,
-    cancel: &CancellationToken,
+    metrics: &Metrics,
     shutdown: Pin<&mut (impl Future<Output = ()> + Send)>,
 ) -> Result<Leadership, AppError> {
     let Some(election) = &stream.leader_election else {
@@ -280,8 +322,9 @@ async fn leadership(
             .unwrap_or_else(|| cluster.default_namespace.clone()),
         ..election.lease.clone()
     };
+    config.validate().map_err(AppError::usage)?;
     tracing::info!(lease = %format!("{}/{}", config.namespace, config.name), identity = %config.identity, "waiting to become the leader");
-    let mut elector = Elector::new(cluster.client.clone(), config);
+    let mut elector = Elector::new(cluster.lease_client.clone(), config, metrics.clone());
     let standby = CancellationToken::new();
     let acquired = tokio::select! {
         acquired = elector.acquire(&standby) => acquired.map_err(|e| AppError::Failed(e.into()))?,
@@ -290,9 +333,9 @@ async fn leadership(
     if !acquired {
         return Ok(Leadership::Standby);
     }
-    Ok(Leadership::Leading(tokio::spawn(
-        elector.keep(cancel.child_token()),
-    )))
+    // Renewal is not tied to the shutdown: the lease is kept while the sinks drain, and
+    // released after (client-go's ReleaseOnCancel), so a standby never overlaps.
+    Ok(Leadership::Leading(elector.lead()))
 }
 
 /// Phase 5: subscribes each route's queues to its planned informers and starts them.
@@ -317,10 +360,15 @@ fn informers(
             }
         }
     }
+    let limits = &stream.limits;
     let reflector = ReflectorConfig {
         page_size: stream.page_size,
         watch_list: stream.watch_list,
         once: stream.once,
+        watch_idle_timeout: limits.watch_idle_timeout,
+        watch_list_initial_timeout: limits.watch_list_initial_timeout,
+        max_object_bytes: limits.max_object_bytes,
+        max_page_bytes: limits.max_page_bytes,
         // Progress is for people: only when stderr is a terminal, never into a log file.
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
         ..ReflectorConfig::default()
@@ -340,15 +388,25 @@ fn informers(
 struct Supervised {
     informers: RunningInformers,
     sink_tasks: JoinSet<SinkOutcome>,
-    gauges: Vec<QueueGauge<Arc<Notification>>>,
-    lease: Option<JoinHandle<Result<(), LeaderError>>>,
+    sinks: Vec<Watched>,
+    lease: Option<leader::Leadership>,
     cancel: CancellationToken,
     grace: Duration,
+    stall_timeout: Duration,
+    once: bool,
+}
+
+/// How often sinks are judged against the stall timeout: a quarter of it, between
+/// 100 ms and 1 s, so a stall is noticed well within the timeout's precision.
+fn judge_period(stall_timeout: Duration) -> Duration {
+    (stall_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(1))
 }
 
 /// Phase 6: runs until every informer has stopped and every sink has drained (or
-/// closed). A shutdown signal stops the watches and arms the grace period for what is
-/// queued; a lost lease stops publishing at once; the first failure is the result.
+/// closed, or was given up on). A shutdown signal stops the watches and arms the grace
+/// period for what is queued; a lost lease stops publishing at once; sinks are judged
+/// against the stall timeout all along. The first failure is the result; otherwise a
+/// run that left notifications undelivered fails with a one-line summary.
 async fn supervise(
     mut s: Supervised,
     mut shutdown: Pin<&mut (impl Future<Output = ()> + Send)>,
@@ -356,6 +414,8 @@ async fn supervise(
     let mut failure: Option<AppError> = None;
     let mut informers_done = false;
     let mut grace: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    let mut judge = tokio::time::interval(judge_period(s.stall_timeout));
+    judge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !(informers_done && s.sink_tasks.is_empty()) {
         tokio::select! {
             () = &mut shutdown, if grace.is_none() => {
@@ -363,24 +423,28 @@ async fn supervise(
                 s.cancel.cancel();
                 grace = Some(Box::pin(tokio::time::sleep(s.grace)));
             }
-            lost = async { match s.lease.as_mut() { Some(task) => task.await, None => std::future::pending().await } }, if s.lease.is_some() => {
+            lost = async { match s.lease.as_mut() { Some(lease) => lease.lost().await, None => std::future::pending().await } }, if s.lease.is_some() => {
+                // Every end of the renewal is a loss (deadline, another holder, a dead
+                // task): another instance may already be leading, so publish nothing more.
                 s.lease = None;
-                if let Ok(Err(e)) = lost {
-                    // Another instance may already be leading: publish nothing more.
-                    s.cancel.cancel();
-                    s.sink_tasks.abort_all();
-                    failure.get_or_insert(AppError::Failed(e.into()));
-                    break;
+                s.cancel.cancel();
+                // The join set holds wrappers: abort the sink tasks themselves.
+                for sink in &s.sinks {
+                    sink.abort.abort();
                 }
+                s.sink_tasks.abort_all();
+                failure.get_or_insert(AppError::Failed(lost.into()));
+                break;
             }
             () = async { if let Some(g) = grace.as_mut() { g.await } }, if grace.is_some() => {
-                let undelivered: usize = s.gauges.iter().map(|g| g.len()).sum();
+                let undelivered: u64 = s.sinks.iter().map(|w| w.view.unconfirmed()).sum();
                 failure.get_or_insert(AppError::failed(format!(
-                    "the shutdown grace of {} ran out with {undelivered} queued notification(s) undelivered (plus any batch in flight); raise --shutdown-grace",
+                    "the shutdown grace of {} ran out with {undelivered} notification(s) undelivered (queued or in flight); raise --shutdown-grace",
                     humantime::format_duration(s.grace)
                 )));
                 break;
             }
+            _ = judge.tick() => judge_sinks(&mut s.sinks, s.stall_timeout, s.once),
             joined = s.informers.join_next(), if !informers_done => match joined {
                 None => informers_done = true,
                 Some(Ok(())) => {}
@@ -397,7 +461,72 @@ async fn supervise(
             }
         }
     }
+    if let Some(lease) = s.lease.take() {
+        // Nothing publishes any more: hand the lease over now, not a lease duration later.
+        // The join set holds wrappers: abort the sink tasks themselves too.
+        for sink in &s.sinks {
+            sink.abort.abort();
+        }
+        s.sink_tasks.shutdown().await;
+        lease.release().await;
+    }
+    if let Some(summary) = undelivered(&s.sinks) {
+        match &failure {
+            None => failure = Some(AppError::failed(summary)),
+            Some(_) => tracing::error!("{summary}"),
+        }
+    }
     failure.map_or(Ok(()), Err)
+}
+
+/// Judges every sink against `stall_timeout`: logs each one that stalls (warn) or
+/// recovers (info); under `--once`, gives up on a stalled one, so the run ends.
+fn judge_sinks(sinks: &mut [Watched], stall_timeout: Duration, once: bool) {
+    let now = std::time::SystemTime::now();
+    for w in sinks.iter_mut().filter(|w| w.abandoned.is_none()) {
+        let health = w.view.health(stall_timeout, now);
+        let stalled = matches!(health, Health::Stalled { .. });
+        if stalled && !w.stalled {
+            let reason = health
+                .reason(w.view.name(), stall_timeout)
+                .unwrap_or_default();
+            tracing::warn!(sink = %w.view.name(), unconfirmed = w.view.unconfirmed(), "{reason}; /readyz reports not ready");
+        } else if !stalled && w.stalled {
+            tracing::info!(sink = %w.view.name(), "sink confirms deliveries again");
+        }
+        w.stalled = stalled;
+        if stalled && once {
+            let undelivered = w.view.unconfirmed();
+            tracing::error!(sink = %w.view.name(), undelivered, "--once: giving up on a sink that confirmed nothing within --sink-stall-timeout");
+            w.abort.abort();
+            w.abandoned = Some(undelivered);
+        }
+    }
+}
+
+/// One line saying what the run left undelivered, sink by sink: what `--once` gave up
+/// on and what sinks refused for good. `None` when nothing was.
+fn undelivered(sinks: &[Watched]) -> Option<String> {
+    let mut total = 0;
+    let mut parts = Vec::new();
+    for w in sinks {
+        let name = w.view.name();
+        if let Some(n) = w.abandoned {
+            total += n;
+            parts.push(format!(
+                "sink {name} confirmed nothing within --sink-stall-timeout and was given up on with {n} unconfirmed"
+            ));
+        }
+        let refused = w.view.refused();
+        if refused > 0 {
+            total += refused;
+            parts.push(format!(
+                "sink {name} refused {refused} for good (each logged, counted in kubebridge_sink_dropped_total)"
+            ));
+        }
+    }
+    (!parts.is_empty())
+        .then(|| format!("{total} notification(s) undelivered: {}", parts.join("; ")))
 }
 
 /// Handles a sink task's end: a closed destination stops everything; a failed close is
@@ -420,6 +549,7 @@ fn sink_ended(
             tracing::info!(delivered, dropped, evicted, "sink drained");
             None
         }
+        Ok(SinkOutcome::Abandoned) => None,
         Ok(SinkOutcome::Failed(e)) => Some(AppError::failed(format!("closing a sink failed: {e}"))),
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }

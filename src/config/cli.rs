@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use kubebridge_sinks::{Format, KeyMode};
 
 use super::merge::{self, CommandLineOnly, Layer, RouteFlags, SinkLayer};
-use super::{ClusterConfig, Command, InitialState, LeaderElection, SimOptions, values};
+use super::{ClusterConfig, Command, InitialState, LeaderElection, Limits, SimOptions, values};
 use crate::leader::LeaseConfig;
 use crate::queue::Overflow;
 
@@ -23,8 +23,9 @@ use crate::queue::Overflow;
 pub struct Cli {
     #[command(subcommand)]
     command: CommandArgs,
-    /// Log level for stderr (error, warn, info, debug, trace); RUST_LOG overrides it.
-    #[arg(long, global = true, default_value = "warn", value_name = "LEVEL")]
+    /// Log level for stderr (off, error, warn, info, debug, trace; or directives like
+    /// warn,kubebridge=debug); RUST_LOG overrides it.
+    #[arg(long, global = true, default_value = "warn", value_name = "LEVEL", value_parser = values::log_level)]
     pub log_level: String,
     /// Log format on stderr: text, or json (one object per line, for log collectors).
     #[arg(
@@ -131,13 +132,13 @@ struct DemoArgs {
     #[arg(value_name = "RESOURCE", default_values_t = ["pods".to_string(), "deployments".to_string()])]
     resources: Vec<String>,
     /// Namespaces in the simulated cluster.
-    #[arg(long, default_value_t = 3, value_name = "N")]
+    #[arg(long, default_value_t = 3, value_name = "N", value_parser = values::sim_namespaces, allow_negative_numbers = true)]
     sim_namespaces: usize,
     /// Pods in the simulated cluster.
-    #[arg(long, default_value_t = 12, value_name = "N")]
+    #[arg(long, default_value_t = 12, value_name = "N", value_parser = values::sim_pods, allow_negative_numbers = true)]
     sim_pods: usize,
     /// Changes per second in the simulated cluster.
-    #[arg(long, default_value = "2", value_parser = values::rate, value_name = "PER_SEC")]
+    #[arg(long, default_value = "2", value_parser = values::rate, value_name = "PER_SEC", allow_negative_numbers = true)]
     churn: f64,
     #[command(flatten)]
     stream: StreamArgs,
@@ -151,7 +152,7 @@ struct StreamArgs {
     sinks: SinkArgs,
     /// Replay the whole cache as SYNC notifications this often (e.g. 30s, 10m, 1h); 0
     /// disables (the default).
-    #[arg(long, value_parser = values::duration, value_name = "DURATION")]
+    #[arg(long, value_parser = values::duration, value_name = "DURATION", allow_hyphen_values = true)]
     resync: Option<Duration>,
     /// Publish the objects found at start-up as ADDED (emit, the default) or only later
     /// changes (skip).
@@ -165,19 +166,29 @@ struct StreamArgs {
     #[arg(long)]
     watch_list: bool,
     /// Objects per LIST page (default 500, as client-go).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    #[arg(long, value_parser = values::page_size, value_name = "N", allow_negative_numbers = true)]
     page_size: Option<u32>,
     /// Capacity of each sink's queue (default 10000); when full, kubebridge stops reading
     /// watches.
-    #[arg(long, value_parser = values::positive, value_name = "N")]
+    #[arg(long, value_parser = values::queue_capacity, value_name = "N", allow_negative_numbers = true)]
     queue_capacity: Option<usize>,
+    /// Byte budget of each sink's queue, counted as the raw JSON of the queued objects
+    /// and old objects (default 128MiB); enforced like --queue-capacity. Sizes like
+    /// 64MiB, 1GiB.
+    #[arg(long, value_parser = values::byte_size, value_name = "SIZE")]
+    queue_bytes: Option<usize>,
     /// What a full sink queue does: block (the default: stop reading watches; nothing is
     /// lost) or drop-oldest (evict, count and log the oldest queued notification).
     #[arg(long, value_enum, value_name = "POLICY")]
     overflow: Option<Overflow>,
+    /// A sink whose oldest unconfirmed notification is older than this is not ready
+    /// (/readyz 503); with --once, a sink that also confirmed nothing for this long is
+    /// given up on (exit 1). Default 60s, at least 1s.
+    #[arg(long, value_parser = values::stall_timeout, value_name = "DURATION")]
+    sink_stall_timeout: Option<Duration>,
     /// After SIGINT/SIGTERM, how long to keep delivering what is queued before exiting
     /// non-zero. The default, 25s, fits the default 30s terminationGracePeriodSeconds of a pod.
-    #[arg(long, value_parser = values::duration, value_name = "DURATION")]
+    #[arg(long, value_parser = values::duration, value_name = "DURATION", allow_hyphen_values = true)]
     shutdown_grace: Option<Duration>,
     /// Serve Prometheus /metrics, /healthz and /readyz on this address (e.g. 0.0.0.0:9090).
     #[arg(long, value_name = "HOST:PORT")]
@@ -188,9 +199,74 @@ struct StreamArgs {
     serve_cache: bool,
     #[command(flatten)]
     leader: LeaderArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// Cluster name stamped on every notification (default: the kubeconfig context's cluster).
     #[arg(long, value_name = "NAME")]
     cluster_name: Option<String>,
+}
+
+/// Bounds on what a misbehaving API server or endpoint client can make kubebridge wait
+/// for or read (see README, "Failure behaviour").
+#[derive(Debug, Args)]
+struct LimitArgs {
+    /// Drop and resume a watch that hears nothing, not even a bookmark, for this long
+    /// (default 5m); also bounds a LIST or watch request whose answer stops arriving.
+    #[arg(long, value_parser = values::timeout, value_name = "DURATION", allow_hyphen_values = true)]
+    watch_idle_timeout: Option<Duration>,
+    /// With --watch-list: fall back to LIST when the initial state has not ended within
+    /// this (default 60s).
+    #[arg(long, value_parser = values::timeout, value_name = "DURATION", allow_hyphen_values = true)]
+    watch_list_initial_timeout: Option<Duration>,
+    /// The longest watch line (one object) read (default 16MiB); a longer one is counted
+    /// and reconciled by a relist.
+    #[arg(long, value_parser = values::byte_size, value_name = "SIZE", allow_hyphen_values = true)]
+    max_object_bytes: Option<usize>,
+    /// The largest LIST page read (default 1GiB); a larger one is an error, retried with
+    /// backoff: lower --page-size or raise this.
+    #[arg(long, value_parser = values::byte_size, value_name = "SIZE", allow_hyphen_values = true)]
+    max_page_bytes: Option<usize>,
+    /// Time a --metrics-addr client has to send a request head, also between keep-alive
+    /// requests (default 10s).
+    #[arg(long, value_parser = values::timeout, value_name = "DURATION", allow_hyphen_values = true)]
+    metrics_header_timeout: Option<Duration>,
+    /// The longest one connection to --metrics-addr may live (default 2m).
+    #[arg(long, value_parser = values::timeout, value_name = "DURATION", allow_hyphen_values = true)]
+    metrics_connection_timeout: Option<Duration>,
+    /// Connections to --metrics-addr served in full at once (default 64).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000), value_name = "N", allow_negative_numbers = true)]
+    metrics_max_connections: Option<u32>,
+    /// Further connections answered for /healthz and /readyz only (default 8); past both
+    /// limits a new connection is closed at once.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=1_000), value_name = "N", allow_negative_numbers = true)]
+    metrics_probe_connections: Option<u32>,
+}
+
+impl LimitArgs {
+    /// These flags over the defaults.
+    fn limits(&self) -> Limits {
+        let d = Limits::default();
+        Limits {
+            watch_idle_timeout: self.watch_idle_timeout.unwrap_or(d.watch_idle_timeout),
+            watch_list_initial_timeout: self
+                .watch_list_initial_timeout
+                .unwrap_or(d.watch_list_initial_timeout),
+            max_object_bytes: self.max_object_bytes.unwrap_or(d.max_object_bytes),
+            max_page_bytes: self.max_page_bytes.unwrap_or(d.max_page_bytes),
+            metrics_header_timeout: self
+                .metrics_header_timeout
+                .unwrap_or(d.metrics_header_timeout),
+            metrics_connection_timeout: self
+                .metrics_connection_timeout
+                .unwrap_or(d.metrics_connection_timeout),
+            metrics_max_connections: self
+                .metrics_max_connections
+                .map_or(d.metrics_max_connections, |n| n as usize),
+            metrics_probe_connections: self
+                .metrics_probe_connections
+                .map_or(d.metrics_probe_connections, |n| n as usize),
+        }
+    }
 }
 
 /// The command line's route: which namespaces, which objects, which sinks.
@@ -269,13 +345,13 @@ struct LeaderArgs {
     #[arg(long, value_name = "ID")]
     leader_elect_identity: Option<String>,
     /// How long a lease lasts unrenewed before a standby takes over (client-go: 15s).
-    #[arg(long, default_value = "15s", value_parser = values::duration, value_name = "DURATION")]
+    #[arg(long, default_value = "15s", value_parser = values::duration, value_name = "DURATION", allow_hyphen_values = true)]
     leader_elect_lease_duration: Duration,
     /// How long the leader keeps trying to renew before it stops (client-go: 10s).
-    #[arg(long, default_value = "10s", value_parser = values::duration, value_name = "DURATION")]
+    #[arg(long, default_value = "10s", value_parser = values::duration, value_name = "DURATION", allow_hyphen_values = true)]
     leader_elect_renew_deadline: Duration,
     /// How often to try to acquire or renew (client-go: 2s).
-    #[arg(long, default_value = "2s", value_parser = values::duration, value_name = "DURATION")]
+    #[arg(long, default_value = "2s", value_parser = values::duration, value_name = "DURATION", allow_hyphen_values = true)]
     leader_elect_retry_period: Duration,
 }
 
@@ -285,25 +361,25 @@ struct SimArgs {
     #[arg(long, default_value = "127.0.0.1:8001", value_name = "HOST:PORT")]
     listen: SocketAddr,
     /// Namespaces to create.
-    #[arg(long, default_value_t = 3, value_name = "N")]
+    #[arg(long, default_value_t = 3, value_name = "N", value_parser = values::sim_namespaces, allow_negative_numbers = true)]
     namespaces: usize,
     /// Pods to create, spread over the namespaces.
-    #[arg(long, default_value_t = 30, value_name = "N")]
+    #[arg(long, default_value_t = 30, value_name = "N", value_parser = values::sim_pods, allow_negative_numbers = true)]
     pods: usize,
     /// Deployments per namespace.
-    #[arg(long, default_value_t = 2, value_name = "N")]
+    #[arg(long, default_value_t = 2, value_name = "N", value_parser = values::sim_deployments, allow_negative_numbers = true)]
     deployments_per_namespace: usize,
     /// Background changes per second (0 = none).
-    #[arg(long, default_value = "0", value_parser = values::rate, value_name = "PER_SEC")]
+    #[arg(long, default_value = "0", value_parser = values::rate, value_name = "PER_SEC", allow_negative_numbers = true)]
     churn: f64,
     /// Watch history window in events; watches from older resourceVersions get 410 Gone.
-    #[arg(long, default_value_t = 10_000, value_name = "EVENTS")]
+    #[arg(long, default_value_t = 10_000, value_name = "EVENTS", value_parser = values::sim_history, allow_negative_numbers = true)]
     history: usize,
     /// Write a kubeconfig for the simulator to this path.
     #[arg(long, value_name = "PATH")]
     write_kubeconfig: Option<PathBuf>,
     /// Random seed, for reproducible objects and churn.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_name = "N")]
     seed: u64,
 }
 
@@ -401,12 +477,25 @@ fn watch(w: WatchArgs) -> Result<Command, CliExit> {
     })
 }
 
-/// clap's first line, without its "error: " prefix, plus where to find help.
+/// clap's message on one line, without its "error: " prefix, plus where to find help.
+/// A first line that ends in ':' introduces a list (the arguments not provided), whose
+/// indented lines are joined to it; the usage and tips after it are left out.
 fn one_line(e: &clap::Error) -> String {
     let text = e.render().to_string();
-    let first = text.lines().next().unwrap_or("invalid arguments");
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    format!("{first} (see kubebridge --help)")
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or("invalid arguments");
+    let mut line = first.strip_prefix("error: ").unwrap_or(first).to_owned();
+    if line.ends_with(':') {
+        let listed: Vec<&str> = lines
+            .take_while(|l| l.starts_with(' ') && !l.trim().is_empty())
+            .map(str::trim)
+            .collect();
+        if !listed.is_empty() {
+            line.push(' ');
+            line.push_str(&listed.join(", "));
+        }
+    }
+    format!("{line} (see kubebridge --help)")
 }
 
 impl StreamArgs {
@@ -434,6 +523,7 @@ impl StreamArgs {
             once: self.once,
             watch_list: self.watch_list,
             page_size: self.page_size,
+            limits: self.limits.limits(),
             leader_election: self
                 .leader
                 .leader_elect
@@ -445,7 +535,9 @@ impl StreamArgs {
             resync: self.resync,
             initial_state: self.initial_state,
             queue_capacity: self.queue_capacity,
+            queue_bytes: self.queue_bytes,
             overflow: self.overflow,
+            sink_stall_timeout: self.sink_stall_timeout,
             shutdown_grace: self.shutdown_grace,
             metrics_addr: self.metrics_addr,
             // A switch given says true; absent, it says nothing.
@@ -547,6 +639,8 @@ mod tests {
         assert_eq!(stream.initial_state, InitialState::Emit);
         assert_eq!(stream.page_size, 500);
         assert_eq!(stream.shutdown_grace, Duration::from_secs(25));
+        assert_eq!(stream.queue_bytes, 128 << 20);
+        assert_eq!(stream.sink_stall_timeout, Duration::from_secs(60));
         assert_eq!(cluster, ClusterConfig::default());
     }
 
@@ -580,12 +674,18 @@ mod tests {
             "acks=all",
             "--overflow",
             "drop-oldest",
+            "--queue-bytes",
+            "64MiB",
+            "--sink-stall-timeout",
+            "2s",
         ]);
         let options = &stream.routes[0].sink_options;
         assert_eq!(options.format, Format::CloudEventsBinary);
         assert_eq!(options.kafka_key, KeyMode::Uid);
         assert_eq!(options.kafka_properties, [("acks".into(), "all".into())]);
         assert_eq!(stream.overflow, Overflow::DropOldest);
+        assert_eq!(stream.queue_bytes, 64 << 20);
+        assert_eq!(stream.sink_stall_timeout, Duration::from_secs(2));
     }
 
     #[test]
@@ -615,7 +715,27 @@ mod tests {
                 &["watch", "pods", "-n", "a", "-A"][..],
                 "cannot be used with",
             ),
-            (&["watch"][..], "required"),
+            (&["watch"][..], "not provided: <RESOURCE>..."),
+            (&["check-config"][..], "not provided: <FILE>"),
+            (
+                &["watch", "pods", "--leader-elect-namespace", "ns"][..],
+                "not provided: --leader-elect",
+            ),
+            (&["watch", "pods", "--resync", "-1s"][..], "--resync"),
+            (
+                &["watch", "pods", "--page-size", "4000000000"][..],
+                "--page-size",
+            ),
+            (&["watch", "pods", "--page-size", "-5"][..], "--page-size"),
+            (
+                &["watch", "pods", "--queue-capacity", "99999999999"][..],
+                "--queue-capacity",
+            ),
+            (&["watch", "pods", "--log-level", "loud"][..], "--log-level"),
+            (&["demo", "--churn", "1e300"][..], "--churn"),
+            (&["demo", "--sim-pods", "99999999999"][..], "--sim-pods"),
+            (&["sim", "--history", "99999999999999"][..], "--history"),
+            (&["sim", "--pods", "-1"][..], "--pods"),
             (
                 &["watch", "pods", "--once", "--initial-state", "skip"][..],
                 "--once",
@@ -624,6 +744,18 @@ mod tests {
             (
                 &["watch", "pods", "--queue-capacity", "0"][..],
                 "--queue-capacity",
+            ),
+            (
+                &["watch", "pods", "--queue-bytes", "0"][..],
+                "--queue-bytes",
+            ),
+            (
+                &["watch", "pods", "--queue-bytes", "lots"][..],
+                "--queue-bytes",
+            ),
+            (
+                &["watch", "pods", "--sink-stall-timeout", "10ms"][..],
+                "--sink-stall-timeout",
             ),
             (&["watch", "po,"][..], "resource name is empty"),
             (&["watch", "pods", "--bogus"][..], "--bogus"),

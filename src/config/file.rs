@@ -28,8 +28,12 @@ pub struct FileConfig {
     pub initial_state: Option<InitialState>,
     /// `--queue-capacity`.
     pub queue_capacity: Option<usize>,
+    /// `--queue-bytes` (`128MiB`, `1GiB`, or a number of bytes).
+    pub queue_bytes: Option<String>,
     /// `--overflow`.
     pub overflow: Option<Overflow>,
+    /// `--sink-stall-timeout`.
+    pub sink_stall_timeout: Option<String>,
     /// `--shutdown-grace`.
     pub shutdown_grace: Option<String>,
     /// `--metrics-addr` (text, so it may come from `${ENV}`).
@@ -105,13 +109,8 @@ pub fn load(path: &Path) -> Result<FileConfig, String> {
 
 /// Parses the YAML, then expands `${NAME}` in every string value through `lookup`.
 fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<FileConfig, String> {
-    let mut file: FileConfig = serde_saphyr::from_str(text).map_err(|e| {
-        e.to_string()
-            .lines()
-            .next()
-            .unwrap_or("invalid YAML")
-            .to_owned()
-    })?;
+    let mut file: FileConfig =
+        serde_saphyr::from_str(text).map_err(|e| yaml_error(&e.to_string(), text))?;
     file.expand(lookup)?;
     if file.routes.is_empty() {
         return Err("no routes; add at least one under routes:".into());
@@ -130,6 +129,25 @@ fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<FileConf
     Ok(file)
 }
 
+/// The parser's first line, with the key on the line it names (never the value, which
+/// may be a secret): "line 5 column 16: invalid u64" says where, the key says what.
+fn yaml_error(message: &str, text: &str) -> String {
+    let first = message.lines().next().unwrap_or("invalid YAML");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let key = first
+        .strip_prefix("line ")
+        .and_then(|rest| rest.split_once(' '))
+        .and_then(|(n, _)| n.parse::<usize>().ok())
+        .and_then(|n| text.lines().nth(n.checked_sub(1)?))
+        .and_then(|line| line.split_once(':'))
+        .map(|(key, _)| key.trim().trim_start_matches("- ").trim())
+        .filter(|key| !key.is_empty() && !key.contains(char::is_whitespace));
+    match key {
+        Some(key) => format!("{key}: {first}"),
+        None => first.to_owned(),
+    }
+}
+
 /// Expands each string in each `$value` (an `Option<String>` or a `Vec<String>`), naming
 /// it `$field` in an error.
 macro_rules! expand_all {
@@ -144,6 +162,8 @@ impl FileConfig {
             "clusterName" => self.cluster_name,
             "resync" => self.resync,
             "shutdownGrace" => self.shutdown_grace,
+            "sinkStallTimeout" => self.sink_stall_timeout,
+            "queueBytes" => self.queue_bytes,
             "metricsAddr" => self.metrics_addr,
             "format" => self.format,
         );
@@ -175,8 +195,24 @@ impl FileConfig {
             cluster_name: self.cluster_name.clone(),
             resync: duration("resync", &self.resync)?,
             initial_state: self.initial_state,
-            queue_capacity: self.queue_capacity.map(|n| n.max(1)),
+            queue_capacity: self
+                .queue_capacity
+                .map(|n| values::within(n, 1, values::MAX_QUEUE_CAPACITY))
+                .transpose()
+                .map_err(|e| format!("queueCapacity: {e}"))?,
+            queue_bytes: self
+                .queue_bytes
+                .as_deref()
+                .map(values::byte_size)
+                .transpose()
+                .map_err(|e| format!("queueBytes: {e}"))?,
             overflow: self.overflow,
+            sink_stall_timeout: self
+                .sink_stall_timeout
+                .as_deref()
+                .map(values::stall_timeout)
+                .transpose()
+                .map_err(|e| format!("sinkStallTimeout: {e}"))?,
             shutdown_grace: duration("shutdownGrace", &self.shutdown_grace)?,
             metrics_addr: self
                 .metrics_addr
@@ -273,6 +309,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn queue_bytes_and_stall_timeout_are_read_and_bounded() {
+        let none = &|_: &str| None;
+        let base = "routes:\n  - name: r\n    resources: [pods]\n    sinks: [stdout]\n";
+        for (text, bytes) in [("64MiB", 64 << 20), ("1048576", 1 << 20)] {
+            let file = parse(
+                &format!("{base}queueBytes: {text}\nsinkStallTimeout: 5s\n"),
+                none,
+            )
+            .expect("parses");
+            let layer = file.layer().expect("valid");
+            assert_eq!(layer.queue_bytes, Some(bytes), "{text}");
+            assert_eq!(
+                layer.sink_stall_timeout,
+                Some(std::time::Duration::from_secs(5))
+            );
+        }
+        let file = parse(&format!("{base}queueBytes: 0\n"), none).expect("parses");
+        let e = file.layer().expect_err("zero");
+        assert!(e.starts_with("queueBytes:"), "{e}");
+        let file = parse(&format!("{base}sinkStallTimeout: 1ms\n"), none).expect("parses");
+        let e = file.layer().expect_err("too short");
+        assert!(e.starts_with("sinkStallTimeout:"), "{e}");
+    }
+
+    #[test]
     fn env_values_land_verbatim_whatever_they_contain() {
         // A secret with `# ` and `: ` would have become a comment and a mapping had it
         // been substituted into the YAML text.
@@ -301,5 +362,24 @@ mod tests {
         assert!(unset.contains("NOPE is not set"), "{unset}");
         assert!(unset.contains("labelSelector"), "{unset}");
         assert!(!unset.contains('\n'), "{unset}");
+    }
+
+    #[test]
+    fn a_wrong_type_names_its_key_and_never_its_value() {
+        let route = "routes:\n  - name: r\n    resources: [pods]\n    sinks: [stdout]\n";
+        let none = |_: &str| None;
+        let e = parse(&format!("{route}queueCapacity: lots\n"), &none).expect_err("type");
+        assert!(e.starts_with("queueCapacity: line 5"), "{e}");
+        assert!(!e.contains("lots"), "{e}");
+        let e = parse(&format!("{route}serveCache: 12345\n"), &none).expect_err("type");
+        assert!(e.starts_with("serveCache: "), "{e}");
+        let layer = |text: &str| {
+            parse(&format!("{route}{text}"), &none)
+                .expect("parses")
+                .layer()
+                .expect_err("out of range")
+        };
+        assert!(layer("queueCapacity: 0\n").contains("queueCapacity"));
+        assert!(layer("queueCapacity: 999999999999\n").contains("queueCapacity"));
     }
 }

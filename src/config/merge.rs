@@ -11,8 +11,9 @@ use kubebridge_sinks::{Format, KeyMode, SinkOptions};
 
 use super::file::FileConfig;
 use super::{
-    COMMAND_LINE_ROUTE, InitialState, LeaderElection, NamespaceScope, Route, StreamConfig,
-    default_queue_capacity, default_shutdown_grace,
+    COMMAND_LINE_ROUTE, InitialState, LeaderElection, Limits, NamespaceScope, Route, StreamConfig,
+    default_queue_bytes, default_queue_capacity, default_shutdown_grace,
+    default_sink_stall_timeout,
 };
 use crate::queue::Overflow;
 
@@ -27,8 +28,12 @@ pub(crate) struct Layer {
     pub initial_state: Option<InitialState>,
     /// `--queue-capacity` / `queueCapacity`.
     pub queue_capacity: Option<usize>,
+    /// `--queue-bytes` / `queueBytes`.
+    pub queue_bytes: Option<usize>,
     /// `--overflow` / `overflow`.
     pub overflow: Option<Overflow>,
+    /// `--sink-stall-timeout` / `sinkStallTimeout`.
+    pub sink_stall_timeout: Option<Duration>,
     /// `--shutdown-grace` / `shutdownGrace`.
     pub shutdown_grace: Option<Duration>,
     /// `--metrics-addr` / `metricsAddr`.
@@ -66,7 +71,9 @@ impl Layer {
             resync: self.resync.or(lower.resync),
             initial_state: self.initial_state.or(lower.initial_state),
             queue_capacity: self.queue_capacity.or(lower.queue_capacity),
+            queue_bytes: self.queue_bytes.or(lower.queue_bytes),
             overflow: self.overflow.or(lower.overflow),
+            sink_stall_timeout: self.sink_stall_timeout.or(lower.sink_stall_timeout),
             shutdown_grace: self.shutdown_grace.or(lower.shutdown_grace),
             metrics_addr: self.metrics_addr.or(lower.metrics_addr),
             serve_cache: self.serve_cache.or(lower.serve_cache),
@@ -120,6 +127,8 @@ pub(crate) struct CommandLineOnly {
     pub page_size: Option<u32>,
     /// `--leader-elect` and its settings.
     pub leader_election: Option<LeaderElection>,
+    /// `--watch-idle-timeout`, `--max-object-bytes`, `--metrics-max-connections`, ...
+    pub limits: Limits,
 }
 
 /// The command line's route (RESOURCE... with `-n`/`-A`, selectors and `--sink`); its
@@ -197,11 +206,16 @@ pub(crate) fn merge(
         watch_list: only.watch_list,
         page_size: only.page_size.unwrap_or(defaults.page_size),
         queue_capacity: layer.queue_capacity.unwrap_or_else(default_queue_capacity),
+        queue_bytes: layer.queue_bytes.unwrap_or_else(default_queue_bytes),
         overflow: layer.overflow.unwrap_or(defaults.overflow),
+        sink_stall_timeout: layer
+            .sink_stall_timeout
+            .unwrap_or_else(default_sink_stall_timeout),
         shutdown_grace: layer.shutdown_grace.unwrap_or_else(default_shutdown_grace),
         metrics_addr: layer.metrics_addr,
         serve_cache,
         leader_election: only.leader_election,
+        limits: only.limits,
     };
     Ok(Merged {
         stream,

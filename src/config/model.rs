@@ -61,8 +61,14 @@ pub struct StreamConfig {
     pub page_size: u32,
     /// Capacity of each sink's queue, in notifications.
     pub queue_capacity: usize,
+    /// Byte budget of each sink's queue: the raw JSON of the queued notifications'
+    /// objects and old objects.
+    pub queue_bytes: usize,
     /// What a full sink queue does.
     pub overflow: Overflow,
+    /// A sink whose oldest unconfirmed notification is older than this is not ready;
+    /// `--once` gives up on one that also confirmed nothing for this long.
+    pub sink_stall_timeout: Duration,
     /// How long queued notifications may take to deliver after SIGTERM.
     pub shutdown_grace: Duration,
     /// Where to serve `/metrics`, `/healthz` and `/readyz`; `None` serves nothing.
@@ -71,6 +77,49 @@ pub struct StreamConfig {
     pub serve_cache: bool,
     /// Run only while holding a Lease (`--leader-elect`).
     pub leader_election: Option<LeaderElection>,
+    /// Bounds on what a misbehaving API server or client can make kubebridge wait for or
+    /// read.
+    pub limits: Limits,
+}
+
+/// Bounds that keep a misbehaving API server or endpoint client from stalling kubebridge
+/// or swamping its memory. Each default is named where it is defined: the reflector's in
+/// `informer/reflector.rs`, the endpoints' in `endpoints.rs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Drop and resume a watch that hears nothing, not even a bookmark, for this long.
+    pub watch_idle_timeout: Duration,
+    /// With watch-list: fall back to LIST when the initial state has not ended by then.
+    pub watch_list_initial_timeout: Duration,
+    /// The longest watch line (one object) read.
+    pub max_object_bytes: usize,
+    /// The largest LIST page read.
+    pub max_page_bytes: usize,
+    /// Time a `--metrics-addr` client has to send a request head.
+    pub metrics_header_timeout: Duration,
+    /// The longest a connection to `--metrics-addr` may live.
+    pub metrics_connection_timeout: Duration,
+    /// Connections to `--metrics-addr` served in full at once.
+    pub metrics_max_connections: usize,
+    /// Further connections answered for `/healthz` and `/readyz` only.
+    pub metrics_probe_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let reflector = crate::informer::ReflectorConfig::default();
+        let endpoints = crate::endpoints::EndpointsConfig::default();
+        Limits {
+            watch_idle_timeout: reflector.watch_idle_timeout,
+            watch_list_initial_timeout: reflector.watch_list_initial_timeout,
+            max_object_bytes: reflector.max_object_bytes,
+            max_page_bytes: reflector.max_page_bytes,
+            metrics_header_timeout: endpoints.header_read_timeout,
+            metrics_connection_timeout: endpoints.connection_timeout,
+            metrics_max_connections: endpoints.max_connections,
+            metrics_probe_connections: endpoints.probe_connections,
+        }
+    }
 }
 
 /// One route: these resources, in this scope, with these selectors, to these sinks.
@@ -183,8 +232,8 @@ pub enum Command {
 
 impl StreamConfig {
     /// These routes with the defaults for everything else: initial state emitted, no
-    /// resync, LIST pages of 500, queues of 10 000 that block when full, and a 25 s
-    /// shutdown grace.
+    /// resync, LIST pages of 500, queues of 10 000 notifications and 128 MiB that block
+    /// when full, a 60 s sink stall timeout and a 25 s shutdown grace.
     pub fn new(routes: Vec<Route>) -> Self {
         StreamConfig {
             routes,
@@ -194,11 +243,14 @@ impl StreamConfig {
             watch_list: false,
             page_size: crate::informer::reflector::default_page_size(),
             queue_capacity: default_queue_capacity(),
+            queue_bytes: default_queue_bytes(),
             overflow: Overflow::Block,
+            sink_stall_timeout: default_sink_stall_timeout(),
             shutdown_grace: default_shutdown_grace(),
             metrics_addr: None,
             serve_cache: false,
             leader_election: None,
+            limits: Limits::default(),
         }
     }
 }
@@ -212,4 +264,20 @@ pub fn default_queue_capacity() -> usize {
 /// 25 s: inside the 30 s `terminationGracePeriodSeconds` a pod gets by default.
 pub fn default_shutdown_grace() -> Duration {
     Duration::from_secs(25)
+}
+
+/// 128 MiB per sink: a sink's worst case is its queue plus a batch in flight of at most
+/// the same budget, 256 MiB, which with a cache of a few hundred MiB stays inside the
+/// 1 GiB memory limit of the shipped deployment (deploy/manifests/deployment.yaml). At
+/// ordinary object sizes (a few KiB) the count binds first: 10 000 × 2 × 5 KiB ≈ 100 MiB.
+pub fn default_queue_bytes() -> usize {
+    128 * 1024 * 1024
+}
+
+/// 60 s: twice librdkafka's default `request.timeout.ms` (30 s), so one timed-out
+/// request and its retry, or a Kafka leader election or NATS reconnect (seconds), do
+/// not flip readiness; a destination that confirms nothing for a minute is an outage
+/// someone should see.
+pub fn default_sink_stall_timeout() -> Duration {
+    Duration::from_secs(60)
 }

@@ -29,6 +29,19 @@ pub fn duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// The shortest `--sink-stall-timeout`: a sink is judged at most once a second, and a
+/// shorter timeout would call every ordinary delivery round trip a stall.
+pub const MIN_STALL_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A sink stall timeout: a duration of at least [`MIN_STALL_TIMEOUT`].
+pub fn stall_timeout(s: &str) -> Result<Duration, String> {
+    let d = duration(s)?;
+    if d < MIN_STALL_TIMEOUT {
+        return Err(format!("{s:?} is shorter than the shortest accepted, 1s"));
+    }
+    Ok(d)
+}
+
 /// kubectl's `deploy,po` form: each argument may name several resources. Names are
 /// trimmed; an empty one is an error.
 pub fn resources<S: AsRef<str>>(args: &[S]) -> Result<Vec<String>, String> {
@@ -107,6 +120,47 @@ pub fn kafka_property(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// A duration that must not be zero (a timeout of zero would fire at once).
+pub fn timeout(s: &str) -> Result<Duration, String> {
+    match duration(s)? {
+        d if d.is_zero() => Err(format!(
+            "{s:?}: a timeout must be longer than 0; write it like 10s or 5m"
+        )),
+        d => Ok(d),
+    }
+}
+
+/// A size in bytes: a whole number with an optional unit, `KiB`, `MiB` or `GiB` (powers
+/// of 1024; `K`, `M`, `G` and `KB`, `MB`, `GB` are read the same way), at least 1 KiB and
+/// at most 64 GiB.
+pub fn byte_size(s: &str) -> Result<usize, String> {
+    const KIB: u64 = 1024;
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits);
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => KIB,
+        "m" | "mb" | "mib" => KIB * KIB,
+        "g" | "gb" | "gib" => KIB * KIB * KIB,
+        _ => 0,
+    };
+    let bytes = number
+        .parse::<u64>()
+        .ok()
+        .filter(|_| scale > 0)
+        .and_then(|n| n.checked_mul(scale));
+    match bytes {
+        Some(b) if (KIB..=64 * KIB * KIB * KIB).contains(&b) => {
+            usize::try_from(b).map_err(|_| format!("{s:?}: too large for this machine"))
+        }
+        Some(_) => Err(format!("{s:?}: a size between 1KiB and 64GiB")),
+        None => Err(format!(
+            "{s:?}: write a size like 16MiB, 512KiB or 1GiB (a whole number, optionally with KiB, MiB or GiB)"
+        )),
+    }
+}
+
 /// At least 1.
 pub fn positive(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
@@ -115,11 +169,118 @@ pub fn positive(s: &str) -> Result<usize, String> {
     }
 }
 
-/// A rate of changes per second: finite, 0 or more.
+/// The most objects one LIST page may ask for: 200 times client-go's 500, far above
+/// any page an API server is tuned for, and low enough that a typo is caught.
+pub const MAX_PAGE_SIZE: u32 = 100_000;
+
+/// The largest sink queue: 100 times the default 10,000; with updates that pin an object
+/// and its old object each, more would exceed any sensible memory limit.
+pub const MAX_QUEUE_CAPACITY: usize = 1_000_000;
+
+/// The simulator's limits: a seed or history larger than these would take gigabytes
+/// (a seed pod is about 3 KB) or minutes to build, and a churn faster than this would
+/// hold the store's lock for whole ticks.
+pub const MAX_SIM_NAMESPACES: usize = 10_000;
+/// See [`MAX_SIM_NAMESPACES`].
+pub const MAX_SIM_PODS: usize = 100_000;
+/// See [`MAX_SIM_NAMESPACES`].
+pub const MAX_SIM_DEPLOYMENTS_PER_NAMESPACE: usize = 100;
+/// See [`MAX_SIM_NAMESPACES`].
+pub const MAX_SIM_HISTORY: usize = 1_000_000;
+/// See [`MAX_SIM_NAMESPACES`].
+pub const MAX_CHURN_PER_SEC: f64 = 100_000.0;
+
+/// `n` when `min <= n <= max`, else a message naming the range.
+pub fn within<N: PartialOrd + std::fmt::Display>(n: N, min: N, max: N) -> Result<N, String> {
+    if n >= min && n <= max {
+        Ok(n)
+    } else {
+        Err(format!(
+            "{n} is out of range: a whole number from {min} to {max}"
+        ))
+    }
+}
+
+/// A whole number from `min` to `max`.
+fn whole<N>(s: &str, min: N, max: N) -> Result<N, String>
+where
+    N: std::str::FromStr + PartialOrd + std::fmt::Display,
+{
+    match s.trim().parse::<N>() {
+        Ok(n) => within(n, min, max),
+        Err(_) => Err(format!("a whole number from {min} to {max}")),
+    }
+}
+
+/// `--page-size`: 1 to [`MAX_PAGE_SIZE`].
+pub fn page_size(s: &str) -> Result<u32, String> {
+    whole(s, 1, MAX_PAGE_SIZE)
+}
+
+/// `--queue-capacity`: 1 to [`MAX_QUEUE_CAPACITY`].
+pub fn queue_capacity(s: &str) -> Result<usize, String> {
+    whole(s, 1, MAX_QUEUE_CAPACITY)
+}
+
+/// The simulator's namespaces: 0 to [`MAX_SIM_NAMESPACES`].
+pub fn sim_namespaces(s: &str) -> Result<usize, String> {
+    whole(s, 0, MAX_SIM_NAMESPACES)
+}
+
+/// The simulator's pods: 0 to [`MAX_SIM_PODS`].
+pub fn sim_pods(s: &str) -> Result<usize, String> {
+    whole(s, 0, MAX_SIM_PODS)
+}
+
+/// The simulator's deployments per namespace: 0 to [`MAX_SIM_DEPLOYMENTS_PER_NAMESPACE`].
+pub fn sim_deployments(s: &str) -> Result<usize, String> {
+    whole(s, 0, MAX_SIM_DEPLOYMENTS_PER_NAMESPACE)
+}
+
+/// The simulator's watch history in events: 1 to [`MAX_SIM_HISTORY`].
+pub fn sim_history(s: &str) -> Result<usize, String> {
+    whole(s, 1, MAX_SIM_HISTORY)
+}
+
+/// A rate of changes per second: 0 to [`MAX_CHURN_PER_SEC`].
 pub fn rate(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
-        _ => Err(format!("{s:?}: a number of changes per second, 0 or more")),
+    match s.trim().parse::<f64>() {
+        Ok(v) if (0.0..=MAX_CHURN_PER_SEC).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "a number of changes per second, from 0 to {MAX_CHURN_PER_SEC}"
+        )),
+    }
+}
+
+/// The log levels `--log-level` accepts, besides `EnvFilter` directives.
+pub const LOG_LEVELS: &str = "off, error, warn, info, debug or trace";
+
+/// `--log-level`: one of [`LOG_LEVELS`] (for kubebridge's own logs), or directives in
+/// RUST_LOG's syntax, `LEVEL` or `TARGET=LEVEL` separated by commas
+/// (`warn,kubebridge=debug`). Every level must be known, so a typo is an error rather
+/// than a filter that silently shows nothing.
+pub fn log_level(s: &str) -> Result<String, String> {
+    let known = |l: &str| {
+        ["off", "error", "warn", "info", "debug", "trace"]
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(l.trim()))
+    };
+    let target = |t: &str| {
+        !t.trim().is_empty()
+            && t.trim()
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_:-".contains(c))
+    };
+    let ok = s.split(',').all(|d| match d.split_once('=') {
+        Some((t, l)) => target(t) && known(l),
+        None => known(d),
+    });
+    if ok {
+        Ok(s.trim().to_owned())
+    } else {
+        Err(format!(
+            "use a level ({LOG_LEVELS}) or directives like warn,kubebridge=debug"
+        ))
     }
 }
 
@@ -128,12 +289,83 @@ mod tests {
     use super::*;
 
     #[test]
+    fn byte_sizes_and_timeouts_are_bounded_and_say_what_is_wrong() {
+        assert_eq!(byte_size("16MiB"), Ok(16 << 20));
+        assert_eq!(byte_size("1g"), Ok(1 << 30));
+        assert_eq!(byte_size("2048"), Ok(2048));
+        for bad in [
+            "",
+            "12",
+            "1.5MiB",
+            "-1",
+            "16XB",
+            "65GiB",
+            "99999999999999999999",
+        ] {
+            let e = byte_size(bad).expect_err(bad);
+            assert!(e.contains(&format!("{bad:?}")) && !e.contains('\n'), "{e}");
+        }
+        assert_eq!(timeout("5m"), Ok(Duration::from_secs(300)));
+        assert!(timeout("0").expect_err("zero").contains("longer than 0"));
+        assert!(timeout("300000000000y").is_err());
+    }
+
+    #[test]
     fn durations_are_bounded() {
         assert_eq!(duration("0"), Ok(Duration::ZERO));
         assert_eq!(duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert!(duration("5 parsecs").is_err());
         let long = duration("300000000000y").expect_err("too long");
         assert!(long.contains("longest accepted"), "{long}");
+    }
+
+    #[test]
+    fn stall_timeouts_are_bounded() {
+        assert_eq!(stall_timeout("2s"), Ok(Duration::from_secs(2)));
+        assert!(stall_timeout("0").is_err());
+        assert!(stall_timeout("500ms").is_err());
+    }
+
+    #[test]
+    fn numbers_are_bounded() {
+        assert_eq!(page_size("500"), Ok(500));
+        assert!(page_size("0").is_err());
+        assert!(page_size("4000000000").is_err());
+        assert_eq!(queue_capacity("10000"), Ok(10_000));
+        assert!(queue_capacity("999999999999").is_err());
+        assert!(queue_capacity("18446744073709551616").is_err());
+        assert!(sim_pods("99999999999").is_err());
+        assert!(sim_history("0").is_err());
+        assert_eq!(rate("2"), Ok(2.0));
+        for bad in ["-1", "1e300", "inf", "NaN", "fast"] {
+            assert!(rate(bad).is_err(), "{bad}");
+        }
+        let e = within(7usize, 1, 5).expect_err("out of range");
+        assert!(e.contains("from 1 to 5"), "{e}");
+    }
+
+    #[test]
+    fn log_levels_are_checked() {
+        for good in [
+            "warn",
+            "INFO",
+            "off",
+            "warn,kubebridge=debug",
+            "kube_client::client=trace",
+        ] {
+            assert!(log_level(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "loud",
+            "",
+            "kubebridge=loud",
+            "info,",
+            "=info",
+            "kubebridge",
+        ] {
+            let e = log_level(bad).expect_err(bad);
+            assert!(e.contains("error, warn, info"), "{e}");
+        }
     }
 
     #[test]

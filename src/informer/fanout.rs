@@ -35,11 +35,13 @@ impl FanOut {
         while i < self.subscribers.len() {
             match self.subscribers[i].send(note.clone()).await {
                 Ok(Sent::Queued) => i += 1,
-                Ok(Sent::Evicted(old)) => {
-                    tracing::warn!(
-                        informer = %self.name, object = %old.key(), id = %old.id(),
-                        "sink queue full: dropped the oldest notification (--overflow drop-oldest)"
-                    );
+                Ok(Sent::Evicted(evicted)) => {
+                    for old in evicted {
+                        tracing::warn!(
+                            informer = %self.name, object = %old.key(), id = %old.id(),
+                            "sink queue full: dropped the oldest notification (--overflow drop-oldest)"
+                        );
+                    }
                     i += 1;
                 }
                 Err(_) => {

@@ -11,6 +11,7 @@
 //! every consumer sees the same stream from the initial list on.
 
 pub mod backoff;
+mod body;
 pub mod delta;
 pub(crate) mod diff;
 pub(crate) mod fanout;

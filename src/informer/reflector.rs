@@ -6,15 +6,16 @@
 use std::ops::Range;
 use std::time::Duration;
 
-use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::backoff::Backoff;
-use super::wire::{self, ListBody, WatchEvent};
+use super::backoff::{Backoff, RELIST_RESET_AFTER, RelistBackoff};
+use super::body::{self, Line, Lines, PageError};
+use super::wire::{self, BadLine, WatchEvent};
 use super::{Delta, RawObject};
-use crate::kube::api::{self, ApiError, Url, WatchLine};
+use crate::kube::api::{ApiError, Url};
 use crate::kube::discovery::ApiResource;
 use crate::metrics::Metrics;
 
@@ -32,6 +33,21 @@ pub struct ReflectorConfig {
     pub once: bool,
     /// Show LIST progress on stderr (when it is a terminal).
     pub progress: bool,
+    /// A watch that hears nothing (no event, no bookmark) for this long is dropped and
+    /// resumed from its last resourceVersion; a request whose answer stops arriving for
+    /// this long (the headers of a LIST or watch, the next bytes of a LIST page) is
+    /// abandoned and retried. kube's client has no read timeout of its own.
+    pub watch_idle_timeout: Duration,
+    /// With `watch_list`: how long the end-of-initial-events bookmark may take to arrive
+    /// after the watch-list opened before kubebridge decides the server ignores
+    /// `sendInitialEvents` and lists by LIST for the rest of the run.
+    pub watch_list_initial_timeout: Duration,
+    /// The longest watch line (one event, so one object) read; a longer one is not
+    /// buffered past this, and is handled as a malformed line (counted, relist).
+    pub max_object_bytes: usize,
+    /// The largest LIST page read; a larger one is an error (counted, retried with
+    /// backoff) that says to raise this or lower `page_size`.
+    pub max_page_bytes: usize,
 }
 
 impl Default for ReflectorConfig {
@@ -42,6 +58,10 @@ impl Default for ReflectorConfig {
             watch_list: false,
             once: false,
             progress: false,
+            watch_idle_timeout: default_watch_idle_timeout(),
+            watch_list_initial_timeout: default_watch_list_initial_timeout(),
+            max_object_bytes: default_max_object_bytes(),
+            max_page_bytes: default_max_page_bytes(),
         }
     }
 }
@@ -53,11 +73,41 @@ pub fn default_page_size() -> u32 {
 }
 
 /// The server ends each watch after 150 to 290 s (drawn per watch) and the reflector
-/// resumes it; client-go draws from 5 to 10 minutes. Only the server ends a watch: kube's
-/// client sets no read timeout (`kube::Config::read_timeout` is `None`), so a connection
-/// that dies without closing is not noticed by this timeout.
+/// resumes it; client-go draws from 5 to 10 minutes. Only the server ends a watch by this
+/// timeout: a connection that dies without closing is noticed by the watch idle timeout
+/// ([`default_watch_idle_timeout`]), since kube's client sets no read timeout.
 pub fn default_watch_timeout_secs() -> Range<u64> {
     150..290
+}
+
+/// 5 minutes: longer than the longest server-side watch timeout (290 s, above), so a
+/// healthy watch on a quiet resource always ends by the server's timeout first, even on
+/// an API server that sends a bookmark only just before that timeout; recent API
+/// servers send every watch that asked for bookmarks one about every minute. A silent
+/// watch is noticed within 5 minutes (issue 8 asks for no more).
+pub fn default_watch_idle_timeout() -> Duration {
+    Duration::from_secs(300)
+}
+
+/// 60 s: the API server's own bound on a LIST (its `--request-timeout`, 1 minute by
+/// default); a watch-list replaces that LIST, and a server that supports it sends the end
+/// bookmark right after the last initial event.
+pub fn default_watch_list_initial_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// 16 MiB: etcd refuses a request over 1.5 MiB (`--max-request-bytes`) and the API server
+/// a body over 3 MiB, so no object a server stores comes near it, even rendered as JSON
+/// (base64 `binaryData` grows by a third) or in a cluster that raised etcd's limit.
+pub fn default_max_object_bytes() -> usize {
+    16 << 20
+}
+
+/// 1 GiB: a page holds at most `page_size` objects (500 by default), each at most
+/// etcd's 1.5 MiB, so 750 MiB; 1 GiB leaves room for JSON rendering. Lower it (or the page
+/// size) to fit a memory limit.
+pub fn default_max_page_bytes() -> usize {
+    1 << 30
 }
 
 /// A failure that retrying cannot fix; the informer stops and kubebridge exits.
@@ -119,7 +169,12 @@ pub struct Reflector {
     label_selector: Option<String>,
     field_selector: Option<String>,
     config: ReflectorConfig,
+    /// The wait after a failed request; starts over once a delta comes out.
     backoff: Backoff,
+    /// The wait before a relist; starts over only after two quiet minutes.
+    relists: RelistBackoff,
+    /// Watches in a row that the server closed before they carried anything.
+    empty_closes: u64,
     metrics: Metrics,
     /// How complete lists are taken. Starts as the config says; a server that refuses
     /// watch-list turns it into `List` for the rest of the run (see [`State::Empty`]).
@@ -139,16 +194,19 @@ enum ListBy {
 /// says what moves it on. In short:
 ///
 /// ```text
-/// Empty ─┬─> Listing ──(last page: Replace)──> Listed ──(open)──> Watching ──(closed)──> Listed
+/// Empty ─┬─> Listing ──(last page: Replace)──> Listed ──(open)──> Watching ──(closed, idle)──> Listed
 ///        └─> WatchListing ──(end of initial events: Replace)────> Watching
-/// 410 Gone -> Empty (relist);  other failures -> Backoff -> the state that retries them
+/// relist (410 Gone, a malformed line, ...) -> Backoff (the relist backoff) -> Empty
+/// other failures -> Backoff -> the state that retries them
 /// ```
 ///
 /// Relists (`kubebridge_relists_total`) and watch restarts
 /// (`kubebridge_watch_restarts_total`) are counted on the transitions named below, with
-/// the reason in quotes. Every failure takes one path, [`Reflector::retry`]: a permanent
-/// one (403, 400, 404, ...) ends the reflector with a [`ReflectorError`]; any other goes
-/// to [`State::Backoff`] and then to the state that retries it.
+/// the reason in quotes. Every relist takes one path, [`Reflector::relist`], which waits
+/// the relist backoff first (client-go's: 800 ms doubling to 30 s while relists follow
+/// each other). Every failed request takes one path, [`Reflector::retry_delay`]: a
+/// permanent one (403, 400, 404, ...) ends the reflector with a [`ReflectorError`]; any
+/// other waits (Retry-After, or the backoff) and is tried again.
 enum State {
     /// No list in hand: the start, after the watch's resourceVersion expired, or after a
     /// list was cut short. `initial`: whether the list to come is the informer's first.
@@ -168,18 +226,23 @@ enum State {
     /// - 410 Gone on a continue token (churn outran the server's compaction window) ->
     ///   relist "expired" -> `Listing` again in one unpaginated request, as client-go's
     ///   pager does, because paginating again could expire again forever;
-    /// - another failure -> `Backoff` -> `Empty`; if pages had arrived, they are thrown
-    ///   away: relist "restarted".
+    /// - another failure (a page over `max_page_bytes` included) -> `Backoff` -> `Empty`;
+    ///   if pages had arrived, they are thrown away: relist "restarted".
     Listing(Pages),
     /// A watch-list in progress: objects gather until the end-of-initial-events bookmark.
     ///
-    /// - an object event -> gathered -> `WatchListing`; another bookmark -> `WatchListing`;
+    /// - an `ADDED` event -> gathered -> `WatchListing`;
     /// - the end-of-initial-events bookmark -> emits `Replace` -> `Watching` on the same
     ///   stream;
-    /// - the stream ends first -> relist "restarted" -> `Empty`;
+    /// - a change (`MODIFIED`, `DELETED`) or a plain bookmark before it, or no end within
+    ///   `watch_list_initial_timeout`: the server ignores `sendInitialEvents` and answered
+    ///   a plain watch -> LIST from now on -> relist "watch_list_ignored" -> `Empty`;
+    /// - the stream ends first, or hears nothing for `watch_idle_timeout` -> relist
+    ///   "restarted" -> `Empty`;
     /// - 410 Gone -> relist "expired" -> `Empty`;
+    /// - a malformed line -> relist "malformed" -> `Empty`;
     /// - another failure (or an end bookmark without a resourceVersion, which leaves
-    ///   nothing to watch from) -> relist "restarted" -> `Backoff` -> `Empty`.
+    ///   nothing to watch from) -> relist "restarted" -> `Empty`.
     WatchListing(InitialEvents),
     /// A resourceVersion to watch from and no watch open: after a LIST, or after a
     /// watch ended.
@@ -199,9 +262,14 @@ enum State {
     /// - the server closes the watch (its timeout, a restart, a dropped connection) ->
     ///   watch restart "closed" -> `Listed` at the last version; after a short `Backoff`
     ///   if the watch heard nothing, so a watch that ends at once cannot spin;
+    /// - nothing heard (not even a bookmark) for `watch_idle_timeout` -> watch restart
+    ///   "idle" -> `Listed` at the last version;
     /// - 410 Gone (an `ERROR` event) -> relist "expired" -> `Empty`;
-    /// - another failure (transport, an `ERROR` event, an undecodable line) -> watch
-    ///   restart "error" -> `Backoff` -> `Listed` at the last version.
+    /// - a malformed line (not JSON, an object without metadata, over
+    ///   `max_object_bytes`): resuming would read it again, forever -> relist "malformed"
+    ///   -> `Empty`;
+    /// - another failure (transport, an `ERROR` event) -> watch restart "error" ->
+    ///   `Backoff` -> `Listed` at the last version.
     Watching {
         /// The last resourceVersion the watch reached.
         resource_version: String,
@@ -209,7 +277,7 @@ enum State {
         watch: Watch,
     },
     /// Waiting after a failure (the Retry-After the server asked for, or the backoff),
-    /// then `then`.
+    /// or before a relist, then `then`.
     Backoff {
         /// How long.
         delay: Duration,
@@ -253,15 +321,39 @@ struct InitialEvents {
     objects: Vec<RawObject>,
     /// The last resourceVersion an event or bookmark carried.
     resource_version: Option<String>,
+    /// When the end of the initial events is overdue: the server ignores watch-list.
+    deadline: Instant,
 }
 
 /// An open watch: its lines, and how many events it has carried.
 struct Watch {
-    lines: BoxStream<'static, WatchLine>,
+    lines: Lines,
     /// The request path, for errors.
     path: String,
     /// Events (bookmarks included) heard so far.
     heard: usize,
+}
+
+/// What a watch said next.
+enum Heard {
+    /// An event that decoded.
+    Event(WatchEvent),
+    /// The connection failed, or the server sent an `ERROR` event.
+    Failed(ApiError),
+    /// A line that is not a usable event.
+    Malformed(Malformed),
+    /// Nothing, not even a bookmark, for as long as the caller would wait.
+    Idle,
+    /// The server closed the watch.
+    Closed,
+}
+
+/// A watch line that is not a usable event, as a log may show it.
+struct Malformed {
+    /// What is wrong with it, without quoting it.
+    detail: String,
+    /// Its start, or `None` when it may belong to a Secret.
+    prefix: Option<String>,
 }
 
 /// What one step produces: maybe a delta, and the next state; or the permanent failure
@@ -297,6 +389,8 @@ impl Reflector {
             field_selector,
             config,
             backoff: Backoff::default(),
+            relists: RelistBackoff::default(),
+            empty_closes: 0,
             metrics,
             lists_by,
         }
@@ -342,7 +436,8 @@ impl Reflector {
     }
 
     /// Steps until a delta comes out, or until `Done` (returned with no delta). Any
-    /// delta means the server is answering, so the backoff starts over.
+    /// delta means the server is answering, so the backoff starts over (the relist
+    /// backoff does not: a server that lists fine and expires every watch is in a storm).
     async fn step_trampolined(&mut self, mut state: State) -> Step {
         loop {
             if matches!(state, State::Done) {
@@ -392,11 +487,17 @@ impl Reflector {
         }
         match self.open(None).await {
             Ok(watch) => {
+                let now = Instant::now();
+                let bound = self.config.watch_list_initial_timeout;
                 let events = InitialEvents {
                     initial,
                     watch,
                     objects: Vec::new(),
                     resource_version: None,
+                    // A bound too large to add is no bound: a year is as good.
+                    deadline: now
+                        .checked_add(bound)
+                        .unwrap_or(now + Duration::from_secs(365 * 86_400)),
                 };
                 Ok((None, State::WatchListing(events)))
             }
@@ -417,12 +518,7 @@ impl Reflector {
         if pages.paginate {
             url = url.param("limit", self.config.page_size.to_string());
         }
-        let path = url.path().to_owned();
-        let page = match api::get_json::<ListBody>(&self.client, url).await {
-            Ok(body) => wire::decode_page(body, &self.resource.id, &path),
-            Err(e) => Err(e),
-        };
-        let page = match page {
+        let page = match self.read_page(url).await {
             Ok(page) => page,
             Err(e) => return self.list_failed(e, pages),
         };
@@ -446,52 +542,118 @@ impl Reflector {
         Ok((Some(delta), next))
     }
 
+    /// One LIST page, read under the page cap; a failure is counted by its reason.
+    async fn read_page(&self, url: Url) -> Result<wire::ListPage, ApiError> {
+        let path = url.path().to_owned();
+        let cap = self.config.max_page_bytes;
+        let idle = self.config.watch_idle_timeout;
+        let page = match body::read_page(&self.client, url, cap, idle).await {
+            Ok(bytes) => wire::decode_page(&bytes, &self.resource.id, &path),
+            Err(PageError::Api(e)) => Err(e),
+            Err(PageError::TooLarge) => {
+                self.metrics.list_error(&self.name, "too_large");
+                return Err(ApiError::Decode {
+                    path,
+                    detail: format!(
+                        "a LIST page larger than the {cap}-byte cap (max_page_bytes); raise \
+                         --max-page-bytes, or lower --page-size for smaller pages"
+                    ),
+                });
+            }
+        };
+        if let Err(e) = &page
+            && !e.is_gone()
+        {
+            self.metrics.list_error(&self.name, "error");
+        }
+        page
+    }
+
     fn list_failed(&mut self, e: ApiError, pages: Pages) -> Step {
         let mid_list = pages.continue_token.is_some();
         if e.is_gone() && mid_list {
             tracing::info!(resource = %self.describe(), "continue token expired; listing again in one request");
-            self.metrics.relisted(&self.name, "expired");
-            return Ok((None, State::Listing(Pages::first(pages.initial, false))));
+            let again = State::Listing(Pages::first(pages.initial, false));
+            return Ok((None, self.relist("expired", again, Duration::ZERO)));
         }
-        let next = self.retry(
-            e,
-            "list",
-            State::Empty {
-                initial: pages.initial,
-            },
-        )?;
-        if mid_list {
-            self.metrics.relisted(&self.name, "restarted");
-        }
+        let again = State::Empty {
+            initial: pages.initial,
+        };
+        let delay = self.retry_delay(e, "list")?;
+        let next = if mid_list {
+            self.relist("restarted", again, delay)
+        } else {
+            State::Backoff {
+                delay,
+                then: Box::new(again),
+            }
+        };
         Ok((None, next))
     }
 
     /// From `WatchListing`: read one event of the initial state.
     async fn initial_event(&mut self, mut events: InitialEvents) -> Step {
-        let event = match events
-            .watch
-            .next(&self.resource, &self.name, &self.metrics)
-            .await
-        {
-            Some(Ok(event)) => event,
-            Some(Err(e)) => return self.watch_list_failed(Some(e), events.initial),
-            None => return self.watch_list_failed(None, events.initial),
+        let initial = events.initial;
+        let left = events.deadline.saturating_duration_since(Instant::now());
+        let idle = self.config.watch_idle_timeout;
+        let event = match self.hear(&mut events.watch, idle.min(left)).await {
+            Heard::Event(event) => event,
+            Heard::Failed(e) => return self.watch_list_failed(Some(e), initial),
+            Heard::Closed => return self.watch_list_failed(None, initial),
+            Heard::Malformed(bad) => {
+                let last_good = events.resource_version.as_deref();
+                let next = self.malformed(&bad, last_good, State::Empty { initial });
+                return Ok((None, next));
+            }
+            Heard::Idle if Instant::now() >= events.deadline => {
+                let why = format!(
+                    "its end did not arrive within {}",
+                    humantime::format_duration(self.config.watch_list_initial_timeout)
+                );
+                return Ok((None, self.watch_list_ignored(&why, initial)));
+            }
+            Heard::Idle => {
+                tracing::warn!(resource = %self.describe(), idle = %humantime::format_duration(idle), "the watch-list heard nothing (no event, no bookmark) for the idle timeout; starting again");
+                return Ok((
+                    None,
+                    self.relist("restarted", State::Empty { initial }, Duration::ZERO),
+                ));
+            }
         };
         if let Some(rv) = event.resource_version() {
             events.resource_version = Some(rv.to_owned());
         }
-        match event {
-            WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o) => {
+        let past_the_state = match event {
+            WatchEvent::Added(o) => {
                 events.objects.push(o);
+                return Ok((None, State::WatchListing(events)));
             }
             WatchEvent::Bookmark {
                 ends_initial_events: true,
                 ..
             } => return self.initial_events_done(events),
-            WatchEvent::Bookmark { .. } => {}
-            WatchEvent::Unknown(kind) => self.ignore(&kind),
-        }
-        Ok((None, State::WatchListing(events)))
+            WatchEvent::Unknown(kind) => {
+                self.ignore(&kind);
+                return Ok((None, State::WatchListing(events)));
+            }
+            WatchEvent::Modified(_) => "a MODIFIED event arrived before its end",
+            WatchEvent::Deleted(_) => "a DELETED event arrived before its end",
+            WatchEvent::Bookmark { .. } => "a bookmark without the end annotation arrived first",
+        };
+        Ok((None, self.watch_list_ignored(past_the_state, initial)))
+    }
+
+    /// The server answered a watch-list as a plain watch (it ignores `sendInitialEvents`:
+    /// an aggregated API server, a proxy, an emulator): what arrived may not be the whole
+    /// state, so it is thrown away and LIST is used for the rest of the run.
+    fn watch_list_ignored(&mut self, why: &str, initial: bool) -> State {
+        tracing::warn!(resource = %self.describe(), "the API server answered a watch-list without the end of its initial events ({why}): it ignores sendInitialEvents; using LIST from now on");
+        self.lists_by = ListBy::List;
+        self.relist(
+            "watch_list_ignored",
+            State::Empty { initial },
+            Duration::ZERO,
+        )
     }
 
     /// The end-of-initial-events bookmark: the state is complete.
@@ -518,27 +680,34 @@ impl Reflector {
     /// A watch-list ended (`None`) or failed before its initial state was complete.
     fn watch_list_failed(&mut self, e: Option<ApiError>, initial: bool) -> Step {
         let again = State::Empty { initial };
-        let (next, reason) = match e {
+        let next = match e {
             None => {
                 tracing::info!(resource = %self.describe(), "the watch-list ended before the initial state was complete; starting again");
-                (again, "restarted")
+                self.relist("restarted", again, Duration::ZERO)
             }
             Some(e) if e.is_gone() => {
                 tracing::info!(resource = %self.describe(), "watch-list expired (410 Gone); starting again");
-                (again, "expired")
+                self.relist("expired", again, Duration::ZERO)
             }
-            Some(e) => (self.retry(e, "watch", again)?, "restarted"),
+            Some(e) => {
+                let delay = self.retry_delay(e, "watch")?;
+                self.relist("restarted", again, delay)
+            }
         };
-        self.metrics.relisted(&self.name, reason);
         Ok((None, next))
     }
 
     /// From `Watching`: read one event.
     async fn watch_event(&mut self, mut resource_version: String, mut watch: Watch) -> Step {
-        let event = match watch.next(&self.resource, &self.name, &self.metrics).await {
-            Some(Ok(event)) => event,
-            Some(Err(e)) => return self.watch_failed(e, resource_version),
-            None => return Ok((None, self.watch_closed(resource_version, watch.heard))),
+        let event = match self.hear(&mut watch, self.config.watch_idle_timeout).await {
+            Heard::Event(event) => event,
+            Heard::Failed(e) => return self.watch_failed(e, resource_version),
+            Heard::Closed => return Ok((None, self.watch_closed(resource_version, watch.heard))),
+            Heard::Idle => return Ok((None, self.watch_idle(resource_version, watch.heard))),
+            Heard::Malformed(bad) => {
+                let relist = State::Empty { initial: false };
+                return Ok((None, self.malformed(&bad, Some(&resource_version), relist)));
+            }
         };
         if let Some(rv) = event.resource_version() {
             resource_version = rv.to_owned();
@@ -565,28 +734,98 @@ impl Reflector {
         self.metrics.watch_restarted(&self.name, "closed");
         let resume = State::Listed { resource_version };
         if heard > 0 {
+            self.empty_closes = 0;
             return resume;
         }
-        // A watch that ends at once, again and again, must not spin.
+        // Watches that end at once, again and again, must not spin, nor go unsaid: a
+        // warning at the 10th in a row, the 100th, the 1000th, ...
+        self.empty_closes += 1;
+        let n = self.empty_closes;
+        if n >= 10 && 10u64.pow(n.ilog10()) == n {
+            tracing::warn!(resource = %self.describe(), in_a_row = n, "the API server keeps closing watches before they carry a single event or bookmark (a proxy cutting long requests short?); resuming each after a short backoff");
+        }
         State::Backoff {
             delay: self.backoff.next_delay().min(Duration::from_secs(1)),
             then: Box::new(resume),
         }
     }
 
+    /// The watch heard nothing, not even a bookmark, for the idle timeout: its
+    /// connection may be dead without having closed. Drop it and resume.
+    fn watch_idle(&mut self, resource_version: String, heard: usize) -> State {
+        let idle = humantime::format_duration(self.config.watch_idle_timeout);
+        tracing::warn!(resource = %self.describe(), rv = %resource_version, idle = %idle, "the watch heard nothing (no event, no bookmark) for the idle timeout; dropping it and resuming from its last resourceVersion");
+        self.metrics.watch_restarted(&self.name, "idle");
+        let resume = State::Listed { resource_version };
+        if heard > 0 {
+            return resume;
+        }
+        // Only a tiny timeout makes a watch that never spoke idle again and again: pace it.
+        State::Backoff {
+            delay: self.backoff.next_delay().min(Duration::from_secs(1)),
+            then: Box::new(resume),
+        }
+    }
+
+    /// A watch line that is not a usable event. Resuming from the same resourceVersion
+    /// would read the same line again, forever; a relist brings the state that the line
+    /// and everything after it described, so no change is lost.
+    fn malformed(&mut self, bad: &Malformed, last_good: Option<&str>, then: State) -> State {
+        self.metrics.watch_decode_error(&self.name);
+        let resource = self.describe();
+        let rv = last_good.unwrap_or("none");
+        match &bad.prefix {
+            Some(start) => {
+                tracing::warn!(resource = %resource, last_good_rv = %rv, error = %bad.detail, line_start = %start, "a watch line is not a usable event; relisting so that no change is lost");
+            }
+            None => {
+                tracing::warn!(resource = %resource, last_good_rv = %rv, error = %bad.detail, "a watch line is not a usable event (its start is not shown: it may hold a Secret); relisting so that no change is lost");
+            }
+        }
+        self.relist("malformed", then, Duration::ZERO)
+    }
+
     /// A watch could not open, or failed while open.
     fn watch_failed(&mut self, e: ApiError, resource_version: String) -> Step {
         if e.is_gone() {
             tracing::info!(resource = %self.describe(), "resourceVersion expired (410 Gone); relisting");
-            self.metrics.relisted(&self.name, "expired");
-            return Ok((None, State::Empty { initial: false }));
+            let relist = State::Empty { initial: false };
+            return Ok((None, self.relist("expired", relist, Duration::ZERO)));
         }
         let next = self.retry(e, "watch", State::Listed { resource_version })?;
         self.metrics.watch_restarted(&self.name, "error");
         Ok((None, next))
     }
 
-    /// The one error path: a permanent failure ends the reflector; any other waits
+    /// Every relist goes through here: counted by `reason`, then `then` after the relist
+    /// backoff (or `at_least`, the failed request's own wait, if longer). The first
+    /// relist after a quiet spell is routine and its cause is logged by the caller;
+    /// those that follow it within two minutes are a storm, each logged at warn, at most
+    /// one per backoff delay (which reaches 15 to 45 s by the seventh).
+    fn relist(&mut self, reason: &'static str, then: State, at_least: Duration) -> State {
+        let (delay, in_a_row) = self.relists.next_delay();
+        let delay = delay.max(at_least);
+        self.metrics.relisted(&self.name, reason);
+        self.metrics.relist_backoff(&self.name, delay);
+        if in_a_row > 1 {
+            tracing::warn!(
+                resource = %self.describe(),
+                reason,
+                relists_in_a_row = in_a_row,
+                retry_in = ?delay,
+                "relisting again within {} of the previous relist; backing off",
+                humantime::format_duration(RELIST_RESET_AFTER)
+            );
+        } else {
+            tracing::debug!(resource = %self.describe(), reason, retry_in = ?delay, "relisting");
+        }
+        State::Backoff {
+            delay,
+            then: Box::new(then),
+        }
+    }
+
+    /// A failed request: a permanent failure ends the reflector; any other waits
     /// (Retry-After, or the backoff) and then goes to `then`.
     fn retry(
         &mut self,
@@ -594,15 +833,26 @@ impl Reflector {
         verb: &'static str,
         then: State,
     ) -> Result<State, Box<ReflectorError>> {
+        let delay = self.retry_delay(e, verb)?;
+        Ok(State::Backoff {
+            delay,
+            then: Box::new(then),
+        })
+    }
+
+    /// The one error path: a permanent failure is the reflector's end; any other is
+    /// logged and waited out for the Retry-After the server asked for, or the backoff.
+    fn retry_delay(
+        &mut self,
+        e: ApiError,
+        verb: &'static str,
+    ) -> Result<Duration, Box<ReflectorError>> {
         if !e.is_retryable() && !e.is_gone() {
             return Err(Box::new(self.permanent(e, verb)));
         }
         let delay = e.retry_after().unwrap_or_else(|| self.backoff.next_delay());
         tracing::warn!(resource = %self.describe(), error = %e, retry_in = ?delay, "{verb} failed; retrying");
-        Ok(State::Backoff {
-            delay,
-            then: Box::new(then),
-        })
+        Ok(delay)
     }
 
     fn permanent(&self, e: ApiError, verb: &'static str) -> ReflectorError {
@@ -651,7 +901,8 @@ impl Reflector {
     }
 
     /// Opens a watch from `resource_version`, or, with `None`, a watch-list (the state
-    /// first, then the changes).
+    /// first, then the changes). Bookmarks are asked for: they are what keeps a quiet
+    /// watch from looking idle.
     async fn open(&self, resource_version: Option<&str>) -> Result<Watch, ApiError> {
         let timeout = fastrand::u64(self.config.watch_timeout_secs.clone());
         let url = self
@@ -667,14 +918,60 @@ impl Reflector {
                 .param("resourceVersion", ""),
         };
         let path = url.path().to_owned();
-        let lines = api::get_lines(&self.client, url).await?.boxed();
+        let body = body::get(&self.client, url, self.config.watch_idle_timeout).await?;
         Ok(Watch {
-            lines,
+            lines: Lines::new(body, path.clone(), self.config.max_object_bytes),
             path,
             heard: 0,
         })
     }
 
+    /// What `watch` says next, waiting at most `wait` for it (blank lines do not count:
+    /// they are not events). Only events that decoded count as heard, for the
+    /// stuck-watch gauge.
+    async fn hear(&self, watch: &mut Watch, wait: Duration) -> Heard {
+        let deadline = Instant::now().checked_add(wait);
+        loop {
+            let next = watch.lines.next();
+            let line = match deadline {
+                Some(deadline) => match tokio::time::timeout_at(deadline, next).await {
+                    Ok(line) => line,
+                    Err(_) => return Heard::Idle,
+                },
+                None => next.await,
+            };
+            let line = match line {
+                None => return Heard::Closed,
+                Some(Err(e)) => return Heard::Failed(e),
+                Some(Ok(Line::TooLong(start))) => {
+                    return Heard::Malformed(Malformed {
+                        detail: format!(
+                            "a line longer than the {}-byte cap (max_object_bytes); raise \
+                             --max-object-bytes if objects this large are expected",
+                            self.config.max_object_bytes
+                        ),
+                        prefix: wire::log_prefix(&start, &self.resource.id),
+                    });
+                }
+                Some(Ok(Line::Text(line))) => line,
+            };
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            return match wire::decode_event(&line, &self.resource.id, &watch.path) {
+                Ok(event) => {
+                    watch.heard += 1;
+                    self.metrics.watch_heard(&self.name);
+                    Heard::Event(event)
+                }
+                Err(BadLine::Status(e)) => Heard::Failed(e),
+                Err(BadLine::Malformed(detail)) => Heard::Malformed(Malformed {
+                    detail,
+                    prefix: wire::log_prefix(&line, &self.resource.id),
+                }),
+            };
+        }
+    }
     /// On a terminal, one line per informer that counts up while its LIST pages arrive
     /// (a large cluster's first list takes a while) and stays when it is done.
     fn show_progress(&self, objects: usize, done: bool) {
@@ -692,30 +989,6 @@ impl Reflector {
                 "\r\x1b[2Kkubebridge: listing {}: {objects} objects so far",
                 self.name
             );
-        }
-    }
-}
-
-impl Watch {
-    /// The next event; `None` when the server closed the watch.
-    async fn next(
-        &mut self,
-        resource: &ApiResource,
-        informer: &str,
-        metrics: &Metrics,
-    ) -> Option<Result<WatchEvent, ApiError>> {
-        loop {
-            let line = match self.lines.next().await? {
-                Ok(line) if line.trim().is_empty() => continue,
-                Ok(line) => line,
-                Err(e) => return Some(Err(e)),
-            };
-            let event = wire::decode_event(&line, &resource.id, &self.path);
-            if event.is_ok() {
-                self.heard += 1;
-                metrics.watch_heard(informer);
-            }
-            return Some(event);
         }
     }
 }

@@ -52,6 +52,12 @@ impl Store {
         self.json_bytes
     }
 
+    /// Every cached object, in no particular order: for a caller that takes what it
+    /// needs (an `Arc` of each object's JSON, say) and sorts after releasing the lock.
+    pub fn objects(&self) -> impl Iterator<Item = &RawObject> {
+        self.objects.values()
+    }
+
     /// Every cached object, ordered by key so replays are deterministic.
     pub fn sorted(&self) -> Vec<&RawObject> {
         let mut all: Vec<&RawObject> = self.objects.values().collect();

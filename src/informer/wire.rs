@@ -25,7 +25,7 @@ pub(super) struct ListPage {
 
 /// A LIST response body as it arrives, before its items are decoded.
 #[derive(Deserialize)]
-pub(super) struct ListBody {
+struct ListBody {
     metadata: ListMeta,
     #[serde(default)]
     items: Vec<Box<RawValue>>,
@@ -95,16 +95,28 @@ struct BookmarkMeta {
     annotations: BTreeMap<String, String>,
 }
 
-/// Decodes a LIST response body of `resource` fetched from `path`.
+/// Decodes a LIST page of `resource` fetched from `path`.
 pub(super) fn decode_page(
-    page: ListBody,
+    body: &[u8],
     resource: &ResourceId,
     path: &str,
 ) -> Result<ListPage, ApiError> {
+    let page: ListBody = serde_json::from_slice(body).map_err(|e| ApiError::Decode {
+        path: path.to_owned(),
+        detail: format!("a LIST answer that is not a list: {}", describe(&e)),
+    })?;
     let objects = page
         .items
         .into_iter()
-        .map(|item| decode_object(item, resource, path, "list"))
+        .map(|item| {
+            RawObject::decode(item, resource).map_err(|e| ApiError::Decode {
+                path: path.to_owned(),
+                detail: format!(
+                    "a list object without the metadata every object has: {}",
+                    describe(&e)
+                ),
+            })
+        })
         .collect::<Result<_, _>>()?;
     Ok(ListPage {
         objects,
@@ -113,28 +125,37 @@ pub(super) fn decode_page(
     })
 }
 
+/// Why a watch line is not an event.
+pub(super) enum BadLine {
+    /// An `ERROR` event: the server ends the watch with this.
+    Status(ApiError),
+    /// Not a watch event kubebridge can use: not JSON, not an event, or an object
+    /// without metadata. Says where it went wrong, never what the line holds.
+    Malformed(String),
+}
+
 /// Decodes one line of a watch of `resource` at `path`. An `ERROR` event is returned as
 /// the error it carries, so that every way a watch can fail reaches the caller one way.
 pub(super) fn decode_event(
-    line: &str,
+    line: &[u8],
     resource: &ResourceId,
     path: &str,
-) -> Result<WatchEvent, ApiError> {
-    let event: RawWatchEvent = serde_json::from_str(line).map_err(|e| ApiError::Decode {
-        path: path.to_owned(),
-        detail: format!("a watch line that is not an event: {e}"),
-    })?;
-    let object = |raw| decode_object(raw, resource, path, "watch");
+) -> Result<WatchEvent, BadLine> {
+    let malformed =
+        |what: &str, e: serde_json::Error| BadLine::Malformed(format!("{what}: {}", describe(&e)));
+    let event: RawWatchEvent =
+        serde_json::from_slice(line).map_err(|e| malformed("not a watch event", e))?;
+    let object = |raw| {
+        RawObject::decode(raw, resource)
+            .map_err(|e| malformed("an object without the metadata every object has", e))
+    };
     Ok(match event.kind.as_str() {
         "ADDED" => WatchEvent::Added(object(event.object)?),
         "MODIFIED" => WatchEvent::Modified(object(event.object)?),
         "DELETED" => WatchEvent::Deleted(object(event.object)?),
         "BOOKMARK" => {
-            let bookmark: Bookmark =
-                serde_json::from_str(event.object.get()).map_err(|e| ApiError::Decode {
-                    path: path.to_owned(),
-                    detail: format!("a bookmark without metadata: {e}"),
-                })?;
+            let bookmark: Bookmark = serde_json::from_str(event.object.get())
+                .map_err(|e| malformed("a bookmark without metadata", e))?;
             let meta = bookmark.metadata;
             WatchEvent::Bookmark {
                 ends_initial_events: meta
@@ -144,19 +165,89 @@ pub(super) fn decode_event(
                 resource_version: Some(meta.resource_version).filter(|rv| !rv.is_empty()),
             }
         }
-        "ERROR" => return Err(api::status_from_event(path, event.object.get())),
+        "ERROR" => {
+            return Err(BadLine::Status(api::status_from_event(
+                path,
+                event.object.get(),
+            )));
+        }
         _ => WatchEvent::Unknown(event.kind),
     })
 }
 
-fn decode_object(
-    raw: Box<RawValue>,
-    resource: &ResourceId,
-    path: &str,
-    what: &str,
-) -> Result<RawObject, ApiError> {
-    RawObject::decode(raw, resource).map_err(|e| ApiError::Decode {
-        path: path.to_owned(),
-        detail: format!("a {what} object without the metadata every object has: {e}"),
-    })
+/// Where a JSON decode failed, without quoting the input: serde's own messages can
+/// quote a value (`invalid type: string "..."`), and the value may be a Secret's.
+fn describe(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let what = match e.classify() {
+        Category::Io => "unreadable",
+        Category::Syntax => "not valid JSON",
+        Category::Data => "not the expected shape",
+        Category::Eof => "ends early",
+    };
+    format!("{what} at line {} column {}", e.line(), e.column())
+}
+
+/// How much of a bad line a log may show, in characters.
+const PREFIX_CHARS: usize = 120;
+
+/// The start of a bad watch line of `resource`, for a log: at most [`PREFIX_CHARS`]
+/// characters (escaped, so a control character cannot forge a log line), and nothing
+/// at all if the line may belong to a Secret, whose data must not reach a log.
+pub(super) fn log_prefix(line: &[u8], resource: &ResourceId) -> Option<String> {
+    let secret = |bytes: &[u8]| bytes.windows(6).any(|w| w == b"Secret");
+    if resource.kind == "Secret" || secret(line) {
+        return None;
+    }
+    // Enough bytes for the characters wanted even if each is four bytes long.
+    let start = &line[..line.len().min(PREFIX_CHARS * 4)];
+    let mut prefix = String::new();
+    for escaped in String::from_utf8_lossy(start)
+        .chars()
+        .flat_map(char::escape_debug)
+    {
+        if prefix.chars().count() >= PREFIX_CHARS {
+            break;
+        }
+        prefix.push(escaped);
+    }
+    Some(prefix)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resource(kind: &str) -> ResourceId {
+        ResourceId {
+            group: String::new(),
+            version: "v1".into(),
+            resource: format!("{}s", kind.to_lowercase()),
+            kind: kind.into(),
+        }
+    }
+
+    #[test]
+    fn a_log_shows_at_most_120_characters_and_nothing_of_a_secret() {
+        let pods = resource("Pod");
+        let long = format!("{{\"type\":\"ADDED\",\"object\":\"{}", "é\n".repeat(400));
+        let prefix = log_prefix(long.as_bytes(), &pods).expect("a pod's line");
+        assert_eq!(prefix.chars().count(), PREFIX_CHARS, "{prefix}");
+        assert!(!prefix.contains('\n'), "escaped: {prefix}");
+        assert_eq!(log_prefix(b"garbage", &pods).as_deref(), Some("garbage"));
+        let secret_line = br#"{"type":"ADDED","object":{"kind":"Secret","data":{"k":"c2VjcmV0"}"#;
+        assert_eq!(log_prefix(secret_line, &pods), None);
+        assert_eq!(log_prefix(b"garbage", &resource("Secret")), None);
+    }
+
+    #[test]
+    fn a_decode_error_never_quotes_the_line() {
+        let pods = resource("Pod");
+        let line = br#"{"type":"ADDED","object":{"metadata":"c2VjcmV0"}}"#;
+        let Err(BadLine::Malformed(detail)) = decode_event(line, &pods, "/p") else {
+            panic!("malformed");
+        };
+        assert!(!detail.contains("c2VjcmV0"), "{detail}");
+        assert!(detail.contains("metadata"), "{detail}");
+    }
 }

@@ -146,7 +146,7 @@ impl Url {
 }
 
 /// Sends a GET and returns the response when the status is a success.
-async fn get(client: &kube::Client, url: Url) -> Result<http::Response<Body>, ApiError> {
+pub(crate) async fn get(client: &kube::Client, url: Url) -> Result<http::Response<Body>, ApiError> {
     send(client, "GET", url, Vec::new()).await
 }
 

@@ -16,6 +16,9 @@ use crate::informer::backoff::Backoff;
 pub struct Cluster {
     /// The API client.
     pub client: kube::Client,
+    /// The client for leader-election requests: without kube's retry layer (see
+    /// [`crate::leader::lease_client`]).
+    pub lease_client: kube::Client,
     /// The context's namespace (or the service account's), used without `-n`/`-A`.
     pub default_namespace: String,
     /// The cluster's name, stamped on notifications.
@@ -122,12 +125,18 @@ pub async fn connect(options: &ClusterConfig) -> Result<Cluster, ConnectError> {
 pub fn from_config(config: kube::Config, name: Option<String>) -> Result<Cluster, ConnectError> {
     let server = config.cluster_url.to_string();
     let default_namespace = config.default_namespace.clone();
+    let lease_client =
+        crate::leader::lease_client(config.clone()).map_err(|source| ConnectError::Client {
+            server: server.clone(),
+            source,
+        })?;
     let client = kube::Client::try_from(config).map_err(|source| ConnectError::Client {
         server: server.clone(),
         source,
     })?;
     Ok(Cluster {
         client,
+        lease_client,
         default_namespace,
         name,
         server,

@@ -3,4 +3,4 @@
 
 pub(crate) mod sink_task;
 
-pub(crate) use sink_task::{SinkOutcome, spawn_sink};
+pub(crate) use sink_task::{QueueBounds, SinkHandle, SinkOutcome, spawn_sink};

@@ -8,12 +8,32 @@ use kubebridge_sinks::{Notification, PublishError, Sink, SinkError};
 use tokio::task::JoinHandle;
 
 use crate::informer::backoff::Backoff;
-use crate::metrics::{Metrics, SinkMetrics};
-use crate::queue::{Overflow, QueueReceiver, QueueSender, queue};
+use crate::metrics::{Metrics, SinkMetrics, SinkView};
+use crate::queue::{Limits, Overflow, QueueReceiver, QueueSender, bounded};
 
 /// Most notifications handed to a sink in one `publish` call: large enough to amortise
-/// a write or a flush, small enough that a retry repeats little.
-const MAX_BATCH: usize = 512;
+/// a write or a flush, small enough that a retry repeats little. A batch is also within
+/// the queue's byte budget (see `QueueReceiver::recv_many`).
+pub(crate) const MAX_BATCH: usize = 512;
+
+/// The bytes a queued notification pins: the raw JSON of its object and old object.
+/// Both are `Arc`s shared with the informer's cache and with the neighbouring updates,
+/// so this counts conservatively: the memory the queue really holds is at most this.
+pub(crate) fn notification_bytes(n: &Arc<Notification>) -> usize {
+    n.object.get().len() + n.old_object.as_ref().map_or(0, |o| o.get().len())
+}
+
+/// A sink queue's bounds: `capacity` notifications and `max_bytes` of them (see
+/// [`notification_bytes`]), and what a full queue does.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QueueBounds {
+    /// `--queue-capacity`.
+    pub capacity: usize,
+    /// `--queue-bytes`.
+    pub max_bytes: usize,
+    /// `--overflow`.
+    pub overflow: Overflow,
+}
 
 /// A sink's queue, as the informers see it.
 pub type SinkQueue = QueueSender<Arc<Notification>>;
@@ -21,6 +41,8 @@ pub type SinkQueue = QueueSender<Arc<Notification>>;
 /// How a sink task ended.
 #[derive(Debug)]
 pub enum SinkOutcome {
+    /// The supervisor gave up on it (`--once` with a stalled sink, or a lost lease).
+    Abandoned,
     /// Its queue closed and everything in it was handled.
     Drained {
         /// Notifications the sink confirmed.
@@ -36,18 +58,36 @@ pub enum SinkOutcome {
     Failed(SinkError),
 }
 
-/// Starts a task for `sink`, called `name` in logs and metrics, with a queue of
-/// `capacity` notifications.
+/// A running sink: its queue, its task, and the view its supervisor reads.
+pub(crate) struct SinkHandle {
+    /// Where the informers send.
+    pub queue: SinkQueue,
+    /// The task; aborting it abandons what is queued and in flight.
+    pub task: JoinHandle<SinkOutcome>,
+    /// Its name, backlog and health.
+    pub view: SinkView,
+}
+
+/// Starts a task for `sink`, called `name` in logs and metrics, with a queue `bounds`.
 pub(crate) fn spawn_sink(
     name: String,
     sink: Box<dyn Sink>,
-    capacity: usize,
-    overflow: Overflow,
+    bounds: QueueBounds,
     metrics: &Metrics,
-) -> (SinkQueue, JoinHandle<SinkOutcome>) {
-    let (tx, rx) = queue(capacity, overflow);
-    let metrics = metrics.sink_started(&name, tx.gauge());
-    (tx, tokio::spawn(run(name, sink, rx, metrics)))
+) -> SinkHandle {
+    let limits = Limits {
+        capacity: bounds.capacity,
+        max_bytes: bounds.max_bytes,
+        weigh: notification_bytes,
+    };
+    let (queue, rx) = bounded(limits, bounds.overflow);
+    let metrics = metrics.sink_started(&name, queue.gauge());
+    let view = metrics.view();
+    SinkHandle {
+        queue,
+        task: tokio::spawn(run(name, sink, rx, metrics)),
+        view,
+    }
 }
 
 async fn run(
@@ -63,6 +103,7 @@ async fn run(
     // and one attempt every few seconds is no load on one that is down.
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        metrics.taken(&batch);
         let mut start = 0;
         while start < batch.len() {
             metrics.publish_started(batch[start].time);
@@ -82,6 +123,9 @@ async fn run(
                     metrics.delivered(&batch[start..start + n]);
                     delivered += n as u64;
                     start += n;
+                    if let Some(next) = batch.get(start) {
+                        metrics.publish_started(next.time);
+                    }
                     match error {
                         SinkError::Closed => return SinkOutcome::Closed,
                         SinkError::Retryable { .. } => {
@@ -107,6 +151,7 @@ async fn run(
                 }
             }
         }
+        metrics.batch_done();
         batch.clear();
     }
     match sink.close().await {
@@ -128,6 +173,14 @@ mod tests {
     use serde_json::value::RawValue;
     use std::sync::Mutex;
     use std::time::SystemTime;
+
+    fn bounds(capacity: usize) -> QueueBounds {
+        QueueBounds {
+            capacity,
+            max_bytes: usize::MAX,
+            overflow: Overflow::Block,
+        }
+    }
 
     fn note(name: &str) -> Arc<Notification> {
         Arc::new(Notification {
@@ -209,13 +262,9 @@ mod tests {
             ],
             confirmed: confirmed.clone(),
         };
-        let (tx, task) = spawn_sink(
-            "test".into(),
-            Box::new(sink),
-            8,
-            Overflow::Block,
-            &Metrics::new(),
-        );
+        let SinkHandle {
+            queue: tx, task, ..
+        } = spawn_sink("test".into(), Box::new(sink), bounds(8), &Metrics::new());
         for name in ["a", "b", "c", "d"] {
             tx.send(note(name)).await.expect("send");
         }
@@ -242,13 +291,9 @@ mod tests {
             script: vec![Err(SinkError::Closed)],
             confirmed: Arc::default(),
         };
-        let (tx, task) = spawn_sink(
-            "test".into(),
-            Box::new(sink),
-            8,
-            Overflow::Block,
-            &Metrics::new(),
-        );
+        let SinkHandle {
+            queue: tx, task, ..
+        } = spawn_sink("test".into(), Box::new(sink), bounds(8), &Metrics::new());
         tx.send(note("a")).await.expect("send");
         assert!(matches!(task.await.expect("join"), SinkOutcome::Closed));
         assert!(tx.is_closed());

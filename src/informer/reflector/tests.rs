@@ -17,6 +17,7 @@ use kubebridge_sinks::ResourceId;
 use super::{Reflector, ReflectorConfig, ReflectorError};
 use crate::informer::Delta;
 use crate::kube::discovery::ApiResource;
+use crate::metrics::Metrics;
 
 /// One scripted answer.
 enum Reply {
@@ -26,14 +27,27 @@ enum Reply {
     Closes(Vec<String>),
     /// A watch: these lines, then it stays open.
     Stays(Vec<String>),
+    /// A watch: these lines, then the connection breaks (a transport error).
+    Breaks(Vec<String>),
+    /// A watch: these bytes as they are (no newline added), then it stays open.
+    Chunks(Vec<String>),
+    /// A watch that sends this line every period, forever.
+    Every(Duration, String),
 }
 
-/// The scripted server: the replies still to give, and every request's path and query.
-#[derive(Default)]
+/// What the server answers once the script is used up.
+type Otherwise = Box<dyn Fn(&str) -> Reply + Send + Sync>;
+
+/// The scripted server: the replies still to give, then what it answers after them, and
+/// every request's path and query; and the metrics of the reflector it serves.
 struct Server {
     replies: Mutex<VecDeque<Reply>>,
+    otherwise: Otherwise,
     requests: Mutex<Vec<String>>,
+    metrics: Metrics,
 }
+
+type Body = BoxBody<Bytes, std::io::Error>;
 
 impl Server {
     fn requests(&self) -> Vec<String> {
@@ -43,24 +57,66 @@ impl Server {
             .clone()
     }
 
-    fn answer(&self, uri: String) -> http::Response<BoxBody<Bytes, Infallible>> {
-        self.requests
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(uri);
+    /// The LIST requests so far.
+    fn lists(&self) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| !r.contains("watch=true"))
+            .count()
+    }
+
+    /// The value of one series of the reflector's metrics, if it has been set.
+    fn sample(&self, series: &str) -> Option<f64> {
+        self.metrics.render().lines().find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.trim().parse().ok())
+        })
+    }
+
+    fn answer(&self, uri: String) -> http::Response<Body> {
         let reply = self
             .replies
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pop_front();
-        // With the script used up, a watch that never says anything.
-        let reply = reply.unwrap_or(Reply::Stays(Vec::new()));
+        let reply = reply.unwrap_or_else(|| (self.otherwise)(&uri));
+        self.requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(uri);
         let (code, body) = match reply {
-            Reply::Json(code, json) => (code, BodyExt::boxed(Full::new(Bytes::from(json)))),
+            Reply::Json(code, json) => (
+                code,
+                BodyExt::boxed(Full::new(Bytes::from(json)).map_err(|e| match e {})),
+            ),
             Reply::Closes(lines) => (200, BodyExt::boxed(StreamBody::new(frames(lines)))),
             Reply::Stays(lines) => {
                 let open = frames(lines).chain(futures::stream::pending());
                 (200, BodyExt::boxed(StreamBody::new(open)))
+            }
+            Reply::Breaks(lines) => {
+                let broken = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "scripted");
+                let breaks = frames(lines).chain(futures::stream::iter([Err(broken)]));
+                (200, BodyExt::boxed(StreamBody::new(breaks)))
+            }
+            Reply::Chunks(chunks) => {
+                let chunks = futures::stream::iter(
+                    chunks
+                        .into_iter()
+                        .map(|chunk| Ok(Frame::data(Bytes::from(chunk)))),
+                );
+                let open = chunks.chain(futures::stream::pending());
+                (200, BodyExt::boxed(StreamBody::new(open)))
+            }
+            Reply::Every(period, line) => {
+                let ticks = futures::stream::unfold((), move |()| {
+                    let line = line.clone();
+                    async move {
+                        tokio::time::sleep(period).await;
+                        Some((Ok(Frame::data(Bytes::from(line + "\n"))), ()))
+                    }
+                });
+                (200, BodyExt::boxed(StreamBody::new(ticks)))
             }
         };
         http::Response::builder()
@@ -74,7 +130,7 @@ impl Server {
 /// Each line as one frame of a body.
 fn frames(
     lines: Vec<String>,
-) -> impl Stream<Item = Result<Frame<Bytes>, Infallible>> + Send + Unpin + 'static {
+) -> impl Stream<Item = Result<Frame<Bytes>, std::io::Error>> + Send + Unpin + 'static {
     futures::stream::iter(
         lines
             .into_iter()
@@ -97,11 +153,23 @@ fn pods() -> ApiResource {
     }
 }
 
-/// A reflector for pods in `shop` whose requests the script answers.
+/// A reflector for pods in `shop` whose requests the script answers; with the script
+/// used up, a watch that never says anything.
 fn reflector(config: ReflectorConfig, replies: Vec<Reply>) -> (Reflector, Arc<Server>) {
+    scripted(config, replies, Box::new(|_| Reply::Stays(Vec::new())))
+}
+
+/// A reflector for pods in `shop` whose requests the script answers, then `otherwise`.
+fn scripted(
+    config: ReflectorConfig,
+    replies: Vec<Reply>,
+    otherwise: Otherwise,
+) -> (Reflector, Arc<Server>) {
     let server = Arc::new(Server {
         replies: Mutex::new(replies.into()),
+        otherwise,
         requests: Mutex::default(),
+        metrics: Metrics::new(),
     });
     let answering = server.clone();
     let service = tower::service_fn(move |request: http::Request<kube::client::Body>| {
@@ -117,7 +185,7 @@ fn reflector(config: ReflectorConfig, replies: Vec<Reply>) -> (Reflector, Arc<Se
         None,
         None,
         config,
-        crate::metrics::Metrics::new(),
+        server.metrics.clone(),
     );
     (reflector, server)
 }
@@ -172,6 +240,55 @@ fn error_event(code: u16, reason: &str) -> String {
             r#"{{"kind":"Status","apiVersion":"v1","status":"Failure","message":"scripted","reason":"{reason}","code":{code}}}"#
         ),
     )
+}
+
+/// What the reflector logs at warn and above while a [`Logs::capture`] guard lives (the
+/// tests run on one thread, so the thread's default subscriber sees everything).
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Logs {
+    fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
+        let logs = Logs::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(logs.clone())
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .finish();
+        (logs.clone(), tracing::subscriber::set_default(subscriber))
+    }
+
+    /// The warnings so far, one line each.
+    fn warnings(&self) -> Vec<String> {
+        let bytes = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter(|l| l.contains("WARN"))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl tracing_subscriber::fmt::MakeWriter<'_> for Logs {
+    type Writer = Logs;
+
+    fn make_writer(&self) -> Logs {
+        self.clone()
+    }
 }
 
 /// `Replace initial a,b`, `Added c`, ...: enough to compare whole.
@@ -273,7 +390,7 @@ async fn a_failed_watch_backs_off_and_resumes_from_the_same_version() {
                 error_event(500, "InternalError"),
             ]),
             status(503, "ServiceUnavailable"),
-            Reply::Closes(vec!["not json".into()]),
+            Reply::Breaks(vec![]),
             Reply::Stays(vec![event("DELETED", &pod("b", 12))]),
         ],
     );
@@ -339,8 +456,8 @@ async fn an_interrupted_watch_list_starts_again_and_its_list_is_still_the_first(
             Reply::Stays(vec![
                 event("ADDED", &pod("a", 3)),
                 event("ADDED", &pod("b", 4)),
-                bookmark(6, false),
                 bookmark(7, true),
+                bookmark(7, false),
                 event("MODIFIED", &pod("b", 8)),
             ]),
         ],
@@ -384,3 +501,5 @@ async fn a_forbidden_list_ends_the_stream_with_the_missing_rule() {
     assert!(err.to_string().contains(r#"resources: ["pods"]"#), "{err}");
     assert_eq!(server.requests().len(), 2, "retried the 503 only");
 }
+
+mod faults;

@@ -249,3 +249,19 @@ impl Watch {
         }
     }
 }
+
+/// GETs `path` from 127.0.0.1:`port`: (status code, body as text). `None` while nothing
+/// listens there yet.
+pub async fn get_text(port: u16, path: &str) -> Option<(u16, String)> {
+    let response = try_get(local(port), path).await.ok()?;
+    Some((response.status, response.text()))
+}
+
+/// The value of the Prometheus sample `series` (`name{labels}`, labels exactly as
+/// exposed) in a `/metrics` text, if present.
+pub fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| {
+        l.strip_prefix(series)
+            .and_then(|rest| rest.trim().parse().ok())
+    })
+}
