@@ -1,10 +1,12 @@
 //! The Kafka sink's client configuration: URI, properties and defaults, validation.
 
 use rdkafka::ClientConfig;
+use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
 
 use super::KafkaOptions;
+use super::health::{Health, HealthContext};
 use crate::SinkConfigError;
 use crate::subject::{self, Template};
 use crate::uri::{self, SinkUri};
@@ -16,6 +18,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("compression.type", "lz4"),
     ("message.timeout.ms", "0"),
     ("linger.ms", "0"),
+    ("statistics.interval.ms", "1000"),
 ];
 
 /// What a Kafka sink is built from: the producer's properties and the topic template.
@@ -70,15 +73,25 @@ impl KafkaConfig {
 
     /// The sink's first producer: librdkafka rejects unknown properties and bad values
     /// here, which is a configuration error naming the property.
-    pub fn first_producer(&self, uri: &str) -> Result<FutureProducer, SinkConfigError> {
+    pub fn first_producer(&self, uri: &str) -> Result<Producer, SinkConfigError> {
         self.producer()
             .map_err(|e| SinkConfigError::new("kafka", uri, describe(&e)))
     }
 
-    /// A new producer, as after an idempotence fatal error.
-    pub fn producer(&self) -> Result<FutureProducer, KafkaError> {
-        self.client.create()
+    /// A new producer (a new librdkafka instance, so a new producer id), with a fresh
+    /// [`Health`] its callbacks report to.
+    pub fn producer(&self) -> Result<Producer, KafkaError> {
+        let health = Health::new();
+        let producer =
+            FutureProducer::from_config_and_context(&self.client, HealthContext::new(&health))?;
+        Ok(Producer { producer, health })
     }
+}
+
+/// One librdkafka producer and what its callbacks have said about it.
+pub(super) struct Producer {
+    pub producer: FutureProducer<HealthContext>,
+    pub health: std::sync::Arc<Health>,
 }
 
 fn describe(err: &KafkaError) -> String {
@@ -138,5 +151,6 @@ mod tests {
         assert_eq!(config.client.get("compression.type"), Some("zstd"));
         assert_eq!(config.client.get("acks"), Some("all"));
         assert_eq!(config.client.get("message.timeout.ms"), Some("0"));
+        assert_eq!(config.client.get("statistics.interval.ms"), Some("1000"));
     }
 }

@@ -16,6 +16,9 @@
 //!   librdkafka's bounded buffer (`queue.buffering.max.messages`). Setting a finite
 //!   `-X message.timeout.ms=N` makes an outage longer than N surface as a retryable
 //!   error instead.
+//! - `statistics.interval.ms=1000`: the sink reads librdkafka's statistics once a
+//!   second to notice a broker that no longer knows its producer id (see Errors); `0`
+//!   turns that detection off.
 //! - `linger.ms=0`: `publish` hands librdkafka a whole batch at once and then waits
 //!   for it, so kubebridge's batching already does what lingering would, and
 //!   librdkafka's default 5 ms is pure latency per batch. Measured against tansu
@@ -37,26 +40,49 @@
 //!
 //! Too large, invalid topic, and topic or cluster authorization failures are
 //! [`SinkError::Permanent`](crate::SinkError::Permanent); everything else (queue full, broker down, timeouts, a
-//! topic that does not exist yet) is [`SinkError::Retryable`](crate::SinkError::Retryable). After an idempotence
-//! fatal error librdkafka refuses to produce at all, so the sink replaces its producer
-//! and classifies by the underlying cause.
+//! topic that does not exist yet) is [`SinkError::Retryable`](crate::SinkError::Retryable).
+//!
+//! # A producer that cannot go on
+//!
+//! The idempotent producer depends on the broker remembering its producer id and
+//! sequence numbers. After a fatal error (e.g. `OUT_OF_ORDER_SEQUENCE_NUMBER`)
+//! librdkafka refuses to produce at all; and against a broker that lost its state (a
+//! single-node Kafka rebuilt without its data, tansu restarted with memory storage) it
+//! bumps its epoch and retries `UNKNOWN_PRODUCER_ID` forever, with no delivery report,
+//! no error and `message.timeout.ms=0` never expiring anything: delivery would stop
+//! silently. The sink watches for both (the error callback; the producer epoch in the
+//! statistics, `health`), stops waiting for reports that will not come, replaces the
+//! producer with a new one (a new producer id), and returns a retryable error whose
+//! source is [`ProducerReplaced`], with `delivered` = the confirmed prefix. The old
+//! producer's queued and in-flight messages are purged with it, so the caller's retry
+//! re-sends every unconfirmed notification through the new producer: at least once,
+//! some possibly twice, none lost. A delivery error that itself says the state is gone
+//! (`UNKNOWN_PRODUCER_ID`, `OUT_OF_ORDER_SEQUENCE_NUMBER`, `INVALID_PRODUCER_EPOCH`) does
+//! the same. If the fatal error's cause is permanent (not authorized), the error is
+//! permanent.
 //!
 //! # Files
 //!
 //! [`options`] (always compiled, so a configuration builds without the `kafka`
-//! feature); with it: `config` (URI, client properties and their validation),
-//! `encoding` (a notification as a record: topic, key, payload, headers) and `sink`
-//! (publishing and classifying failures).
+//! feature) and `replaced` ([`ProducerReplaced`], likewise); with it: `config` (URI,
+//! client properties and their validation), `encoding` (a notification as a record:
+//! topic, key, payload, headers), `health` (librdkafka's callbacks: is the producer
+//! still able to deliver) and `sink` (publishing, classifying failures, replacing the
+//! producer).
 
 pub mod options;
+mod replaced;
 
 #[cfg(feature = "kafka")]
 mod config;
 #[cfg(feature = "kafka")]
 mod encoding;
 #[cfg(feature = "kafka")]
+mod health;
+#[cfg(feature = "kafka")]
 mod sink;
 
 pub use options::{KafkaOptions, KeyMode};
+pub use replaced::ProducerReplaced;
 #[cfg(feature = "kafka")]
 pub use sink::KafkaSink;

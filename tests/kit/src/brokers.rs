@@ -127,14 +127,22 @@ pub fn nats_broker(port: u16, store: &Path) -> Option<Broker> {
 /// A private tansu (Kafka protocol, in-memory) on `port`; `None` when broker tests are
 /// skipped.
 pub fn tansu_broker(port: u16) -> Option<Broker> {
+    tansu_broker_behind(port, port)
+}
+
+/// A private tansu listening on `port` that tells clients to connect to `advertised`
+/// (a [`Forwarder`]'s port, so a restarted broker keeps its address); `None` when
+/// broker tests are skipped. Its memory storage starts empty every time.
+pub fn tansu_broker_behind(port: u16, advertised: u16) -> Option<Broker> {
     let tansu = broker_env("KUBEBRIDGE_TEST_TANSU")?;
-    let url = format!("tcp://127.0.0.1:{port}");
+    let listener = format!("tcp://127.0.0.1:{port}");
+    let advertised = format!("tcp://127.0.0.1:{advertised}");
     let args = [
         "broker",
         "--listener-url",
-        &url,
+        &listener,
         "--advertised-listener-url",
-        &url,
+        &advertised,
         "--storage-engine",
         "memory://tansu/",
     ]
