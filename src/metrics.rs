@@ -29,6 +29,7 @@ struct Families {
     notifications: IntCounterVec,
     sink_sent: IntCounterVec,
     sink_errors: IntCounterVec,
+    sink_resent: IntCounterVec,
     sink_send_duration: HistogramVec,
     watch_restarts: IntCounterVec,
     relists: IntCounterVec,
@@ -138,6 +139,12 @@ impl Metrics {
                 "kubebridge_sink_errors_total",
                 "Failed publish attempts, by kind (retryable, permanent).",
                 &["sink", "kind"],
+            ),
+            sink_resent: counters(
+                r,
+                "kubebridge_sink_resent_total",
+                "Notifications sent again because the destination's client was replaced before confirming them (a Kafka producer the broker forgot): each may arrive twice.",
+                &["sink"],
             ),
             sink_send_duration: register(r, sink_send_duration),
             watch_restarts: counters(
@@ -514,6 +521,15 @@ impl SinkMetrics {
             LAST_REFUSED
         };
         self.state.last.store(last, Ordering::Relaxed);
+    }
+
+    /// The sink replaced its client and will send `n` unconfirmed notifications again.
+    pub(crate) fn resending(&self, n: usize) {
+        self.metrics
+            .0
+            .sink_resent
+            .with_label_values(&[&self.name])
+            .inc_by(n as u64);
     }
 
     /// A notification the sink refused for good was dropped.

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use kubebridge_sinks::kafka::ProducerReplaced;
 use kubebridge_sinks::{Notification, PublishError, Sink, SinkError};
 use tokio::task::JoinHandle;
 
@@ -130,6 +131,11 @@ async fn run(
                         SinkError::Closed => return SinkOutcome::Closed,
                         SinkError::Retryable { .. } => {
                             metrics.publish_failed(true);
+                            if let Some(replaced) = std::error::Error::source(&error)
+                                .and_then(|s| s.downcast_ref::<ProducerReplaced>())
+                            {
+                                metrics.resending(replaced.unconfirmed);
+                            }
                             let delay = backoff.next_delay();
                             tracing::warn!(sink = %name, error = %error, retry_in = ?delay, "publish failed; retrying");
                             tokio::time::sleep(delay).await;
@@ -297,5 +303,30 @@ mod tests {
         tx.send(note("a")).await.expect("send");
         assert!(matches!(task.await.expect("join"), SinkOutcome::Closed));
         assert!(tx.is_closed());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_replaced_producer_counts_what_it_sends_again() {
+        let replaced = ProducerReplaced {
+            reason: "UNKNOWN_PRODUCER_ID".into(),
+            unconfirmed: 2,
+        };
+        let sink = Scripted {
+            script: vec![Err(SinkError::retryable("producer replaced", replaced))],
+            confirmed: Arc::default(),
+        };
+        let metrics = Metrics::new();
+        let SinkHandle {
+            queue: tx, task, ..
+        } = spawn_sink("k".into(), Box::new(sink), bounds(8), &metrics);
+        tx.send(note("a")).await.expect("send");
+        tx.send(note("b")).await.expect("send");
+        drop(tx);
+        task.await.expect("join");
+        let text = metrics.render();
+        assert!(
+            text.contains("kubebridge_sink_resent_total{sink=\"k\"} 2"),
+            "{text}"
+        );
     }
 }
