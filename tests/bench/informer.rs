@@ -98,7 +98,7 @@ struct SimProcess {
 impl SimProcess {
     fn start(dir: &Path, name: &str, pods: u64, churn: u64) -> SimProcess {
         let kubeconfig = dir.join(format!("{name}.kubeconfig"));
-        let child = Command::new(env!("CARGO_BIN_EXE_kubebridge"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kubebridge"))
             // A history window far larger than the run, so neither the watch nor a
             // paginated list is ever expired by the benchmark's own churn.
             .args([
@@ -127,6 +127,9 @@ impl SimProcess {
                     .trim_matches('"')
                     .trim_start_matches("http://")
                     .to_owned();
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("the simulator exited ({status}) before serving; its stderr is above");
             }
             assert!(Instant::now() < deadline, "the simulator did not start");
             std::thread::sleep(Duration::from_millis(50));
