@@ -48,7 +48,9 @@ start_brokers
 # The benchmarks at smoke size (harness = false: cargo test runs their main), so CI
 # proves they still work; their figures mean nothing here.
 log "benchmarks, smoke size"
-cargo test --workspace --benches --locked
+# Only the benchmark targets: `--benches` would also run every library's unit tests
+# here, once more and without nextest's retries.
+cargo test -p kubebridge --locked --bench informer --bench sinks --bench fault_run
 
 # Every test, with cargo-nextest (on the machine image) when present: it retries a
 # failed test twice and reports any test that passed only on a retry as FLAKY, so a
