@@ -94,10 +94,16 @@ fn init_logging(logging: &Logging, quiet_clients: bool) {
         None => (EnvFilter::new(&own), None),
     };
     let filter = if quiet_clients {
-        ["rdkafka=off", "librdkafka=off", "async_nats=off"]
-            .iter()
-            .filter_map(|d| d.parse().ok())
-            .fold(filter, |f, d| f.add_directive(d))
+        [
+            "rdkafka=off",
+            "librdkafka=off",
+            "async_nats=off",
+            // The Kafka sink's own relay of librdkafka's client errors.
+            "kubebridge_sinks::kafka::health=off",
+        ]
+        .iter()
+        .filter_map(|d| d.parse().ok())
+        .fold(filter, |f, d| f.add_directive(d))
     } else {
         filter
     };
