@@ -186,26 +186,9 @@ mod tests {
 
     use std::sync::Arc;
 
-    use kubebridge_sinks::ResourceId;
-
     use super::*;
     use crate::informer::RawObject;
-    use crate::kube::discovery::ApiResource;
-
-    fn pods() -> ApiResource {
-        ApiResource {
-            id: Arc::new(ResourceId {
-                group: String::new(),
-                version: "v1".into(),
-                resource: "pods".into(),
-                kind: "Pod".into(),
-            }),
-            namespaced: true,
-            singular: "pod".into(),
-            short_names: vec!["po".into()],
-            preferred: true,
-        }
-    }
+    use crate::informer::testing::pod_resource as pods;
 
     fn pod(ns: &str, name: &str, app: &str, rv: u32) -> RawObject {
         let text = format!(

@@ -22,7 +22,7 @@ pub(crate) mod resync;
 pub mod shared;
 pub mod store;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 mod wire;
 
 pub use delta::Delta;

@@ -16,6 +16,17 @@ pub(crate) fn pods() -> Arc<ResourceId> {
     })
 }
 
+/// Pods as discovery describes them, for tests that need the whole resource.
+pub(crate) fn pod_resource() -> crate::kube::discovery::ApiResource {
+    crate::kube::discovery::ApiResource {
+        id: pods(),
+        namespaced: true,
+        singular: "pod".into(),
+        short_names: vec!["po".into()],
+        preferred: true,
+    }
+}
+
 pub(crate) fn obj(name: &str, uid: &str, rv: u32) -> RawObject {
     let text = format!(
         r#"{{"kind":"Pod","apiVersion":"v1","metadata":{{"name":"{name}","namespace":"ns","uid":"{uid}","resourceVersion":"{rv}"}}}}"#

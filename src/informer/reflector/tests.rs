@@ -12,11 +12,10 @@ use futures::{Stream, StreamExt};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
-use kubebridge_sinks::ResourceId;
 
 use super::{Reflector, ReflectorConfig, ReflectorError};
 use crate::informer::Delta;
-use crate::kube::discovery::ApiResource;
+use crate::informer::testing::pod_resource as pods;
 use crate::metrics::Metrics;
 
 /// One scripted answer.
@@ -136,21 +135,6 @@ fn frames(
             .into_iter()
             .map(|line| Ok(Frame::data(Bytes::from(line + "\n")))),
     )
-}
-
-fn pods() -> ApiResource {
-    ApiResource {
-        id: Arc::new(ResourceId {
-            group: String::new(),
-            version: "v1".into(),
-            resource: "pods".into(),
-            kind: "Pod".into(),
-        }),
-        namespaced: true,
-        singular: "pod".into(),
-        short_names: vec!["po".into()],
-        preferred: true,
-    }
 }
 
 /// A reflector for pods in `shop` whose requests the script answers; with the script
