@@ -9,14 +9,10 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::{Stream, StreamExt, TryStreamExt};
 use http::{Request, StatusCode, header};
-use http_body_util::BodyDataStream;
 use kube::client::Body;
 use kubebridge_apimachinery::{Status, parse_status};
 use serde::de::DeserializeOwned;
-use tokio::io::AsyncBufReadExt;
-use tokio_util::io::StreamReader;
 
 /// A failed API request, classified by what the caller should do about it.
 #[derive(Debug, thiserror::Error)]
@@ -282,43 +278,6 @@ pub async fn get_json<T: DeserializeOwned>(client: &kube::Client, url: Url) -> R
         path,
         detail: e.to_string(),
     })
-}
-
-/// One line of a watch stream, before decoding.
-pub type WatchLine = Result<String, ApiError>;
-
-/// GETs a watch URL and returns its body as a stream of lines (one JSON event each).
-/// The stream ends when the server closes the watch.
-pub async fn get_lines(
-    client: &kube::Client,
-    url: Url,
-) -> Result<impl Stream<Item = WatchLine> + Send + Unpin + use<>, ApiError> {
-    let path = url.path().to_owned();
-    let body = get(client, url).await?.into_body();
-    let bytes = BodyDataStream::new(body).map_err(std::io::Error::other);
-    let lines = tokio_stream_lines(StreamReader::new(bytes));
-    Ok(lines.map(move |line| {
-        line.map_err(|e| ApiError::Transport {
-            method: "GET",
-            path: path.clone(),
-            source: Box::new(e),
-        })
-    }))
-}
-
-fn tokio_stream_lines<R: tokio::io::AsyncBufRead + Send + Unpin + 'static>(
-    reader: R,
-) -> impl Stream<Item = std::io::Result<String>> + Send + Unpin {
-    Box::pin(futures::stream::unfold(
-        reader.lines(),
-        |mut lines| async move {
-            match lines.next_line().await {
-                Ok(Some(line)) => Some((Ok(line), lines)),
-                Ok(None) => None,
-                Err(e) => Some((Err(e), lines)),
-            }
-        },
-    ))
 }
 
 /// Decodes a `Status` object found inside a watch `ERROR` event.
