@@ -37,6 +37,8 @@ pub(crate) fn parse(uri: &str) -> Result<SinkUri, String> {
         .split_once("://")
         .ok_or_else(|| "not a URI; write SCHEME://HOST:PORT/...".to_string())?;
     let scheme = scheme.to_ascii_lowercase();
+    let (userinfo, rest) = split_userinfo(rest);
+    let userinfo = userinfo.map(parse_userinfo).transpose()?;
     let (rest, query) = match rest.split_once('?') {
         Some((r, q)) => (r, parse_query(q)?),
         None => (rest, Vec::new()),
@@ -45,12 +47,7 @@ pub(crate) fn parse(uri: &str) -> Result<SinkUri, String> {
         Some((a, p)) => (a, p.to_string()),
         None => (rest, String::new()),
     };
-    // The last `@` ends the userinfo: a password may itself contain an encoded one, but
-    // hosts never do.
-    let (userinfo, hostlist) = match authority.rsplit_once('@') {
-        Some((u, h)) => (Some(parse_userinfo(u)?), h),
-        None => (None, authority),
-    };
+    let hostlist = authority;
     let mut hosts = Vec::new();
     for host in hostlist.split(',') {
         let host = host.trim();
@@ -120,17 +117,26 @@ pub fn redact(uri: &str) -> String {
     let Some((scheme, rest)) = uri.split_once("://") else {
         return uri.to_string();
     };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, hosts)) => {
+    match split_userinfo(rest) {
+        (Some(userinfo), after) => {
             let masked = match userinfo.split_once(':') {
                 Some((user, _)) => format!("{user}:***"),
                 None => "***".to_string(),
             };
-            format!("{scheme}://{masked}@{hosts}{tail}")
+            format!("{scheme}://{masked}@{after}")
         }
-        None => uri.to_string(),
+        (None, _) => uri.to_string(),
+    }
+}
+
+/// Splits what follows `SCHEME://` into the userinfo, if any, and the rest. The userinfo
+/// ends at the LAST `@`: hosts, Kafka topics and NATS prefixes hold none, while a password
+/// or token may hold a raw `/`, `?` or `@` (base64 tokens do), which must neither end the
+/// userinfo early nor leave the secret outside what is masked.
+fn split_userinfo(rest: &str) -> (Option<&str>, &str) {
+    match rest.rsplit_once('@') {
+        Some((userinfo, after)) => (Some(userinfo), after),
+        None => (None, rest),
     }
 }
 
@@ -206,5 +212,12 @@ mod tests {
         assert_eq!(redact("nats://u:pw@h:1/p"), "nats://u:***@h:1/p");
         assert_eq!(redact("nats://tok@h:1/p"), "nats://***@h:1/p");
         assert_eq!(redact("kafka://h:1/t"), "kafka://h:1/t");
+        // A raw `/`, `?` or `@` inside the secret does not move it outside the mask.
+        assert_eq!(redact("nats://u:pa/ss@h:1/p"), "nats://u:***@h:1/p");
+        assert_eq!(redact("nats://u:pa?ss@h:1/p"), "nats://u:***@h:1/p");
+        assert_eq!(redact("nats://to/k?e@n@h:1/p"), "nats://***@h:1/p");
+        let parsed = parse("nats://u:pa/ss@h:1/p").expect("parses");
+        assert_eq!(parsed.hosts, ["h:1"]);
+        assert_eq!(parsed.path, "p");
     }
 }

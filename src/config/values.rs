@@ -116,7 +116,8 @@ pub fn kafka_key(s: &str) -> Result<KeyMode, String> {
 pub fn kafka_property(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
-        _ => Err(format!("{s:?}: write a librdkafka property as KEY=VALUE")),
+        // The argument is not echoed: without its '=' it may still be `sasl.password:…`.
+        _ => Err("write a librdkafka property as KEY=VALUE (no KEY= found)".to_owned()),
     }
 }
 

@@ -96,9 +96,18 @@ pub(super) struct Producer {
 
 fn describe(err: &KafkaError) -> String {
     match err {
-        KafkaError::ClientConfig(_, description, key, value) => format!(
-            "librdkafka property {key}={value} is not accepted ({description}); see librdkafka's CONFIGURATION.md"
-        ),
+        // The value is never echoed, here or inside librdkafka's own description: a
+        // mistyped key (`sasl.pasword`) or a bad `sasl.jaas.config` would print a secret.
+        KafkaError::ClientConfig(_, description, key, value) => {
+            let description = if value.is_empty() {
+                description.clone()
+            } else {
+                description.replace(value.as_str(), "***")
+            };
+            format!(
+                "librdkafka property {key} is not accepted ({description}); see librdkafka's CONFIGURATION.md"
+            )
+        }
         other => format!("cannot create the producer: {other}"),
     }
 }
@@ -135,9 +144,17 @@ mod tests {
         assert!(error_of("kafka://u:p@h:1/t", opts(&[])).contains("credentials do not go"));
         assert!(error_of("kafka://h:1/t?acks=1", opts(&[])).contains("-X acks=VALUE"));
         let e = error_of("kafka://h:1/t", opts(&[("no.such.property", "1")]));
-        assert!(e.contains("no.such.property=1"), "{e}");
+        assert!(
+            e.contains("property no.such.property is not accepted"),
+            "{e}"
+        );
         let e = error_of("kafka://h:1/t", opts(&[("acks", "sometimes")]));
-        assert!(e.contains("acks=sometimes"), "{e}");
+        assert!(e.contains("property acks is not accepted"), "{e}");
+        // A mistyped secret key, or a value librdkafka quotes back: never echoed.
+        for (key, secret) in [("sasl.pasword", "hunter2-typo"), ("acks", "hunter2-quoted")] {
+            let e = error_of("kafka://h:1/t", opts(&[(key, secret)]));
+            assert!(e.contains(key) && !e.contains(secret), "{e}");
+        }
     }
 
     #[test]
