@@ -732,22 +732,18 @@ impl Reflector {
     fn watch_closed(&mut self, resource_version: String, heard: usize) -> State {
         tracing::debug!(resource = %self.describe(), events = heard, "watch closed; resuming");
         self.metrics.watch_restarted(&self.name, "closed");
-        let resume = State::Listed { resource_version };
         if heard > 0 {
             self.empty_closes = 0;
-            return resume;
+        } else {
+            // Watches that end at once, again and again, must not spin, nor go unsaid: a
+            // warning at the 10th in a row, the 100th, the 1000th, ...
+            self.empty_closes += 1;
+            let n = self.empty_closes;
+            if n >= 10 && 10u64.pow(n.ilog10()) == n {
+                tracing::warn!(resource = %self.describe(), in_a_row = n, "the API server keeps closing watches before they carry a single event or bookmark (a proxy cutting long requests short?); resuming each after a short backoff");
+            }
         }
-        // Watches that end at once, again and again, must not spin, nor go unsaid: a
-        // warning at the 10th in a row, the 100th, the 1000th, ...
-        self.empty_closes += 1;
-        let n = self.empty_closes;
-        if n >= 10 && 10u64.pow(n.ilog10()) == n {
-            tracing::warn!(resource = %self.describe(), in_a_row = n, "the API server keeps closing watches before they carry a single event or bookmark (a proxy cutting long requests short?); resuming each after a short backoff");
-        }
-        State::Backoff {
-            delay: self.backoff.next_delay().min(Duration::from_secs(1)),
-            then: Box::new(resume),
-        }
+        self.resume(resource_version, heard)
     }
 
     /// The watch heard nothing, not even a bookmark, for the idle timeout: its
@@ -756,11 +752,18 @@ impl Reflector {
         let idle = humantime::format_duration(self.config.watch_idle_timeout);
         tracing::warn!(resource = %self.describe(), rv = %resource_version, idle = %idle, "the watch heard nothing (no event, no bookmark) for the idle timeout; dropping it and resuming from its last resourceVersion");
         self.metrics.watch_restarted(&self.name, "idle");
+        self.resume(resource_version, heard)
+    }
+
+    /// Resumes a watch from `resource_version`: at once after a watch that carried
+    /// something; after a short backoff (at most 1 s) after one that carried nothing, so
+    /// a server that closes every watch at once, or a tiny idle timeout, cannot make it
+    /// spin.
+    fn resume(&mut self, resource_version: String, heard: usize) -> State {
         let resume = State::Listed { resource_version };
         if heard > 0 {
             return resume;
         }
-        // Only a tiny timeout makes a watch that never spoke idle again and again: pace it.
         State::Backoff {
             delay: self.backoff.next_delay().min(Duration::from_secs(1)),
             then: Box::new(resume),

@@ -386,8 +386,13 @@ async fn a_failed_watch_backs_off_and_resumes_from_the_same_version() {
     for resumed in &requests[2..] {
         assert!(resumed.contains("resourceVersion=11"), "{requests:?}");
     }
-    // Three failures in a row, each after a backoff: 0.4 s at least.
-    assert!(start.elapsed() >= Duration::from_millis(400));
+    // Three failures in a row, each after a growing backoff (0.8 s doubling, jitter
+    // x0.5 to x1.5): at least 0.4 + 0.8 + 1.6 s, so a backoff that never grew would fail.
+    assert!(
+        start.elapsed() >= Duration::from_millis(2800),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[tokio::test(start_paused = true)]

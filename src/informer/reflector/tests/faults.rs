@@ -266,7 +266,12 @@ async fn a_page_over_the_page_cap_is_an_error_retried_with_backoff() {
     let deltas = first(r, 1).await.expect("deltas");
     assert_eq!(deltas, ["Replace initial a"]);
     assert_eq!(server.lists(), 3);
-    assert!(start.elapsed() >= Duration::from_millis(400), "backed off");
+    // Two failures, each after a growing backoff: at least 0.4 + 0.8 s.
+    assert!(
+        start.elapsed() >= Duration::from_millis(1200),
+        "backed off: {:?}",
+        start.elapsed()
+    );
     let too_large = series("kubebridge_list_errors_total", "too_large");
     assert_eq!(server.sample(&too_large), Some(2.0));
 }
