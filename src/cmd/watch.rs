@@ -186,21 +186,19 @@ async fn sinks(
         max_bytes: stream.queue_bytes,
         overflow: stream.overflow,
     };
-    let mut labels: Vec<String> = Vec::new();
+    // How many sinks of each kind are labelled so far (a kind may itself hold a '-').
+    let mut per_kind: std::collections::HashMap<&'static str, usize> = Default::default();
     for route_sinks in built {
         let mut queues = Vec::with_capacity(route_sinks.len());
         for sink in route_sinks {
             let kind = sink.kind();
-            let same = labels
-                .iter()
-                .filter(|n| n.split('-').next() == Some(kind))
-                .count();
-            let label = if same == 0 {
+            let n = per_kind.entry(kind).or_default();
+            *n += 1;
+            let label = if *n == 1 {
                 kind.to_owned()
             } else {
-                format!("{kind}-{}", same + 1)
+                format!("{kind}-{n}")
             };
-            labels.push(label.clone());
             let SinkHandle { queue, task, view } = spawn_sink(label, sink, bounds, metrics);
             running.watched.push(Watched {
                 view,

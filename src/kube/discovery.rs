@@ -86,8 +86,11 @@ impl Discovery {
     /// Reads `/api`, `/apis` and every group version. A group whose discovery fails
     /// (an aggregated API that is down) is skipped with a warning, as kubectl does.
     pub async fn run(client: &kube::Client) -> Result<Discovery, ApiError> {
-        let core: APIVersions = api::get_json(client, Url::new("/api")).await?;
-        let groups: APIGroupList = api::get_json(client, Url::new("/apis")).await?;
+        // Both roots at once: one round trip less at every start.
+        let (core, groups): (APIVersions, APIGroupList) = futures::try_join!(
+            api::get_json(client, Url::new("/api")),
+            api::get_json(client, Url::new("/apis")),
+        )?;
 
         let mut wanted: Vec<(String, String, bool)> = core
             .versions
