@@ -59,13 +59,15 @@ async fn churn(h: &Harness, pods: usize, n: usize, pause: Duration) -> BTreeSet<
 }
 
 fn rss_mib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    // No reading is a failure, not 0 MiB: a kubebridge that already exited has no VmRSS.
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("kubebridge runs");
     status
         .lines()
         .find(|l| l.starts_with("VmRSS:"))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|kb| kb.parse::<u64>().ok())
-        .map_or(0, |kb| kb / 1024)
+        .map(|kb| kb / 1024)
+        .expect("VmRSS of a running kubebridge")
 }
 
 /// The `kubebridge-id` header of each message, its payload checked as an envelope.
