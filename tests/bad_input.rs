@@ -148,6 +148,28 @@ fn rows() -> Vec<Row> {
             2,
             "Bad_NS",
         ),
+        row(
+            &[
+                "watch",
+                "pods",
+                "--leader-elect",
+                "--leader-elect-name",
+                "Kube Bridge",
+            ],
+            2,
+            "--leader-elect-name",
+        ),
+        row(
+            &[
+                "watch",
+                "pods",
+                "--leader-elect",
+                "--leader-elect-identity",
+                " ",
+            ],
+            2,
+            "--leader-elect-identity",
+        ),
         // The fault limits' durations and sizes.
         row(
             &["watch", "pods", "--watch-idle-timeout", "0"],

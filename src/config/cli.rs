@@ -562,19 +562,6 @@ impl StreamArgs {
 
 impl LeaderArgs {
     fn election(&self) -> Result<LeaderElection, CliExit> {
-        let (lease_duration, renew_deadline, retry_period) = (
-            self.leader_elect_lease_duration,
-            self.leader_elect_renew_deadline,
-            self.leader_elect_retry_period,
-        );
-        // client-go's own rule: a leader must give up before a standby may take over.
-        if !(retry_period < renew_deadline && renew_deadline < lease_duration)
-            || retry_period.is_zero()
-        {
-            return Err(CliExit::Usage(
-                "leader election needs 0 < --leader-elect-retry-period < --leader-elect-renew-deadline < --leader-elect-lease-duration".into(),
-            ));
-        }
         let identity = self
             .leader_elect_identity
             .clone()
@@ -585,16 +572,26 @@ impl LeaderArgs {
                     .unwrap_or_else(|_| "kubebridge".into());
                 format!("{host}_{}", std::process::id())
             });
+        let lease = LeaseConfig {
+            namespace: String::new(),
+            name: self.leader_elect_name.clone(),
+            identity,
+            lease_duration: self.leader_elect_lease_duration,
+            renew_deadline: self.leader_elect_renew_deadline,
+            retry_period: self.leader_elect_retry_period,
+        };
+        // Everything the flags say is checked now, with the namespace given (if any), so
+        // a bad name or identity is a usage error before anything connects; the context's
+        // namespace is checked where it becomes known.
+        LeaseConfig {
+            namespace: self.leader_elect_namespace.clone().unwrap_or_default(),
+            ..lease.clone()
+        }
+        .validate()
+        .map_err(CliExit::Usage)?;
         Ok(LeaderElection {
             namespace: self.leader_elect_namespace.clone(),
-            lease: LeaseConfig {
-                namespace: String::new(),
-                name: self.leader_elect_name.clone(),
-                identity,
-                lease_duration,
-                renew_deadline,
-                retry_period,
-            },
+            lease,
         })
     }
 }
