@@ -115,11 +115,7 @@ impl Plan {
             let mut resources = Vec::new();
             for name in &route.resources {
                 let resource = resolver.resolve(name).map_err(|source| PlanError {
-                    context: if route.name == crate::config::COMMAND_LINE_ROUTE {
-                        String::new()
-                    } else {
-                        format!("route {:?}: ", route.name)
-                    },
+                    context: route.context(),
                     source: Box::new(source),
                 })?;
                 if !resources.contains(&resource) {

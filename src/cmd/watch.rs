@@ -157,12 +157,7 @@ async fn sinks(
     let mut built = Vec::with_capacity(plan.routes.len());
     for planned in &plan.routes {
         let route = &planned.route;
-        let context = if route.name == crate::config::COMMAND_LINE_ROUTE {
-            String::new()
-        } else {
-            format!("route {:?}: ", route.name)
-        };
-        built.push(build_sinks(route, &context).await?);
+        built.push(build_sinks(route, &route.context()).await?);
     }
     for (name, sink) in custom {
         let index = plan

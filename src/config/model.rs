@@ -145,6 +145,16 @@ pub struct Route {
 pub const COMMAND_LINE_ROUTE: &str = "command line";
 
 impl Route {
+    /// How an error about this route begins: nothing for the command line's route,
+    /// `route "NAME": ` for a config file's.
+    pub(crate) fn context(&self) -> String {
+        if self.name == COMMAND_LINE_ROUTE {
+            String::new()
+        } else {
+            format!("route {:?}: ", self.name)
+        }
+    }
+
     /// A route for `resources` in the context's namespace, without selectors, sink URIs
     /// or options of its own; set the public fields for more.
     pub fn new(
