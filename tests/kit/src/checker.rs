@@ -373,4 +373,17 @@ mod tests {
         assert_eq!(r.known_gap, [key("configmaps", "ns", "a")]);
         assert_eq!(r.never_seen, 1);
     }
+
+    #[test]
+    fn a_replaced_uid_in_a_known_gap_is_a_gap_not_a_loss() {
+        // Deleted and recreated while kubebridge was down: the old uid's DELETED cannot
+        // have been seen, and is reported as such, not passed off nor counted as lost.
+        let a = key("configmaps", "ns", "a");
+        let delivered = [n("ADDED", "a", "u1", 1), n("ADDED", "a", "u2", 5)];
+        let finals = BTreeMap::from([(a.clone(), present("u2", 5))]);
+        let gap = BTreeSet::from([a.clone()]);
+        let r = check("t", &delivered, &finals, &gap, &gap);
+        assert!(r.lost.is_empty(), "{r}");
+        assert_eq!(r.known_gap, [format!("{a} uid u1")]);
+    }
 }
