@@ -92,6 +92,17 @@ impl Lister {
         Lister { caches }
     }
 
+    /// The API group, plural name and whether it is namespaced, of the resource
+    /// `/cache/{resource}` lists (matched as [`Lister::list`] matches it); `None` when no
+    /// cache holds it. What `--metrics-auth kubernetes` asks permission for.
+    pub(crate) fn resolve(&self, resource: &str) -> Option<(String, String, bool)> {
+        self.caches
+            .iter()
+            .map(|(spec, _)| &spec.resource)
+            .find(|r| r.id.to_string() == resource || r.id.resource == resource)
+            .map(|r| (r.id.group.clone(), r.id.resource.clone(), r.namespaced))
+    }
+
     /// Answers `GET /cache/{resource}?{query}`: a List, or a `Status` naming what was
     /// wrong.
     pub(crate) fn list(&self, resource: &str, query: Option<&str>) -> Listing {

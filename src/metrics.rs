@@ -379,6 +379,17 @@ impl Metrics {
         self.0.endpoint.rejected.inc();
     }
 
+    /// A connection to the metrics port failed or timed out in its TLS handshake.
+    pub(crate) fn endpoint_tls_handshake_failed(&self) {
+        self.0.endpoint.tls_handshake_errors.inc();
+    }
+
+    /// Counts one request checked by `--metrics-auth kubernetes`; `result` is one of
+    /// `allowed`, `unauthenticated`, `forbidden`, `error`.
+    pub(crate) fn endpoint_auth(&self, result: &'static str) {
+        self.0.endpoint.auth.with_label_values(&[result]).inc();
+    }
+
     /// Accepting a connection on the metrics port failed (out of file descriptors, ...).
     pub(crate) fn endpoint_accept_failed(&self) {
         self.0.endpoint.accept_errors.inc();
@@ -415,6 +426,8 @@ struct EndpointFamilies {
     open: IntGauge,
     rejected: IntCounter,
     accept_errors: IntCounter,
+    tls_handshake_errors: IntCounter,
+    auth: IntCounterVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -440,6 +453,22 @@ impl EndpointFamilies {
                 r,
                 "kubebridge_endpoint_accept_errors_total",
                 "Failed accepts on the metrics port (each followed by a backoff).",
+            ),
+            tls_handshake_errors: counter(
+                r,
+                "kubebridge_endpoint_tls_handshake_errors_total",
+                "Connections to the metrics port closed because their TLS handshake failed or did not finish within --metrics-header-timeout.",
+            ),
+            auth: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "kubebridge_endpoint_auth_total",
+                        "Requests to /metrics and /cache checked with --metrics-auth kubernetes, by result: allowed, unauthenticated (401), forbidden (403), error (a review failed: 503).",
+                    ),
+                    &["result"],
+                )
+                .expect("valid metric"),
             ),
         }
     }

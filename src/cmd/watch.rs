@@ -22,8 +22,10 @@ use tokio::task::{AbortHandle, JoinSet};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::AppError;
-use crate::config::{ClusterConfig, InitialState, Route, StreamConfig};
-use crate::endpoints::{self, EndpointsConfig, Handlers, Readiness};
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::{ClusterConfig, InitialState, MetricsAuth, Route, StreamConfig};
+use crate::endpoints::{self, Authorizer, EndpointsConfig, Handlers, Readiness, TlsSource};
 use crate::informer::shared::SyncedFlags;
 use crate::informer::{Informers, ProcessorConfig, ReflectorConfig, RunningInformers};
 use crate::kube::{Cluster, cluster};
@@ -59,11 +61,14 @@ pub async fn watch(
     custom: CustomSinks,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), AppError> {
+    // Certificate files are read first: a wrong path is a usage error before anything
+    // connects.
+    let tls = tls(stream)?;
     let plan = plan(cluster, stream).await?;
     // This run's metrics: an embedder calling `watch` again starts from a clean registry.
     let metrics = Metrics::new();
     let sinks = sinks(&plan, stream, custom, &metrics).await?;
-    let endpoints = endpoints(stream, &metrics).await?;
+    let endpoints = endpoints(cluster, stream, tls, &metrics).await?;
     let cancel = CancellationToken::new();
     let mut shutdown = std::pin::pin!(shutdown);
     let lease = match leadership(cluster, stream, &metrics, shutdown.as_mut()).await? {
@@ -223,9 +228,43 @@ struct Endpoints {
     _stop: DropGuard,
 }
 
+/// The TLS acceptor of `--metrics-addr`: from `--metrics-tls-cert` and `--metrics-tls-key`,
+/// else self-signed with `--metrics-auth kubernetes`, else none (plain HTTP). A file
+/// that cannot be read or used is a usage error naming it.
+fn tls(stream: &StreamConfig) -> Result<Option<TlsAcceptor>, AppError> {
+    let Some(addr) = stream.metrics_addr else {
+        return Ok(None);
+    };
+    let security = &stream.endpoint_security;
+    let source = match (&security.tls_files, security.auth) {
+        (Some((cert, key)), _) => TlsSource::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
+        (None, MetricsAuth::Kubernetes) => {
+            let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+            if !addr.ip().is_unspecified() && !addr.ip().is_loopback() {
+                names.push(addr.ip().to_string());
+            }
+            // In a pod: the pod's name, as its hostname (POD_NAME from the downward API).
+            names.extend(std::env::var("POD_NAME").ok().filter(|n| !n.is_empty()));
+            TlsSource::SelfSigned { names }
+        }
+        (None, MetricsAuth::None) => return Ok(None),
+    };
+    endpoints::acceptor(&source)
+        .map(Some)
+        .map_err(AppError::usage)
+}
+
 /// Phase 3: binds and serves `--metrics-addr` (a port in use is a usage error), before
 /// anything else can be observed.
-async fn endpoints(stream: &StreamConfig, metrics: &Metrics) -> Result<Endpoints, AppError> {
+async fn endpoints(
+    cluster: &Cluster,
+    stream: &StreamConfig,
+    tls: Option<TlsAcceptor>,
+    metrics: &Metrics,
+) -> Result<Endpoints, AppError> {
     let stop = CancellationToken::new();
     let slots = Endpoints {
         synced: Arc::default(),
@@ -238,8 +277,14 @@ async fn endpoints(stream: &StreamConfig, metrics: &Metrics) -> Result<Endpoints
     let listener = endpoints::bind(addr)
         .await
         .map_err(|e| AppError::usage(format!("--metrics-addr {addr}: cannot listen: {e}")))?;
+    let security = &stream.endpoint_security;
     if let Ok(local) = listener.local_addr() {
-        tracing::info!(addr = %local, "serving /metrics, /healthz and /readyz");
+        tracing::info!(
+            addr = %local,
+            https = tls.is_some(),
+            auth = ?security.auth,
+            "serving /metrics, /healthz and /readyz"
+        );
     }
     let limits = &stream.limits;
     let config = EndpointsConfig {
@@ -256,6 +301,16 @@ async fn endpoints(stream: &StreamConfig, metrics: &Metrics) -> Result<Endpoints
             stream.sink_stall_timeout,
         ),
         lister: stream.serve_cache.then(|| slots.lister.clone()),
+        // The client without kube's retry layer: a review is answered or fails within
+        // its own timeout, and a failure is a 503, never a wait.
+        auth: (security.auth == MetricsAuth::Kubernetes).then(|| {
+            Arc::new(Authorizer::new(
+                cluster.lease_client.clone(),
+                metrics.clone(),
+                security.auth_cache_ttl,
+            ))
+        }),
+        tls,
     };
     endpoints::serve_with(config, listener, handlers, stop);
     Ok(slots)

@@ -13,7 +13,10 @@ use clap::{Args, Parser, Subcommand};
 use kubebridge_sinks::{Format, KeyMode};
 
 use super::merge::{self, CommandLineOnly, Layer, RouteFlags, SinkLayer};
-use super::{ClusterConfig, Command, InitialState, LeaderElection, Limits, SimOptions, values};
+use super::{
+    ClusterConfig, Command, EndpointSecurity, InitialState, LeaderElection, Limits, MetricsAuth,
+    SimOptions, default_auth_cache_ttl, values,
+};
 use crate::leader::LeaseConfig;
 use crate::queue::Overflow;
 
@@ -198,12 +201,73 @@ struct StreamArgs {
     #[arg(long)]
     serve_cache: bool,
     #[command(flatten)]
+    security: SecurityArgs,
+    #[command(flatten)]
     leader: LeaderArgs,
     #[command(flatten)]
     limits: LimitArgs,
     /// Cluster name stamped on every notification (default: the kubeconfig context's cluster).
     #[arg(long, value_name = "NAME")]
     cluster_name: Option<String>,
+}
+
+/// Who may read --metrics-addr's /metrics and /cache, and over what (see README,
+/// "Authenticated endpoints").
+#[derive(Debug, Args)]
+struct SecurityArgs {
+    /// Who may read /metrics and /cache: none (anyone who reaches the port, the default)
+    /// or kubernetes (a bearer token the API server accepts, for a user allowed to get
+    /// /metrics or list the cached resource; HTTPS). /healthz and /readyz stay open.
+    #[arg(long, value_enum, value_name = "MODE")]
+    metrics_auth: Option<MetricsAuth>,
+    /// Serve --metrics-addr over HTTPS with this PEM certificate chain (with
+    /// --metrics-tls-key); with --metrics-auth kubernetes and neither, a self-signed one
+    /// is generated.
+    #[arg(long, value_name = "FILE")]
+    metrics_tls_cert: Option<PathBuf>,
+    /// The PEM private key of --metrics-tls-cert.
+    #[arg(long, value_name = "FILE")]
+    metrics_tls_key: Option<PathBuf>,
+    /// How long an accepted token or an allowed access is remembered (default 1m, at
+    /// most 1h; 0 asks the API server every time); a refusal is remembered a tenth of it.
+    #[arg(long, value_parser = values::auth_cache_ttl, value_name = "DURATION")]
+    metrics_auth_cache_ttl: Option<Duration>,
+    /// Allow --serve-cache without --metrics-auth on an address other than loopback:
+    /// every cached object to anyone who reaches the port.
+    #[arg(long)]
+    insecure_endpoints: bool,
+}
+
+impl SecurityArgs {
+    /// These flags over the defaults; a certificate without its key (or the reverse) is
+    /// a usage error.
+    fn security(&self) -> Result<EndpointSecurity, CliExit> {
+        let tls_files = match (&self.metrics_tls_cert, &self.metrics_tls_key) {
+            (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
+            (None, None) => None,
+            _ => {
+                return Err(CliExit::Usage(
+                    "--metrics-tls-cert and --metrics-tls-key go together: give both (HTTPS from these files) or neither".into(),
+                ));
+            }
+        };
+        Ok(EndpointSecurity {
+            auth: self.metrics_auth.unwrap_or_default(),
+            tls_files,
+            auth_cache_ttl: self
+                .metrics_auth_cache_ttl
+                .unwrap_or_else(default_auth_cache_ttl),
+            insecure: self.insecure_endpoints,
+        })
+    }
+
+    /// Whether any of these flags was given (they need --metrics-addr).
+    fn given(&self) -> bool {
+        self.metrics_auth.is_some()
+            || self.metrics_tls_cert.is_some()
+            || self.metrics_tls_key.is_some()
+            || self.metrics_auth_cache_ttl.is_some()
+    }
 }
 
 /// Bounds on what a misbehaving API server or endpoint client can make kubebridge wait
@@ -524,6 +588,8 @@ impl StreamArgs {
             watch_list: self.watch_list,
             page_size: self.page_size,
             limits: self.limits.limits(),
+            endpoint_security: self.security.security()?,
+            endpoint_flags: self.security.given(),
             leader_election: self
                 .leader
                 .leader_elect

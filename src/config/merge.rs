@@ -11,7 +11,7 @@ use kubebridge_sinks::{Format, KeyMode, SinkOptions};
 
 use super::file::FileConfig;
 use super::{
-    COMMAND_LINE_ROUTE, InitialState, LeaderElection, Limits, NamespaceScope, Route, StreamConfig,
+    COMMAND_LINE_ROUTE, EndpointSecurity, InitialState, MetricsAuth, LeaderElection, Limits, NamespaceScope, Route, StreamConfig,
     default_queue_bytes, default_queue_capacity, default_shutdown_grace,
     default_sink_stall_timeout,
 };
@@ -129,6 +129,12 @@ pub(crate) struct CommandLineOnly {
     pub leader_election: Option<LeaderElection>,
     /// `--watch-idle-timeout`, `--max-object-bytes`, `--metrics-max-connections`, ...
     pub limits: Limits,
+    /// `--metrics-auth`, `--metrics-tls-cert`/`--metrics-tls-key`,
+    /// `--metrics-auth-cache-ttl`, `--insecure-endpoints`.
+    pub endpoint_security: EndpointSecurity,
+    /// Whether any of `--metrics-auth`, `--metrics-tls-*` or `--metrics-auth-cache-ttl`
+    /// was given: they need `--metrics-addr`.
+    pub endpoint_flags: bool,
 }
 
 /// The command line's route (RESOURCE... with `-n`/`-A`, selectors and `--sink`); its
@@ -197,6 +203,7 @@ pub(crate) fn merge(
             "--serve-cache (serveCache in the file) needs --metrics-addr (metricsAddr)".into(),
         );
     }
+    check_endpoint_security(layer.metrics_addr, serve_cache, &only)?;
     let defaults = StreamConfig::new(Vec::new());
     let stream = StreamConfig {
         routes,
@@ -214,6 +221,7 @@ pub(crate) fn merge(
         shutdown_grace: layer.shutdown_grace.unwrap_or_else(default_shutdown_grace),
         metrics_addr: layer.metrics_addr,
         serve_cache,
+        endpoint_security: only.endpoint_security,
         leader_election: only.leader_election,
         limits: only.limits,
     };
@@ -221,6 +229,32 @@ pub(crate) fn merge(
         stream,
         cluster_name: layer.cluster_name,
     })
+}
+
+/// The endpoint flags need an address; `/cache` without authentication is served only
+/// on loopback, unless `--insecure-endpoints` says to anyway.
+fn check_endpoint_security(
+    metrics_addr: Option<SocketAddr>,
+    serve_cache: bool,
+    only: &CommandLineOnly,
+) -> Result<(), String> {
+    let Some(addr) = metrics_addr else {
+        if only.endpoint_flags {
+            return Err("--metrics-auth, --metrics-tls-cert, --metrics-tls-key and --metrics-auth-cache-ttl secure --metrics-addr (metricsAddr), which is not given".into());
+        }
+        return Ok(());
+    };
+    let security = &only.endpoint_security;
+    if serve_cache
+        && security.auth == MetricsAuth::None
+        && !security.insecure
+        && !addr.ip().is_loopback()
+    {
+        return Err(format!(
+            "--serve-cache on --metrics-addr {addr} (not loopback) would serve every cached object to anyone who reaches the port: add --metrics-auth kubernetes, or --insecure-endpoints to serve it anyway"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -75,11 +75,58 @@ pub struct StreamConfig {
     pub metrics_addr: Option<SocketAddr>,
     /// Also serve `/cache/{resource}` on that address.
     pub serve_cache: bool,
+    /// Who may read `/metrics` and `/cache`, and whether over HTTPS.
+    pub endpoint_security: EndpointSecurity,
     /// Run only while holding a Lease (`--leader-elect`).
     pub leader_election: Option<LeaderElection>,
     /// Bounds on what a misbehaving API server or client can make kubebridge wait for or
     /// read.
     pub limits: Limits,
+}
+
+/// Who may read `/metrics` and `/cache` (`--metrics-auth`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum MetricsAuth {
+    /// Anyone who reaches the port (the local mode).
+    #[default]
+    None,
+    /// A bearer token the API server accepts (TokenReview), for a user it lets `get`
+    /// `/metrics` or `list` the cached resource (SubjectAccessReview).
+    Kubernetes,
+}
+
+/// How the endpoints are secured: authentication, HTTPS and the review cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointSecurity {
+    /// `--metrics-auth`.
+    pub auth: MetricsAuth,
+    /// `--metrics-tls-cert` and `--metrics-tls-key`: HTTPS from these PEM files. Without
+    /// them, HTTPS with a generated self-signed certificate when `auth` is `Kubernetes`,
+    /// plain HTTP otherwise.
+    pub tls_files: Option<(PathBuf, PathBuf)>,
+    /// `--metrics-auth-cache-ttl`: how long an accepted token or an allowed access is
+    /// remembered (a refusal, a tenth of it).
+    pub auth_cache_ttl: Duration,
+    /// `--insecure-endpoints`: allow `/cache` without authentication on an address other
+    /// than loopback.
+    pub insecure: bool,
+}
+
+impl Default for EndpointSecurity {
+    fn default() -> Self {
+        EndpointSecurity {
+            auth: MetricsAuth::None,
+            tls_files: None,
+            auth_cache_ttl: default_auth_cache_ttl(),
+            insecure: false,
+        }
+    }
+}
+
+/// 1 min: controller-runtime's token cache TTL for its secure metrics server; a scraper
+/// every 15-30 s then costs the API server two reviews a minute.
+pub fn default_auth_cache_ttl() -> Duration {
+    Duration::from_secs(60)
 }
 
 /// Bounds that keep a misbehaving API server or endpoint client from stalling kubebridge
@@ -259,6 +306,7 @@ impl StreamConfig {
             shutdown_grace: default_shutdown_grace(),
             metrics_addr: None,
             serve_cache: false,
+            endpoint_security: EndpointSecurity::default(),
             leader_election: None,
             limits: Limits::default(),
         }

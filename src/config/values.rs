@@ -131,6 +131,17 @@ pub fn timeout(s: &str) -> Result<Duration, String> {
     }
 }
 
+/// `--metrics-auth-cache-ttl`: 0 (no caching) up to 1 h, so a revoked token or
+/// permission is honoured within the hour at worst.
+pub fn auth_cache_ttl(s: &str) -> Result<Duration, String> {
+    match duration(s)? {
+        d if d > Duration::from_secs(3600) => Err(format!(
+            "{s:?}: the review cache keeps answers at most 1h, so a revoked token or permission is honoured soon; write it like 1m"
+        )),
+        d => Ok(d),
+    }
+}
+
 /// A size in bytes: a whole number with an optional unit, `KiB`, `MiB` or `GiB` (powers
 /// of 1024; `K`, `M`, `G` and `KB`, `MB`, `GB` are read the same way), at least 1 KiB and
 /// at most 64 GiB.

@@ -1,12 +1,11 @@
-//! The HTTP listener for operators: `/metrics` (Prometheus text), `/healthz` (alive),
-//! `/readyz` (every informer synced and every sink delivering).
-//!
-//! The port must survive its clients, because the liveness probe goes through it:
+//! The listener: accepts connections (optionally over TLS) and serves each within
+//! bounds, because the liveness probe goes through the same port and must survive the
+//! port's other clients:
 //!
 //! - a failed accept (out of file descriptors, say) is retried after a backoff (10 ms
 //!   doubling to 1 s, as Go's `net/http` does), logged at most once per 10 s;
-//! - a client has [`EndpointsConfig::header_read_timeout`] to send a request's head
-//!   (between requests too), and a connection lives at most
+//! - a client has [`EndpointsConfig::header_read_timeout`] to finish its TLS handshake
+//!   and to send a request's head (between requests too), and a connection lives at most
 //!   [`EndpointsConfig::connection_timeout`];
 //! - at most [`EndpointsConfig::max_connections`] connections are served in full; past
 //!   that, [`EndpointsConfig::probe_connections`] more are answered for `/healthz` and
@@ -21,11 +20,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Response, StatusCode, header};
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full, StreamBody};
-use hyper::body::Frame;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -33,16 +27,16 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use crate::lister::{Lister, Listing};
+use super::auth::Authorizer;
+use super::routes::answer;
+use crate::lister::Lister;
 use crate::metrics::Metrics;
 
 /// Says whether kubebridge is ready, and if not, why.
 pub(crate) type Readiness = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
-
-/// A response body: a whole string, or a `/cache` List streamed from its snapshot.
-type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 /// How the endpoints defend themselves against their clients.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +103,10 @@ pub(crate) struct Handlers {
     pub(crate) ready: Readiness,
     /// Behind `/cache/…`, when `--serve-cache`; empty until the informers start.
     pub(crate) lister: Option<Arc<OnceLock<Lister>>>,
+    /// Checks `/metrics` and `/cache` requests, with `--metrics-auth kubernetes`.
+    pub(crate) auth: Option<Arc<Authorizer>>,
+    /// Wraps every connection in TLS, when serving HTTPS.
+    pub(crate) tls: Option<TlsAcceptor>,
 }
 
 /// Serves the endpoints on the connections from `incoming` until `cancel`.
@@ -126,7 +124,7 @@ const PROBE_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Which requests a connection is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Scope {
+pub(crate) enum Scope {
     /// Everything.
     All,
     /// `/healthz` and `/readyz`; 503 for the rest (the full slots are taken).
@@ -210,16 +208,39 @@ fn connection<C: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         .keep_alive(scope == Scope::All);
     let lifetime = config.connection_timeout;
     async move {
-        let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-            let handlers = handlers.clone();
-            async move { Ok::<_, Infallible>(route(req.uri(), scope, &handlers)) }
-        });
-        let serving = builder.serve_connection(TokioIo::new(conn), service);
-        // An error is the client's doing (a timeout, a reset, a malformed request):
-        // nothing to report but the connection's end.
+        let metrics = handlers.metrics.clone();
+        let serving = async {
+            match handlers.tls.clone() {
+                None => serve_http(builder, conn, scope, handlers).await,
+                Some(tls) => {
+                    // The handshake counts against the header read timeout: a client
+                    // that opens a connection and says nothing must not hold its slot.
+                    match tokio::time::timeout(header_read_timeout, tls.accept(conn)).await {
+                        Ok(Ok(conn)) => serve_http(builder, conn, scope, handlers).await,
+                        Ok(Err(_)) | Err(_) => metrics.endpoint_tls_handshake_failed(),
+                    }
+                }
+            }
+        };
+        // An error is the client's doing (a timeout, a reset, a malformed request or
+        // handshake): nothing to report but the connection's end.
         let _ = tokio::time::timeout(lifetime, serving).await;
         drop((slot, open));
     }
+}
+
+/// Serves HTTP/1.1 on one (plain or TLS) connection until it ends.
+async fn serve_http<C: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    builder: http1::Builder,
+    conn: C,
+    scope: Scope,
+    handlers: Arc<Handlers>,
+) {
+    let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+        let handlers = handlers.clone();
+        async move { Ok::<_, Infallible>(answer(req, scope, &handlers).await) }
+    });
+    let _ = builder.serve_connection(TokioIo::new(conn), service).await;
 }
 
 /// The delay after each failed accept, and a log of them that cannot flood stderr.
@@ -275,92 +296,6 @@ impl AcceptBackoff {
     }
 }
 
-fn route(uri: &http::Uri, scope: Scope, handlers: &Handlers) -> Response<Body> {
-    let path = uri.path();
-    if scope == Scope::ProbesOnly && path != "/healthz" && path != "/readyz" {
-        let mut response = reply(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "text/plain",
-            "too many connections to the metrics port: only /healthz and /readyz are answered; retry later\n".into(),
-        );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-        return response;
-    }
-    if let (Some(resource), Some(lister)) = (path.strip_prefix("/cache/"), &handlers.lister) {
-        let Some(lister) = lister.get() else {
-            let standby = kubebridge_apimachinery::failure_status(
-                503,
-                "ServiceUnavailable",
-                "standby: this instance is not the leader and has no cache",
-            );
-            return reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "application/json",
-                kubebridge_apimachinery::status_json(&standby),
-            );
-        };
-        return match lister.list(resource, uri.query()) {
-            Listing::Status(code, body) => {
-                let status =
-                    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                reply(status, "application/json", body)
-            }
-            Listing::List(list) => {
-                let length = list.content_length();
-                let chunks = list
-                    .into_chunks()
-                    .map(|chunk| Ok::<_, Infallible>(Frame::data(chunk)));
-                let body = StreamBody::new(futures::stream::iter(chunks));
-                let mut response =
-                    with_type(Response::new(body.boxed_unsync()), "application/json");
-                response
-                    .headers_mut()
-                    .insert(header::CONTENT_LENGTH, header::HeaderValue::from(length));
-                response
-            }
-        };
-    }
-    match path {
-        "/metrics" => reply(
-            StatusCode::OK,
-            "text/plain; version=0.0.4",
-            handlers.metrics.render(),
-        ),
-        "/healthz" => reply(StatusCode::OK, "text/plain", "ok\n".into()),
-        "/readyz" => match (handlers.ready)() {
-            Ok(()) => reply(StatusCode::OK, "text/plain", "ok\n".into()),
-            Err(why) => reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "text/plain",
-                format!("{why}\n"),
-            ),
-        },
-        _ => reply(
-            StatusCode::NOT_FOUND,
-            "text/plain",
-            "not found: try /metrics, /healthz or /readyz\n".into(),
-        ),
-    }
-}
-
-fn reply(status: StatusCode, content_type: &str, body: String) -> Response<Body> {
-    let mut response = with_type(
-        Response::new(Full::new(Bytes::from(body)).boxed_unsync()),
-        content_type,
-    );
-    *response.status_mut() = status;
-    response
-}
-
-fn with_type(mut response: Response<Body>, content_type: &str) -> Response<Body> {
-    if let Ok(value) = content_type.parse() {
-        response.headers_mut().insert(header::CONTENT_TYPE, value);
-    }
-    response
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -376,6 +311,8 @@ mod tests {
             metrics: Metrics::new(),
             ready: Arc::new(|| Ok(())),
             lister: None,
+            auth: None,
+            tls: None,
         }
     }
 
@@ -448,6 +385,23 @@ mod tests {
         let mut conn = TcpStream::connect(addr).await.unwrap();
         let closed = until_closed(&mut conn, Duration::from_secs(5)).await;
         assert_eq!(closed.as_deref(), Some(""), "dropped without a word");
+    }
+
+    #[tokio::test]
+    async fn a_client_that_opens_tls_and_sends_nothing_is_dropped() {
+        let names = vec!["localhost".to_owned()];
+        let tls = super::super::tls::acceptor(&super::super::TlsSource::SelfSigned { names });
+        let handlers = Handlers {
+            tls: Some(tls.unwrap()),
+            ..handlers()
+        };
+        let metrics = handlers.metrics.clone();
+        let (addr, _stop) = start(quick(), handlers).await;
+        let mut silent = TcpStream::connect(addr).await.unwrap();
+        let closed = until_closed(&mut silent, Duration::from_secs(5)).await;
+        assert_eq!(closed.as_deref(), Some(""), "dropped without a word");
+        wait_for(&metrics, "kubebridge_endpoint_tls_handshake_errors_total", 1.0).await;
+        wait_for(&metrics, "kubebridge_endpoint_connections", 0.0).await;
     }
 
     #[tokio::test]
