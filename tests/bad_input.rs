@@ -293,6 +293,59 @@ fn rows() -> Vec<Row> {
             "--once",
         ),
         row(&["watch", "pods", "--serve-cache"], 2, "--metrics-addr"),
+        // Endpoint security.
+        row(
+            &["watch", "pods", "--metrics-auth", "kubernetes"],
+            2,
+            "--metrics-addr",
+        ),
+        row(
+            &[
+                "watch",
+                "pods",
+                "--metrics-addr",
+                "127.0.0.1:0",
+                "--metrics-auth",
+                "yes",
+            ],
+            2,
+            "--metrics-auth",
+        ),
+        row(
+            &[
+                "watch",
+                "pods",
+                "--metrics-addr",
+                "127.0.0.1:0",
+                "--metrics-tls-cert",
+                "c.pem",
+            ],
+            2,
+            "--metrics-tls-key",
+        ),
+        row(
+            &[
+                "watch",
+                "pods",
+                "--metrics-addr",
+                "127.0.0.1:0",
+                "--metrics-auth-cache-ttl",
+                "2h",
+            ],
+            2,
+            "--metrics-auth-cache-ttl",
+        ),
+        row(
+            &[
+                "watch",
+                "pods",
+                "--metrics-addr",
+                "0.0.0.0:0",
+                "--serve-cache",
+            ],
+            2,
+            "--insecure-endpoints",
+        ),
         row(&["watch", "pods", "--log-level", "loud"], 2, "--log-level"),
         row(
             &["watch", "pods", "--log-level", "kubebridge=loud"],

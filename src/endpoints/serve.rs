@@ -400,7 +400,12 @@ mod tests {
         let mut silent = TcpStream::connect(addr).await.unwrap();
         let closed = until_closed(&mut silent, Duration::from_secs(5)).await;
         assert_eq!(closed.as_deref(), Some(""), "dropped without a word");
-        wait_for(&metrics, "kubebridge_endpoint_tls_handshake_errors_total", 1.0).await;
+        wait_for(
+            &metrics,
+            "kubebridge_endpoint_tls_handshake_errors_total",
+            1.0,
+        )
+        .await;
         wait_for(&metrics, "kubebridge_endpoint_connections", 0.0).await;
     }
 

@@ -145,11 +145,17 @@ mod tests {
             key: k.to_owned(),
         };
         let e = error(&files(&missing, &garbage));
-        assert!(e.starts_with("--metrics-tls-cert ") && e.contains("missing.pem"), "{e}");
+        assert!(
+            e.starts_with("--metrics-tls-cert ") && e.contains("missing.pem"),
+            "{e}"
+        );
         let e = error(&files(&garbage, &garbage));
         assert!(e.contains("no PEM certificate"), "{e}");
         let e = error(&files(&cert, &garbage));
-        assert!(e.starts_with("--metrics-tls-key ") && e.contains("garbage.pem"), "{e}");
+        assert!(
+            e.starts_with("--metrics-tls-key ") && e.contains("garbage.pem"),
+            "{e}"
+        );
         let other = rcgen::KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
         let key = dir.path().join("other-key.pem");
         std::fs::write(&key, other.serialize_pem()).unwrap_or_else(|e| panic!("{e}"));

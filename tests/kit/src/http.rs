@@ -1,5 +1,7 @@
 //! One raw HTTP/1.1 client for tests: a request with method, path, headers and body;
 //! the status, headers and body back; and chunked watch streams read event by event.
+//! Over plain TCP, or over TLS ([`Tls`], [`try_request_tls`]) for kubebridge's HTTPS
+//! endpoints.
 //!
 //! Raw on purpose: the tests check the simulator's and kubebridge's servers byte for
 //! byte, without a client library deciding what a response means.
@@ -9,8 +11,17 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+
+pub use crate::tls::Tls;
+
+/// A connection, plain or TLS.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Stream for S {}
+
+/// A connection being read.
+type Reader = BufReader<Box<dyn Stream>>;
 
 /// `127.0.0.1:port`, for servers a test started on a port of its choosing.
 pub fn local(port: u16) -> SocketAddr {
@@ -58,8 +69,19 @@ async fn send_head(
     path: &str,
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
-) -> io::Result<BufReader<TcpStream>> {
-    let mut s = TcpStream::connect(addr).await?;
+) -> io::Result<Reader> {
+    let s = TcpStream::connect(addr).await?;
+    send_head_on(Box::new(s), addr, method, path, headers, body).await
+}
+
+async fn send_head_on(
+    mut s: Box<dyn Stream>,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> io::Result<Reader> {
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
@@ -75,7 +97,7 @@ async fn send_head(
     Ok(BufReader::new(s))
 }
 
-async fn read_head(r: &mut BufReader<TcpStream>) -> io::Result<(u16, Vec<(String, String)>)> {
+async fn read_head(r: &mut Reader) -> io::Result<(u16, Vec<(String, String)>)> {
     let mut line = String::new();
     r.read_line(&mut line).await?;
     let status: u16 = line
@@ -100,7 +122,7 @@ async fn read_head(r: &mut BufReader<TcpStream>) -> io::Result<(u16, Vec<(String
 }
 
 /// Reads one chunk of a chunked body; None at the end.
-async fn read_chunk(r: &mut BufReader<TcpStream>) -> Option<Vec<u8>> {
+async fn read_chunk(r: &mut Reader) -> Option<Vec<u8>> {
     let mut line = String::new();
     if r.read_line(&mut line).await.ok()? == 0 {
         return None;
@@ -124,7 +146,39 @@ pub async fn try_request(
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
 ) -> io::Result<Resp> {
-    let mut r = send_head(addr, method, path, headers, body).await?;
+    let r = send_head(addr, method, path, headers, body).await?;
+    read_response(r).await
+}
+
+/// [`try_request`] over TLS with `tls`'s trust (server name `localhost`).
+pub async fn try_request_tls(
+    addr: SocketAddr,
+    tls: &Tls,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> io::Result<Resp> {
+    let conn = tls.connect(addr).await?;
+    let r = send_head_on(Box::new(conn), addr, method, path, headers, None).await?;
+    read_response(r).await
+}
+
+/// `GET path` over TLS, with `Authorization: Bearer TOKEN` when a token is given;
+/// fails the test on an I/O or TLS error.
+pub async fn get_tls(addr: SocketAddr, tls: &Tls, path: &str, token: Option<&str>) -> Resp {
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = bearer
+        .as_deref()
+        .map(|b| ("Authorization", b))
+        .into_iter()
+        .collect();
+    try_request_tls(addr, tls, "GET", path, &headers)
+        .await
+        .unwrap_or_else(|e| panic!("GET {path} on https://{addr}: {e}"))
+}
+
+/// Reads a whole response from `r`.
+async fn read_response(mut r: Reader) -> io::Result<Resp> {
     let (status, headers) = read_head(&mut r).await?;
     let header = |name: &str| {
         headers
@@ -192,7 +246,7 @@ pub struct Watch {
     pub status: u16,
     /// Headers in the order sent.
     pub headers: Vec<(String, String)>,
-    r: BufReader<TcpStream>,
+    r: Reader,
     buf: Vec<u8>,
     ended: bool,
 }

@@ -8,7 +8,8 @@
 //! - [`brokers`]: where the shared brokers are, private broker processes for outages;
 //! - [`publish`]: notifications to hand a sink directly, and kubebridge's retry loop;
 //! - [`consume`]: reading messages back from Kafka and JetStream;
-//! - [`http`]: one raw HTTP/1.1 client, watch streams included;
+//! - [`http`]: one raw HTTP/1.1 client, watch streams included, over TCP or [`tls`];
+//! - [`tls`]: the client side of TLS: trust given certificates, or record any;
 //! - [`kubectl`]: the real kubectl, run against a kubeconfig with a time limit;
 //! - [`checker`]: per object, the last state a sink delivered against the final state;
 //! - [`fault_run`]: the randomized fault run (churn, faults, kubebridge, sinks, checker).
@@ -25,3 +26,4 @@ pub mod harness;
 pub mod http;
 pub mod kubectl;
 pub mod publish;
+pub mod tls;

@@ -23,6 +23,7 @@ use crate::resources::ResourceType;
 use crate::response::{
     Body, error_response, json_body_response, json_response, text_ok, value_response,
 };
+use crate::reviews;
 use crate::scale;
 use crate::shared::Shared;
 use crate::store::StoredObject;
@@ -56,6 +57,9 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     }
     if let Some(doc) = document(shared, &segs) {
         return doc;
+    }
+    if let Some(key) = review_key(&segs) {
+        return review(shared, key, req).await;
     }
     let rp = parse_resource_path(&segs).ok_or_else(ApiError::no_route)?;
     let rt = shared
@@ -135,6 +139,51 @@ fn document(shared: &Shared, segs: &[&str]) -> Option<Result<Response<Body>, Api
         doc.map(|v| value_response(StatusCode::OK, &v))
             .ok_or_else(ApiError::no_route),
     )
+}
+
+/// The resource key of a review API path, if `segs` is one.
+fn review_key(segs: &[&str]) -> Option<&'static str> {
+    match segs {
+        ["apis", "authentication.k8s.io", "v1", "tokenreviews"] => Some(reviews::TOKEN_REVIEWS),
+        ["apis", "authorization.k8s.io", "v1", "subjectaccessreviews"] => {
+            Some(reviews::ACCESS_REVIEWS)
+        }
+        _ => None,
+    }
+}
+
+/// `POST` of a TokenReview or SubjectAccessReview: counted and faulted like any create,
+/// then answered 201 from the [`reviews::Reviews`] table.
+async fn review(
+    shared: &Arc<Shared>,
+    key: &'static str,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    if req.method() != http::Method::POST {
+        return Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        ));
+    }
+    let group = key.split_once('.').map(|(_, g)| g).unwrap_or_default();
+    if let Some(e) = shared.faults.admit("create", key, group, None) {
+        return Err(e);
+    }
+    if let Some(e) = shared.faults.apply_rule(key).await {
+        return Err(e);
+    }
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("reading request body: {e}")))?
+        .to_bytes();
+    let body = parse_json(&body)?;
+    let answer = if key == reviews::TOKEN_REVIEWS {
+        shared.reviews.token_review(&body)?
+    } else {
+        shared.reviews.access_review(&body)?
+    };
+    Ok(value_response(StatusCode::CREATED, &answer))
 }
 
 /// One request on a resource path, read and admitted, ready for its verb.

@@ -7,10 +7,10 @@
 //!
 //! ```text
 //! serve -> server (Sim) -> {http, churn, seed, kubeconfig, shared}
-//! http -> {list, watch, request, response, scale, openapi -> discovery, media, ops}
+//! http -> {list, watch, request, response, reviews, scale, openapi -> discovery, media, ops}
 //! list -> {watch (Filter), request, response, table, continue_token};  watch -> faults (WatchFaults, WatchLine)
 //! churn, seed, scale -> ops -> {store -> resources, merge_patch, ids, time, error}
-//! shared -> {faults -> store, store, config};  media -> table -> time
+//! shared -> {faults -> store, store, reviews, config};  media -> table -> time
 //! ```
 
 mod churn;
@@ -30,6 +30,7 @@ mod ops;
 mod request;
 mod resources;
 mod response;
+mod reviews;
 mod scale;
 mod seed;
 mod serve;
@@ -45,5 +46,6 @@ pub use continue_token::ContinueToken;
 pub use error::SimError;
 pub use faults::{Failure, Faults, Rule, WatchLine};
 pub use merge_patch::merge_patch;
+pub use reviews::{ACCESS_REVIEWS, Permission, Reviews, TOKEN_REVIEWS};
 pub use serve::{ServeError, serve};
 pub use server::Sim;

@@ -15,6 +15,7 @@ use crate::error::{ApiError, SimError};
 use crate::faults::Faults;
 use crate::ops::{self, Target};
 use crate::resources::ResourceType;
+use crate::reviews::Reviews;
 use crate::shared::Shared;
 use crate::store::{ObjKey, Store, StoredObject};
 use crate::{churn, http, kubeconfig, seed};
@@ -36,6 +37,7 @@ impl Sim {
         let store = Arc::new(Mutex::new(store));
         let shared = Arc::new(Shared {
             faults: Faults::new(store.clone()),
+            reviews: Reviews::default(),
             store,
             config,
         });
@@ -198,6 +200,12 @@ impl Sim {
     /// Fault-injection hooks.
     pub fn faults(&self) -> &Faults {
         &self.shared.faults
+    }
+
+    /// The users, tokens and permissions behind the TokenReview and SubjectAccessReview
+    /// APIs.
+    pub fn reviews(&self) -> &Reviews {
+        &self.shared.reviews
     }
 
     /// Requests seen for `verb` (list|watch|get|create|update|patch|delete) on `resource` ("pods", "deployments.apps").

@@ -1,15 +1,18 @@
-//! The state every part of a running simulator shares: the store, the fault hooks and the configuration.
+//! The state every part of a running simulator shares: the store, the fault hooks, the
+//! review table and the configuration.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::config::SimConfig;
 use crate::faults::Faults;
+use crate::reviews::Reviews;
 use crate::store::Store;
 
 /// State shared by the HTTP handlers, watch tasks, churn and the [`crate::Sim`] handle.
 pub(crate) struct Shared {
     pub(crate) store: Arc<Mutex<Store>>,
     pub(crate) faults: Faults,
+    pub(crate) reviews: Reviews,
     pub(crate) config: SimConfig,
 }
 
