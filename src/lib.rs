@@ -33,7 +33,9 @@
 //! - `pipeline`: one queue and task per sink; confirmation, retries.
 //! - `metrics`: every metric, named once, owned by one `watch` run; `endpoints`:
 //!   `/metrics`, `/healthz`, `/readyz`, and, with `--serve-cache`, the `lister` over the
-//!   informers' caches; `leader`: leader election on a `coordination.k8s.io` Lease.
+//!   informers' caches; with `--metrics-auth kubernetes`, `/metrics` and `/cache` behind
+//!   a TokenReview and a SubjectAccessReview (`endpoints/auth.rs`, cached), over HTTPS
+//!   (`endpoints/tls.rs`); `leader`: leader election on a `coordination.k8s.io` Lease.
 //!
 //! Beside this crate: `kubebridge-sink-api` (sinks/api: the envelope and the `Sink`
 //! trait, nothing else), `kubebridge-sinks` (sinks/: stdout, and Kafka and NATS behind the
@@ -73,6 +75,12 @@
 //!   table of Kubernetes' resources ([`kube::builtin`]) with the rules discovery uses,
 //!   so the plan it prints shares informers exactly as `watch` will; only custom
 //!   resources wait for discovery at start-up.
+//! - **No `ops/` directory.** The design put metrics, health, endpoints, lister and
+//!   leader election under `ops/`; they are top-level modules here, and the endpoints
+//!   are one directory (`endpoints/`: listener, routes, auth, TLS) because authentication
+//!   and TLS made one file too many concepts. `/cache` authorization asks for `list` on
+//!   the resource (what the caller could read from the API server itself), not for a
+//!   non-resource URL as kube-rbac-proxy would, so RBAC a cluster already has decides.
 //! - **Snapshots are framed.** The initial list and each resync replay carry a
 //!   `snapshot` field (`id`, `index`, `total`) so a consumer can mark and sweep; see
 //!   [`kubebridge_sinks::Snapshot`].
