@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use kubebridge_sim::{ACCESS_REVIEWS, Permission, Rule, TOKEN_REVIEWS};
 use kubebridge_testkit::brokers::free_port;
-use kubebridge_testkit::harness::{Harness, Running, WAIT, output};
+use kubebridge_testkit::harness::{Harness, WAIT, output};
 use kubebridge_testkit::http::{Resp, Tls, get_tls, local, sample, try_get, try_request_tls};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -76,7 +76,8 @@ async fn metrics_need_an_accepted_token_and_a_permission_and_answers_are_cached(
     );
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
-    let mut cmd = h.watch(&[
+    // At the default log level (warn): the fingerprint must show without asking.
+    let kb = h.spawn(&[
         "pods",
         "-A",
         "--metrics-addr",
@@ -84,8 +85,6 @@ async fn metrics_need_an_accepted_token_and_a_permission_and_answers_are_cached(
         "--metrics-auth",
         "kubernetes",
     ]);
-    cmd.env("RUST_LOG", "info");
-    let kb = Running::spawn(cmd);
     let addr = local(port);
     let tls = Tls::any_certificate();
     wait_until_ready_tls(addr, &tls).await;

@@ -97,10 +97,12 @@ fn self_signed(
     let generated = rcgen::generate_simple_self_signed(names.to_vec())
         .map_err(|e| format!("cannot generate a self-signed certificate: {e}"))?;
     let cert = generated.cert.der().clone();
-    tracing::info!(
+    // A warning, so it shows at the default log level: a client can verify this
+    // certificate only by its fingerprint, and it changes at every start.
+    tracing::warn!(
         sha256_fingerprint = %fingerprint(&cert),
         names = ?names,
-        "serving HTTPS with a generated self-signed certificate (give --metrics-tls-cert and --metrics-tls-key to use your own)"
+        "serving HTTPS with a self-signed certificate generated for this run: clients must pin this fingerprint or skip verification (give --metrics-tls-cert and --metrics-tls-key to use your own)"
     );
     let key = PrivatePkcs8KeyDer::from(generated.signing_key.serialize_der());
     Ok((vec![cert], PrivateKeyDer::Pkcs8(key)))
