@@ -14,8 +14,7 @@ use kubebridge_sinks::{Format, KeyMode};
 
 use super::merge::{self, CommandLineOnly, Layer, RouteFlags, SinkLayer};
 use super::{
-    ClusterConfig, Command, EndpointSecurity, InitialState, LeaderElection, Limits, MetricsAuth,
-    SimOptions, default_auth_cache_ttl, values,
+    ClusterConfig, Command, InitialState, LeaderElection, Limits, MetricsAuth, SimOptions, values,
 };
 use crate::leader::LeaseConfig;
 use crate::queue::Overflow;
@@ -236,38 +235,6 @@ struct SecurityArgs {
     /// every cached object to anyone who reaches the port.
     #[arg(long)]
     insecure_endpoints: bool,
-}
-
-impl SecurityArgs {
-    /// These flags over the defaults; a certificate without its key (or the reverse) is
-    /// a usage error.
-    fn security(&self) -> Result<EndpointSecurity, CliExit> {
-        let tls_files = match (&self.metrics_tls_cert, &self.metrics_tls_key) {
-            (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
-            (None, None) => None,
-            _ => {
-                return Err(CliExit::Usage(
-                    "--metrics-tls-cert and --metrics-tls-key go together: give both (HTTPS from these files) or neither".into(),
-                ));
-            }
-        };
-        Ok(EndpointSecurity {
-            auth: self.metrics_auth.unwrap_or_default(),
-            tls_files,
-            auth_cache_ttl: self
-                .metrics_auth_cache_ttl
-                .unwrap_or_else(default_auth_cache_ttl),
-            insecure: self.insecure_endpoints,
-        })
-    }
-
-    /// Whether any of these flags was given (they need --metrics-addr).
-    fn given(&self) -> bool {
-        self.metrics_auth.is_some()
-            || self.metrics_tls_cert.is_some()
-            || self.metrics_tls_key.is_some()
-            || self.metrics_auth_cache_ttl.is_some()
-    }
 }
 
 /// Bounds on what a misbehaving API server or endpoint client can make kubebridge wait
@@ -588,8 +555,6 @@ impl StreamArgs {
             watch_list: self.watch_list,
             page_size: self.page_size,
             limits: self.limits.limits(),
-            endpoint_security: self.security.security()?,
-            endpoint_flags: self.security.given(),
             leader_election: self
                 .leader
                 .leader_elect
@@ -608,6 +573,11 @@ impl StreamArgs {
             metrics_addr: self.metrics_addr,
             // A switch given says true; absent, it says nothing.
             serve_cache: self.serve_cache.then_some(true),
+            metrics_auth: self.security.metrics_auth,
+            metrics_tls_cert: self.security.metrics_tls_cert,
+            metrics_tls_key: self.security.metrics_tls_key,
+            metrics_auth_cache_ttl: self.security.metrics_auth_cache_ttl,
+            insecure_endpoints: self.security.insecure_endpoints.then_some(true),
             sinks: SinkLayer {
                 format: self.sinks.format,
                 cloudevents_source: self.sinks.cloudevents_source,

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::env::expand_in;
 use super::merge::{Layer, SinkLayer};
-use super::{InitialState, Route, values};
+use super::{InitialState, MetricsAuth, Route, values};
 use crate::queue::Overflow;
 
 /// The file, as written. Every field but `routes` is optional; flags given on the
@@ -40,6 +40,16 @@ pub struct FileConfig {
     pub metrics_addr: Option<String>,
     /// `--serve-cache`.
     pub serve_cache: Option<bool>,
+    /// `--metrics-auth`.
+    pub metrics_auth: Option<MetricsAuth>,
+    /// `--metrics-tls-cert`.
+    pub metrics_tls_cert: Option<String>,
+    /// `--metrics-tls-key`.
+    pub metrics_tls_key: Option<String>,
+    /// `--metrics-auth-cache-ttl`.
+    pub metrics_auth_cache_ttl: Option<String>,
+    /// `--insecure-endpoints`.
+    pub insecure_endpoints: Option<bool>,
     /// `--format`.
     pub format: Option<String>,
     /// Kafka sink settings.
@@ -165,6 +175,9 @@ impl FileConfig {
             "sinkStallTimeout" => self.sink_stall_timeout,
             "queueBytes" => self.queue_bytes,
             "metricsAddr" => self.metrics_addr,
+            "metricsTlsCert" => self.metrics_tls_cert,
+            "metricsTlsKey" => self.metrics_tls_key,
+            "metricsAuthCacheTtl" => self.metrics_auth_cache_ttl,
             "format" => self.format,
         );
         expand_sinks(self.kafka.as_mut(), self.nats.as_mut(), "", lookup)?;
@@ -224,6 +237,16 @@ impl FileConfig {
                 })
                 .transpose()?,
             serve_cache: self.serve_cache,
+            metrics_auth: self.metrics_auth,
+            metrics_tls_cert: self.metrics_tls_cert.as_deref().map(PathBuf::from),
+            metrics_tls_key: self.metrics_tls_key.as_deref().map(PathBuf::from),
+            metrics_auth_cache_ttl: self
+                .metrics_auth_cache_ttl
+                .as_deref()
+                .map(values::auth_cache_ttl)
+                .transpose()
+                .map_err(|e| format!("metricsAuthCacheTtl: {e}"))?,
+            insecure_endpoints: self.insecure_endpoints,
             sinks: sink_layer(
                 self.format.as_deref(),
                 self.kafka.as_ref(),

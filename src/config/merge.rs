@@ -12,8 +12,8 @@ use kubebridge_sinks::{Format, KeyMode, SinkOptions};
 use super::file::FileConfig;
 use super::{
     COMMAND_LINE_ROUTE, EndpointSecurity, InitialState, LeaderElection, Limits, MetricsAuth,
-    NamespaceScope, Route, StreamConfig, default_queue_bytes, default_queue_capacity,
-    default_shutdown_grace, default_sink_stall_timeout,
+    NamespaceScope, Route, StreamConfig, default_auth_cache_ttl, default_queue_bytes,
+    default_queue_capacity, default_shutdown_grace, default_sink_stall_timeout,
 };
 use crate::queue::Overflow;
 
@@ -40,6 +40,16 @@ pub(crate) struct Layer {
     pub metrics_addr: Option<SocketAddr>,
     /// `--serve-cache` / `serveCache`.
     pub serve_cache: Option<bool>,
+    /// `--metrics-auth` / `metricsAuth`.
+    pub metrics_auth: Option<MetricsAuth>,
+    /// `--metrics-tls-cert` / `metricsTlsCert`.
+    pub metrics_tls_cert: Option<PathBuf>,
+    /// `--metrics-tls-key` / `metricsTlsKey`.
+    pub metrics_tls_key: Option<PathBuf>,
+    /// `--metrics-auth-cache-ttl` / `metricsAuthCacheTtl`.
+    pub metrics_auth_cache_ttl: Option<Duration>,
+    /// `--insecure-endpoints` / `insecureEndpoints`.
+    pub insecure_endpoints: Option<bool>,
     /// Sink settings.
     pub sinks: SinkLayer,
 }
@@ -66,6 +76,14 @@ pub(crate) struct SinkLayer {
 impl Layer {
     /// `self` where it says something, `lower` elsewhere.
     pub fn over(self, lower: Layer) -> Layer {
+        // The certificate and key as a pair from one place: a flag's certificate never
+        // meets the file's key.
+        let (metrics_tls_cert, metrics_tls_key) =
+            if self.metrics_tls_cert.is_some() || self.metrics_tls_key.is_some() {
+                (self.metrics_tls_cert, self.metrics_tls_key)
+            } else {
+                (lower.metrics_tls_cert, lower.metrics_tls_key)
+            };
         Layer {
             cluster_name: self.cluster_name.or(lower.cluster_name),
             resync: self.resync.or(lower.resync),
@@ -77,6 +95,11 @@ impl Layer {
             shutdown_grace: self.shutdown_grace.or(lower.shutdown_grace),
             metrics_addr: self.metrics_addr.or(lower.metrics_addr),
             serve_cache: self.serve_cache.or(lower.serve_cache),
+            metrics_auth: self.metrics_auth.or(lower.metrics_auth),
+            metrics_tls_cert,
+            metrics_tls_key,
+            metrics_auth_cache_ttl: self.metrics_auth_cache_ttl.or(lower.metrics_auth_cache_ttl),
+            insecure_endpoints: self.insecure_endpoints.or(lower.insecure_endpoints),
             sinks: self.sinks.over(lower.sinks),
         }
     }
@@ -129,12 +152,6 @@ pub(crate) struct CommandLineOnly {
     pub leader_election: Option<LeaderElection>,
     /// `--watch-idle-timeout`, `--max-object-bytes`, `--metrics-max-connections`, ...
     pub limits: Limits,
-    /// `--metrics-auth`, `--metrics-tls-cert`/`--metrics-tls-key`,
-    /// `--metrics-auth-cache-ttl`, `--insecure-endpoints`.
-    pub endpoint_security: EndpointSecurity,
-    /// Whether any of `--metrics-auth`, `--metrics-tls-*` or `--metrics-auth-cache-ttl`
-    /// was given: they need `--metrics-addr`.
-    pub endpoint_flags: bool,
 }
 
 /// The command line's route (RESOURCE... with `-n`/`-A`, selectors and `--sink`); its
@@ -173,7 +190,7 @@ pub(crate) fn merge(
 ) -> Result<Merged, String> {
     let file_layer = file.map(FileConfig::layer).transpose()?.unwrap_or_default();
     let layer = flags.over(file_layer);
-    let shared = layer.sinks.add_to(SinkOptions::default());
+    let shared = layer.sinks.clone().add_to(SinkOptions::default());
     let mut routes = Vec::new();
     if let Some(r) = route {
         routes.push(Route {
@@ -203,7 +220,7 @@ pub(crate) fn merge(
             "--serve-cache (serveCache in the file) needs --metrics-addr (metricsAddr)".into(),
         );
     }
-    check_endpoint_security(layer.metrics_addr, serve_cache, &only)?;
+    let endpoint_security = endpoint_security(&layer, serve_cache)?;
     let defaults = StreamConfig::new(Vec::new());
     let stream = StreamConfig {
         routes,
@@ -221,7 +238,7 @@ pub(crate) fn merge(
         shutdown_grace: layer.shutdown_grace.unwrap_or_else(default_shutdown_grace),
         metrics_addr: layer.metrics_addr,
         serve_cache,
-        endpoint_security: only.endpoint_security,
+        endpoint_security,
         leader_election: only.leader_election,
         limits: only.limits,
     };
@@ -231,20 +248,34 @@ pub(crate) fn merge(
     })
 }
 
-/// The endpoint flags need an address; `/cache` without authentication is served only
-/// on loopback, unless `--insecure-endpoints` says to anyway.
-fn check_endpoint_security(
-    metrics_addr: Option<SocketAddr>,
-    serve_cache: bool,
-    only: &CommandLineOnly,
-) -> Result<(), String> {
-    let Some(addr) = metrics_addr else {
-        if only.endpoint_flags {
+/// The endpoints' security, merged: the settings need an address; the certificate and
+/// key come together; `/cache` without authentication is served only on loopback, unless
+/// `--insecure-endpoints` says to anyway.
+fn endpoint_security(layer: &Layer, serve_cache: bool) -> Result<EndpointSecurity, String> {
+    let tls_files = match (&layer.metrics_tls_cert, &layer.metrics_tls_key) {
+        (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
+        (None, None) => None,
+        _ => {
+            return Err("--metrics-tls-cert and --metrics-tls-key (metricsTlsCert, metricsTlsKey) go together: give both (HTTPS from these files) or neither".into());
+        }
+    };
+    let security = EndpointSecurity {
+        auth: layer.metrics_auth.unwrap_or_default(),
+        tls_files,
+        auth_cache_ttl: layer
+            .metrics_auth_cache_ttl
+            .unwrap_or_else(default_auth_cache_ttl),
+        insecure: layer.insecure_endpoints.unwrap_or(false),
+    };
+    let Some(addr) = layer.metrics_addr else {
+        if layer.metrics_auth.is_some()
+            || security.tls_files.is_some()
+            || layer.metrics_auth_cache_ttl.is_some()
+        {
             return Err("--metrics-auth, --metrics-tls-cert, --metrics-tls-key and --metrics-auth-cache-ttl secure --metrics-addr (metricsAddr), which is not given".into());
         }
-        return Ok(());
+        return Ok(security);
     };
-    let security = &only.endpoint_security;
     if serve_cache
         && security.auth == MetricsAuth::None
         && !security.insecure
@@ -254,7 +285,7 @@ fn check_endpoint_security(
             "--serve-cache on --metrics-addr {addr} (not loopback) would serve every cached object to anyone who reaches the port: add --metrics-auth kubernetes, or --insecure-endpoints to serve it anyway"
         ));
     }
-    Ok(())
+    Ok(security)
 }
 
 #[cfg(test)]
@@ -286,6 +317,47 @@ mod tests {
         assert_eq!(merged.overflow, Some(Overflow::DropOldest));
         assert_eq!(merged.sinks.kafka_key, Some(KeyMode::Uid));
         assert_eq!(merged.sinks.format, Some(Format::CloudEvents));
+    }
+
+    #[test]
+    fn endpoint_security_merges_as_a_whole_and_guards_a_public_cache() {
+        let public = Layer {
+            metrics_addr: Some("0.0.0.0:9090".parse().unwrap_or_else(|e| panic!("{e}"))),
+            ..Layer::default()
+        };
+        let e = endpoint_security(&public, true).expect_err("public, no auth");
+        assert!(e.contains("--metrics-auth kubernetes") && e.contains("--insecure-endpoints"));
+        let file = Layer {
+            metrics_auth: Some(MetricsAuth::Kubernetes),
+            metrics_tls_cert: Some("file.crt".into()),
+            metrics_tls_key: Some("file.key".into()),
+            ..public.clone()
+        };
+        let merged = Layer::default().over(file.clone());
+        let security = endpoint_security(&merged, true).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(security.auth, MetricsAuth::Kubernetes);
+        assert_eq!(
+            security.tls_files,
+            Some(("file.crt".into(), "file.key".into()))
+        );
+        // A flag's certificate does not pair with the file's key.
+        let flags = Layer {
+            metrics_tls_cert: Some("flag.crt".into()),
+            ..Layer::default()
+        };
+        let e = endpoint_security(&flags.over(file), false).expect_err("half a pair");
+        assert!(e.contains("go together"), "{e}");
+        let insecure = Layer {
+            insecure_endpoints: Some(true),
+            ..public
+        };
+        assert!(endpoint_security(&insecure, true).is_ok());
+        let no_addr = Layer {
+            metrics_auth: Some(MetricsAuth::Kubernetes),
+            ..Layer::default()
+        };
+        let e = endpoint_security(&no_addr, false).expect_err("no address");
+        assert!(e.contains("--metrics-addr"), "{e}");
     }
 
     #[test]

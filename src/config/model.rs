@@ -85,7 +85,8 @@ pub struct StreamConfig {
 }
 
 /// Who may read `/metrics` and `/cache` (`--metrics-auth`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum MetricsAuth {
     /// Anyone who reaches the port (the local mode).
     #[default]
