@@ -481,7 +481,7 @@ fn watch(w: WatchArgs) -> Result<Command, CliExit> {
 /// A first line that ends in ':' introduces a list (the arguments not provided), whose
 /// indented lines are joined to it; the usage and tips after it are left out.
 fn one_line(e: &clap::Error) -> String {
-    let text = e.render().to_string();
+    let text = mask_secret_value(e, e.render().to_string());
     let mut lines = text.lines();
     let first = lines.next().unwrap_or("invalid arguments");
     let mut line = first.strip_prefix("error: ").unwrap_or(first).to_owned();
@@ -496,6 +496,31 @@ fn one_line(e: &clap::Error) -> String {
         }
     }
     format!("{line} (see kubebridge --help)")
+}
+
+/// `text` (clap's rendering of `e`) with the rejected value masked when it belongs to
+/// an argument that carries secrets: clap quotes an invalid value back, and a `-X`
+/// written `sasl.password:hunter2` (no `=`) or a `--sink` with a password would
+/// otherwise print the secret.
+fn mask_secret_value(e: &clap::Error, text: String) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    let (Some(ContextValue::String(arg)), Some(ContextValue::String(value))) = (
+        e.get(ContextKind::InvalidArg),
+        e.get(ContextKind::InvalidValue),
+    ) else {
+        return text;
+    };
+    let masked = if arg.starts_with("-X") {
+        "***".to_owned()
+    } else if arg.starts_with("--sink") {
+        kubebridge_sinks::redact(value)
+    } else {
+        return text;
+    };
+    if value.is_empty() {
+        return text;
+    }
+    text.replace(value.as_str(), &masked)
 }
 
 impl StreamArgs {
