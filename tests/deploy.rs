@@ -991,7 +991,16 @@ fn the_image_runs_as_the_user_the_manifests_expect() {
         .collect();
     let from: Vec<&&str> = lines.iter().filter(|l| l.starts_with("FROM ")).collect();
     assert_eq!(from.len(), 2, "multi-stage: {from:?}");
-    assert!(from[0].starts_with("FROM rust:1-bookworm"));
+    assert!(from[0].starts_with("FROM rust:1-bookworm@sha256:"));
+    // Every base image pinned by digest (a tag alone can be moved under us).
+    for f in &from {
+        let image = f.split_whitespace().nth(1).unwrap();
+        let digest = image.split_once("@sha256:").map(|(_, d)| d);
+        assert!(
+            digest.is_some_and(|d| d.len() == 64 && d.chars().all(|c| c.is_ascii_hexdigit())),
+            "not pinned by digest: {f}"
+        );
+    }
     assert!(
         lines
             .iter()
