@@ -646,7 +646,7 @@ fn check_deployment(d: &Value, config_map: &Value) {
 
 /// What `kubebridge rbac` prints for the manifests' resources and flags (the resources
 /// of the ConfigMap's route, --leader-elect, --metrics-auth kubernetes, kube-prometheus'
-/// Prometheus), against the simulator at `kubeconfig`.
+/// Prometheus), against the simulator at `kubeconfig`; README shows it verbatim.
 fn generated_rbac(kubeconfig: &Path) -> Vec<Value> {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_kubebridge"))
         .args([
@@ -669,7 +669,14 @@ fn generated_rbac(kubeconfig: &Path) -> Vec<Value> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_saphyr::from_multiple(std::str::from_utf8(&out.stdout).unwrap()).unwrap()
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    // README's Security section shows this very output.
+    let readme = read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"));
+    assert!(
+        readme.contains(&format!("```yaml\n{yaml}```")),
+        "README's RBAC is not `kubebridge rbac`'s output:\n{yaml}"
+    );
+    serde_saphyr::from_multiple(&yaml).unwrap()
 }
 
 /// The manifests' RBAC is exactly what `kubebridge rbac` prints (labels aside): list
