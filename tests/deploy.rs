@@ -163,12 +163,11 @@ fn every_flag_in_the_manifests_and_chart_exists() {
             "deployment.yaml lists no {expected}"
         );
     }
-    // The chart's template can emit each of these (what to watch and the sinks are
-    // in its ConfigMap, where ${VAR} works).
+    // The chart's template can emit each of these (what to watch, the sinks and the
+    // Kafka properties are in its ConfigMap, where ${VAR} works).
     let template = listed_flags(&read(&chart.join("templates/deployment.yaml")));
     for expected in [
         "--config",
-        "-X",
         "--format",
         "--resync",
         "--metrics-addr",
