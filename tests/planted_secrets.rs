@@ -213,7 +213,7 @@ async fn watch_everything(harness: &Harness, resources: &[&str], marker: &str) -
     std::fs::write(
         &config,
         format!(
-            "routes:\n  - name: from-file\n    resources: {resources:?}\n    namespaces: [planted]\n    sinks:\n      - nats://file:{file_pw}@127.0.0.1:{port}/planted-file\n      - jetstream://env:${{{ENV_VAR}}}@127.0.0.1:{port}/planted-js?stream={stream}\nkafka:\n  properties:\n    ssl.key.password: {file_prop}\n",
+            "routes:\n  - name: from-file\n    resources: {resources:?}\n    namespaces: [planted]\n    sinks:\n      - nats://file:{file_pw}@127.0.0.1:{port}/planted-file\n      - jetstream://env:${{{ENV_VAR}}}@127.0.0.1:{port}/planted-js?stream={stream}\n      - kafka://{brokers}/{topic}-file\n    kafka:\n      properties:\n        ssl.key.password: {file_prop}\n",
             file_pw = FILE_PASSWORD.1,
             file_prop = FILE_PROPERTY.1,
         ),
@@ -271,8 +271,15 @@ async fn watch_everything(harness: &Harness, resources: &[&str], marker: &str) -
         jetstream_count(&js_url, &stream).await > 0
     })
     .await;
-    let kafka = kafka_messages(&brokers, &topic, 1, WAIT).await;
+    let mut kafka = kafka_messages(&brokers, &topic, 1, WAIT).await;
     assert!(!kafka.is_empty(), "nothing on Kafka");
+    // The config file's route: its own property on top of the command line's -X.
+    let from_file = kafka_messages(&brokers, &format!("{topic}-file"), 1, WAIT).await;
+    assert!(
+        !from_file.is_empty(),
+        "nothing on the config file's Kafka topic"
+    );
+    kafka.extend(from_file);
 
     for path in [
         "/metrics",
