@@ -615,12 +615,14 @@ fn check_deployment(d: &Value, config_map: &Value) {
     let path = dir.path().join("config.yaml");
     std::fs::write(&path, config).unwrap();
     let path = path.to_str().unwrap();
-    let argv = std::iter::once("kubebridge").chain(args.iter().map(|a| {
-        if *a == "/etc/kubebridge/config.yaml" {
-            path
-        } else {
-            a
-        }
+    // And the redaction key's file, in case its flag reads it while parsing.
+    let key = dir.path().join("redaction-key");
+    std::fs::write(&key, "0123456789abcdef0123456789abcdef").unwrap();
+    let key = key.to_str().unwrap();
+    let argv = std::iter::once("kubebridge").chain(args.iter().map(|a| match *a {
+        "/etc/kubebridge/config.yaml" => path,
+        "/var/run/secrets/kubebridge/redaction-key/key" => key,
+        other => other,
     }));
     match kubebridge::config::cli::parse(argv) {
         Ok((kubebridge::config::Command::Watch { stream, cluster }, _)) => {
