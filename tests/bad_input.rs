@@ -500,6 +500,34 @@ fn rows() -> Vec<Row> {
             2,
             "nats",
         ),
+        // Credentials in text that is not a URI (no scheme; a `?` in the password).
+        row(
+            &[
+                "watch",
+                "pods",
+                "-A",
+                "--sink",
+                "user:pa?{secret}@h:4222/p",
+                "--kubeconfig",
+                "{kc}",
+            ],
+            2,
+            "unknown sink",
+        ),
+        // A -X without its `=`: clap would quote the value back.
+        row(
+            &[
+                "watch",
+                "pods",
+                "-A",
+                "-X",
+                "sasl.password:{secret}",
+                "--kubeconfig",
+                "{kc}",
+            ],
+            2,
+            "KEY=VALUE",
+        ),
         row(
             &[
                 "watch",

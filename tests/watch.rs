@@ -610,7 +610,7 @@ async fn bad_sinks_are_one_line_usage_errors() {
 }
 
 #[tokio::test]
-async fn rbac_prints_the_least_privilege_cluster_role() {
+async fn rbac_prints_the_least_privilege_rbac() {
     let h = Harness::empty().await;
     let mut cmd = kubebridge();
     cmd.args([
@@ -625,15 +625,20 @@ async fn rbac_prints_the_least_privilege_cluster_role() {
     .arg(&h.kubeconfig);
     let (code, yaml, stderr) = output(cmd).await;
     assert_eq!(code, 0, "{stderr}");
-    assert!(
-        yaml.contains("kind: ClusterRole\nmetadata:\n  name: kb-reader\n"),
-        "{yaml}"
+    // Short names resolved through discovery; list and watch only, grouped by API group.
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&yaml).expect("YAML");
+    assert_eq!(docs.len(), 2, "{yaml}");
+    assert_eq!(docs[0]["kind"], "ClusterRole");
+    assert_eq!(docs[0]["metadata"]["name"], "kb-reader");
+    assert_eq!(
+        docs[0]["rules"],
+        json!([
+            {"apiGroups": [""], "resources": ["pods", "configmaps"], "verbs": ["list", "watch"]},
+            {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["list", "watch"]},
+        ])
     );
-    assert!(yaml.contains("  - apiGroups: [\"\"]\n    resources: [\"pods\", \"configmaps\"]\n    verbs: [\"get\", \"list\", \"watch\"]"), "{yaml}");
-    assert!(
-        yaml.contains("  - apiGroups: [\"apps\"]\n    resources: [\"deployments\"]\n"),
-        "{yaml}"
-    );
+    assert_eq!(docs[1]["kind"], "ClusterRoleBinding");
+    assert_eq!(docs[1]["roleRef"]["name"], "kb-reader");
     assert!(
         !yaml.contains("create") && !yaml.contains('*'),
         "read-only, no wildcards: {yaml}"

@@ -33,9 +33,12 @@ pub(crate) enum UserInfo {
 
 /// Splits `uri`; the error says what part is malformed.
 pub(crate) fn parse(uri: &str) -> Result<SinkUri, String> {
-    let (scheme, rest) = uri
-        .split_once("://")
-        .ok_or_else(|| "not a URI; write SCHEME://HOST:PORT/...".to_string())?;
+    // A malformed scheme is not echoed: without its `://` where expected, it may be
+    // the start of the credentials.
+    let (scheme, rest) = match split_scheme(uri) {
+        ("", _) => return Err("not a URI; write SCHEME://HOST:PORT/...".to_string()),
+        (scheme, rest) => (scheme.trim_end_matches("://"), rest),
+    };
     let scheme = scheme.to_ascii_lowercase();
     let (userinfo, rest) = split_userinfo(rest);
     let userinfo = userinfo.map(parse_userinfo).transpose()?;
@@ -113,19 +116,40 @@ pub(crate) fn percent_decode(s: &str) -> Result<String, String> {
 }
 
 /// `uri` with the password (or token) replaced by `***`, for messages and logs.
+///
+/// Works on any text, not only on URIs that parse: whatever stands between the scheme
+/// (when there is a well-formed one) and the LAST `@` is credentials, so a password
+/// holding `?`, `#`, `/`, `@` or `://`, a missing or mistyped scheme (`u:pw@h:1/p`,
+/// `nats:/u:pw@h:1`) and a URI broken elsewhere are all masked. Only the user name
+/// before the first `:` stays visible.
 pub fn redact(uri: &str) -> String {
-    let Some((scheme, rest)) = uri.split_once("://") else {
-        return uri.to_string();
-    };
+    let (scheme, rest) = split_scheme(uri);
     match split_userinfo(rest) {
         (Some(userinfo), after) => {
             let masked = match userinfo.split_once(':') {
                 Some((user, _)) => format!("{user}:***"),
                 None => "***".to_string(),
             };
-            format!("{scheme}://{masked}@{after}")
+            format!("{scheme}{masked}@{after}")
         }
         (None, _) => uri.to_string(),
+    }
+}
+
+/// Splits `SCHEME://` off `uri` when the text before the first `://` is a scheme as
+/// RFC 3986 spells it (a letter, then letters, digits, `+`, `-`, `.`); otherwise the
+/// `://` belongs to something else (a password) and there is no scheme.
+fn split_scheme(uri: &str) -> (&str, &str) {
+    match uri.find("://") {
+        Some(at)
+            if uri[..at].starts_with(|c: char| c.is_ascii_alphabetic())
+                && uri[..at]
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')) =>
+        {
+            uri.split_at(at + 3)
+        }
+        _ => ("", uri),
     }
 }
 
@@ -216,8 +240,42 @@ mod tests {
         assert_eq!(redact("nats://u:pa/ss@h:1/p"), "nats://u:***@h:1/p");
         assert_eq!(redact("nats://u:pa?ss@h:1/p"), "nats://u:***@h:1/p");
         assert_eq!(redact("nats://to/k?e@n@h:1/p"), "nats://***@h:1/p");
+        assert_eq!(redact("nats://u:pa#ss@h:1/p"), "nats://u:***@h:1/p");
+        assert_eq!(redact("nats://u:p@s:s@h:1/p"), "nats://u:***@h:1/p");
         let parsed = parse("nats://u:pa/ss@h:1/p").expect("parses");
         assert_eq!(parsed.hosts, ["h:1"]);
         assert_eq!(parsed.path, "p");
+    }
+
+    /// Secrets in text that is not a valid URI are masked all the same: a missing or
+    /// mistyped scheme, a `://` inside the password, a broken port.
+    #[test]
+    fn redacts_secrets_in_uris_that_do_not_parse() {
+        let cases = [
+            ("u:pa?ss@h:4222/p", "u:***@h:4222/p"),
+            ("nats:/u:pa?ss@h:4222/p", "nats:***@h:4222/p"),
+            ("nats:u:pa?ss@h:4222/p", "nats:***@h:4222/p"),
+            ("u:pa://ss@h:1/p", "u:***@h:1/p"),
+            ("nats://u:pa://ss@h:1/p", "nats://u:***@h:1/p"),
+            ("nats://u:pa?ss@h:notaport/p", "nats://u:***@h:notaport/p"),
+            ("1nats://u:pa?ss@h:1/p", "1nats:***@h:1/p"),
+            ("tok/en?x#y@h:1", "***@h:1"),
+        ];
+        for (uri, masked) in cases {
+            assert_eq!(redact(uri), masked, "{uri}");
+            assert!(!redact(uri).contains("pa"), "{uri}");
+        }
+        // The parser's own errors never quote the credentials either.
+        for uri in [
+            "nats://u:pa?ss@h:notaport/p",
+            "nats://u:pa?ss@h/p",
+            "nats://u:pa%zzss@h:1/p",
+            "nats://u:pa?ss@:1/p",
+            "u:pa?ss@h:1/p",
+            "u:pa://ss@h:1/p",
+        ] {
+            let e = parse(uri).expect_err(uri);
+            assert!(!e.contains("pa"), "{uri}: {e}");
+        }
     }
 }

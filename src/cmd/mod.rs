@@ -64,7 +64,7 @@ pub async fn run(
         Command::Rbac {
             cluster,
             resources,
-            name,
-        } => rbac::run(&cluster, &resources, &name).await,
+            grants,
+        } => rbac::run(&cluster, &resources, &grants).await,
     }
 }

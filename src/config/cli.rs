@@ -14,7 +14,8 @@ use kubebridge_sinks::{Format, KeyMode};
 
 use super::merge::{self, CommandLineOnly, Layer, RouteFlags, SinkLayer};
 use super::{
-    ClusterConfig, Command, InitialState, LeaderElection, Limits, MetricsAuth, SimOptions, values,
+    ClusterConfig, Command, InitialState, LeaderElection, Limits, MetricsAuth, RbacGrants, SimOptions,
+    values,
 };
 use crate::leader::LeaseConfig;
 use crate::queue::Overflow;
@@ -66,7 +67,7 @@ enum CommandArgs {
     Demo(DemoArgs),
     /// Serve the simulated Kubernetes API server (for tests, benchmarks and kubectl).
     Sim(SimArgs),
-    /// Print the least-privilege ClusterRole (get, list, watch) for streaming RESOURCE.
+    /// Print the least-privilege RBAC (list and watch; the Lease; metrics auth) for streaming RESOURCE.
     Rbac(RbacArgs),
     /// Validate a --config file and print the plan: informers, routes, sinks; exit 0 or 2.
     CheckConfig(CheckConfigArgs),
@@ -84,9 +85,31 @@ struct RbacArgs {
     /// Resources as kubectl names them; resolved through the cluster's discovery.
     #[arg(required = true, value_name = "RESOURCE")]
     resources: Vec<String>,
-    /// The ClusterRole's name.
-    #[arg(long, default_value = "kubebridge", value_name = "NAME")]
+    /// Name of the roles, the bindings and kubebridge's ServiceAccount (a DNS-1123 subdomain).
+    #[arg(long, default_value = "kubebridge", value_name = "NAME", value_parser = values::rbac_name)]
     name: String,
+    /// kubebridge's own namespace: where its ServiceAccount is (and, by default, the Lease).
+    #[arg(long, default_value = "kubebridge", value_name = "NS", value_parser = values::namespace)]
+    service_account_namespace: String,
+    /// A watched namespace: a Role and RoleBinding in each instead of a ClusterRole; repeatable.
+    #[arg(short = 'n', long = "namespace", value_name = "NS", value_parser = values::namespace)]
+    namespaces: Vec<String>,
+    /// Grant what `watch --leader-elect` needs: get and update on one Lease, create on Leases, in one namespace.
+    #[arg(long)]
+    leader_elect: bool,
+    /// The Lease's namespace (default: --service-account-namespace).
+    #[arg(long, alias = "lease-namespace", value_name = "NS", requires = "leader_elect", value_parser = values::namespace)]
+    leader_elect_namespace: Option<String>,
+    /// The Lease's name, as given to `watch --leader-elect-name`.
+    #[arg(long, default_value = "kubebridge", value_name = "NAME", value_parser = values::object_name)]
+    leader_elect_name: String,
+    /// `kubernetes`: grant what `watch --metrics-auth kubernetes` needs (TokenReview and
+    /// SubjectAccessReview), and a metrics-reader ClusterRole for scrapers.
+    #[arg(long, default_value = "none", value_name = "MODE", value_parser = ["none", "kubernetes"])]
+    metrics_auth: String,
+    /// Bind the metrics-reader ClusterRole to this ServiceAccount (NAMESPACE/NAME), e.g. monitoring/prometheus-k8s.
+    #[arg(long, value_name = "NS/NAME", value_parser = values::service_account)]
+    prometheus_service_account: Option<(String, String)>,
     #[command(flatten)]
     cluster: ClusterArgs,
 }
@@ -473,11 +496,7 @@ where
                 stream: merged.stream,
             }
         }
-        CommandArgs::Rbac(r) => Command::Rbac {
-            cluster: r.cluster.config(None),
-            resources: values::resources(&r.resources).map_err(CliExit::Usage)?,
-            name: r.name,
-        },
+        CommandArgs::Rbac(r) => rbac(r)?,
         CommandArgs::Sim(s) => Command::Sim(SimOptions {
             listen: s.listen,
             namespaces: s.namespaces,
@@ -490,6 +509,33 @@ where
         }),
     };
     Ok((command, logging))
+}
+
+/// `rbac`: the resources and what else to grant, every name already checked.
+fn rbac(r: RbacArgs) -> Result<Command, CliExit> {
+    let metrics_auth = r.metrics_auth == "kubernetes";
+    if r.prometheus_service_account.is_some() && !metrics_auth {
+        return Err(CliExit::Usage(
+            "--prometheus-service-account needs --metrics-auth kubernetes (without it /metrics asks for no token)".into(),
+        ));
+    }
+    let lease_namespace = r
+        .leader_elect_namespace
+        .unwrap_or_else(|| r.service_account_namespace.clone());
+    Ok(Command::Rbac {
+        cluster: r.cluster.config(None),
+        resources: values::resources(&r.resources).map_err(CliExit::Usage)?,
+        grants: RbacGrants {
+            name: r.name,
+            service_account_namespace: r.service_account_namespace,
+            namespaces: r.namespaces,
+            lease: r
+                .leader_elect
+                .then_some((lease_namespace, r.leader_elect_name)),
+            metrics_auth,
+            prometheus: r.prometheus_service_account,
+        },
+    })
 }
 
 /// `watch`: the command line's route (when RESOURCE is given) and flags over the file.
@@ -512,6 +558,9 @@ fn watch(w: WatchArgs) -> Result<Command, CliExit> {
 /// A first line that ends in ':' introduces a list (the arguments not provided), whose
 /// indented lines are joined to it; the usage and tips after it are left out.
 fn one_line(e: &clap::Error) -> String {
+    if let Some(line) = invalid_value_line(e) {
+        return format!("{line} (see kubebridge --help)");
+    }
     let text = e.render().to_string();
     let mut lines = text.lines();
     let first = lines.next().unwrap_or("invalid arguments");
@@ -527,6 +576,35 @@ fn one_line(e: &clap::Error) -> String {
         }
     }
     format!("{line} (see kubebridge --help)")
+}
+
+/// A value a parser rejected, on one line: clap quotes the value as it is, so a value
+/// holding a newline (a crafted `--name`) would spread the message over several lines,
+/// and a secret would be printed. The value is shown escaped (`{:?}`), and masked when
+/// it belongs to an argument that carries secrets: a `-X` written
+/// `sasl.password:hunter2` (no `=`), a `--sink` with a password.
+fn invalid_value_line(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::ValueValidation {
+        return None;
+    }
+    let (Some(ContextValue::String(arg)), Some(ContextValue::String(value))) = (
+        e.get(ContextKind::InvalidArg),
+        e.get(ContextKind::InvalidValue),
+    ) else {
+        return None;
+    };
+    let shown = if arg.starts_with("-X") {
+        "***".to_owned()
+    } else if arg.starts_with("--sink") {
+        kubebridge_sinks::redact(value)
+    } else {
+        value.clone()
+    };
+    let reason = std::error::Error::source(e)
+        .map(|s| s.to_string().replace('\n', " "))
+        .unwrap_or_else(|| "not accepted".to_owned());
+    Some(format!("invalid value {shown:?} for '{arg}': {reason}"))
 }
 
 impl StreamArgs {

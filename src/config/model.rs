@@ -277,15 +277,35 @@ pub enum Command {
         /// What it configures (its routes, and its options applied to the defaults).
         stream: StreamConfig,
     },
-    /// Print the least-privilege ClusterRole for streaming these resources.
+    /// Print the least-privilege RBAC for streaming these resources.
     Rbac {
         /// How to reach the cluster (its discovery resolves the names).
         cluster: ClusterConfig,
         /// Resource names as the user wrote them.
         resources: Vec<String>,
-        /// The ClusterRole's name.
-        name: String,
+        /// Who gets what, beside the resources.
+        grants: RbacGrants,
     },
+}
+
+/// What `kubebridge rbac` grants beside list and watch on the resources, and to whom.
+/// Every name in it is checked (DNS-1123) before anything is printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RbacGrants {
+    /// The name of every Role, ClusterRole and binding (with a suffix for the extra
+    /// ones) and of kubebridge's ServiceAccount.
+    pub name: String,
+    /// kubebridge's own namespace, where its ServiceAccount is.
+    pub service_account_namespace: String,
+    /// The watched namespaces; empty means every namespace (a ClusterRole).
+    pub namespaces: Vec<String>,
+    /// `--leader-elect`: the Lease's namespace and name.
+    pub lease: Option<(String, String)>,
+    /// `--metrics-auth kubernetes`: kubebridge creates TokenReviews and
+    /// SubjectAccessReviews, and readers of `/metrics` need `get` on it.
+    pub metrics_auth: bool,
+    /// The ServiceAccount (namespace, name) of the Prometheus that scrapes `/metrics`.
+    pub prometheus: Option<(String, String)>,
 }
 
 impl StreamConfig {

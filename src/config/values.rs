@@ -89,6 +89,35 @@ pub fn namespace(s: &str) -> Result<String, String> {
     }
 }
 
+/// An object name: a DNS-1123 subdomain, as the API server checks it.
+pub fn object_name(s: &str) -> Result<String, String> {
+    match kubebridge_apimachinery::dns1123_subdomain_error(s) {
+        None => Ok(s.to_owned()),
+        Some(e) => Err(e),
+    }
+}
+
+/// The longest suffix `kubebridge rbac` appends to `--name` (its metrics-reader role).
+const RBAC_SUFFIX: &str = "-metrics-reader";
+
+/// `kubebridge rbac --name`: an object name that stays one with the suffixes of the
+/// extra roles; it is written into YAML, so anything else (a crafted name holding a
+/// newline and rules) is refused here rather than escaped later.
+pub fn rbac_name(s: &str) -> Result<String, String> {
+    object_name(s)?;
+    object_name(&format!("{s}{RBAC_SUFFIX}"))
+        .map_err(|_| format!("{s:?} is too long: the roles named after it add {RBAC_SUFFIX:?} and must stay within 253 characters"))?;
+    Ok(s.to_owned())
+}
+
+/// A ServiceAccount as `NAMESPACE/NAME`.
+pub fn service_account(s: &str) -> Result<(String, String), String> {
+    let (ns, name) = s.split_once('/').ok_or_else(|| {
+        format!("{s:?} is not NAMESPACE/NAME; write e.g. monitoring/prometheus-k8s")
+    })?;
+    Ok((namespace(ns)?, object_name(name)?))
+}
+
 /// A sink URI, not blank.
 pub fn sink_uri(s: &str) -> Result<String, String> {
     if s.trim().is_empty() {

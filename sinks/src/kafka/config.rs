@@ -7,6 +7,7 @@ use rdkafka::producer::FutureProducer;
 
 use super::KafkaOptions;
 use super::health::{Health, HealthContext};
+use super::secrets::Scrubber;
 use crate::SinkConfigError;
 use crate::subject::{self, Template};
 use crate::uri::{self, SinkUri};
@@ -27,6 +28,8 @@ pub(super) struct KafkaConfig {
     pub client: ClientConfig,
     /// The topic, with placeholders.
     pub topic: Template,
+    /// The sensitive property values, kept out of every error this config makes.
+    scrubber: Scrubber,
 }
 
 impl KafkaConfig {
@@ -68,25 +71,42 @@ impl KafkaConfig {
         for (k, v) in &options.properties {
             client.set(k, v);
         }
-        Ok(KafkaConfig { client, topic })
+        let scrubber = Scrubber::new(
+            options
+                .properties
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        Ok(KafkaConfig {
+            client,
+            topic,
+            scrubber,
+        })
     }
 
     /// The sink's first producer: librdkafka rejects unknown properties and bad values
     /// here, which is a configuration error naming the property.
     pub fn first_producer(&self, uri: &str) -> Result<Producer, SinkConfigError> {
         self.producer()
-            .map_err(|e| SinkConfigError::new("kafka", uri, describe(&e)))
+            .map_err(|e| SinkConfigError::new("kafka", uri, e))
     }
 
     /// A new producer (a new librdkafka instance, so a new producer id), with a fresh
-    /// [`Health`] its callbacks report to.
-    pub fn producer(&self) -> Result<Producer, KafkaError> {
+    /// [`Health`] its callbacks report to. The error holds no secret (librdkafka's own
+    /// error would: its `Display` prints the rejected value).
+    pub fn producer(&self) -> Result<Producer, ProducerError> {
         let health = Health::new();
         let producer =
-            FutureProducer::from_config_and_context(&self.client, HealthContext::new(&health))?;
+            FutureProducer::from_config_and_context(&self.client, HealthContext::new(&health))
+                .map_err(|e| ProducerError(describe(&e, &self.scrubber)))?;
         Ok(Producer { producer, health })
     }
 }
+
+/// Why librdkafka refused to create a producer, with every sensitive value scrubbed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(super) struct ProducerError(String);
 
 /// One librdkafka producer and what its callbacks have said about it.
 pub(super) struct Producer {
@@ -94,21 +114,17 @@ pub(super) struct Producer {
     pub health: std::sync::Arc<Health>,
 }
 
-fn describe(err: &KafkaError) -> String {
+fn describe(err: &KafkaError, scrubber: &Scrubber) -> String {
     match err {
         // The value is never echoed, here or inside librdkafka's own description: a
         // mistyped key (`sasl.pasword`) or a bad `sasl.jaas.config` would print a secret.
         KafkaError::ClientConfig(_, description, key, value) => {
-            let description = if value.is_empty() {
-                description.clone()
-            } else {
-                description.replace(value.as_str(), "***")
-            };
+            let description = scrubber.scrub(description, Some(value));
             format!(
                 "librdkafka property {key} is not accepted ({description}); see librdkafka's CONFIGURATION.md"
             )
         }
-        other => format!("cannot create the producer: {other}"),
+        other => scrubber.scrub(&format!("cannot create the producer: {other}"), None),
     }
 }
 
@@ -157,17 +173,44 @@ mod tests {
         }
     }
 
+    /// Each sensitive property, rejected by librdkafka or beside one that is, never
+    /// shows its value (nor a part of it) in the error.
     #[test]
-    fn user_properties_win_over_the_defaults() {
-        let config = KafkaConfig::new(
-            "kafka://h1:1,h2:2/t",
-            &opts(&[("compression.type", "zstd")]),
-        )
-        .expect("valid");
-        assert_eq!(config.client.get("bootstrap.servers"), Some("h1:1,h2:2"));
-        assert_eq!(config.client.get("compression.type"), Some("zstd"));
-        assert_eq!(config.client.get("acks"), Some("all"));
-        assert_eq!(config.client.get("message.timeout.ms"), Some("0"));
-        assert_eq!(config.client.get("statistics.interval.ms"), Some("1000"));
+    fn sensitive_values_never_reach_an_error() {
+        let jaas =
+            "org.apache.kafka.PlainLoginModule required username=\"u\" password=\"jaas-pw-1234\";";
+        let cases: &[&[(&str, &str)]] = &[
+            &[("sasl.passwrd", "hunter2")],
+            &[("sasl.jaas.config", jaas)],
+            &[
+                ("security.protocol", "SASL_PLAINTEXT"),
+                ("sasl.mechanisms", "NOPE"),
+                ("sasl.password", "beside-pw-5678"),
+            ],
+            &[
+                ("ssl.key.password", "keypw-9012"),
+                ("ssl.key.pem", "not a pem key-3456"),
+                ("ssl.keystore.password", "ks-7890"),
+                ("acks", "sometimes"),
+            ],
+            &[
+                ("sasl.oauthbearer.client.secret", "oauth-1357"),
+                ("sasl.oauthbearer.config", "principal=p token=tok-2468"),
+                ("sasl.oauthbearer.method", "bogus"),
+            ],
+        ];
+        for props in cases {
+            let e = error_of("kafka://h:1/t", opts(props));
+            for (key, value) in props.iter() {
+                if !super::super::secrets::is_sensitive(key) && *key != "sasl.passwrd" {
+                    continue;
+                }
+                for part in value.split(|c: char| c.is_whitespace() || "\"=;".contains(c)) {
+                    if part.chars().any(|c| c.is_ascii_digit()) {
+                        assert!(!e.contains(part), "{props:?} -> {e}");
+                    }
+                }
+            }
+        }
     }
 }

@@ -67,7 +67,8 @@
 //! feature) and `replaced` ([`ProducerReplaced`], likewise); with it: `config` (URI,
 //! client properties and their validation), `encoding` (a notification as a record:
 //! topic, key, payload, headers), `health` (librdkafka's callbacks: is the producer
-//! still able to deliver) and `sink` (publishing, classifying failures, replacing the
+//! still able to deliver), `secrets` (which properties hold secrets; scrubbing their
+//! values out of librdkafka's messages) and `sink` (publishing, classifying failures, replacing the
 //! producer).
 
 pub mod options;
@@ -79,6 +80,8 @@ mod config;
 mod encoding;
 #[cfg(feature = "kafka")]
 mod health;
+#[cfg(feature = "kafka")]
+mod secrets;
 #[cfg(feature = "kafka")]
 mod sink;
 

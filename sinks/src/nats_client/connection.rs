@@ -183,4 +183,43 @@ mod tests {
             Err("unknown query parameter \"stream\"; known: tls".to_string())
         );
     }
+
+    /// No error about a NATS URI or creds file quotes the password, the token or the
+    /// creds file's content.
+    #[tokio::test]
+    async fn errors_never_quote_credentials() {
+        let options = NatsOptions::default();
+        for uri in [
+            "nats://u:pw-secret-1@h:notaport/p",
+            "nats://u:pw-secret-1@h:1",
+            "nats://u:pw-secret-1@h:1/p?tls=maybe",
+            "nats://u:pw-secret-1@h:1/p?bogus=1",
+            "natz://u:pw-secret-1@h:1/p",
+            "nats:/u:pw-secret-1@h:1/p",
+            "nats://tok?pw-secret-1@h:1",
+        ] {
+            let Err(e) = connect("nats", "nats", uri, &options, &[]).await else {
+                panic!("{uri} should be rejected");
+            };
+            assert!(!e.message.contains("pw-secret-1"), "{e}");
+        }
+        let creds =
+            std::env::temp_dir().join(format!("kubebridge-{}-bad.creds", std::process::id()));
+        std::fs::write(
+            &creds,
+            "-----BEGIN NATS USER JWT-----\nJWT-SECRET-2\n------END NATS USER JWT------\n\n-----BEGIN USER NKEY SEED-----\nSUSEED-SECRET-3\n------END USER NKEY SEED------\n",
+        )
+        .expect("write");
+        let options = NatsOptions {
+            credentials_file: Some(creds),
+            ..NatsOptions::default()
+        };
+        let result = connect("nats", "nats", "nats://h:1/p", &options, &[]).await;
+        let _ = std::fs::remove_file(options.credentials_file.as_ref().expect("set"));
+        let Err(e) = result else {
+            panic!("a malformed creds file should be rejected");
+        };
+        assert!(e.message.contains("creds file"), "{e}");
+        assert!(!e.message.contains("SECRET"), "{e}");
+    }
 }

@@ -125,4 +125,80 @@ impl Kubectl {
             .map(str::to_string)
             .collect()
     }
+
+    /// Makes the server serve each of `defs` (from [`stand_in_crd`]) that discovery does
+    /// not already list, as a CustomResourceDefinition, and checks that it then does.
+    /// `scratch` holds the CRD files; the discovery caches used are `home/stand-ins-*`.
+    pub async fn serve_stand_ins(&self, defs: &[serde_json::Value], scratch: &Path) {
+        let k = self.with_cache("stand-ins-before");
+        let served = k.api_resources().await;
+        for def in defs {
+            let name = def["metadata"]["name"].as_str().expect("a CRD name");
+            if served.contains(name) {
+                continue;
+            }
+            let path = scratch.join(format!("{name}.json"));
+            std::fs::write(&path, def.to_string()).expect("write the CRD");
+            k.run(&["create", "-f", path.to_str().expect("UTF-8 path")])
+                .await;
+        }
+        let served = self.with_cache("stand-ins-after").api_resources().await;
+        for def in defs {
+            let name = def["metadata"]["name"].as_str().expect("a CRD name");
+            assert!(served.contains(name), "{name} is not served: {served:?}");
+        }
+    }
+}
+
+/// A CustomResourceDefinition standing in for a type the simulator does not serve
+/// (RBAC, NetworkPolicy, the Prometheus Operator's), accepting any content.
+pub fn stand_in_crd(
+    group: &str,
+    plural: &str,
+    kind: &str,
+    scope: &str,
+    short: &[&str],
+) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("{plural}.{group}")},
+        "spec": {
+            "group": group,
+            "scope": scope,
+            "names": {
+                "plural": plural,
+                "singular": kind.to_lowercase(),
+                "kind": kind,
+                "listKind": format!("{kind}List"),
+                "shortNames": short,
+            },
+            "versions": [{
+                "name": "v1",
+                "served": true,
+                "storage": true,
+                "schema": {"openAPIV3Schema": {
+                    "type": "object",
+                    "x-kubernetes-preserve-unknown-fields": true
+                }}
+            }]
+        }
+    })
+}
+
+/// Stand-ins for the four RBAC types (`rbac.authorization.k8s.io/v1`).
+pub fn rbac_stand_ins() -> Vec<serde_json::Value> {
+    let g = "rbac.authorization.k8s.io";
+    vec![
+        stand_in_crd(g, "clusterroles", "ClusterRole", "Cluster", &[]),
+        stand_in_crd(
+            g,
+            "clusterrolebindings",
+            "ClusterRoleBinding",
+            "Cluster",
+            &[],
+        ),
+        stand_in_crd(g, "roles", "Role", "Namespaced", &[]),
+        stand_in_crd(g, "rolebindings", "RoleBinding", "Namespaced", &[]),
+    ]
 }

@@ -39,3 +39,21 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- define "kubebridge.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
+
+{{/* list and watch on each of watch.resources ("plural" or "plural.group"), then rbac.extraRules. */}}
+{{- define "kubebridge.readRules" -}}
+{{- range .Values.watch.resources }}
+{{- $parts := splitn "." 2 . }}
+- apiGroups: [{{ $parts._1 | default "" | quote }}]
+  resources: [{{ $parts._0 | quote }}]
+  verbs: ["list", "watch"]
+{{- end }}
+{{- with .Values.rbac.extraRules }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret holding the redaction key (its key "key"). */}}
+{{- define "kubebridge.redactionSecretName" -}}
+{{- default (printf "%s-redaction-key" (include "kubebridge.fullname" .)) .Values.redaction.existingSecret }}
+{{- end }}
