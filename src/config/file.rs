@@ -40,6 +40,10 @@ pub struct FileConfig {
     pub metrics_addr: Option<String>,
     /// `--serve-cache`.
     pub serve_cache: Option<bool>,
+    /// `--checkpoint` (`file:///DIR` or `configmap://[NAMESPACE]/PREFIX`).
+    pub checkpoint: Option<String>,
+    /// `--checkpoint-interval`.
+    pub checkpoint_interval: Option<String>,
     /// `--format`.
     pub format: Option<String>,
     /// Kafka sink settings.
@@ -166,6 +170,8 @@ impl FileConfig {
             "queueBytes" => self.queue_bytes,
             "metricsAddr" => self.metrics_addr,
             "format" => self.format,
+            "checkpoint" => self.checkpoint,
+            "checkpointInterval" => self.checkpoint_interval,
         );
         expand_sinks(self.kafka.as_mut(), self.nats.as_mut(), "", lookup)?;
         for r in &mut self.routes {
@@ -224,6 +230,18 @@ impl FileConfig {
                 })
                 .transpose()?,
             serve_cache: self.serve_cache,
+            checkpoint: self
+                .checkpoint
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(|e| format!("checkpoint: {e}"))?,
+            checkpoint_interval: self
+                .checkpoint_interval
+                .as_deref()
+                .map(values::checkpoint_interval)
+                .transpose()
+                .map_err(|e| format!("checkpointInterval: {e}"))?,
             sinks: sink_layer(
                 self.format.as_deref(),
                 self.kafka.as_ref(),

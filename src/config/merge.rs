@@ -11,7 +11,7 @@ use kubebridge_sinks::{Format, KeyMode, SinkOptions};
 
 use super::file::FileConfig;
 use super::{
-    COMMAND_LINE_ROUTE, InitialState, LeaderElection, Limits, NamespaceScope, Route, StreamConfig,
+    COMMAND_LINE_ROUTE, CheckpointConfig, CheckpointUri, default_checkpoint_interval, InitialState, LeaderElection, Limits, NamespaceScope, Route, StreamConfig,
     default_queue_bytes, default_queue_capacity, default_shutdown_grace,
     default_sink_stall_timeout,
 };
@@ -40,6 +40,10 @@ pub(crate) struct Layer {
     pub metrics_addr: Option<SocketAddr>,
     /// `--serve-cache` / `serveCache`.
     pub serve_cache: Option<bool>,
+    /// `--checkpoint` / `checkpoint`.
+    pub checkpoint: Option<CheckpointUri>,
+    /// `--checkpoint-interval` / `checkpointInterval`.
+    pub checkpoint_interval: Option<Duration>,
     /// Sink settings.
     pub sinks: SinkLayer,
 }
@@ -77,6 +81,8 @@ impl Layer {
             shutdown_grace: self.shutdown_grace.or(lower.shutdown_grace),
             metrics_addr: self.metrics_addr.or(lower.metrics_addr),
             serve_cache: self.serve_cache.or(lower.serve_cache),
+            checkpoint: self.checkpoint.or(lower.checkpoint),
+            checkpoint_interval: self.checkpoint_interval.or(lower.checkpoint_interval),
             sinks: self.sinks.over(lower.sinks),
         }
     }
@@ -197,6 +203,15 @@ pub(crate) fn merge(
             "--serve-cache (serveCache in the file) needs --metrics-addr (metricsAddr)".into(),
         );
     }
+    if layer.checkpoint.is_none() && layer.checkpoint_interval.is_some() {
+        return Err("--checkpoint-interval (checkpointInterval in the file) needs --checkpoint (checkpoint)".into());
+    }
+    let checkpoint = layer.checkpoint.map(|uri| CheckpointConfig {
+        uri,
+        interval: layer
+            .checkpoint_interval
+            .unwrap_or_else(default_checkpoint_interval),
+    });
     let defaults = StreamConfig::new(Vec::new());
     let stream = StreamConfig {
         routes,
@@ -215,6 +230,7 @@ pub(crate) fn merge(
         metrics_addr: layer.metrics_addr,
         serve_cache,
         leader_election: only.leader_election,
+        checkpoint,
         limits: only.limits,
     };
     Ok(Merged {

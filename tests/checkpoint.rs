@@ -1,0 +1,282 @@
+//! Checkpoints end to end: the kubebridge binary killed (SIGKILL) under churn, objects
+//! created, changed, deleted and replaced while it is down, and a restart that sends
+//! exactly the difference from what every sink had confirmed; and every kind of unusable
+//! checkpoint falling back, with one warning, to a full initial state.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kubebridge_sim::SimConfig;
+use kubebridge_testkit::harness::{Harness, Running, brief, wait_until};
+use serde_json::{Value, json};
+
+/// What a checkpoint file holds: key -> (uid, resourceVersion).
+type Index = BTreeMap<String, (String, String)>;
+
+/// The one checkpoint file in `dir`, decoded as the format documents it (4-byte magic,
+/// 2-byte version, one zstd frame of JSON); `None` while there is none.
+fn read_checkpoint(dir: &Path) -> Option<Index> {
+    let file = checkpoint_file(dir)?;
+    let bytes = std::fs::read(file).ok()?;
+    assert_eq!(&bytes[..4], b"KBCK");
+    assert_eq!(u16::from_le_bytes([bytes[4], bytes[5]]), 1);
+    let json = zstd::decode_all(&bytes[6..]).expect("a whole zstd frame");
+    let body: Value = serde_json::from_slice(&json).expect("JSON");
+    Some(
+        body["objects"]
+            .as_array()
+            .expect("objects")
+            .iter()
+            .map(|t| {
+                let s = |i: usize| t[i].as_str().unwrap().to_owned();
+                (s(0), (s(1), s(2)))
+            })
+            .collect(),
+    )
+}
+
+fn checkpoint_file(dir: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "ckpt"))
+}
+
+fn kill9(running: &mut Running) {
+    let pid = running.child.id().expect("running").to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+fn pods_now(h: &Harness) -> Index {
+    let list = h.sim.list("pods", Some("shop")).expect("list");
+    list.iter()
+        .map(|p| {
+            let m = &p["metadata"];
+            (
+                format!("shop/{}", m["name"].as_str().unwrap()),
+                (
+                    m["uid"].as_str().unwrap().to_owned(),
+                    m["resourceVersion"].as_str().unwrap().to_owned(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The notifications a resume from `then` to `now` must send, as `brief` prints them
+/// (deletes of vanished objects first, by key; then, by key, the rest).
+fn expected_diff(then: &Index, now: &Index) -> Vec<String> {
+    let mut out: Vec<String> = then
+        .keys()
+        .filter(|k| !now.contains_key(*k))
+        .map(|k| format!("DELETED relist {k}"))
+        .collect();
+    for (key, (uid, rv)) in now {
+        match then.get(key) {
+            None => out.push(format!("ADDED relist {key}")),
+            Some((old_uid, _)) if old_uid != uid => {
+                out.push(format!("DELETED relist {key}"));
+                out.push(format!("ADDED relist {key}"));
+            }
+            Some((_, old_rv)) if old_rv == rv => {}
+            Some(_) => out.push(format!("MODIFIED relist {key}")),
+        }
+    }
+    out
+}
+
+fn label(h: &Harness, name: &str, value: &str) {
+    h.sim
+        .patch("pods", Some("shop"), name, json!({"metadata": {"labels": {"v": value}}}))
+        .expect("patch");
+}
+
+fn args(dir: &Path) -> Vec<String> {
+    ["pods", "-n", "shop", "--checkpoint-interval", "1s", "--log-level", "info"]
+        .map(str::to_owned)
+        .into_iter()
+        .chain(["--checkpoint".to_owned(), format!("file://{}", dir.display())])
+        .collect()
+}
+
+fn spawn(h: &Harness, dir: &Path) -> Running {
+    let args = args(dir);
+    h.spawn(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_after_kill_9_sends_exactly_what_changed_since_the_confirmed_checkpoint() {
+    let h = Harness::empty().await;
+    h.create_namespace("shop");
+    for i in 0..8 {
+        h.create_pod("shop", &format!("p{i}"), json!({}));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = spawn(&h, dir.path());
+    let listed = first.take(8).await;
+    assert!(listed.iter().all(|n| n["origin"] == "list"));
+
+    // A change every sink (stdout) confirmed, then a checkpoint that holds it.
+    label(&h, "p0", "1");
+    assert_eq!(brief(&first.next().await), "MODIFIED watch shop/p0");
+    let p0 = pods_now(&h)["shop/p0"].clone();
+    wait_until(|| read_checkpoint(dir.path()).is_some_and(|i| i.get("shop/p0") == Some(&p0))).await;
+
+    // Churn, then SIGKILL with changes in flight (made, perhaps read, not checkpointed).
+    for (i, name) in ["p1", "p2", "p1"].iter().enumerate() {
+        label(&h, name, &format!("c{i}"));
+    }
+    let _ = first.next().await;
+    kill9(&mut first);
+    let _ = first.wait().await;
+    let confirmed = read_checkpoint(dir.path()).expect("a checkpoint survives SIGKILL");
+    assert_eq!(confirmed.get("shop/p0"), Some(&p0), "confirmed before the kill");
+
+    // While it is down: create, modify, delete, delete and recreate (a new uid).
+    h.create_pod("shop", "p8", json!({}));
+    label(&h, "p3", "down");
+    h.sim.delete("pods", Some("shop"), "p4").unwrap();
+    h.sim.delete("pods", Some("shop"), "p5").unwrap();
+    h.create_pod("shop", "p5", json!({}));
+    // And the API server forgets its history: any old resourceVersion is 410 Gone.
+    h.sim.faults().compact();
+
+    let now = pods_now(&h);
+    let expected = expected_diff(&confirmed, &now);
+    for must in [
+        "ADDED relist shop/p8",
+        "MODIFIED relist shop/p3",
+        "DELETED relist shop/p4",
+        "ADDED relist shop/p5",
+    ] {
+        assert!(expected.contains(&must.to_owned()), "{must} in {expected:?}");
+    }
+    let mut second = spawn(&h, dir.path());
+    let resumed = second.take(expected.len()).await;
+    let got: Vec<String> = resumed.iter().map(brief).collect();
+    // Deletes of vanished objects come first; the rest follow the list's order.
+    let mut got_sorted = got.clone();
+    got_sorted.sort();
+    let mut expected_sorted = expected.clone();
+    expected_sorted.sort();
+    assert_eq!(got_sorted, expected_sorted, "exactly the difference, nothing unchanged");
+    assert_eq!(got[0], "DELETED relist shop/p4");
+
+    let p4 = &resumed[0];
+    assert_eq!(p4["tombstone"], true);
+    assert_eq!(p4["uid"], confirmed["shop/p4"].0);
+    assert_eq!(p4["object"]["metadata"]["uid"], confirmed["shop/p4"].0);
+    assert_eq!(p4["object"]["kind"], "Pod");
+    assert!(p4["object"].get("spec").is_none(), "a tombstone holds the identity only");
+    let p3 = resumed.iter().find(|n| brief(n) == "MODIFIED relist shop/p3").unwrap();
+    assert_eq!(p3["oldResourceVersion"], confirmed["shop/p3"].1);
+    assert!(p3.get("oldObject").is_none());
+    let replaced: Vec<&Value> = resumed.iter().filter(|n| n["name"] == "p5").collect();
+    assert_eq!(replaced.len(), 2);
+    assert_eq!(replaced[0]["uid"], confirmed["shop/p5"].0);
+    assert_eq!(replaced[1]["uid"], now["shop/p5"].0);
+
+    // Then it watches as usual.
+    label(&h, "p6", "after");
+    assert_eq!(brief(&second.next().await), "MODIFIED watch shop/p6");
+    second.expect_silence(Duration::from_millis(500)).await;
+    // A clean shutdown writes the last checkpoint: a third run sends nothing.
+    let (code, stderr) = second.terminate().await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(read_checkpoint(dir.path()).unwrap(), pods_now(&h));
+    let mut third = spawn(&h, dir.path());
+    label(&h, "p7", "third");
+    assert_eq!(brief(&third.next().await), "MODIFIED watch shop/p7", "nothing replayed before it");
+    let (code, stderr) = third.terminate().await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("resuming from the checkpoint"), "{stderr}");
+}
+
+/// Runs once to write a checkpoint, lets `spoil` damage it, and checks the next run
+/// falls back to a full initial state with one warning naming why.
+async fn falls_back(h: &Harness, spoil: impl FnOnce(&Path), why: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = spawn(h, dir.path());
+    first.take(2).await;
+    wait_until(|| read_checkpoint(dir.path()).is_some_and(|i| i.len() == 2)).await;
+    let (code, _) = first.terminate().await;
+    assert_eq!(code, 0);
+    spoil(&checkpoint_file(dir.path()).unwrap());
+    let mut second = spawn(h, dir.path());
+    let got: Vec<String> = second.take(2).await.iter().map(brief).collect();
+    assert_eq!(got, ["ADDED list shop/a", "ADDED list shop/b"], "{why}");
+    let (code, stderr) = second.terminate().await;
+    assert_eq!(code, 0, "{stderr}");
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("ignoring the checkpoint")).collect();
+    assert_eq!(warnings.len(), 1, "one warning: {stderr}");
+    assert!(warnings[0].contains(why), "{why}: {}", warnings[0]);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+async fn two_pods(seed: u64) -> Harness {
+    let h = Harness::start(
+        SimConfig {
+            seed,
+            bookmark_interval: Duration::from_millis(200),
+            ..SimConfig::default()
+        },
+        None,
+    )
+    .await;
+    h.create_namespace("shop");
+    h.create_pod("shop", "a", json!({}));
+    h.create_pod("shop", "b", json!({}));
+    h
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_or_foreign_version_checkpoint_falls_back_with_one_warning() {
+    let h = two_pods(1).await;
+    falls_back(
+        &h,
+        |f| {
+            let bytes = std::fs::read(f).unwrap();
+            std::fs::write(f, &bytes[..bytes.len() - 5]).unwrap();
+        },
+        "truncated or corrupt",
+    )
+    .await;
+    falls_back(
+        &h,
+        |f| {
+            let mut bytes = std::fs::read(f).unwrap();
+            bytes[4] = 7;
+            std::fs::write(f, bytes).unwrap();
+        },
+        "checkpoint format version 7",
+    )
+    .await;
+    falls_back(&h, |f| std::fs::write(f, b"").unwrap(), "not a kubebridge checkpoint").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_from_another_cluster_is_not_applied() {
+    let one = two_pods(1).await;
+    let other = two_pods(2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = spawn(&one, dir.path());
+    first.take(2).await;
+    wait_until(|| read_checkpoint(dir.path()).is_some_and(|i| i.len() == 2)).await;
+    let (code, _) = first.terminate().await;
+    assert_eq!(code, 0);
+    // The same informer against another cluster: its objects have other uids, and a
+    // diff against the first cluster's index would be nonsense.
+    let mut second = spawn(&other, dir.path());
+    let got: Vec<String> = second.take(2).await.iter().map(brief).collect();
+    assert_eq!(got, ["ADDED list shop/a", "ADDED list shop/b"]);
+    let (code, stderr) = second.terminate().await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stderr.matches("ignoring the checkpoint").count(), 1, "{stderr}");
+    assert!(stderr.contains("written for the cluster whose kube-system uid is"), "{stderr}");
+}
