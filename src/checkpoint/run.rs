@@ -151,7 +151,8 @@ impl Checkpoints {
             if self.cluster.is_none() || self.entries.is_empty() {
                 return;
             }
-            let mut tick = tokio::time::interval(self.interval);
+            let start = tokio::time::Instant::now() + self.interval;
+            let mut tick = tokio::time::interval_at(start, self.interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {

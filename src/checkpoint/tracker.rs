@@ -80,7 +80,9 @@ pub(crate) struct Tracker {
 impl Tracker {
     /// Tracking from `resumed` (a checkpoint's index), or from nothing.
     pub(crate) fn new(resumed: Option<Confirmed>) -> Arc<Tracker> {
-        let dirty = resumed.is_none();
+        // Nothing to write until something is confirmed: a checkpoint of nothing would
+        // make the next start send everything as `relist` rather than as its initial list.
+        let dirty = false;
         let confirmed = resumed.unwrap_or_default();
         Arc::new(Tracker {
             ledgers: Mutex::default(),
