@@ -285,3 +285,163 @@ async fn a_checkpoint_from_another_cluster_is_not_applied() {
     assert_eq!(stderr.matches("ignoring the checkpoint").count(), 1, "{stderr}");
     assert!(stderr.contains("written for the cluster whose kube-system uid is"), "{stderr}");
 }
+
+/// The checkpoint kept in ConfigMaps `kb-pods-*` of namespace default; `None` while there
+/// is none.
+fn read_configmap_checkpoint(h: &Harness) -> Option<Index> {
+    let head = h
+        .sim
+        .list("configmaps", Some("default"))
+        .unwrap()
+        .into_iter()
+        .find(|cm| {
+            let name = cm["metadata"]["name"].as_str().unwrap();
+            name.starts_with("kb-pods-") && name.matches('-').count() == 2
+        })?;
+    assert_eq!(
+        head["metadata"]["annotations"]["kubebridge.io/checkpoint-parts"], "1",
+        "a small checkpoint fits in one ConfigMap"
+    );
+    let bytes: k8s_openapi::ByteString =
+        serde_json::from_value(head["binaryData"]["checkpoint"].clone()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("x.ckpt"), bytes.0).unwrap();
+    read_checkpoint(dir.path())
+}
+
+/// Short lease timings, in client-go's proportions (as tests/operations.rs).
+fn leader(identity: &str) -> Vec<String> {
+    [
+        "pods",
+        "-n",
+        "shop",
+        "--checkpoint",
+        "configmap:///kb",
+        "--checkpoint-interval",
+        "1s",
+        "--leader-elect",
+        "--leader-elect-namespace",
+        "default",
+        "--leader-elect-identity",
+        identity,
+        "--leader-elect-lease-duration",
+        "3s",
+        "--leader-elect-renew-deadline",
+        "2s",
+        "--leader-elect-retry-period",
+        "300ms",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+fn spawn_args(h: &Harness, args: &[String]) -> Running {
+    h.spawn(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_leader_resumes_from_the_killed_leaders_checkpoint_in_configmaps() {
+    let h = Harness::empty().await;
+    h.create_namespace("shop");
+    for i in 0..5 {
+        h.create_pod("shop", &format!("p{i}"), json!({}));
+    }
+    let mut first = spawn_args(&h, &leader("first"));
+    first.take(5).await;
+    label(&h, "p0", "1");
+    assert_eq!(brief(&first.next().await), "MODIFIED watch shop/p0");
+    let p0 = pods_now(&h)["shop/p0"].clone();
+    wait_until(|| read_configmap_checkpoint(&h).is_some_and(|i| i.get("shop/p0") == Some(&p0))).await;
+
+    let mut second = spawn_args(&h, &leader("second"));
+    second.expect_silence(Duration::from_secs(1)).await;
+    // The leader dies without a word; until the standby leads, the cluster changes.
+    kill9(&mut first);
+    let _ = first.wait().await;
+    let confirmed = read_configmap_checkpoint(&h).expect("the old leader's checkpoint");
+    h.sim.delete("pods", Some("shop"), "p1").unwrap();
+    label(&h, "p2", "while-no-leader");
+    h.create_pod("shop", "p5", json!({}));
+    h.sim.delete("pods", Some("shop"), "p3").unwrap();
+    h.create_pod("shop", "p3", json!({}));
+
+    let expected = expected_diff(&confirmed, &pods_now(&h));
+    assert!(expected.contains(&"DELETED relist shop/p1".to_owned()), "{expected:?}");
+    let got: Vec<String> = second.take(expected.len()).await.iter().map(brief).collect();
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(got), sorted(expected), "only the difference, from the old leader's checkpoint");
+    second.expect_silence(Duration::from_millis(500)).await;
+    let (code, stderr) = second.terminate().await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("checkpoint"), "no warning about it: {stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_one_sink_confirmed_and_another_did_not_is_sent_again_after_kill_9() {
+    use kubebridge_testkit::brokers::PrivateNats;
+    use kubebridge_testkit::consume::jetstream_messages;
+    let Some(nats) = PrivateNats::start().await else {
+        return;
+    };
+    let h = Harness::empty().await;
+    h.create_namespace("shop");
+    for i in 0..4 {
+        h.create_pod("shop", &format!("p{i}"), json!({}));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = args(dir.path());
+    args.extend(["--sink".into(), "stdout".into(), "--sink".into(), nats.jetstream_sink("KB_CKPT")]);
+    let mut first = spawn_args(&h, &args);
+    first.take(4).await;
+    wait_until(|| read_checkpoint(dir.path()).is_some_and(|i| i.len() == 4)).await;
+
+    // JetStream freezes: stdout confirms the next changes, JetStream does not.
+    nats.broker.signal("STOP");
+    label(&h, "p1", "in-flight");
+    label(&h, "p2", "in-flight");
+    assert_eq!(brief(&first.next().await), "MODIFIED watch shop/p1");
+    assert_eq!(brief(&first.next().await), "MODIFIED watch shop/p2");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let held = read_checkpoint(dir.path()).unwrap();
+    let now = pods_now(&h);
+    assert_ne!(held["shop/p1"], now["shop/p1"], "not confirmed by every sink: not checkpointed");
+    kill9(&mut first);
+    let _ = first.wait().await;
+    nats.broker.signal("CONT");
+    h.sim.delete("pods", Some("shop"), "p3").unwrap();
+
+    let mut second = spawn_args(&h, &args);
+    let expected = expected_diff(&held, &pods_now(&h));
+    let got: Vec<Value> = second.take(expected.len()).await;
+    let briefs: Vec<String> = got.iter().map(brief).collect();
+    for must in ["MODIFIED relist shop/p1", "MODIFIED relist shop/p2", "DELETED relist shop/p3"] {
+        assert!(briefs.contains(&must.to_owned()), "{must} in {briefs:?}");
+    }
+    // JetStream gets every one of them too (ids are uid:resourceVersion:type, so one it
+    // stored before the freeze is the same message, de-duplicated by the stream).
+    let ids = |n: &Value| format!("{}:{}:{}", n["uid"].as_str().unwrap(), n["resourceVersion"].as_str().unwrap(), n["type"].as_str().unwrap());
+    let want: std::collections::BTreeSet<String> = got.iter().map(ids).collect();
+    wait_until_async_ids(&nats.url, &want).await;
+    let stored: Vec<Value> = jetstream_messages(&nats.url, "KB_CKPT").await.iter().map(|m| m.notification()).collect();
+    let tombstone = stored.iter().find(|n| n["name"] == "p3" && n["type"] == "DELETED").unwrap();
+    assert_eq!(tombstone["tombstone"], true);
+    let (code, stderr) = second.terminate().await;
+    assert_eq!(code, 0, "{stderr}");
+}
+
+async fn wait_until_async_ids(url: &str, want: &std::collections::BTreeSet<String>) {
+    use kubebridge_testkit::consume::jetstream_messages;
+    use kubebridge_testkit::harness::wait_until_async;
+    wait_until_async(|| async {
+        let got: std::collections::BTreeSet<String> = jetstream_messages(url, "KB_CKPT")
+            .await
+            .iter()
+            .filter_map(|m| m.headers.get("kubebridge-id").cloned())
+            .collect();
+        want.is_subset(&got)
+    })
+    .await;
+}
