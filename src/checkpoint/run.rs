@@ -25,8 +25,8 @@ pub struct CheckpointConfig {
 }
 
 /// The default `--checkpoint-interval`: a crash repeats at most this much more than what
-/// was in flight, and with 100 000 objects a write every 10 s costs about 0.3 MB/s
-/// (README, "Checkpoints").
+/// was in flight, and with 100 000 objects a write every 10 s costs about 0.3 MiB/s
+/// (README, "Checkpoints", measured by tests/bench/checkpoint.rs).
 pub fn default_checkpoint_interval() -> Duration {
     Duration::from_secs(10)
 }
@@ -186,7 +186,13 @@ impl Checkpoints {
                     confirmed,
                 };
                 let objects = checkpoint.confirmed.index.len();
-                let bytes = checkpoint.encode();
+                // Encoding 100 000 entries takes tens of milliseconds (seconds in a debug
+                // build): not on the async runtime's threads.
+                let Ok(bytes) = tokio::task::spawn_blocking(move || checkpoint.encode()).await
+                else {
+                    entry.tracker.mark_dirty();
+                    continue;
+                };
                 let size = bytes.len();
                 match self.store.save(&entry.identity.stored_as, bytes).await {
                     Ok(()) => {
