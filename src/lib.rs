@@ -98,8 +98,8 @@
 
 pub mod checkpoint;
 pub mod cmd;
-pub(crate) mod confirm;
 pub mod config;
+pub(crate) mod confirm;
 pub(crate) mod endpoints;
 pub(crate) mod informer;
 pub mod kube;

@@ -250,11 +250,7 @@ impl Metrics {
     }
 
     /// A sink started; its queue and state are read at every scrape.
-    pub(crate) fn sink_started(
-        &self,
-        name: &str,
-        queue: QueueGauge<Queued>,
-    ) -> SinkMetrics {
+    pub(crate) fn sink_started(&self, name: &str, queue: QueueGauge<Queued>) -> SinkMetrics {
         let state = Arc::new(SinkState::default());
         state
             .confirmed_at_ms

@@ -93,7 +93,12 @@ fn expected_diff(then: &Index, now: &Index) -> Vec<String> {
 
 fn label(h: &Harness, name: &str, value: &str) {
     h.sim
-        .patch("pods", Some("shop"), name, json!({"metadata": {"labels": {"v": value}}}))
+        .patch(
+            "pods",
+            Some("shop"),
+            name,
+            json!({"metadata": {"labels": {"v": value}}}),
+        )
         .expect("patch");
 }
 
@@ -101,7 +106,10 @@ fn args(dir: &Path) -> Vec<String> {
     ["pods", "-n", "shop", "--checkpoint-interval", "1s"]
         .map(str::to_owned)
         .into_iter()
-        .chain(["--checkpoint".to_owned(), format!("file://{}", dir.display())])
+        .chain([
+            "--checkpoint".to_owned(),
+            format!("file://{}", dir.display()),
+        ])
         .collect()
 }
 
@@ -136,7 +144,11 @@ async fn a_restart_after_kill_9_sends_exactly_what_changed_since_the_confirmed_c
     kill9(&mut first);
     let _ = first.wait().await;
     let confirmed = read_checkpoint(dir.path()).expect("a checkpoint survives SIGKILL");
-    assert_eq!(confirmed.get("shop/p0"), Some(&p0), "confirmed before the kill");
+    assert_eq!(
+        confirmed.get("shop/p0"),
+        Some(&p0),
+        "confirmed before the kill"
+    );
 
     // While it is down: create, modify, delete, delete and recreate (a new uid).
     h.create_pod("shop", "p8", json!({}));
@@ -155,7 +167,10 @@ async fn a_restart_after_kill_9_sends_exactly_what_changed_since_the_confirmed_c
         "DELETED relist shop/p4",
         "ADDED relist shop/p5",
     ] {
-        assert!(expected.contains(&must.to_owned()), "{must} in {expected:?}");
+        assert!(
+            expected.contains(&must.to_owned()),
+            "{must} in {expected:?}"
+        );
     }
     let mut second = spawn(&h, dir.path());
     let resumed = second.take(expected.len()).await;
@@ -165,7 +180,10 @@ async fn a_restart_after_kill_9_sends_exactly_what_changed_since_the_confirmed_c
     got_sorted.sort();
     let mut expected_sorted = expected.clone();
     expected_sorted.sort();
-    assert_eq!(got_sorted, expected_sorted, "exactly the difference, nothing unchanged");
+    assert_eq!(
+        got_sorted, expected_sorted,
+        "exactly the difference, nothing unchanged"
+    );
     assert_eq!(got[0], "DELETED relist shop/p4");
 
     let p4 = &resumed[0];
@@ -173,8 +191,14 @@ async fn a_restart_after_kill_9_sends_exactly_what_changed_since_the_confirmed_c
     assert_eq!(p4["uid"], confirmed["shop/p4"].0);
     assert_eq!(p4["object"]["metadata"]["uid"], confirmed["shop/p4"].0);
     assert_eq!(p4["object"]["kind"], "Pod");
-    assert!(p4["object"].get("spec").is_none(), "a tombstone holds the identity only");
-    let p3 = resumed.iter().find(|n| brief(n) == "MODIFIED relist shop/p3").unwrap();
+    assert!(
+        p4["object"].get("spec").is_none(),
+        "a tombstone holds the identity only"
+    );
+    let p3 = resumed
+        .iter()
+        .find(|n| brief(n) == "MODIFIED relist shop/p3")
+        .unwrap();
     assert_eq!(p3["oldResourceVersion"], confirmed["shop/p3"].1);
     assert!(p3.get("oldObject").is_none());
     let replaced: Vec<&Value> = resumed.iter().filter(|n| n["name"] == "p5").collect();
@@ -196,11 +220,17 @@ async fn a_restart_after_kill_9_sends_exactly_what_changed_since_the_confirmed_c
     // Before or after its list, depending on timing: either way the first and only
     // notification is this change; nothing unchanged is replayed.
     let n = third.next().await;
-    assert_eq!((n["type"].as_str(), n["name"].as_str()), (Some("MODIFIED"), Some("p7")));
+    assert_eq!(
+        (n["type"].as_str(), n["name"].as_str()),
+        (Some("MODIFIED"), Some("p7"))
+    );
     third.expect_silence(Duration::from_millis(500)).await;
     let (code, stderr) = third.terminate().await;
     assert_eq!(code, 0, "{stderr}");
-    assert!(!stderr.contains("checkpoint"), "no warning about it: {stderr}");
+    assert!(
+        !stderr.contains("checkpoint"),
+        "no warning about it: {stderr}"
+    );
 }
 
 /// Runs once to write a checkpoint, lets `spoil` damage it, and checks the next run
@@ -218,7 +248,10 @@ async fn falls_back(h: &Harness, spoil: impl FnOnce(&Path), why: &str) {
     assert_eq!(got, ["ADDED list shop/a", "ADDED list shop/b"], "{why}");
     let (code, stderr) = second.terminate().await;
     assert_eq!(code, 0, "{stderr}");
-    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("ignoring the checkpoint")).collect();
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("ignoring the checkpoint"))
+        .collect();
     assert_eq!(warnings.len(), 1, "one warning: {stderr}");
     assert!(warnings[0].contains(why), "{why}: {}", warnings[0]);
     assert!(!stderr.contains("panicked"), "{stderr}");
@@ -262,7 +295,12 @@ async fn a_truncated_or_foreign_version_checkpoint_falls_back_with_one_warning()
         "checkpoint format version 7",
     )
     .await;
-    falls_back(&h, |f| std::fs::write(f, b"").unwrap(), "not a kubebridge checkpoint").await;
+    falls_back(
+        &h,
+        |f| std::fs::write(f, b"").unwrap(),
+        "not a kubebridge checkpoint",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -282,8 +320,15 @@ async fn a_checkpoint_from_another_cluster_is_not_applied() {
     assert_eq!(got, ["ADDED list shop/a", "ADDED list shop/b"]);
     let (code, stderr) = second.terminate().await;
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(stderr.matches("ignoring the checkpoint").count(), 1, "{stderr}");
-    assert!(stderr.contains("written for the cluster whose kube-system uid is"), "{stderr}");
+    assert_eq!(
+        stderr.matches("ignoring the checkpoint").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("written for the cluster whose kube-system uid is"),
+        "{stderr}"
+    );
 }
 
 /// The checkpoint kept in ConfigMaps `kb-pods-*` of namespace default; `None` while there
@@ -351,7 +396,8 @@ async fn a_new_leader_resumes_from_the_killed_leaders_checkpoint_in_configmaps()
     label(&h, "p0", "1");
     assert_eq!(brief(&first.next().await), "MODIFIED watch shop/p0");
     let p0 = pods_now(&h)["shop/p0"].clone();
-    wait_until(|| read_configmap_checkpoint(&h).is_some_and(|i| i.get("shop/p0") == Some(&p0))).await;
+    wait_until(|| read_configmap_checkpoint(&h).is_some_and(|i| i.get("shop/p0") == Some(&p0)))
+        .await;
 
     let mut second = spawn_args(&h, &leader("second"));
     second.expect_silence(Duration::from_secs(1)).await;
@@ -366,17 +412,32 @@ async fn a_new_leader_resumes_from_the_killed_leaders_checkpoint_in_configmaps()
     h.create_pod("shop", "p3", json!({}));
 
     let expected = expected_diff(&confirmed, &pods_now(&h));
-    assert!(expected.contains(&"DELETED relist shop/p1".to_owned()), "{expected:?}");
-    let got: Vec<String> = second.take(expected.len()).await.iter().map(brief).collect();
+    assert!(
+        expected.contains(&"DELETED relist shop/p1".to_owned()),
+        "{expected:?}"
+    );
+    let got: Vec<String> = second
+        .take(expected.len())
+        .await
+        .iter()
+        .map(brief)
+        .collect();
     let sorted = |mut v: Vec<String>| {
         v.sort();
         v
     };
-    assert_eq!(sorted(got), sorted(expected), "only the difference, from the old leader's checkpoint");
+    assert_eq!(
+        sorted(got),
+        sorted(expected),
+        "only the difference, from the old leader's checkpoint"
+    );
     second.expect_silence(Duration::from_millis(500)).await;
     let (code, stderr) = second.terminate().await;
     assert_eq!(code, 0, "{stderr}");
-    assert!(!stderr.contains("checkpoint"), "no warning about it: {stderr}");
+    assert!(
+        !stderr.contains("checkpoint"),
+        "no warning about it: {stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -393,7 +454,12 @@ async fn a_change_one_sink_confirmed_and_another_did_not_is_sent_again_after_kil
     }
     let dir = tempfile::tempdir().unwrap();
     let mut args = args(dir.path());
-    args.extend(["--sink".into(), "stdout".into(), "--sink".into(), nats.jetstream_sink("KB_CKPT")]);
+    args.extend([
+        "--sink".into(),
+        "stdout".into(),
+        "--sink".into(),
+        nats.jetstream_sink("KB_CKPT"),
+    ]);
     let mut first = spawn_args(&h, &args);
     first.take(4).await;
     wait_until(|| read_checkpoint(dir.path()).is_some_and(|i| i.len() == 4)).await;
@@ -407,7 +473,10 @@ async fn a_change_one_sink_confirmed_and_another_did_not_is_sent_again_after_kil
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let held = read_checkpoint(dir.path()).unwrap();
     let now = pods_now(&h);
-    assert_ne!(held["shop/p1"], now["shop/p1"], "not confirmed by every sink: not checkpointed");
+    assert_ne!(
+        held["shop/p1"], now["shop/p1"],
+        "not confirmed by every sink: not checkpointed"
+    );
     kill9(&mut first);
     let _ = first.wait().await;
     nats.broker.signal("CONT");
@@ -417,16 +486,34 @@ async fn a_change_one_sink_confirmed_and_another_did_not_is_sent_again_after_kil
     let expected = expected_diff(&held, &pods_now(&h));
     let got: Vec<Value> = second.take(expected.len()).await;
     let briefs: Vec<String> = got.iter().map(brief).collect();
-    for must in ["MODIFIED relist shop/p1", "MODIFIED relist shop/p2", "DELETED relist shop/p3"] {
+    for must in [
+        "MODIFIED relist shop/p1",
+        "MODIFIED relist shop/p2",
+        "DELETED relist shop/p3",
+    ] {
         assert!(briefs.contains(&must.to_owned()), "{must} in {briefs:?}");
     }
     // JetStream gets every one of them too (ids are uid:resourceVersion:type, so one it
     // stored before the freeze is the same message, de-duplicated by the stream).
-    let ids = |n: &Value| format!("{}:{}:{}", n["uid"].as_str().unwrap(), n["resourceVersion"].as_str().unwrap(), n["type"].as_str().unwrap());
+    let ids = |n: &Value| {
+        format!(
+            "{}:{}:{}",
+            n["uid"].as_str().unwrap(),
+            n["resourceVersion"].as_str().unwrap(),
+            n["type"].as_str().unwrap()
+        )
+    };
     let want: std::collections::BTreeSet<String> = got.iter().map(ids).collect();
     wait_until_async_ids(&nats.url, &want).await;
-    let stored: Vec<Value> = jetstream_messages(&nats.url, "KB_CKPT").await.iter().map(|m| m.notification()).collect();
-    let tombstone = stored.iter().find(|n| n["name"] == "p3" && n["type"] == "DELETED").unwrap();
+    let stored: Vec<Value> = jetstream_messages(&nats.url, "KB_CKPT")
+        .await
+        .iter()
+        .map(|m| m.notification())
+        .collect();
+    let tombstone = stored
+        .iter()
+        .find(|n| n["name"] == "p3" && n["type"] == "DELETED")
+        .unwrap();
     assert_eq!(tombstone["tombstone"], true);
     let (code, stderr) = second.terminate().await;
     assert_eq!(code, 0, "{stderr}");

@@ -249,7 +249,10 @@ mod tests {
         assert_eq!(store.load("pods-1").await.expect("read"), None);
         let big = bytes(PART_BYTES * 2 + 10, 1);
         store.save("pods-1", big.clone()).await.expect("write");
-        store.save("pods-1", big.clone()).await.expect("write again");
+        store
+            .save("pods-1", big.clone())
+            .await
+            .expect("write again");
         for name in ["kb-pods-1", "kb-pods-1-1", "kb-pods-1-2"] {
             sim.get("configmaps", Some("default"), name).expect(name);
         }
@@ -268,14 +271,19 @@ mod tests {
         // The new leader resumes from it and writes its own (as large: every part live).
         new.load("pods-1").await.expect("read").expect("found");
         let current = bytes(PART_BYTES * 2 + 99, 2);
-        new.save("pods-1", current.clone()).await.expect("the new leader writes");
+        new.save("pods-1", current.clone())
+            .await
+            .expect("the new leader writes");
         // The old leader's write, late: refused on the first part the new one wrote.
         let err = old
             .save("pods-1", bytes(PART_BYTES * 2 + 5, 3))
             .await
             .expect_err("conflict");
         assert!(matches!(err, StoreError::Conflict(_)), "{err}");
-        assert_eq!(new.load("pods-1").await.expect("read"), Some(current.clone()));
+        assert_eq!(
+            new.load("pods-1").await.expect("read"),
+            Some(current.clone())
+        );
         // A smaller checkpoint lives in the head alone; a late write may touch the parts
         // beyond it, but never the head.
         let small = bytes(100, 4);
@@ -289,6 +297,8 @@ mod tests {
         // The refused writer reads again before its next write: no blind retry, and once
         // it has read the newer checkpoint its write is conditional on that.
         old.load("pods-1").await.expect("read");
-        old.save("pods-1", bytes(10, 6)).await.expect("conditional on what it read");
+        old.save("pods-1", bytes(10, 6))
+            .await
+            .expect("conditional on what it read");
     }
 }

@@ -104,6 +104,9 @@ mod tests {
         let err = FileStore::new("/nonexistent/kubebridge".into())
             .check()
             .expect_err("missing");
-        assert!(err.starts_with("--checkpoint file:///nonexistent/kubebridge: cannot write there"), "{err}");
+        assert!(
+            err.starts_with("--checkpoint file:///nonexistent/kubebridge: cannot write there"),
+            "{err}"
+        );
     }
 }

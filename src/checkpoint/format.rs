@@ -209,7 +209,10 @@ mod tests {
             Checkpoint::decode(&v2),
             Err(FormatError::Version { found: 2 })
         );
-        assert_eq!(Checkpoint::decode(&v2).unwrap_err().outcome(), "wrong_version");
+        assert_eq!(
+            Checkpoint::decode(&v2).expect_err("v2").outcome(),
+            "wrong_version"
+        );
         for cut in [6, 20, bytes.len() / 2, bytes.len() - 1] {
             let err = Checkpoint::decode(&bytes[..cut]).expect_err("truncated");
             assert!(matches!(err, FormatError::Corrupt(_)), "{cut}: {err:?}");

@@ -33,7 +33,13 @@ impl InformerIdentity {
         );
         let slug: String = resource
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
             .take(40)
             .collect();
         let stored_as = format!("{slug}-{:016x}", fnv1a(full.as_bytes()));
@@ -83,11 +89,20 @@ mod tests {
     #[test]
     fn names_are_stable_and_tell_informers_apart() {
         let a = InformerIdentity::new(("apps", "v1", "deployments"), Some("shop"), None, None);
-        let b = InformerIdentity::new(("apps", "v1", "deployments"), Some("shop"), Some("a=b"), None);
+        let b = InformerIdentity::new(
+            ("apps", "v1", "deployments"),
+            Some("shop"),
+            Some("a=b"),
+            None,
+        );
         assert_eq!(a.full, "apps/v1/deployments ns=shop labels= fields=");
         assert_ne!(a.stored_as, b.stored_as);
         assert!(a.stored_as.starts_with("deployments-"), "{}", a.stored_as);
-        assert_eq!(a.stored_as, InformerIdentity::new(("apps", "v1", "deployments"), Some("shop"), None, None).stored_as);
+        assert_eq!(
+            a.stored_as,
+            InformerIdentity::new(("apps", "v1", "deployments"), Some("shop"), None, None)
+                .stored_as
+        );
         // FNV-1a's published test vector: the name must not change between builds.
         assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
     }

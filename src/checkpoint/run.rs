@@ -74,11 +74,15 @@ impl Checkpoints {
                 store.check()?;
                 Store::File(store)
             }
-            CheckpointUri::ConfigMap { namespace, prefix } => Store::ConfigMap(ConfigMapStore::new(
-                client.clone(),
-                namespace.clone().unwrap_or_else(|| default_namespace.to_owned()),
-                prefix.clone(),
-            )),
+            CheckpointUri::ConfigMap { namespace, prefix } => {
+                Store::ConfigMap(ConfigMapStore::new(
+                    client.clone(),
+                    namespace
+                        .clone()
+                        .unwrap_or_else(|| default_namespace.to_owned()),
+                    prefix.clone(),
+                ))
+            }
         };
         let cluster = match cluster_uid(client).await {
             Ok(uid) => Some(uid),
@@ -99,7 +103,11 @@ impl Checkpoints {
     /// Reads and judges the checkpoint of the informer called `name`. A checkpoint that
     /// cannot be used is one warning and a count, and the informer starts afresh; `None`
     /// only when checkpoints are off for this run (no cluster identity).
-    pub(crate) async fn resume(&mut self, name: &str, identity: InformerIdentity) -> Option<Resume> {
+    pub(crate) async fn resume(
+        &mut self,
+        name: &str,
+        identity: InformerIdentity,
+    ) -> Option<Resume> {
         let Some(cluster) = self.cluster.clone() else {
             self.metrics.checkpoint_resume(name, "no_cluster_identity");
             return None;
@@ -113,7 +121,9 @@ impl Checkpoints {
                 resource_version = %c.confirmed.resource_version,
                 "resuming from the checkpoint: only what changed since is sent (origin relist)"
             ),
-            (None, Ok(())) => tracing::info!(informer = %name, checkpoint = %where_, "no checkpoint yet: starting from a full initial state"),
+            (None, Ok(())) => {
+                tracing::info!(informer = %name, checkpoint = %where_, "no checkpoint yet: starting from a full initial state")
+            }
             (None, Err((_, why))) => tracing::warn!(
                 informer = %name, checkpoint = %where_,
                 "ignoring the checkpoint ({why}): starting from a full initial state"
@@ -291,14 +301,30 @@ mod tests {
         let outcome = |found| judge(found, "c1", &id).0.err().map(|(label, _)| label);
         assert_eq!(outcome(Ok(None)), None);
         assert_eq!(outcome(Ok(Some(bytes("c1", &id.full)))), None);
-        assert!(judge(Ok(Some(bytes("c1", &id.full))), "c1", &id).1.is_some());
-        assert_eq!(outcome(Ok(Some(bytes("c2", &id.full)))), Some("foreign_cluster"));
-        assert_eq!(outcome(Ok(Some(bytes("c1", "other")))), Some("other_informer"));
+        assert!(
+            judge(Ok(Some(bytes("c1", &id.full))), "c1", &id)
+                .1
+                .is_some()
+        );
+        assert_eq!(
+            outcome(Ok(Some(bytes("c2", &id.full)))),
+            Some("foreign_cluster")
+        );
+        assert_eq!(
+            outcome(Ok(Some(bytes("c1", "other")))),
+            Some("other_informer")
+        );
         let good = bytes("c1", &id.full);
-        assert_eq!(outcome(Ok(Some(good[..good.len() - 3].to_vec()))), Some("corrupt"));
+        assert_eq!(
+            outcome(Ok(Some(good[..good.len() - 3].to_vec()))),
+            Some("corrupt")
+        );
         let mut v9 = good.clone();
         v9[4] = 9;
         assert_eq!(outcome(Ok(Some(v9))), Some("wrong_version"));
-        assert_eq!(outcome(Err(StoreError::Io("EIO".into()))), Some("unreadable"));
+        assert_eq!(
+            outcome(Err(StoreError::Io("EIO".into()))),
+            Some("unreadable")
+        );
     }
 }

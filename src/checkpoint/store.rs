@@ -69,7 +69,11 @@ impl std::fmt::Display for CheckpointUri {
         match self {
             CheckpointUri::File(dir) => write!(f, "file://{}", dir.display()),
             CheckpointUri::ConfigMap { namespace, prefix } => {
-                write!(f, "configmap://{}/{prefix}", namespace.as_deref().unwrap_or(""))
+                write!(
+                    f,
+                    "configmap://{}/{prefix}",
+                    namespace.as_deref().unwrap_or("")
+                )
             }
         }
     }
@@ -83,7 +87,9 @@ pub enum StoreError {
     Io(String),
     /// Another writer changed the checkpoint since this one last read or wrote it: a
     /// deposed leader's late write, or a second instance writing the same checkpoint.
-    #[error("{0} (another kubebridge wrote this checkpoint since: is a second instance or a deposed leader running?)")]
+    #[error(
+        "{0} (another kubebridge wrote this checkpoint since: is a second instance or a deposed leader running?)"
+    )]
     Conflict(String),
     /// An API error.
     #[error("{0}")]
@@ -152,7 +158,13 @@ mod tests {
                 prefix: "kb".into()
             })
         );
-        for bad in ["file://relative", "s3://b/k", "configmap://ops/", "configmap://Ops/kb", "configmap:///UP"] {
+        for bad in [
+            "file://relative",
+            "s3://b/k",
+            "configmap://ops/",
+            "configmap://Ops/kb",
+            "configmap:///UP",
+        ] {
             let err = bad.parse::<CheckpointUri>().expect_err(bad);
             assert!(err.starts_with(&format!("{bad:?}")), "{err}");
         }

@@ -275,7 +275,11 @@ mod tests {
         assert_eq!(t.confirmed().seq, 0);
         t.handed(seq);
         t.advance();
-        assert_eq!(t.confirmed().seq, 1, "b filtered it out: nothing outstanding");
+        assert_eq!(
+            t.confirmed().seq,
+            1,
+            "b filtered it out: nothing outstanding"
+        );
     }
 
     #[test]
@@ -291,7 +295,10 @@ mod tests {
         assert!(t.advance());
         let c = t.take_dirty().expect("moved");
         assert_eq!(c.index.keys().collect::<Vec<_>>(), ["a"]);
-        assert_eq!(c.resource_version, "7", "a relist's delete carries an older rv");
+        assert_eq!(
+            c.resource_version, "7",
+            "a relist's delete carries an older rv"
+        );
         assert!(t.take_dirty().is_none(), "written once");
         t.mark_dirty();
         assert!(t.take_dirty().is_some(), "a failed write is tried again");

@@ -78,9 +78,14 @@ pub async fn watch(
     // Read after the lease is ours: a new leader resumes from the old leader's last write.
     let checkpoints = match &stream.checkpoint {
         Some(config) => Some(
-            Checkpoints::open(config, &cluster.client, &cluster.default_namespace, &metrics)
-                .await
-                .map_err(AppError::usage)?,
+            Checkpoints::open(
+                config,
+                &cluster.client,
+                &cluster.default_namespace,
+                &metrics,
+            )
+            .await
+            .map_err(AppError::usage)?,
         ),
         None => None,
     };
@@ -414,7 +419,10 @@ async fn informers(
 /// Everything [`supervise`] watches over.
 struct Supervised {
     /// The checkpoint writer: told to write once more (`true`) or not (`false`) at the end.
-    checkpoints: Option<(tokio::sync::oneshot::Sender<bool>, tokio::task::JoinHandle<()>)>,
+    checkpoints: Option<(
+        tokio::sync::oneshot::Sender<bool>,
+        tokio::task::JoinHandle<()>,
+    )>,
     informers: RunningInformers,
     sink_tasks: JoinSet<SinkOutcome>,
     sinks: Vec<Watched>,

@@ -13,7 +13,9 @@ use clap::{Args, Parser, Subcommand};
 use kubebridge_sinks::{Format, KeyMode};
 
 use super::merge::{self, CommandLineOnly, Layer, RouteFlags, SinkLayer};
-use super::{CheckpointUri, ClusterConfig, Command, InitialState, LeaderElection, Limits, SimOptions, values};
+use super::{
+    CheckpointUri, ClusterConfig, Command, InitialState, LeaderElection, Limits, SimOptions, values,
+};
 use crate::leader::LeaseConfig;
 use crate::queue::Overflow;
 

@@ -11,9 +11,9 @@ use kubebridge_sinks::{Format, KeyMode, SinkOptions};
 
 use super::file::FileConfig;
 use super::{
-    COMMAND_LINE_ROUTE, CheckpointConfig, CheckpointUri, default_checkpoint_interval, InitialState, LeaderElection, Limits, NamespaceScope, Route, StreamConfig,
-    default_queue_bytes, default_queue_capacity, default_shutdown_grace,
-    default_sink_stall_timeout,
+    COMMAND_LINE_ROUTE, CheckpointConfig, CheckpointUri, InitialState, LeaderElection, Limits,
+    NamespaceScope, Route, StreamConfig, default_checkpoint_interval, default_queue_bytes,
+    default_queue_capacity, default_shutdown_grace, default_sink_stall_timeout,
 };
 use crate::queue::Overflow;
 

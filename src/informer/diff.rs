@@ -201,7 +201,8 @@ impl Differ {
         }
         let mut gone: Vec<(String, Known)> = known.into_iter().collect();
         gone.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut out: Vec<Notification> = gone.iter().map(|(key, k)| self.tombstone(key, k)).collect();
+        let mut out: Vec<Notification> =
+            gone.iter().map(|(key, k)| self.tombstone(key, k)).collect();
         out.append(&mut changed);
         out
     }
@@ -219,7 +220,10 @@ impl Differ {
             metadata.insert("namespace".into(), ns.clone().into());
         }
         metadata.insert("uid".into(), known.uid.clone().into());
-        metadata.insert("resourceVersion".into(), known.resource_version.clone().into());
+        metadata.insert(
+            "resourceVersion".into(),
+            known.resource_version.clone().into(),
+        );
         let identity = serde_json::json!({
             "apiVersion": self.resource.api_version(),
             "kind": self.resource.kind,
@@ -403,7 +407,10 @@ mod tests {
         );
         assert_eq!(notes[1].old_resource_version.as_deref(), Some("3"));
         assert!(notes[1].old_object.is_none());
-        assert!(notes[3].tombstone, "the replaced object is known only by its identity");
+        assert!(
+            notes[3].tombstone,
+            "the replaced object is known only by its identity"
+        );
         assert!(!notes[4].tombstone);
         assert_eq!(p.store().len(), 4);
         // From then on, the watch as usual.

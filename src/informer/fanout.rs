@@ -64,3 +64,69 @@ impl FanOut {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::tracker::{Change, Known, Tracker};
+    use crate::informer::Delta;
+    use crate::informer::testing::{obj, processor};
+    use crate::queue::{Overflow, queue};
+
+    fn note() -> Arc<Notification> {
+        let mut p = processor(true);
+        let notes = p.apply(Delta::Added(obj("a", "ua", 1)));
+        Arc::new(notes.into_iter().next().expect("ADDED"))
+    }
+
+    fn put(t: &Tracker, rv: u64) -> u64 {
+        let known = Known {
+            uid: "ua".into(),
+            resource_version: rv.to_string(),
+        };
+        t.record(Change::Put("ns/a".into(), known), rv.to_string())
+    }
+
+    #[tokio::test]
+    async fn evictions_settle_and_a_closed_sink_holds_the_checkpoint_back() {
+        let tracker = Tracker::new(None);
+        let (evicting, _evicting_rx) = queue(1, Overflow::DropOldest);
+        let (closing, closing_rx) = queue(8, Overflow::Block);
+        let mut fanout = FanOut::new(
+            "pods".into(),
+            vec![
+                (evicting, Some(tracker.ledger())),
+                (closing, Some(tracker.ledger())),
+            ],
+        );
+        for rv in 1..=2 {
+            let seq = put(&tracker, rv);
+            fanout.send(note(), Some(seq)).await;
+            tracker.handed(seq);
+        }
+        // The second evicted the first (settled as lost); the closing sink holds both.
+        drop(closing_rx);
+        let seq = put(&tracker, 3);
+        fanout.send(note(), Some(seq)).await;
+        tracker.handed(seq);
+        assert!(!tracker.advance(), "the closed sink never confirmed 1");
+        assert_eq!(tracker.unconfirmed(), 3);
+    }
+
+    #[tokio::test]
+    async fn an_evicted_notification_is_settled_as_lost() {
+        let tracker = Tracker::new(None);
+        let (evicting, mut rx) = queue(1, Overflow::DropOldest);
+        let mut fanout = FanOut::new("pods".into(), vec![(evicting, Some(tracker.ledger()))]);
+        for rv in 1..=2 {
+            let seq = put(&tracker, rv);
+            fanout.send(note(), Some(seq)).await;
+            tracker.handed(seq);
+        }
+        assert!(tracker.advance(), "1 was evicted: nothing to wait for");
+        assert_eq!(tracker.confirmed().seq, 1, "2 is still queued");
+        rx.try_recv().expect("2").settle();
+        tracker.advance();
+        assert_eq!(tracker.confirmed().seq, 2);
+    }
+}

@@ -10,10 +10,10 @@ use tokio::sync::{mpsc, watch};
 
 use super::diff::Differ;
 use super::fanout::{FanOut, Subscriber};
-use crate::checkpoint::run::Resume;
-use crate::checkpoint::tracker::{Change, Known, Tracker};
 use super::resync::Resync;
 use super::{Delta, Store};
+use crate::checkpoint::run::Resume;
+use crate::checkpoint::tracker::{Change, Known, Tracker};
 use crate::metrics::Metrics;
 
 /// How the processor behaves.

@@ -17,8 +17,17 @@ use kubebridge::checkpoint::{Checkpoint, ConfigMapStore, Confirmed, Known};
 const INTERVAL: Duration = Duration::from_secs(10);
 
 fn uuid(rng: &mut fastrand::Rng) -> String {
-    let hex: String = (0..32).map(|_| char::from_digit(rng.u32(..16), 16).unwrap()).collect();
-    format!("{}-{}-4{}-a{}-{}", &hex[..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..])
+    let hex: String = (0..32)
+        .map(|_| char::from_digit(rng.u32(..16), 16).unwrap())
+        .collect();
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[17..20],
+        &hex[20..]
+    )
 }
 
 /// `objects` pods as a real cluster names them: 10 namespaces, Deployment-owned names
@@ -27,7 +36,9 @@ fn checkpoint(objects: usize) -> Checkpoint {
     let mut rng = fastrand::Rng::with_seed(10);
     let mut confirmed = Confirmed::default();
     for i in 0..objects {
-        let suffix: String = (0..5).map(|_| rng.alphanumeric().to_ascii_lowercase()).collect();
+        let suffix: String = (0..5)
+            .map(|_| rng.alphanumeric().to_ascii_lowercase())
+            .collect();
         confirmed.index.insert(
             format!("team-{}/app-{}-7d9f8b6c5d-{suffix}", i % 10, i % 400),
             Known {
@@ -85,23 +96,42 @@ async fn main() {
     }
     let parts = bytes.len().div_ceil(PART_BYTES);
 
-    let sim = kubebridge_sim::Sim::start("127.0.0.1:0".parse().unwrap(), kubebridge_sim::SimConfig::default())
-        .await
-        .expect("simulator");
+    let sim = kubebridge_sim::Sim::start(
+        "127.0.0.1:0".parse().unwrap(),
+        kubebridge_sim::SimConfig::default(),
+    )
+    .await
+    .expect("simulator");
     let client = kube::Client::try_from(kube::Config::new(sim.url().parse().unwrap())).unwrap();
     let store = ConfigMapStore::new(client, "default".into(), "kb".into());
     let mut write = Vec::new();
     for _ in 0..runs {
         let start = Instant::now();
-        store.save("pods-bench", bytes.clone()).await.expect("written");
+        store
+            .save("pods-bench", bytes.clone())
+            .await
+            .expect("written");
         write.push(start.elapsed());
     }
     let writes_per_hour = 3600 / INTERVAL.as_secs() as usize * parts;
     let bytes_per_hour = (3600 / INTERVAL.as_secs()) as f64 * bytes.len() as f64;
     println!("checkpoint of {objects} objects:");
-    println!("  size: {} compressed ({} bytes), {} of JSON before compression", mib(bytes.len() as f64), bytes.len(), mib(raw as f64));
-    println!("  encode (zstd level 3) {:?}, decode {:?} (median of {runs})", median(encode), median(decode));
-    println!("  ConfigMap store: {parts} ConfigMap(s) of at most {} KiB; one write {:?} over loopback (median of {runs})", PART_BYTES / 1024, median(write));
+    println!(
+        "  size: {} compressed ({} bytes), {} of JSON before compression",
+        mib(bytes.len() as f64),
+        bytes.len(),
+        mib(raw as f64)
+    );
+    println!(
+        "  encode (zstd level 3) {:?}, decode {:?} (median of {runs})",
+        median(encode),
+        median(decode)
+    );
+    println!(
+        "  ConfigMap store: {parts} ConfigMap(s) of at most {} KiB; one write {:?} over loopback (median of {runs})",
+        PART_BYTES / 1024,
+        median(write)
+    );
     println!(
         "  at 100 changes/s, every {:?}: {parts} PUT(s) per write, {writes_per_hour} API writes and {} per hour",
         INTERVAL,

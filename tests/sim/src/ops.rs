@@ -138,7 +138,11 @@ fn configmap_causes(body: &Value, causes: &mut Vec<Cause>) {
     let strings = |field: &str| -> Vec<String> {
         body.get(field)
             .and_then(Value::as_object)
-            .map(|m| m.values().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .map(|m| {
+                m.values()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let text: usize = strings("data").iter().map(String::len).sum();

@@ -26,7 +26,9 @@ async fn binary_data_round_trips_and_a_stale_update_is_a_conflict() {
     let rv = created["metadata"]["resourceVersion"].clone();
     let mut next = created.clone();
     next["binaryData"]["checkpoint"] = json!("AAAA");
-    let updated = s.update("configmaps", Some("default"), next.clone()).unwrap();
+    let updated = s
+        .update("configmaps", Some("default"), next.clone())
+        .unwrap();
     assert_ne!(updated["metadata"]["resourceVersion"], rv);
     // A writer still holding the first resourceVersion (a deposed leader) is refused.
     next["binaryData"]["checkpoint"] = json!("BBBB");
@@ -37,7 +39,11 @@ async fn binary_data_round_trips_and_a_stale_update_is_a_conflict() {
     assert_eq!(got["binaryData"]["checkpoint"], "AAAA");
     // Creating one that exists is a conflict too (AlreadyExists).
     let err = s
-        .create("configmaps", Some("default"), json!({"metadata": {"name": "kb"}}))
+        .create(
+            "configmaps",
+            Some("default"),
+            json!({"metadata": {"name": "kb"}}),
+        )
         .unwrap_err();
     assert_eq!((err.code, err.reason.as_str()), (409, "AlreadyExists"));
 }
