@@ -327,4 +327,73 @@ mod tests {
             Some("unreadable")
         );
     }
+
+    fn checkpoints(dir: &std::path::Path, cluster: &str, metrics: &Metrics) -> Checkpoints {
+        Checkpoints {
+            store: Store::File(FileStore::new(dir.to_owned())),
+            cluster: Some(cluster.into()),
+            interval: Duration::from_secs(1),
+            metrics: metrics.clone(),
+            entries: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn writes_what_every_sink_settled_and_resumes_from_it() {
+        use crate::checkpoint::tracker::{Change, Known};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let metrics = Metrics::new();
+        let mut first = checkpoints(dir.path(), "c1", &metrics);
+        let resume = first.resume("pods", identity()).await.expect("tracked");
+        assert!(resume.index.is_none());
+        let ledger = resume.tracker.ledger();
+        let known = Known {
+            uid: "u".into(),
+            resource_version: "5".into(),
+        };
+        let seq = resume
+            .tracker
+            .record(Change::Put("ns/a".into(), known.clone()), "5".into());
+        let receipt = ledger.issue(seq);
+        resume.tracker.handed(seq);
+        first.write_all().await;
+        assert_eq!(
+            std::fs::read_dir(dir.path()).expect("dir").count(),
+            0,
+            "nothing settled yet"
+        );
+        receipt.settle();
+        first.write_all().await;
+        let text = metrics.render();
+        for line in [
+            r#"kubebridge_checkpoint_resumes_total{outcome="none",resource="pods"} 1"#,
+            r#"kubebridge_checkpoint_writes_total{resource="pods"} 1"#,
+            r#"kubebridge_checkpoint_objects{resource="pods"} 1"#,
+            r#"kubebridge_checkpoint_age_seconds{resource="pods"} 0"#,
+            r#"kubebridge_checkpoint_unconfirmed{resource="pods"} 0"#,
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+
+        let mut second = checkpoints(dir.path(), "c1", &metrics);
+        let resumed = second.resume("pods", identity()).await.expect("tracked");
+        assert_eq!(resumed.index.expect("resumed").get("ns/a"), Some(&known));
+        let mut foreign = checkpoints(dir.path(), "c2", &metrics);
+        assert!(
+            foreign
+                .resume("pods", identity())
+                .await
+                .expect("tracked")
+                .index
+                .is_none()
+        );
+        let text = metrics.render();
+        assert!(
+            text.contains(
+                r#"kubebridge_checkpoint_resumes_total{outcome="resumed",resource="pods"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(r#"kubebridge_checkpoint_resumes_total{outcome="foreign_cluster",resource="pods"} 1"#), "{text}");
+    }
 }
