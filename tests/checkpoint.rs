@@ -532,3 +532,30 @@ async fn wait_until_async_ids(url: &str, want: &std::collections::BTreeSet<Strin
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_with_a_checkpoint_reports_what_changed_since_the_last_run() {
+    use kubebridge_testkit::harness::run_to_end;
+    let h = two_pods(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = args(dir.path());
+    args.push("--once".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, first, stderr) = run_to_end(h.watch(&args)).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        first.iter().map(brief).collect::<Vec<_>>(),
+        ["ADDED list shop/a", "ADDED list shop/b"]
+    );
+    let (code, nothing, stderr) = run_to_end(h.watch(&args)).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(nothing.is_empty(), "nothing changed: {nothing:?}");
+    h.sim.delete("pods", Some("shop"), "a").unwrap();
+    label(&h, "b", "x");
+    let (code, diff, stderr) = run_to_end(h.watch(&args)).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        diff.iter().map(brief).collect::<Vec<_>>(),
+        ["DELETED relist shop/a", "MODIFIED relist shop/b"]
+    );
+}
