@@ -559,3 +559,53 @@ async fn once_with_a_checkpoint_reports_what_changed_since_the_last_run() {
         ["DELETED relist shop/a", "MODIFIED relist shop/b"]
     );
 }
+
+fn signal(running: &Running, name: &str) {
+    let pid = running.child.id().expect("running").to_string();
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposed_leader_that_wakes_up_cannot_overwrite_the_new_leaders_checkpoint() {
+    let h = Harness::empty().await;
+    h.create_namespace("shop");
+    for i in 0..3 {
+        h.create_pod("shop", &format!("p{i}"), json!({}));
+    }
+    let mut first = spawn_args(&h, &leader("first"));
+    first.take(3).await;
+    wait_until(|| read_configmap_checkpoint(&h).is_some_and(|i| i.len() == 3)).await;
+    let mut second = spawn_args(&h, &leader("second"));
+    second.expect_silence(Duration::from_secs(1)).await;
+
+    // The leader freezes (a long GC pause, a stopped VM) with its checkpoint writer
+    // mid-interval; the standby takes over and checkpoints a change of its own.
+    signal(&first, "STOP");
+    label(&h, "p0", "new-leader");
+    assert_eq!(brief(&second.next().await), "MODIFIED relist shop/p0");
+    let p0 = pods_now(&h)["shop/p0"].clone();
+    wait_until(|| read_configmap_checkpoint(&h).is_some_and(|i| i.get("shop/p0") == Some(&p0)))
+        .await;
+
+    // It wakes up: it finds it lost the lease and exits 1; whatever write it still
+    // attempts is refused, so the new leader's checkpoint stands.
+    signal(&first, "CONT");
+    let (code, stderr) = first.wait().await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("lost the leader lease"), "{stderr}");
+    assert_eq!(
+        read_configmap_checkpoint(&h).unwrap().get("shop/p0"),
+        Some(&p0)
+    );
+    label(&h, "p1", "still-leading");
+    assert_eq!(brief(&second.next().await), "MODIFIED watch shop/p1");
+    let p1 = pods_now(&h)["shop/p1"].clone();
+    wait_until(|| read_configmap_checkpoint(&h).is_some_and(|i| i.get("shop/p1") == Some(&p1)))
+        .await;
+    let (code, stderr) = second.terminate().await;
+    assert_eq!(code, 0, "{stderr}");
+}
