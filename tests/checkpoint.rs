@@ -240,14 +240,14 @@ async fn falls_back(h: &Harness, spoil: impl FnOnce(&Path), why: &str) {
     let mut first = spawn(h, dir.path());
     first.take(2).await;
     wait_until(|| read_checkpoint(dir.path()).is_some_and(|i| i.len() == 2)).await;
-    let (code, _) = first.terminate().await;
-    assert_eq!(code, 0);
+    let (code, stderr) = first.terminate().await;
+    assert_eq!(code, 0, "{why}: the first run: {stderr}");
     spoil(&checkpoint_file(dir.path()).unwrap());
     let mut second = spawn(h, dir.path());
     let got: Vec<String> = second.take(2).await.iter().map(brief).collect();
     assert_eq!(got, ["ADDED list shop/a", "ADDED list shop/b"], "{why}");
     let (code, stderr) = second.terminate().await;
-    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(code, 0, "{why}: {stderr}");
     let warnings: Vec<&str> = stderr
         .lines()
         .filter(|l| l.contains("ignoring the checkpoint"))
