@@ -5,12 +5,14 @@
 //! 2. `sinks`: build each route's sinks and start a task with a bounded queue for each;
 //! 3. `endpoints`: serve `/metrics`, `/healthz`, `/readyz` (and the cache lister);
 //! 4. `leadership`: with `--leader-elect`, wait for the Lease before going on;
-//! 5. `informers`: start one informer per planned informer, feeding its routes' queues;
+//! 5. `informers`: start one informer per planned informer, feeding its routes' queues
+//!    (with `--checkpoint`, each resumes from its checkpoint, read once the lease is
+//!    ours, and a writer keeps the checkpoints at a bounded rate);
 //! 6. `supervise`: run until the informers stop, a sink closes, an informer fails for
 //!    good, the lease is lost, or shutdown (then deliver what is queued within the grace);
 //!    meanwhile judge every sink against `--sink-stall-timeout` (log a stall; with
-//!    `--once`, give up on a stalled sink), and end non-zero, in one line, when anything
-//!    was left undelivered.
+//!    `--once`, give up on a stalled sink), write the last checkpoint (not after a lost
+//!    lease), and end non-zero, in one line, when anything was left undelivered.
 
 use std::future::Future;
 use std::pin::Pin;
