@@ -609,3 +609,27 @@ async fn a_deposed_leader_that_wakes_up_cannot_overwrite_the_new_leaders_checkpo
     let (code, stderr) = second.terminate().await;
     assert_eq!(code, 0, "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_clusters_identity_checkpoints_are_off_with_one_warning() {
+    let h = two_pods(1).await;
+    h.sim.faults().forbid("namespaces", "get");
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = spawn(&h, dir.path());
+    let got: Vec<String> = run.take(2).await.iter().map(brief).collect();
+    assert_eq!(got, ["ADDED list shop/a", "ADDED list shop/b"]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (code, stderr) = run.terminate().await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(checkpoint_file(dir.path()).is_none(), "nothing written");
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("cluster's identity"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(
+        warnings[0].contains("namespaces, resourceNames [kube-system]"),
+        "{}",
+        warnings[0]
+    );
+}
