@@ -18,6 +18,7 @@ use prometheus::{
     IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use crate::confirm::Queued;
 use crate::queue::QueueGauge;
 
 /// One run's metrics: a cheap handle to its registry and every metric in it.
@@ -43,6 +44,7 @@ struct Families {
     last_event: GaugeVec,
     lease_held: IntGauge,
     lease_attempt_failures: IntCounterVec,
+    checkpoint: CheckpointFamilies,
     /// The metrics port's own connections (see [`crate::endpoints`]).
     endpoint: EndpointFamilies,
     /// The sinks of this run, read by [`SinkCollector`] at every scrape.
@@ -221,6 +223,7 @@ impl Metrics {
                 "Failed attempts to acquire or renew the leader lease, by reason (timeout: no answer within the retry period; error: the API server failed or refused; conflict: another instance wrote first).",
                 &["reason"],
             ),
+            checkpoint: CheckpointFamilies::new(r),
             endpoint: EndpointFamilies::new(r),
             sinks,
             registry,
@@ -247,11 +250,7 @@ impl Metrics {
     }
 
     /// A sink started; its queue and state are read at every scrape.
-    pub(crate) fn sink_started(
-        &self,
-        name: &str,
-        queue: QueueGauge<Arc<Notification>>,
-    ) -> SinkMetrics {
+    pub(crate) fn sink_started(&self, name: &str, queue: QueueGauge<Queued>) -> SinkMetrics {
         let state = Arc::new(SinkState::default());
         state
             .confirmed_at_ms
@@ -579,12 +578,109 @@ impl SinkMetrics {
     }
 }
 
+/// The checkpoint metrics (see [`crate::checkpoint`]), by informer.
+struct CheckpointFamilies {
+    resumes: IntCounterVec,
+    age: GaugeVec,
+    bytes: IntGaugeVec,
+    objects: IntGaugeVec,
+    unconfirmed: IntGaugeVec,
+    writes: IntCounterVec,
+    write_errors: IntCounterVec,
+}
+
+impl CheckpointFamilies {
+    fn new(r: &Registry) -> Self {
+        CheckpointFamilies {
+            resumes: counters(
+                r,
+                "kubebridge_checkpoint_resumes_total",
+                "Starts of an informer with --checkpoint, by outcome (resumed; none: no checkpoint yet; corrupt: truncated or damaged; wrong_version: another format version; foreign_cluster: written for another cluster; other_informer: written for another resource, scope or selectors; unreadable: the store failed; no_cluster_identity: the kube-system namespace could not be read). Every outcome but resumed and none is logged as a warning and falls back to a full initial state.",
+                &["resource", "outcome"],
+            ),
+            age: gauges(
+                r,
+                "kubebridge_checkpoint_age_seconds",
+                "Seconds since the persisted checkpoint last caught up with what every sink confirmed; 0 while it is up to date.",
+                &["resource"],
+            ),
+            bytes: int_gauges(
+                r,
+                "kubebridge_checkpoint_bytes",
+                "Size of the last checkpoint written (compressed).",
+                &["resource"],
+            ),
+            objects: int_gauges(
+                r,
+                "kubebridge_checkpoint_objects",
+                "Objects in the last checkpoint written.",
+                &["resource"],
+            ),
+            unconfirmed: int_gauges(
+                r,
+                "kubebridge_checkpoint_unconfirmed",
+                "Changes notified but not yet settled by every sink of the informer: what a crash now would send again.",
+                &["resource"],
+            ),
+            writes: counters(
+                r,
+                "kubebridge_checkpoint_writes_total",
+                "Checkpoints written.",
+                &["resource"],
+            ),
+            write_errors: counters(
+                r,
+                "kubebridge_checkpoint_write_errors_total",
+                "Checkpoint writes that failed, by reason (conflict: another instance wrote it since, as a deposed leader's late write does; error: any other); each is logged and tried again at the next interval.",
+                &["resource", "reason"],
+            ),
+        }
+    }
+}
+
+impl Metrics {
+    /// An informer started with `--checkpoint`, with this outcome.
+    pub(crate) fn checkpoint_resume(&self, informer: &str, outcome: &'static str) {
+        self.0
+            .checkpoint
+            .resumes
+            .with_label_values(&[informer, outcome])
+            .inc();
+    }
+
+    /// A checkpoint of `bytes` holding `objects` was written.
+    pub(crate) fn checkpoint_written(&self, informer: &str, bytes: usize, objects: usize) {
+        let c = &self.0.checkpoint;
+        c.writes.with_label_values(&[informer]).inc();
+        c.bytes.with_label_values(&[informer]).set(bytes as i64);
+        c.objects.with_label_values(&[informer]).set(objects as i64);
+    }
+
+    /// A checkpoint write failed (`conflict` or `error`).
+    pub(crate) fn checkpoint_write_failed(&self, informer: &str, reason: &'static str) {
+        self.0
+            .checkpoint
+            .write_errors
+            .with_label_values(&[informer, reason])
+            .inc();
+    }
+
+    /// How far the persisted checkpoint is behind, and how much is not yet settled.
+    pub(crate) fn checkpoint_state(&self, informer: &str, age: Duration, unconfirmed: usize) {
+        let c = &self.0.checkpoint;
+        c.age.with_label_values(&[informer]).set(age.as_secs_f64());
+        c.unconfirmed
+            .with_label_values(&[informer])
+            .set(unconfirmed as i64);
+    }
+}
+
 /// A read-only view of one sink: its queue and delivery state, for scrapes, `/readyz`
 /// and the supervisor that ends `--once` and sums up the run.
 #[derive(Clone)]
 pub(crate) struct SinkView {
     name: String,
-    queue: QueueGauge<Arc<Notification>>,
+    queue: QueueGauge<Queued>,
     state: Arc<SinkState>,
 }
 
@@ -664,7 +760,7 @@ impl SinkView {
         if in_flight > 0 {
             Some(in_flight)
         } else {
-            self.queue.front(|n| unix_ms(n.time).max(1))
+            self.queue.front(|q| unix_ms(q.note.time).max(1))
         }
     }
 
@@ -867,13 +963,15 @@ mod tests {
             object: Arc::from(serde_json::value::RawValue::from_string("{}".into()).expect("json")),
             old_object: None,
             snapshot: None,
+            tombstone: false,
+            old_resource_version: None,
         })
     }
 
     #[tokio::test]
     async fn a_sink_is_judged_by_its_oldest_unconfirmed_notification() {
         let metrics = Metrics::new();
-        let (tx, mut rx) = queue::<Arc<Notification>>(8, Overflow::Block);
+        let (tx, mut rx) = queue::<Queued>(8, Overflow::Block);
         let sink = metrics.sink_started("kafka", tx.gauge());
         let view = sink.view();
         let timeout = Duration::from_secs(2);
@@ -881,11 +979,11 @@ mod tests {
         assert_eq!(view.health(timeout, start), Health::Ready, "idle is ready");
 
         // Taken into a batch that the destination never confirms.
-        tx.send(note_at("a", start)).await.expect("open");
-        let batch = vec![rx.try_recv().expect("queued")];
+        tx.send(note_at("a", start).into()).await.expect("open");
+        let batch = vec![rx.try_recv().expect("queued").note];
         sink.taken(&batch);
         sink.publish_started(start);
-        tx.send(note_at("b", start)).await.expect("open");
+        tx.send(note_at("b", start).into()).await.expect("open");
         assert_eq!(view.unconfirmed(), 2, "one in flight, one queued");
         assert_eq!(
             view.health(timeout, start + Duration::from_secs(1)),
@@ -926,7 +1024,7 @@ mod tests {
     #[tokio::test]
     async fn a_second_run_starts_with_no_sinks_of_the_first() {
         let first = Metrics::new();
-        let (tx, _rx) = queue::<Arc<Notification>>(4, Overflow::Block);
+        let (tx, _rx) = queue::<Queued>(4, Overflow::Block);
         let sink = first.sink_started("kafka", tx.gauge());
         sink.publish_failed(true);
         let reason = first
@@ -948,7 +1046,7 @@ mod tests {
         );
         let text = second.render();
         assert!(!text.contains(r#"sink="kafka""#), "{text}");
-        let (tx2, _rx2) = queue::<Arc<Notification>>(8, Overflow::Block);
+        let (tx2, _rx2) = queue::<Queued>(8, Overflow::Block);
         second.sink_started("stdout", tx2.gauge());
         let text = second.render();
         assert_eq!(
@@ -962,14 +1060,14 @@ mod tests {
     #[tokio::test]
     async fn queue_values_are_read_at_scrape_time_without_double_counting() {
         let metrics = Metrics::new();
-        let (tx, _rx) = queue::<Arc<Notification>>(1, Overflow::DropOldest);
+        let (tx, _rx) = queue::<Queued>(1, Overflow::DropOldest);
         let sink = metrics.sink_started("nats", tx.gauge());
         let overflow = r#"kubebridge_sink_dropped_total{reason="overflow",sink="nats"}"#;
         let permanent = r#"kubebridge_sink_dropped_total{reason="permanent",sink="nats"}"#;
         assert_eq!(sample(&metrics.render(), overflow), Some(0.0));
         let note = |name: &str| note_at(name, SystemTime::now());
         for name in ["a", "b", "c"] {
-            tx.send(note(name)).await.expect("open");
+            tx.send(note(name).into()).await.expect("open");
         }
         sink.refused();
         // Scraped twice: a counter read from the queue must not grow by being read.

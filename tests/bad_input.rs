@@ -89,6 +89,61 @@ fn rows() -> Vec<Row> {
             "--shutdown-grace",
         ),
         row(
+            &["watch", "pods", "--checkpoint", "s3://bucket/kb"],
+            2,
+            "write file:///DIR or configmap://[NAMESPACE]/PREFIX",
+        ),
+        row(
+            &["watch", "pods", "--checkpoint", "file://relative/dir"],
+            2,
+            "three slashes for an absolute path",
+        ),
+        row(
+            &[
+                "watch",
+                "pods",
+                "--checkpoint",
+                "configmap://kube_system/kb",
+            ],
+            2,
+            "namespace \"kube_system\"",
+        ),
+        row(
+            &[
+                "watch",
+                "pods",
+                "--checkpoint",
+                "file:///tmp",
+                "--checkpoint-interval",
+                "100ms",
+            ],
+            2,
+            "outside 1s to 1h",
+        ),
+        row(
+            &["watch", "pods", "--checkpoint-interval", "10s"],
+            2,
+            "--checkpoint-interval (checkpointInterval in the file) needs --checkpoint",
+        ),
+        row(
+            &[
+                "watch",
+                "pods",
+                "--kubeconfig",
+                "{kc}",
+                "--checkpoint",
+                "file:///nonexistent/kb",
+            ],
+            2,
+            "--checkpoint file:///nonexistent/kb: cannot write there",
+        ),
+        with_file(
+            &["watch", "--config", "{dir}/c.yaml"],
+            "checkpoint: ftp://x\nroutes:\n  - name: r\n    resources: [pods]\n    sinks: [stdout]\n",
+            2,
+            "checkpoint: \"ftp://x\" is not a checkpoint store",
+        ),
+        row(
             &[
                 "watch",
                 "pods",

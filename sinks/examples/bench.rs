@@ -59,6 +59,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 object: Arc::from(RawValue::from_string(object)?),
                 old_object: None,
                 snapshot: None,
+                tombstone: false,
+                old_resource_version: None,
             }))
         })
         .collect::<Result<_, serde_json::Error>>()?;

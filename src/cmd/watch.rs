@@ -5,12 +5,14 @@
 //! 2. `sinks`: build each route's sinks and start a task with a bounded queue for each;
 //! 3. `endpoints`: serve `/metrics`, `/healthz`, `/readyz` (and the cache lister);
 //! 4. `leadership`: with `--leader-elect`, wait for the Lease before going on;
-//! 5. `informers`: start one informer per planned informer, feeding its routes' queues;
+//! 5. `informers`: start one informer per planned informer, feeding its routes' queues
+//!    (with `--checkpoint`, each resumes from its checkpoint, read once the lease is
+//!    ours, and a writer keeps the checkpoints at a bounded rate);
 //! 6. `supervise`: run until the informers stop, a sink closes, an informer fails for
 //!    good, the lease is lost, or shutdown (then deliver what is queued within the grace);
 //!    meanwhile judge every sink against `--sink-stall-timeout` (log a stall; with
-//!    `--once`, give up on a stalled sink), and end non-zero, in one line, when anything
-//!    was left undelivered.
+//!    `--once`, give up on a stalled sink), write the last checkpoint (not after a lost
+//!    lease), and end non-zero, in one line, when anything was left undelivered.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -24,10 +26,14 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use super::AppError;
 use tokio_rustls::TlsAcceptor;
 
+use crate::checkpoint::identity::InformerIdentity;
+use crate::checkpoint::run::Checkpoints;
 use crate::config::{ClusterConfig, InitialState, MetricsAuth, Route, StreamConfig};
 use crate::endpoints::{self, Authorizer, EndpointsConfig, Handlers, Readiness, TlsSource};
 use crate::informer::shared::SyncedFlags;
-use crate::informer::{Informers, ProcessorConfig, ReflectorConfig, RunningInformers};
+use crate::informer::{
+    InformerSpec, Informers, ProcessorConfig, ReflectorConfig, RunningInformers,
+};
 use crate::kube::{Cluster, cluster};
 use crate::leader::{self, Elector, LeaseConfig};
 use crate::lister::Lister;
@@ -76,17 +82,34 @@ pub async fn watch(
         Leadership::NotElecting => None,
         Leadership::Leading(keep) => Some(keep),
     };
+    // Read after the lease is ours: a new leader resumes from the old leader's last write.
+    let checkpoints = match &stream.checkpoint {
+        Some(config) => Some(
+            Checkpoints::open(
+                config,
+                &cluster.client,
+                &cluster.default_namespace,
+                &metrics,
+            )
+            .await
+            .map_err(AppError::usage)?,
+        ),
+        None => None,
+    };
     // The queues move into the informers: a sink drains and ends once they all stop.
-    let running = informers(
+    let (running, checkpoints) = informers(
         cluster,
         stream,
         &plan,
         sinks.queues,
+        checkpoints,
         &cancel,
         &endpoints,
         &metrics,
-    )?;
+    )
+    .await?;
     let supervised = Supervised {
+        checkpoints: checkpoints.map(Checkpoints::spawn),
         informers: running,
         sink_tasks: sinks.tasks,
         sinks: sinks.watched,
@@ -386,16 +409,19 @@ async fn leadership(
     Ok(Leadership::Leading(elector.lead()))
 }
 
-/// Phase 5: subscribes each route's queues to its planned informers and starts them.
-fn informers(
+/// Phase 5: subscribes each route's queues to its planned informers, reads each one's
+/// checkpoint (with `--checkpoint`), and starts them.
+#[allow(clippy::too_many_arguments)]
+async fn informers(
     cluster: &Cluster,
     stream: &StreamConfig,
     plan: &Plan,
     queues: Vec<Vec<SinkQueue>>,
+    mut checkpoints: Option<Checkpoints>,
     cancel: &CancellationToken,
     endpoints: &Endpoints,
     metrics: &Metrics,
-) -> Result<RunningInformers, AppError> {
+) -> Result<(RunningInformers, Option<Checkpoints>), AppError> {
     let mut informers = Informers::default();
     for planned in &plan.informers {
         let spec = planned
@@ -405,6 +431,21 @@ fn informers(
         for &route in &planned.routes {
             for queue in &queues[route] {
                 informers.subscribe(spec.clone(), queue.clone());
+            }
+        }
+    }
+    if let Some(checkpoints) = checkpoints.as_mut() {
+        let specs: Vec<InformerSpec> = informers.specs().cloned().collect();
+        for spec in specs {
+            let id = &spec.resource.id;
+            let identity = InformerIdentity::new(
+                (&id.group, &id.version, &id.resource),
+                spec.namespace.as_deref(),
+                spec.label_selector.as_deref(),
+                spec.field_selector.as_deref(),
+            );
+            if let Some(resume) = checkpoints.resume(&spec.name(), identity).await {
+                informers.checkpoint(spec, resume);
             }
         }
     }
@@ -429,11 +470,16 @@ fn informers(
     let running = informers.start(&cluster.client, &reflector, &processor, cancel, metrics);
     let _ = endpoints.synced.set(running.synced_flags());
     let _ = endpoints.lister.set(Lister::new(running.caches()));
-    Ok(running)
+    Ok((running, checkpoints))
 }
 
 /// Everything [`supervise`] watches over.
 struct Supervised {
+    /// The checkpoint writer: told to write once more (`true`) or not (`false`) at the end.
+    checkpoints: Option<(
+        tokio::sync::oneshot::Sender<bool>,
+        tokio::task::JoinHandle<()>,
+    )>,
     informers: RunningInformers,
     sink_tasks: JoinSet<SinkOutcome>,
     sinks: Vec<Watched>,
@@ -460,6 +506,7 @@ async fn supervise(
     mut shutdown: Pin<&mut (impl Future<Output = ()> + Send)>,
 ) -> Result<(), AppError> {
     let mut failure: Option<AppError> = None;
+    let mut lease_lost = false;
     let mut informers_done = false;
     let mut grace: Option<Pin<Box<tokio::time::Sleep>>> = None;
     let mut judge = tokio::time::interval(judge_period(s.stall_timeout));
@@ -475,6 +522,7 @@ async fn supervise(
                 // Every end of the renewal is a loss (deadline, another holder, a dead
                 // task): another instance may already be leading, so publish nothing more.
                 s.lease = None;
+                lease_lost = true;
                 s.cancel.cancel();
                 // The join set holds wrappers: abort the sink tasks themselves.
                 for sink in &s.sinks {
@@ -508,6 +556,13 @@ async fn supervise(
                 }
             }
         }
+    }
+    // The last checkpoint, after the sinks drained and before the lease is released (so
+    // the next leader reads it); none when the lease was lost, since another instance
+    // may be writing already (its store would refuse ours anyway).
+    if let Some((stop, writer)) = s.checkpoints.take() {
+        let _ = stop.send(!lease_lost);
+        let _ = writer.await;
     }
     if let Some(lease) = s.lease.take() {
         // Nothing publishes any more: hand the lease over now, not a lease duration later.

@@ -14,8 +14,8 @@ use kubebridge_sinks::{Format, KeyMode};
 
 use super::merge::{self, CommandLineOnly, Layer, RouteFlags, SinkLayer};
 use super::{
-    ClusterConfig, Command, InitialState, LeaderElection, Limits, MetricsAuth, RbacGrants, SimOptions,
-    values,
+    CheckpointUri, ClusterConfig, Command, InitialState, LeaderElection, Limits, MetricsAuth,
+    RbacGrants, SimOptions, values,
 };
 use crate::leader::LeaseConfig;
 use crate::queue::Overflow;
@@ -215,6 +215,16 @@ struct StreamArgs {
     /// non-zero. The default, 25s, fits the default 30s terminationGracePeriodSeconds of a pod.
     #[arg(long, value_parser = values::duration, value_name = "DURATION", allow_hyphen_values = true)]
     shutdown_grace: Option<Duration>,
+    /// Keep a checkpoint per informer and resume from it: file:///DIR (one file per
+    /// informer in an existing directory) or configmap://[NAMESPACE]/PREFIX (ConfigMaps in
+    /// kubebridge's namespace, shared by every instance under --leader-elect). A restart
+    /// then sends only what changed since every sink confirmed (deletes as tombstones).
+    #[arg(long, value_parser = clap::value_parser!(CheckpointUri), value_name = "URI")]
+    checkpoint: Option<CheckpointUri>,
+    /// How often, at most, a changing checkpoint is written (default 10s, 1s to 1h); it is
+    /// also written on a clean shutdown.
+    #[arg(long, value_parser = values::checkpoint_interval, value_name = "DURATION", allow_hyphen_values = true)]
+    checkpoint_interval: Option<Duration>,
     /// Serve Prometheus /metrics, /healthz and /readyz on this address (e.g. 0.0.0.0:9090).
     #[arg(long, value_name = "HOST:PORT")]
     metrics_addr: Option<SocketAddr>,
@@ -656,6 +666,8 @@ impl StreamArgs {
             metrics_tls_key: self.security.metrics_tls_key,
             metrics_auth_cache_ttl: self.security.metrics_auth_cache_ttl,
             insecure_endpoints: self.security.insecure_endpoints.then_some(true),
+            checkpoint: self.checkpoint,
+            checkpoint_interval: self.checkpoint_interval,
             sinks: SinkLayer {
                 format: self.sinks.format,
                 cloudevents_source: self.sinks.cloudevents_source,

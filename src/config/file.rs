@@ -50,6 +50,10 @@ pub struct FileConfig {
     pub metrics_auth_cache_ttl: Option<String>,
     /// `--insecure-endpoints`.
     pub insecure_endpoints: Option<bool>,
+    /// `--checkpoint` (`file:///DIR` or `configmap://[NAMESPACE]/PREFIX`).
+    pub checkpoint: Option<String>,
+    /// `--checkpoint-interval`.
+    pub checkpoint_interval: Option<String>,
     /// `--format`.
     pub format: Option<String>,
     /// Kafka sink settings.
@@ -179,6 +183,8 @@ impl FileConfig {
             "metricsTlsKey" => self.metrics_tls_key,
             "metricsAuthCacheTtl" => self.metrics_auth_cache_ttl,
             "format" => self.format,
+            "checkpoint" => self.checkpoint,
+            "checkpointInterval" => self.checkpoint_interval,
         );
         expand_sinks(self.kafka.as_mut(), self.nats.as_mut(), "", lookup)?;
         for r in &mut self.routes {
@@ -247,6 +253,18 @@ impl FileConfig {
                 .transpose()
                 .map_err(|e| format!("metricsAuthCacheTtl: {e}"))?,
             insecure_endpoints: self.insecure_endpoints,
+            checkpoint: self
+                .checkpoint
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(|e| format!("checkpoint: {e}"))?,
+            checkpoint_interval: self
+                .checkpoint_interval
+                .as_deref()
+                .map(values::checkpoint_interval)
+                .transpose()
+                .map_err(|e| format!("checkpointInterval: {e}"))?,
             sinks: sink_layer(
                 self.format.as_deref(),
                 self.kafka.as_ref(),

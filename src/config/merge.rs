@@ -11,8 +11,9 @@ use kubebridge_sinks::{Format, KeyMode, SinkOptions};
 
 use super::file::FileConfig;
 use super::{
-    COMMAND_LINE_ROUTE, EndpointSecurity, InitialState, LeaderElection, Limits, MetricsAuth,
-    NamespaceScope, Route, StreamConfig, default_auth_cache_ttl, default_queue_bytes,
+    COMMAND_LINE_ROUTE, CheckpointConfig, CheckpointUri, EndpointSecurity, InitialState,
+    LeaderElection, Limits, MetricsAuth, NamespaceScope, Route, StreamConfig,
+    default_auth_cache_ttl, default_checkpoint_interval, default_queue_bytes,
     default_queue_capacity, default_shutdown_grace, default_sink_stall_timeout,
 };
 use crate::queue::Overflow;
@@ -50,6 +51,10 @@ pub(crate) struct Layer {
     pub metrics_auth_cache_ttl: Option<Duration>,
     /// `--insecure-endpoints` / `insecureEndpoints`.
     pub insecure_endpoints: Option<bool>,
+    /// `--checkpoint` / `checkpoint`.
+    pub checkpoint: Option<CheckpointUri>,
+    /// `--checkpoint-interval` / `checkpointInterval`.
+    pub checkpoint_interval: Option<Duration>,
     /// Sink settings.
     pub sinks: SinkLayer,
 }
@@ -100,6 +105,8 @@ impl Layer {
             metrics_tls_key,
             metrics_auth_cache_ttl: self.metrics_auth_cache_ttl.or(lower.metrics_auth_cache_ttl),
             insecure_endpoints: self.insecure_endpoints.or(lower.insecure_endpoints),
+            checkpoint: self.checkpoint.or(lower.checkpoint),
+            checkpoint_interval: self.checkpoint_interval.or(lower.checkpoint_interval),
             sinks: self.sinks.over(lower.sinks),
         }
     }
@@ -221,6 +228,15 @@ pub(crate) fn merge(
         );
     }
     let endpoint_security = endpoint_security(&layer, serve_cache)?;
+    if layer.checkpoint.is_none() && layer.checkpoint_interval.is_some() {
+        return Err("--checkpoint-interval (checkpointInterval in the file) needs --checkpoint (checkpoint)".into());
+    }
+    let checkpoint = layer.checkpoint.map(|uri| CheckpointConfig {
+        uri,
+        interval: layer
+            .checkpoint_interval
+            .unwrap_or_else(default_checkpoint_interval),
+    });
     let defaults = StreamConfig::new(Vec::new());
     let stream = StreamConfig {
         routes,
@@ -240,6 +256,7 @@ pub(crate) fn merge(
         serve_cache,
         endpoint_security,
         leader_election: only.leader_election,
+        checkpoint,
         limits: only.limits,
     };
     Ok(Merged {

@@ -2,6 +2,8 @@
 //! and the options every route shares. The command line and the `--config` file both
 //! produce it (`config::merge`); the command line's RESOURCE is one more [`Route`].
 
+pub use crate::checkpoint::CheckpointUri;
+pub use crate::checkpoint::run::{CheckpointConfig, default_checkpoint_interval};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -79,6 +81,9 @@ pub struct StreamConfig {
     pub endpoint_security: EndpointSecurity,
     /// Run only while holding a Lease (`--leader-elect`).
     pub leader_election: Option<LeaderElection>,
+    /// `--checkpoint` and `--checkpoint-interval`: resume from, and keep, a checkpoint
+    /// per informer; `None` starts every run from a full initial state.
+    pub checkpoint: Option<CheckpointConfig>,
     /// Bounds on what a misbehaving API server or client can make kubebridge wait for or
     /// read.
     pub limits: Limits,
@@ -329,6 +334,7 @@ impl StreamConfig {
             serve_cache: false,
             endpoint_security: EndpointSecurity::default(),
             leader_election: None,
+            checkpoint: None,
             limits: Limits::default(),
         }
     }

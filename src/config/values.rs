@@ -42,6 +42,16 @@ pub fn stall_timeout(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// `--checkpoint-interval`: 1s to 1h. Under a second, a large checkpoint would be
+/// rewritten faster than it can be written; over an hour, a crash repeats too much.
+pub fn checkpoint_interval(s: &str) -> Result<Duration, String> {
+    let d = duration(s)?;
+    if d < Duration::from_secs(1) || d > Duration::from_secs(3600) {
+        return Err(format!("{s:?} is outside 1s to 1h"));
+    }
+    Ok(d)
+}
+
 /// kubectl's `deploy,po` form: each argument may name several resources. Names are
 /// trimmed; an empty one is an error.
 pub fn resources<S: AsRef<str>>(args: &[S]) -> Result<Vec<String>, String> {

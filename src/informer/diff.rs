@@ -7,15 +7,19 @@ use std::time::SystemTime;
 use kubebridge_sinks::{EventType, Notification, Origin, ResourceId, Snapshot};
 
 use super::{Delta, RawObject, Store};
+use crate::checkpoint::tracker::{Index, Known};
 
 /// Turns deltas into notifications against a [`Store`], and stamps every notification
 /// of one informer (its resource, its cluster, its snapshot ids).
-pub(super) struct Differ {
+pub(crate) struct Differ {
     name: String,
     resource: Arc<ResourceId>,
     emit_initial: bool,
     cluster: Option<Arc<str>>,
     snapshots: u64,
+    /// A checkpoint's index to diff the initial list against, instead of notifying it
+    /// all (taken by that list).
+    resume: Option<Index>,
 }
 
 impl Differ {
@@ -33,12 +37,25 @@ impl Differ {
             emit_initial,
             cluster,
             snapshots: 0,
+            resume: None,
         }
+    }
+
+    /// Diffs the initial list against `index` (a checkpoint's) instead of notifying it.
+    pub(crate) fn resume_from(&mut self, index: Index) {
+        self.resume = Some(index);
     }
 
     /// Applies one delta to `store` and returns the notifications it causes.
     pub(super) fn apply(&mut self, store: &mut Store, delta: Delta) -> Vec<Notification> {
         match delta {
+            Delta::Replace {
+                objects,
+                initial: true,
+            } if store.is_empty() && self.resume.is_some() => {
+                let known = self.resume.take().unwrap_or_default();
+                self.resumed(store, objects, known)
+            }
             Delta::Replace {
                 objects,
                 initial: true,
@@ -154,6 +171,84 @@ impl Differ {
         out
     }
 
+    /// The initial list against a checkpoint's index: ADDED for what is new, MODIFIED
+    /// (with `oldResourceVersion`, no `oldObject`) for what changed, a DELETED tombstone
+    /// for what went away, DELETED + ADDED for a new uid, nothing for what did not
+    /// change; all with origin `relist`, the deletes of vanished objects first.
+    fn resumed(
+        &mut self,
+        store: &mut Store,
+        objects: Vec<RawObject>,
+        mut known: Index,
+    ) -> Vec<Notification> {
+        let mut changed = Vec::new();
+        for object in objects {
+            let key = object.key();
+            match known.remove(&key) {
+                None => changed.push(self.note(EventType::Added, Origin::Relist, &object, None)),
+                Some(k) if k.uid != object.uid => {
+                    changed.push(self.tombstone(&key, &k));
+                    changed.push(self.note(EventType::Added, Origin::Relist, &object, None));
+                }
+                Some(k) if k.resource_version == object.resource_version => {}
+                Some(k) => {
+                    let mut n = self.note(EventType::Modified, Origin::Relist, &object, None);
+                    n.old_resource_version = Some(k.resource_version);
+                    changed.push(n);
+                }
+            }
+            store.insert(object);
+        }
+        let mut gone: Vec<(String, Known)> = known.into_iter().collect();
+        gone.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut out: Vec<Notification> =
+            gone.iter().map(|(key, k)| self.tombstone(key, k)).collect();
+        out.append(&mut changed);
+        out
+    }
+
+    /// A DELETED for an object known only from a checkpoint: its identity, marked as a
+    /// tombstone so a consumer does not take it for the object's last state.
+    fn tombstone(&self, key: &str, known: &Known) -> Notification {
+        let (namespace, name) = match key.split_once('/') {
+            Some((ns, name)) => (Some(ns.to_owned()), name.to_owned()),
+            None => (None, key.to_owned()),
+        };
+        let mut metadata = serde_json::Map::new();
+        metadata.insert("name".into(), name.clone().into());
+        if let Some(ns) = &namespace {
+            metadata.insert("namespace".into(), ns.clone().into());
+        }
+        metadata.insert("uid".into(), known.uid.clone().into());
+        metadata.insert(
+            "resourceVersion".into(),
+            known.resource_version.clone().into(),
+        );
+        let identity = serde_json::json!({
+            "apiVersion": self.resource.api_version(),
+            "kind": self.resource.kind,
+            "metadata": metadata,
+        });
+        // A JSON value always serializes, and its text is valid raw JSON.
+        let raw = serde_json::value::to_raw_value(&identity).expect("a JSON value serializes");
+        Notification {
+            event_type: EventType::Deleted,
+            origin: Origin::Relist,
+            time: SystemTime::now(),
+            cluster: self.cluster.clone(),
+            resource: self.resource.clone(),
+            namespace,
+            name,
+            uid: known.uid.clone(),
+            resource_version: known.resource_version.clone(),
+            object: Arc::from(raw),
+            old_object: None,
+            snapshot: None,
+            tombstone: true,
+            old_resource_version: None,
+        }
+    }
+
     fn next_snapshot_id(&mut self) -> Arc<str> {
         self.snapshots += 1;
         let millis = SystemTime::now()
@@ -183,6 +278,8 @@ impl Differ {
             object: object.raw.clone(),
             old_object: old.map(|o| o.raw.clone()),
             snapshot: None,
+            tombstone: false,
+            old_resource_version: None,
         }
     }
 }
@@ -260,6 +357,65 @@ mod tests {
         assert_eq!(summary(&notes), ["DELETED watch a 1", "ADDED watch a 7"]);
         assert_eq!(notes[0].uid, "ua");
         assert_eq!(notes[1].uid, "ua2");
+    }
+
+    #[test]
+    fn a_resumed_list_notifies_only_the_difference_from_the_checkpoint() {
+        use crate::checkpoint::tracker::{Index, Known};
+        let known = |uid: &str, rv: u64| Known {
+            uid: uid.into(),
+            resource_version: rv.to_string(),
+        };
+        let index: Index = [
+            ("ns/gone", known("u1", 1)),
+            ("ns/same", known("u2", 2)),
+            ("ns/changed", known("u3", 3)),
+            ("ns/reborn", known("u4", 4)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let mut p = processor(true);
+        p.differ_for_tests().resume_from(index);
+        let notes = p.apply(Delta::Replace {
+            objects: vec![
+                obj("changed", "u3", 9),
+                obj("new", "u5", 10),
+                obj("reborn", "u6", 11),
+                obj("same", "u2", 2),
+            ],
+            initial: true,
+        });
+        assert_eq!(
+            summary(&notes),
+            [
+                "DELETED relist gone 1",
+                "MODIFIED relist changed 9",
+                "ADDED relist new 10",
+                "DELETED relist reborn 4",
+                "ADDED relist reborn 11",
+            ]
+        );
+        let gone = &notes[0];
+        assert!(gone.tombstone && gone.snapshot.is_none());
+        assert_eq!(gone.uid, "u1");
+        let object: serde_json::Value = serde_json::from_str(gone.object.get()).expect("json");
+        assert_eq!(
+            object,
+            serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "gone", "namespace": "ns", "uid": "u1", "resourceVersion": "1"}})
+        );
+        assert_eq!(notes[1].old_resource_version.as_deref(), Some("3"));
+        assert!(notes[1].old_object.is_none());
+        assert!(
+            notes[3].tombstone,
+            "the replaced object is known only by its identity"
+        );
+        assert!(!notes[4].tombstone);
+        assert_eq!(p.store().len(), 4);
+        // From then on, the watch as usual.
+        let more = p.apply(Delta::Modified(obj("same", "u2", 12)));
+        assert_eq!(summary(&more), ["MODIFIED watch same 12 old=2"]);
     }
 
     #[test]

@@ -12,6 +12,8 @@ use super::diff::Differ;
 use super::fanout::{FanOut, Subscriber};
 use super::resync::Resync;
 use super::{Delta, Store};
+use crate::checkpoint::run::Resume;
+use crate::checkpoint::tracker::{Change, Known, Tracker};
 use crate::metrics::Metrics;
 
 /// How the processor behaves.
@@ -32,13 +34,16 @@ pub struct Processor {
     cache: Arc<RwLock<Store>>,
     differ: Differ,
     fanout: FanOut,
+    /// Confirmation tracking, with `--checkpoint`.
+    tracker: Option<Arc<Tracker>>,
     synced: watch::Sender<bool>,
     metrics: Metrics,
 }
 
 impl Processor {
     /// A processor for the informer called `name` (used in snapshot ids and logs),
-    /// counting what happens in `metrics`.
+    /// counting what happens in `metrics`, without a checkpoint.
+    #[cfg(test)]
     pub(crate) fn new(
         name: String,
         resource: Arc<ResourceId>,
@@ -46,8 +51,34 @@ impl Processor {
         subscribers: Vec<Subscriber>,
         metrics: Metrics,
     ) -> Self {
+        Self::with_checkpoint(name, resource, config, subscribers, None, metrics)
+    }
+
+    /// A processor whose changes are tracked for a checkpoint (`resume`): each subscriber
+    /// gets a ledger, and a resumed index makes the initial list a diff against it.
+    pub(crate) fn with_checkpoint(
+        name: String,
+        resource: Arc<ResourceId>,
+        config: ProcessorConfig,
+        subscribers: Vec<Subscriber>,
+        resume: Option<Resume>,
+        metrics: Metrics,
+    ) -> Self {
+        let (tracker, index) = match resume {
+            Some(r) => (Some(r.tracker), r.index),
+            None => (None, None),
+        };
+        let subscribers = subscribers
+            .into_iter()
+            .map(|s| (s, tracker.as_ref().map(|t| t.ledger())))
+            .collect();
+        let mut differ = Differ::new(name.clone(), resource, config.emit_initial, config.cluster);
+        if let Some(index) = index {
+            differ.resume_from(index);
+        }
         Processor {
-            differ: Differ::new(name.clone(), resource, config.emit_initial, config.cluster),
+            differ,
+            tracker,
             fanout: FanOut::new(name.clone(), subscribers),
             name,
             resync: config.resync,
@@ -76,6 +107,12 @@ impl Processor {
     pub fn apply(&mut self, delta: Delta) -> Vec<Notification> {
         let mut store = self.cache.write().unwrap_or_else(PoisonError::into_inner);
         self.differ.apply(&mut store, delta)
+    }
+
+    /// The differ, for tests that set it up directly.
+    #[cfg(test)]
+    pub(crate) fn differ_for_tests(&mut self) -> &mut Differ {
+        &mut self.differ
     }
 
     /// Runs until the reflector closes `deltas`, or until every subscriber has gone.
@@ -114,6 +151,9 @@ impl Processor {
             (store.len(), store.json_bytes())
         };
         self.metrics.cache_size(&self.name, objects, bytes);
+        if initial && notes.is_empty() {
+            self.track_silent_list();
+        }
         self.dispatch(notes).await;
         if initial {
             self.synced.send_replace(true);
@@ -124,7 +164,56 @@ impl Processor {
     async fn dispatch(&mut self, notes: Vec<Notification>) {
         for note in notes {
             self.metrics.notification(&self.name, &note);
-            self.fanout.send(Arc::new(note)).await;
+            let seq = self.tracker.as_ref().and_then(|t| track(t, &note));
+            self.fanout.send(Arc::new(note), seq).await;
+            if let (Some(tracker), Some(seq)) = (&self.tracker, seq) {
+                tracker.handed(seq);
+            }
         }
     }
+
+    /// An initial list that notified nothing (`--initial-state skip`, or a resume that
+    /// found nothing changed) still moves the checkpoint: to the cache as listed.
+    fn track_silent_list(&self) {
+        let Some(tracker) = &self.tracker else {
+            return;
+        };
+        let store = self.store();
+        let index = store
+            .objects()
+            .map(|o| {
+                let known = Known {
+                    uid: o.uid.clone(),
+                    resource_version: o.resource_version.clone(),
+                };
+                (o.key(), known)
+            })
+            .collect();
+        let rv = store
+            .objects()
+            .map(|o| o.resource_version.as_str())
+            .max_by_key(|rv| (rv.len(), *rv))
+            .unwrap_or_default()
+            .to_owned();
+        drop(store);
+        let seq = tracker.record(Change::Reset(index), rv);
+        tracker.handed(seq);
+    }
+}
+
+/// Numbers `note`'s change to the index in `tracker`; `None` for a resync replay, which
+/// changes nothing.
+fn track(tracker: &Tracker, note: &Notification) -> Option<u64> {
+    let change = match note.event_type {
+        EventType::Sync => return None,
+        EventType::Added | EventType::Modified => Change::Put(
+            note.key(),
+            Known {
+                uid: note.uid.clone(),
+                resource_version: note.resource_version.clone(),
+            },
+        ),
+        EventType::Deleted => Change::Delete(note.key()),
+    };
+    Some(tracker.record(change, note.resource_version.clone()))
 }

@@ -70,18 +70,18 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let first: Vec<_> = (0..2).map(|_| rx.try_recv().expect("sync")).collect();
         assert_eq!(
-            summary(&first.iter().map(|n| (**n).clone()).collect::<Vec<_>>()),
+            summary(&first.iter().map(|q| (*q.note).clone()).collect::<Vec<_>>()),
             ["SYNC resync a 1", "SYNC resync b 2"]
         );
         assert_eq!(
-            first[1].snapshot.as_ref().map(|s| (s.index, s.total)),
+            first[1].note.snapshot.as_ref().map(|s| (s.index, s.total)),
             Some((1, 2))
         );
         tokio::time::sleep(Duration::from_secs(30)).await;
         let second = rx.try_recv().expect("second replay");
         assert_ne!(
-            second.snapshot.as_ref().map(|s| s.id.clone()),
-            first[0].snapshot.as_ref().map(|s| s.id.clone())
+            second.note.snapshot.as_ref().map(|s| s.id.clone()),
+            first[0].note.snapshot.as_ref().map(|s| s.id.clone())
         );
         drop(delta_tx);
         task.await.expect("processor ends when the reflector does");

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use super::{
     Processor, ProcessorConfig, Reflector, ReflectorConfig, ReflectorError, Store, Subscriber,
 };
+use crate::checkpoint::run::Resume;
 use crate::kube::discovery::ApiResource;
 use crate::metrics::Metrics;
 
@@ -45,6 +46,8 @@ pub type SyncedFlags = Vec<(String, watch::Receiver<bool>)>;
 #[derive(Default)]
 pub struct Informers {
     specs: Vec<(InformerSpec, Vec<Subscriber>)>,
+    /// With `--checkpoint`: where each informer starts from.
+    resumes: Vec<(InformerSpec, Resume)>,
 }
 
 impl Informers {
@@ -56,6 +59,16 @@ impl Informers {
         }
     }
 
+    /// The informers to start, for a caller that reads their checkpoints first.
+    pub(crate) fn specs(&self) -> impl Iterator<Item = &InformerSpec> {
+        self.specs.iter().map(|(spec, _)| spec)
+    }
+
+    /// Tracks the informer for `spec` for its checkpoint, starting from `resume`.
+    pub(crate) fn checkpoint(&mut self, spec: InformerSpec, resume: Resume) {
+        self.resumes.push((spec, resume));
+    }
+
     /// Starts a reflector and a processor for every informer.
     pub(crate) fn start(
         self,
@@ -65,6 +78,7 @@ impl Informers {
         cancel: &CancellationToken,
         metrics: &Metrics,
     ) -> RunningInformers {
+        let mut resumes = self.resumes;
         let mut running = RunningInformers {
             tasks: JoinSet::new(),
             synced: Vec::new(),
@@ -75,11 +89,16 @@ impl Informers {
             // The DeltaFIFO: bounded, so a processor blocked on a full sink queue stops
             // the reflector reading its watch.
             let (delta_tx, delta_rx) = mpsc::channel(256);
-            let processor = Processor::new(
+            let resume = resumes
+                .iter()
+                .position(|(s, _)| *s == spec)
+                .map(|i| resumes.swap_remove(i).1);
+            let processor = Processor::with_checkpoint(
                 name.clone(),
                 spec.resource.id.clone(),
                 processor.clone(),
                 subscribers,
+                resume,
                 metrics.clone(),
             );
             running.synced.push((name, processor.synced()));

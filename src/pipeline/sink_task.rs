@@ -8,6 +8,7 @@ use kubebridge_sinks::kafka::ProducerReplaced;
 use kubebridge_sinks::{Notification, PublishError, Sink, SinkError};
 use tokio::task::JoinHandle;
 
+use crate::confirm::Queued;
 use crate::informer::backoff::Backoff;
 use crate::metrics::{Metrics, SinkMetrics, SinkView};
 use crate::queue::{Limits, Overflow, QueueReceiver, QueueSender, bounded};
@@ -20,7 +21,8 @@ pub(crate) const MAX_BATCH: usize = 512;
 /// The bytes a queued notification pins: the raw JSON of its object and old object.
 /// Both are `Arc`s shared with the informer's cache and with the neighbouring updates,
 /// so this counts conservatively: the memory the queue really holds is at most this.
-pub(crate) fn notification_bytes(n: &Arc<Notification>) -> usize {
+pub(crate) fn notification_bytes(q: &Queued) -> usize {
+    let n = &q.note;
     n.object.get().len() + n.old_object.as_ref().map_or(0, |o| o.get().len())
 }
 
@@ -37,7 +39,7 @@ pub(crate) struct QueueBounds {
 }
 
 /// A sink's queue, as the informers see it.
-pub type SinkQueue = QueueSender<Arc<Notification>>;
+pub type SinkQueue = QueueSender<Queued>;
 
 /// How a sink task ended.
 #[derive(Debug)]
@@ -94,16 +96,21 @@ pub(crate) fn spawn_sink(
 async fn run(
     name: String,
     mut sink: Box<dyn Sink>,
-    mut queue: QueueReceiver<Arc<Notification>>,
+    mut queue: QueueReceiver<Queued>,
     metrics: SinkMetrics,
 ) -> SinkOutcome {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut taken = Vec::with_capacity(MAX_BATCH);
+    let mut batch: Vec<Arc<Notification>> = Vec::with_capacity(MAX_BATCH);
     let mut delivered = 0u64;
     let mut dropped = 0u64;
     // Capped at 5 s: a broker that comes back should see traffic again within seconds,
     // and one attempt every few seconds is no load on one that is down.
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
-    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    while queue.recv_many(&mut taken, MAX_BATCH).await > 0 {
+        // The sink publishes the notifications; their receipts are settled here, as the
+        // destination confirms (or refuses for good) each one, in order.
+        batch.extend(taken.iter().map(|q| q.note.clone()));
+        let settle = |range: std::ops::Range<usize>| taken[range].iter().for_each(Queued::settle);
         metrics.taken(&batch);
         let mut start = 0;
         while start < batch.len() {
@@ -111,6 +118,7 @@ async fn run(
             match sink.publish(&batch[start..]).await {
                 Ok(()) => {
                     metrics.delivered(&batch[start..]);
+                    settle(start..batch.len());
                     delivered += (batch.len() - start) as u64;
                     backoff.reset();
                     break;
@@ -122,6 +130,7 @@ async fn run(
                     // A sink that claims more than it was given is clamped, not trusted.
                     let n = n.min(batch.len() - start);
                     metrics.delivered(&batch[start..start + n]);
+                    settle(start..start + n);
                     delivered += n as u64;
                     start += n;
                     if let Some(next) = batch.get(start) {
@@ -150,6 +159,9 @@ async fn run(
                                     "dropping a notification the sink refused for good"
                                 );
                                 dropped += 1;
+                                // Refused for good, logged and counted: the checkpoint
+                                // does not wait for it.
+                                settle(start..start + 1);
                             }
                             start += 1;
                         }
@@ -159,6 +171,7 @@ async fn run(
         }
         metrics.batch_done();
         batch.clear();
+        taken.clear();
     }
     match sink.close().await {
         Ok(()) => SinkOutcome::Drained {
@@ -207,6 +220,8 @@ mod tests {
             object: Arc::from(RawValue::from_string("{}".into()).expect("json")),
             old_object: None,
             snapshot: None,
+            tombstone: false,
+            old_resource_version: None,
         })
     }
 
@@ -272,7 +287,7 @@ mod tests {
             queue: tx, task, ..
         } = spawn_sink("test".into(), Box::new(sink), bounds(8), &Metrics::new());
         for name in ["a", "b", "c", "d"] {
-            tx.send(note(name)).await.expect("send");
+            tx.send(note(name).into()).await.expect("send");
         }
         drop(tx);
         let outcome = task.await.expect("join");
@@ -300,7 +315,7 @@ mod tests {
         let SinkHandle {
             queue: tx, task, ..
         } = spawn_sink("test".into(), Box::new(sink), bounds(8), &Metrics::new());
-        tx.send(note("a")).await.expect("send");
+        tx.send(note("a").into()).await.expect("send");
         assert!(matches!(task.await.expect("join"), SinkOutcome::Closed));
         assert!(tx.is_closed());
     }
@@ -319,8 +334,8 @@ mod tests {
         let SinkHandle {
             queue: tx, task, ..
         } = spawn_sink("k".into(), Box::new(sink), bounds(8), &metrics);
-        tx.send(note("a")).await.expect("send");
-        tx.send(note("b")).await.expect("send");
+        tx.send(note("a").into()).await.expect("send");
+        tx.send(note("b").into()).await.expect("send");
         drop(tx);
         task.await.expect("join");
         let text = metrics.render();

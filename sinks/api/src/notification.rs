@@ -12,8 +12,9 @@ use crate::{EventType, Origin, ResourceId, Rfc3339Millis, Snapshot};
 ///
 /// Serialized as one JSON object (JSON Schema: `sinks/envelope.schema.json`):
 /// `type`, `origin`, `time`, `cluster`, `resource`, `namespace`, `name`, `uid`,
-/// `resourceVersion`, `object`, `oldObject` (MODIFIED only) and `snapshot` (list and
-/// resync replays only).
+/// `resourceVersion`, `object`, `oldObject` (MODIFIED only), `snapshot` (list and
+/// resync replays only), `tombstone` and `oldResourceVersion` (on resuming from a
+/// checkpoint only).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Notification {
@@ -47,6 +48,16 @@ pub struct Notification {
     /// The frame of a full replay, on list and resync notifications only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<Snapshot>,
+    /// Set on a DELETED that a resumed checkpoint found gone: `object` then holds only
+    /// the identity (`kind`, `apiVersion`, and `metadata` `name`, `namespace`, `uid`,
+    /// `resourceVersion` as last known), not the object's last state, which kubebridge
+    /// never saw.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tombstone: bool,
+    /// On a MODIFIED found on resuming from a checkpoint: the resourceVersion the
+    /// checkpoint knew (the checkpoint holds no bytes, so there is no `oldObject`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_resource_version: Option<String>,
 }
 
 impl Notification {
@@ -100,6 +111,8 @@ mod tests {
                 RawValue::from_string(r#"{"a":1}"#.into()).expect("valid"),
             )),
             snapshot: None,
+            tombstone: false,
+            old_resource_version: None,
         }
     }
 

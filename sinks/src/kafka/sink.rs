@@ -324,6 +324,8 @@ mod tests {
             object: Arc::from(serde_json::value::RawValue::from_string("{}".into()).expect("json")),
             old_object: None,
             snapshot: None,
+            tombstone: false,
+            old_resource_version: None,
         }
     }
 

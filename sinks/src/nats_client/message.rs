@@ -83,6 +83,8 @@ mod tests {
             object: Arc::from(RawValue::from_string("{}".into()).expect("valid")),
             old_object: None,
             snapshot: None,
+            tombstone: false,
+            old_resource_version: None,
         }
     }
 

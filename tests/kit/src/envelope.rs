@@ -66,4 +66,43 @@ mod tests {
         n.as_object_mut().unwrap().remove("uid");
         assert_envelope(&n);
     }
+
+    fn resumed(event_type: &str) -> Value {
+        let mut n = valid();
+        n["type"] = json!(event_type);
+        n["origin"] = json!("relist");
+        n
+    }
+
+    #[test]
+    fn a_resumed_modified_and_tombstone_pass() {
+        let mut modified = resumed("MODIFIED");
+        modified["oldResourceVersion"] = json!("1");
+        assert_envelope(&modified);
+        let mut tombstone = resumed("DELETED");
+        tombstone["tombstone"] = json!(true);
+        assert_envelope(&tombstone);
+    }
+
+    #[test]
+    fn checkpoint_fields_only_where_they_belong() {
+        let fails = |n: &Value| VALIDATOR.iter_errors(n).next().is_some();
+        let mut watch = resumed("MODIFIED");
+        watch["origin"] = json!("watch");
+        watch["oldResourceVersion"] = json!("1");
+        assert!(fails(&watch), "a watch MODIFIED carries oldObject");
+        let mut both = resumed("MODIFIED");
+        both["oldResourceVersion"] = json!("1");
+        both["oldObject"] = json!({});
+        assert!(fails(&both), "one or the other");
+        let mut added = resumed("ADDED");
+        added["tombstone"] = json!(true);
+        assert!(fails(&added), "a tombstone is a DELETED");
+        let mut false_tombstone = resumed("DELETED");
+        false_tombstone["tombstone"] = json!(false);
+        assert!(fails(&false_tombstone), "absent, not false");
+        let mut deleted = resumed("DELETED");
+        deleted["oldResourceVersion"] = json!("1");
+        assert!(fails(&deleted), "oldResourceVersion is for MODIFIED");
+    }
 }

@@ -87,9 +87,10 @@ pub enum Fault {
     /// The JetStream server is frozen (SIGSTOP) for a pause, then resumed (SIGCONT):
     /// connections stay open but nothing answers.
     JetStreamFreeze,
-    /// kubebridge gets SIGTERM, exits, and is started again (`--initial-state emit`: its
-    /// LIST re-emits every object). Deletes pause while it is down unless
-    /// [`Fault::DeleteWhileDown`] is enabled.
+    /// kubebridge gets SIGTERM, exits, and is started again; it resumes from its
+    /// checkpoint (`--checkpoint`), so its LIST sends only what changed while it was
+    /// down. The churn pauses while it is down unless [`Fault::DeleteWhileDown`] is
+    /// enabled.
     KubebridgeRestart,
     /// Watches go silent (open, nothing sent) for a few seconds.
     SilentWatches,
@@ -98,7 +99,9 @@ pub enum Fault {
     GarbageLine,
     /// Every watch is answered 410 Gone for a few seconds: a relist storm.
     EveryWatchGone,
-    /// Deletes go on while kubebridge is down; those objects are reported as a known gap.
+    /// The churn (creates, updates, deletes, delete-and-recreate) goes on while
+    /// kubebridge is down: the restart must deliver it from its checkpoint, deletes as
+    /// tombstones.
     DeleteWhileDown,
     /// The Kafka broker (tansu, in memory) is killed and a new one started behind the
     /// same address, without the old one's state. Enabling it adds a Kafka sink to the
@@ -146,7 +149,7 @@ impl Fault {
 
 /// The faults today's kubebridge survives: the default set. Silent watches need the
 /// short idle timeout of [`BASE_ARGS`] to be noticed within a run.
-pub const SURVIVED: [Fault; 10] = [
+pub const SURVIVED: [Fault; 11] = [
     Fault::WatchDrop,
     Fault::Compaction,
     Fault::ApiRestart,
@@ -157,6 +160,7 @@ pub const SURVIVED: [Fault; 10] = [
     Fault::GarbageLine,
     Fault::EveryWatchGone,
     Fault::KafkaBrokerRestart,
+    Fault::DeleteWhileDown,
 ];
 
 /// Arguments every run gives `kubebridge watch`: an idle timeout short enough that a
@@ -166,10 +170,7 @@ pub const BASE_ARGS: [&str; 2] = ["--watch-idle-timeout", "5s"];
 /// Faults off by default, each with what turns it on. Enable one for a run with
 /// `KUBEBRIDGE_FAULT_ENABLE=name,name` (and `KUBEBRIDGE_FAULT_ARGS` for the flag it
 /// needs); move it to [`SURVIVED`] once its fix is merged.
-pub const PENDING: [(Fault, &str); 1] = [(
-    Fault::DeleteWhileDown,
-    "issue 10 (checkpoints): deletes while kubebridge is down are not delivered today",
-)];
+pub const PENDING: [(Fault, &str); 0] = [];
 
 /// What one run does.
 #[derive(Debug, Clone)]
@@ -360,10 +361,8 @@ struct ChurnControl {
     stop: AtomicBool,
     /// Set while kubebridge is down (between SIGTERM and its new watches).
     kubebridge_down: AtomicBool,
-    /// Whether deletes go on while kubebridge is down.
+    /// Whether the churn goes on while kubebridge is down.
     delete_while_down: bool,
-    /// Objects deleted while kubebridge was down.
-    deleted_while_down: Mutex<BTreeSet<Key>>,
     /// Every object the churn created.
     touched: Mutex<BTreeSet<Key>>,
     ops: [AtomicUsize; 4],
@@ -403,9 +402,8 @@ async fn churn(h: Arc<Harness>, ctl: Arc<ChurnControl>, seed: u64, interval: Dur
         let k = checker::key(resource, ns, &name);
         let down = ctl.kubebridge_down.load(Ordering::SeqCst);
         if down && !ctl.delete_while_down {
-            // Without checkpoints (issue 10) a restart cannot learn what changed while no
-            // kubebridge watched; the cluster holds still then, unless that gap is the
-            // fault under test.
+            // Changes while no kubebridge watches are [`Fault::DeleteWhileDown`]'s: without
+            // it, the cluster holds still then.
             tokio::time::sleep(interval).await;
             continue;
         }
@@ -419,9 +417,6 @@ async fn churn(h: Arc<Harness>, ctl: Arc<ChurnControl>, seed: u64, interval: Dur
         let sim = &h.sim;
         if op >= 2 {
             sim.delete(resource, Some(ns), &name).expect("churn delete");
-            if down {
-                ctl.deleted_while_down.lock().unwrap().insert(k.clone());
-            }
         }
         match op {
             0 | 3 => {
@@ -470,11 +465,21 @@ impl Kubebridge {
         for sink in sinks {
             args.extend(["--sink".to_string(), sink.clone()]);
         }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let checkpoints = dir.path().join("checkpoints");
+        std::fs::create_dir(&checkpoints).expect("a checkpoint directory");
+        // Restarts resume from a checkpoint, written every second while changes flow.
+        args.extend([
+            "--checkpoint".to_string(),
+            format!("file://{}", checkpoints.display()),
+            "--checkpoint-interval".to_string(),
+            "1s".to_string(),
+        ]);
         args.extend(extra.iter().cloned());
         Kubebridge {
             h,
             args,
-            dir: tempfile::tempdir().expect("tempdir"),
+            dir,
             current: None,
             stdout: Arc::default(),
             started: 0,
@@ -677,10 +682,9 @@ impl World {
         let start = Instant::now();
         let finals = final_states(&self.h).await;
         let touched = self.ctl.touched.lock().unwrap().clone();
-        let gap = self.ctl.deleted_while_down.lock().unwrap().clone();
         let expected = Expected {
             touched,
-            gap,
+            gap: BTreeSet::new(),
             finals,
         };
         while start.elapsed() < limit
@@ -756,12 +760,16 @@ impl World {
                 self.ctl.kubebridge_down.store(true, Ordering::SeqCst);
                 // Let the churn step that read the switch before it flipped finish.
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                // Then let every sink show the cluster as it now is before the SIGTERM
-                // stops the watches: a change kubebridge has not seen yet (held back by a
-                // relist backoff, say) would otherwise be a change made while it is down,
-                // which only checkpoints (issue 10) can recover. A kubebridge that never
-                // catches up is caught by the verdict, not hidden here.
-                let settled = self.settle(Duration::from_secs(45)).await;
+                // With the churn going on while it is down (delete-while-down), the SIGTERM
+                // comes at once: what kubebridge has not delivered yet must come back from
+                // its checkpoint. Otherwise the cluster holds still, and every sink is let
+                // show it before the SIGTERM. A kubebridge that never catches up is caught
+                // by the verdict, not hidden here.
+                let settled = if self.ctl.delete_while_down {
+                    Duration::ZERO
+                } else {
+                    self.settle(Duration::from_secs(45)).await
+                };
                 self.kb.stop().await;
                 tokio::time::sleep(down).await;
                 self.kb.start().await;
@@ -915,7 +923,9 @@ pub async fn run(config: RunConfig) -> Option<RunReport> {
     let finals = final_states(&h).await;
     let expected = Expected {
         touched: ctl.touched.lock().unwrap().clone(),
-        gap: ctl.deleted_while_down.lock().unwrap().clone(),
+        // Nothing is a known gap any more: changes made while kubebridge was down are
+        // delivered from its checkpoint.
+        gap: BTreeSet::new(),
         finals,
     };
     let caught_up = Instant::now();

@@ -50,6 +50,8 @@ pub fn note(
         object: Arc::from(RawValue::from_string(object).expect("valid json")),
         old_object: None,
         snapshot: None,
+        tombstone: false,
+        old_resource_version: None,
     })
 }
 

@@ -118,10 +118,47 @@ fn validate(rt: &ResourceType, name: &str, body: &Value) -> Result<(), ApiError>
     if rt.key() == CRD_RESOURCE {
         crd_causes(&body["spec"], name, &mut causes);
     }
+    if rt.group.is_empty() && rt.plural == "configmaps" {
+        configmap_causes(body, &mut causes);
+    }
     if causes.is_empty() {
         Ok(())
     } else {
         Err(ApiError::invalid(&rt.group, &rt.kind, name, &causes))
+    }
+}
+
+/// The apiserver's limit on a ConfigMap's `data` plus `binaryData` (corev1.MaxSecretSize).
+const MAX_CONFIGMAP_BYTES: usize = 1024 * 1024;
+
+/// A ConfigMap over [`MAX_CONFIGMAP_BYTES`] of data: the real message is
+/// `ConfigMap "x" is invalid: []: Too long: must have at most 1048576 bytes`. binaryData
+/// values are counted decoded, as the apiserver holds them.
+fn configmap_causes(body: &Value, causes: &mut Vec<Cause>) {
+    let strings = |field: &str| -> Vec<String> {
+        body.get(field)
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.values()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let text: usize = strings("data").iter().map(String::len).sum();
+    let binary: usize = strings("binaryData")
+        .iter()
+        .map(|b64| {
+            let padding = b64.bytes().rev().take_while(|b| *b == b'=').count();
+            (b64.len() / 4 * 3).saturating_sub(padding)
+        })
+        .sum();
+    if text + binary > MAX_CONFIGMAP_BYTES {
+        causes.push((
+            "[]",
+            "FieldValueTooLong",
+            format!("Too long: must have at most {MAX_CONFIGMAP_BYTES} bytes"),
+        ));
     }
 }
 

@@ -192,6 +192,20 @@ impl Sim {
         })
     }
 
+    /// Every object of `resource` now, in (namespace, name) order, in `namespace` when
+    /// given (kubectl get's view, for tests comparing against it).
+    pub fn list(&self, resource: &str, namespace: Option<&str>) -> Result<Vec<Value>, SimError> {
+        let store = self.shared.lock();
+        let (rt, _) = self.resolve(&store, resource)?;
+        let mut out = Vec::new();
+        let namespace = namespace.filter(|_| rt.namespaced);
+        store.scan(&rt.key(), namespace, None, u64::MAX, |_, obj| {
+            out.push(with_type(&rt, obj));
+            true
+        });
+        Ok(out)
+    }
+
     /// The current global resourceVersion.
     pub fn resource_version(&self) -> u64 {
         self.shared.lock().resource_version()
