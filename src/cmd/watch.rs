@@ -25,7 +25,7 @@ use super::AppError;
 use crate::config::{ClusterConfig, InitialState, Route, StreamConfig};
 use crate::endpoints::{self, EndpointsConfig, Handlers, Readiness};
 use crate::informer::shared::SyncedFlags;
-use crate::informer::{Informers, ProcessorConfig, ReflectorConfig, RunningInformers};
+use crate::informer::{Informers, ProcessorConfig, ReflectorConfig, RunningInformers, Transforms};
 use crate::kube::{Cluster, cluster};
 use crate::leader::{self, Elector, LeaseConfig};
 use crate::lister::Lister;
@@ -59,7 +59,7 @@ pub async fn watch(
     custom: CustomSinks,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), AppError> {
-    let plan = plan(cluster, stream).await?;
+    let (plan, transforms) = plan(cluster, stream).await?;
     // This run's metrics: an embedder calling `watch` again starts from a clean registry.
     let metrics = Metrics::new();
     let sinks = sinks(&plan, stream, custom, &metrics).await?;
@@ -76,6 +76,7 @@ pub async fn watch(
         cluster,
         stream,
         &plan,
+        transforms,
         sinks.queues,
         &cancel,
         &endpoints,
@@ -95,18 +96,21 @@ pub async fn watch(
 }
 
 /// Phase 1: reads discovery (once for the whole process) and resolves every route into
-/// the plan. An unknown resource is a usage error.
-async fn plan(cluster: &Cluster, stream: &StreamConfig) -> Result<Plan, AppError> {
+/// the plan, and every `redact` rule into the decode-time transforms. An unknown resource
+/// is a usage error.
+async fn plan(cluster: &Cluster, stream: &StreamConfig) -> Result<(Plan, Transforms), AppError> {
     let discovery = cluster
         .discover()
         .await
         .map_err(|e| AppError::Failed(e.into()))?;
-    Plan::build(
+    let plan = Plan::build(
         &stream.routes,
         &Resolver::Live(&discovery),
         Some(&cluster.default_namespace),
     )
-    .map_err(|e| AppError::Usage(e.into()))
+    .map_err(|e| AppError::Usage(e.into()))?;
+    let transforms = super::transforms::build(&stream.redaction, &discovery)?;
+    Ok((plan, transforms))
 }
 
 /// Builds the sinks `route`'s URIs name. A malformed URI or option is a usage error, its
@@ -332,10 +336,12 @@ async fn leadership(
 }
 
 /// Phase 5: subscribes each route's queues to its planned informers and starts them.
+#[allow(clippy::too_many_arguments)]
 fn informers(
     cluster: &Cluster,
     stream: &StreamConfig,
     plan: &Plan,
+    transforms: Transforms,
     queues: Vec<Vec<SinkQueue>>,
     cancel: &CancellationToken,
     endpoints: &Endpoints,
@@ -364,6 +370,7 @@ fn informers(
         max_page_bytes: limits.max_page_bytes,
         // Progress is for people: only when stderr is a terminal, never into a log file.
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        transforms,
         ..ReflectorConfig::default()
     };
     let processor = ProcessorConfig {

@@ -11,9 +11,9 @@ use kubebridge_sinks::{Format, KeyMode, SinkOptions};
 
 use super::file::FileConfig;
 use super::{
-    COMMAND_LINE_ROUTE, InitialState, LeaderElection, Limits, NamespaceScope, Route, StreamConfig,
-    default_queue_bytes, default_queue_capacity, default_shutdown_grace,
-    default_sink_stall_timeout,
+    COMMAND_LINE_ROUTE, InitialState, KEY_ENV, KeySource, LeaderElection, Limits, NamespaceScope,
+    Redaction, RedactionKey, Route, StreamConfig, default_queue_bytes, default_queue_capacity,
+    default_shutdown_grace, default_sink_stall_timeout,
 };
 use crate::queue::Overflow;
 
@@ -40,6 +40,12 @@ pub(crate) struct Layer {
     pub metrics_addr: Option<SocketAddr>,
     /// `--serve-cache` / `serveCache`.
     pub serve_cache: Option<bool>,
+    /// `--reveal-secrets` / `revealSecrets`.
+    pub reveal_secrets: Option<bool>,
+    /// `--keep-managed-fields` / `keepManagedFields`.
+    pub keep_managed_fields: Option<bool>,
+    /// `--redaction-key-file` / `redactionKeyFile`.
+    pub redaction_key_file: Option<PathBuf>,
     /// Sink settings.
     pub sinks: SinkLayer,
 }
@@ -77,6 +83,9 @@ impl Layer {
             shutdown_grace: self.shutdown_grace.or(lower.shutdown_grace),
             metrics_addr: self.metrics_addr.or(lower.metrics_addr),
             serve_cache: self.serve_cache.or(lower.serve_cache),
+            reveal_secrets: self.reveal_secrets.or(lower.reveal_secrets),
+            keep_managed_fields: self.keep_managed_fields.or(lower.keep_managed_fields),
+            redaction_key_file: self.redaction_key_file.or(lower.redaction_key_file),
             sinks: self.sinks.over(lower.sinks),
         }
     }
@@ -167,6 +176,7 @@ pub(crate) fn merge(
 ) -> Result<Merged, String> {
     let file_layer = file.map(FileConfig::layer).transpose()?.unwrap_or_default();
     let layer = flags.over(file_layer);
+    let redaction = redaction(&layer, file, &|name| std::env::var_os(name))?;
     let shared = layer.sinks.add_to(SinkOptions::default());
     let mut routes = Vec::new();
     if let Some(r) = route {
@@ -216,10 +226,48 @@ pub(crate) fn merge(
         serve_cache,
         leader_election: only.leader_election,
         limits: only.limits,
+        redaction,
     };
     Ok(Merged {
         stream,
         cluster_name: layer.cluster_name,
+    })
+}
+
+/// The decode-time transforms: the switches (flag over file), the file's `redact` rules,
+/// and the key, read now so that a bad key file is a usage error before anything
+/// connects: `--redaction-key-file` (or `redactionKeyFile`) over `KUBEBRIDGE_REDACTION_KEY`;
+/// with neither, `None` (a random key at start-up).
+fn redaction(
+    layer: &Layer,
+    file: Option<&FileConfig>,
+    env: &dyn Fn(&str) -> Option<std::ffi::OsString>,
+) -> Result<Redaction, String> {
+    let rules = file
+        .map(|f| f.redact.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(i, r)| r.to_rule(i))
+        .collect::<Result<_, _>>()?;
+    let key = match (&layer.redaction_key_file, env(KEY_ENV)) {
+        (Some(path), _) => Some(RedactionKey::from_file(path, "--redaction-key-file")?),
+        (None, Some(value)) if value.is_empty() => {
+            return Err(format!(
+                "{KEY_ENV} is set but empty; put the redaction key in it, or unset it for a random per-process key"
+            ));
+        }
+        (None, Some(value)) => Some(RedactionKey::new(
+            value.into_encoded_bytes(),
+            KeySource::Env,
+        )),
+        (None, None) => None,
+    };
+    Ok(Redaction {
+        reveal_secrets: layer.reveal_secrets.unwrap_or(false),
+        keep_managed_fields: layer.keep_managed_fields.unwrap_or(false),
+        key,
+        rules,
     })
 }
 
