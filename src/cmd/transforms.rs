@@ -4,6 +4,8 @@
 
 use std::fmt::Write;
 
+use kubebridge_sinks::ResourceId;
+
 use super::AppError;
 use crate::config::{KeySource, Redaction, RedactionKey};
 use crate::informer::{ResolvedRule, Transforms};
@@ -12,8 +14,14 @@ use crate::plan::{PlannedResource, Resolver};
 
 /// Resolves every `redact` rule through `discovery` (an unknown resource is a usage
 /// error naming the rule: a typo there would publish what the user meant to hide) and
-/// warns, once, about a random key and about `--reveal-secrets`.
-pub(crate) fn build(redaction: &Redaction, discovery: &Discovery) -> Result<Transforms, AppError> {
+/// warns, once each: about `--reveal-secrets`, and about a random key when one of the
+/// `watched` resources has values to hash (otherwise the key is never used, and a
+/// `watch pods | jq` needs no warning).
+pub(crate) fn build(
+    redaction: &Redaction,
+    discovery: &Discovery,
+    watched: &[&ResourceId],
+) -> Result<Transforms, AppError> {
     let mut rules = Vec::with_capacity(redaction.rules.len());
     for (i, rule) in redaction.rules.iter().enumerate() {
         let resource = discovery.resolve(&rule.resource).map_err(|e| {
@@ -29,26 +37,23 @@ pub(crate) fn build(redaction: &Redaction, discovery: &Discovery) -> Result<Tran
             paths: rule.paths.clone(),
         });
     }
-    let key = match &redaction.key {
-        Some(key) => key.clone(),
-        None => {
-            tracing::warn!(
-                "no redaction key (--redaction-key-file or KUBEBRIDGE_REDACTION_KEY): redacted values are hashed with a random key drawn for this process, so their hashes change across restarts"
-            );
-            RedactionKey::random()
-        }
-    };
+    let transforms = Transforms::new(
+        !redaction.keep_managed_fields,
+        !redaction.reveal_secrets,
+        redaction.key.clone().unwrap_or_else(RedactionKey::random),
+        rules,
+    );
     if redaction.reveal_secrets {
         tracing::warn!(
             "--reveal-secrets: Secrets' data, stringData and last-applied annotation are published, cached and served as they are"
         );
     }
-    Ok(Transforms::new(
-        !redaction.keep_managed_fields,
-        !redaction.reveal_secrets,
-        key,
-        rules,
-    ))
+    if redaction.key.is_none() && watched.iter().any(|r| transforms.redacts(r)) {
+        tracing::warn!(
+            "no redaction key (--redaction-key-file or KUBEBRIDGE_REDACTION_KEY): redacted values are hashed with a random key drawn for this process, so their hashes change across restarts"
+        );
+    }
+    Ok(transforms)
 }
 
 /// What `check-config` prints about the transforms: whether Secrets are redacted and

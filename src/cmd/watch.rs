@@ -32,7 +32,7 @@ use crate::lister::Lister;
 use crate::metrics::{Health, Metrics, SinkView};
 use crate::pipeline::sink_task::SinkQueue;
 use crate::pipeline::{QueueBounds, SinkHandle, SinkOutcome, spawn_sink};
-use crate::plan::{Plan, Resolver};
+use crate::plan::{Plan, PlannedResource, Resolver};
 
 /// Sinks an embedder built itself, each with the name of the route it serves (in
 /// addition to the sinks that route's URIs name).
@@ -109,7 +109,15 @@ async fn plan(cluster: &Cluster, stream: &StreamConfig) -> Result<(Plan, Transfo
         Some(&cluster.default_namespace),
     )
     .map_err(|e| AppError::Usage(e.into()))?;
-    let transforms = super::transforms::build(&stream.redaction, &discovery)?;
+    let watched: Vec<_> = plan
+        .informers
+        .iter()
+        .filter_map(|i| match &i.resource {
+            PlannedResource::Resolved(r) => Some(&*r.id),
+            PlannedResource::AtStartup(_) => None,
+        })
+        .collect();
+    let transforms = super::transforms::build(&stream.redaction, &discovery, &watched)?;
     Ok((plan, transforms))
 }
 

@@ -36,6 +36,11 @@ fn secret_patterns() -> Vec<PathPattern> {
     .collect()
 }
 
+/// Whether `resource` is core/v1's Secret (any version; another group's `secrets` is not).
+fn is_core_secret(resource: &ResourceId) -> bool {
+    resource.group.is_empty() && resource.resource == "secrets"
+}
+
 /// A user's `redact` rule, resolved: these paths of this resource (any version).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedRule {
@@ -91,6 +96,17 @@ impl Transforms {
         })))
     }
 
+    /// Whether objects of `resource` have values to hash.
+    pub fn redacts(&self, resource: &ResourceId) -> bool {
+        let Some(s) = &self.0 else {
+            return false;
+        };
+        (s.redact_secrets && is_core_secret(resource))
+            || s.rules
+                .iter()
+                .any(|r| r.group == resource.group && r.resource == resource.resource)
+    }
+
     /// The transform for objects of `resource`; `redacted` counts the values it hashes.
     pub(crate) fn for_resource(
         &self,
@@ -101,7 +117,7 @@ impl Transforms {
             return ObjectTransform::none();
         };
         let mut patterns = Vec::new();
-        if s.redact_secrets && resource.group.is_empty() && resource.resource == "secrets" {
+        if s.redact_secrets && is_core_secret(resource) {
             patterns.extend(secret_patterns());
         }
         for rule in &s.rules {
