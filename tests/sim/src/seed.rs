@@ -310,7 +310,10 @@ fn fields_of(value: &Value) -> Value {
             let mut out = serde_json::Map::new();
             out.insert(".".into(), json!({}));
             for (k, v) in map {
-                out.insert(format!("f:{k}"), fields_of(v));
+                // Atomic lists: one owner for the whole list, no per-item fields.
+                let atomic = k == "containerStatuses" || k == "podIPs";
+                let fields = if atomic { json!({}) } else { fields_of(v) };
+                out.insert(format!("f:{k}"), fields);
             }
             Value::Object(out)
         }
