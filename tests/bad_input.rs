@@ -553,14 +553,28 @@ fn rows() -> Vec<Row> {
         // Redaction: an empty key file, a key that is a directory, an empty key in the
         // environment, a pointer that is not one; the key is never printed.
         Row {
-            args: &["watch", "secrets", "--redaction-key-file", "{dir}/key", "--kubeconfig", "{kc}"],
+            args: &[
+                "watch",
+                "secrets",
+                "--redaction-key-file",
+                "{dir}/key",
+                "--kubeconfig",
+                "{kc}",
+            ],
             files: vec![("key", "\n")],
             env: Vec::new(),
             code: 2,
             says: "key: the file is empty",
         },
         row(
-            &["watch", "secrets", "--redaction-key-file", "{dir}", "--kubeconfig", "{kc}"],
+            &[
+                "watch",
+                "secrets",
+                "--redaction-key-file",
+                "{dir}",
+                "--kubeconfig",
+                "{kc}",
+            ],
             2,
             "--redaction-key-file",
         ),

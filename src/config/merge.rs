@@ -303,6 +303,41 @@ mod tests {
     }
 
     #[test]
+    fn the_key_file_wins_over_the_environment_and_rules_name_themselves() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("key");
+        std::fs::write(&path, "from-file\r\n").expect("write");
+        let env = |value: &'static str| {
+            move |name: &str| (name == KEY_ENV).then(|| std::ffi::OsString::from(value))
+        };
+        let with_file = Layer {
+            redaction_key_file: Some(path.clone()),
+            ..Layer::default()
+        };
+        let r = redaction(&with_file, None, &env("from-env")).expect("valid");
+        assert_eq!(r.key.expect("a key").source(), &KeySource::File(path));
+        let r = redaction(&Layer::default(), None, &env("from-env")).expect("valid");
+        assert_eq!(r.key.expect("a key").source(), &KeySource::Env);
+        let r = redaction(&Layer::default(), None, &|_| None).expect("valid");
+        assert_eq!(
+            (r.key, r.reveal_secrets, r.keep_managed_fields),
+            (None, false, false)
+        );
+        let e = redaction(&Layer::default(), None, &env("")).expect_err("empty");
+        assert!(e.contains(KEY_ENV), "{e}");
+
+        let file: FileConfig = serde_saphyr::from_str(
+            "routes: []\nredact:\n  - resource: a\n    paths: [/x]\n  - resource: b\n    paths: [/ok, y]\n",
+        )
+        .expect("parses");
+        let e = redaction(&Layer::default(), Some(&file), &|_| None).expect_err("bad");
+        assert!(
+            e.starts_with("redact rule 2 (resource \"b\"): \"y\""),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn a_routes_kafka_properties_add_to_the_shared_ones() {
         let shared = SinkOptions {
             kafka_properties: vec![("acks".into(), "all".into()), ("a".into(), "1".into())],

@@ -42,6 +42,9 @@ pub const KEY_ENV: &str = "KUBEBRIDGE_REDACTION_KEY";
 #[derive(Clone)]
 pub struct RedactionKey {
     bytes: Arc<[u8]>,
+    /// The HMAC with the key already absorbed, cloned for each value (the key's two
+    /// padded blocks are hashed once, not per value).
+    mac: Hmac<Sha256>,
     source: KeySource,
 }
 
@@ -61,6 +64,7 @@ impl RedactionKey {
     /// A key of these bytes, which came from `source`.
     pub fn new(bytes: Vec<u8>, source: KeySource) -> RedactionKey {
         RedactionKey {
+            mac: Hmac::<Sha256>::new_from_slice(&bytes).expect("HMAC takes a key of any length"),
             bytes: bytes.into(),
             source,
         }
@@ -77,10 +81,7 @@ impl RedactionKey {
             getrandom::fill(&mut bytes).expect("the OS random number generator is available");
             bytes.into()
         });
-        RedactionKey {
-            bytes: bytes.clone(),
-            source: KeySource::Random,
-        }
+        RedactionKey::new(bytes.to_vec(), KeySource::Random)
     }
 
     /// Reads the key from `path`: its contents with trailing newlines trimmed. The error
