@@ -108,8 +108,7 @@ impl RedactionKey {
 
     /// `hmac-sha256:<hex>` of `bytes`.
     pub fn hash(&self, bytes: &[u8]) -> String {
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(&self.bytes).expect("HMAC takes a key of any length");
+        let mut mac = self.mac.clone();
         mac.update(bytes);
         let digest = mac.finalize().into_bytes();
         let mut out = String::with_capacity(PREFIX.len() + 64);
