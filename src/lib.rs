@@ -66,6 +66,15 @@
 //!   kube's `watcher` (which decodes trees) is therefore not used: [`kube::api`] speaks the
 //!   list/watch protocol directly on kube's `Client`, and the reflector's state machine
 //!   follows kube-runtime's watcher (a state enum and one step function).
+//! - **Redaction and managedFields stripping happen at decode.** `RawObject::decode`
+//!   runs each informer's transform (`informer::transform`: Secrets' values and the
+//!   paths of `redact` rules replaced by an HMAC-SHA256, `metadata.managedFields`
+//!   removed) before the object reaches the store, so the cache, `/cache`, every sink,
+//!   `oldObject`, logs and anything computed later only ever hold transformed bytes, and
+//!   one cache serves every route. The transform splices byte ranges into the raw text
+//!   (found through borrowed `RawValue`s) rather than re-serializing a tree, so objects
+//!   keep their bytes and member order, and an object needing no change is not touched.
+//!   `redact` rules are resolved through discovery with the routes (`cmd::transforms`).
 //! - **List items get their `kind`/`apiVersion` back.** The API server omits them from
 //!   items of typed lists; the informer adds them (with the apimachinery crate's one
 //!   splice) so every published object is self-describing, whatever its origin.

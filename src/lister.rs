@@ -205,7 +205,12 @@ mod tests {
         let text = format!(
             r#"{{"kind":"Pod","apiVersion":"v1","metadata":{{"name":"{name}","namespace":"{ns}","uid":"u-{ns}-{name}","resourceVersion":"{rv}","labels":{{"app":"{app}"}}}},"spec":{{"nodeName":"n1"}}}}"#
         );
-        RawObject::decode(RawValue::from_string(text).unwrap(), &pods().id).unwrap()
+        RawObject::decode(
+            RawValue::from_string(text).unwrap(),
+            &pods().id,
+            &crate::informer::transform::ObjectTransform::none(),
+        )
+        .unwrap()
     }
 
     /// Two informers over pods (as with `-n shop -n other`) plus one over all of them,

@@ -36,6 +36,7 @@ struct Families {
     relists: IntCounterVec,
     relist_backoff: CounterVec,
     watch_decode_errors: IntCounterVec,
+    redacted_values: IntCounterVec,
     list_errors: IntCounterVec,
     cache_objects: IntGaugeVec,
     cache_bytes: IntGaugeVec,
@@ -173,6 +174,12 @@ impl Metrics {
                 "Watch lines that were not a usable event (not JSON, an object without metadata, or over the object cap); each is logged and reconciled by a relist.",
                 &["resource"],
             ),
+            redacted_values: counters(
+                r,
+                "kubebridge_redacted_values_total",
+                "Values replaced by their keyed hash as objects were decoded (Secret data, stringData and last-applied annotation; the paths of redact rules), by informer.",
+                &["resource"],
+            ),
             list_errors: counters(
                 r,
                 "kubebridge_list_errors_total",
@@ -308,6 +315,11 @@ impl Metrics {
             .watch_decode_errors
             .with_label_values(&[informer])
             .inc();
+    }
+
+    /// The counter of values an informer's decode-time transform replaced by a hash.
+    pub(crate) fn redacted_values(&self, informer: &str) -> prometheus::IntCounter {
+        self.0.redacted_values.with_label_values(&[informer])
     }
 
     /// A LIST page request failed (`too_large`: over the page cap; `error`: otherwise).

@@ -84,7 +84,8 @@ pub enum Resolver<'a> {
 }
 
 impl Resolver<'_> {
-    fn resolve(&self, name: &str) -> Result<PlannedResource, ResolveError> {
+    /// `name` as this resolver knows it.
+    pub(crate) fn resolve(&self, name: &str) -> Result<PlannedResource, ResolveError> {
         match self {
             Resolver::Live(d) => d.resolve(name).map(PlannedResource::Resolved),
             Resolver::Offline(d) => match d.resolve(name) {

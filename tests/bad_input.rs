@@ -686,6 +686,47 @@ fn rows() -> Vec<Row> {
             2,
             "queueCapacity",
         ),
+        // Redaction: an empty key file, a key that is a directory, an empty key in the
+        // environment, a pointer that is not one; the key is never printed.
+        Row {
+            args: &[
+                "watch",
+                "secrets",
+                "--redaction-key-file",
+                "{dir}/key",
+                "--kubeconfig",
+                "{kc}",
+            ],
+            files: vec![("key", "\n")],
+            env: Vec::new(),
+            code: 2,
+            says: "key: the file is empty",
+        },
+        row(
+            &[
+                "watch",
+                "secrets",
+                "--redaction-key-file",
+                "{dir}",
+                "--kubeconfig",
+                "{kc}",
+            ],
+            2,
+            "--redaction-key-file",
+        ),
+        Row {
+            args: &["watch", "secrets", "--kubeconfig", "{kc}"],
+            files: Vec::new(),
+            env: vec![("KUBEBRIDGE_REDACTION_KEY", "")],
+            code: 2,
+            says: "KUBEBRIDGE_REDACTION_KEY is set but empty",
+        },
+        with_file(
+            &["check-config", "{dir}/c.yaml"],
+            "routes:\n  - name: r\n    resources: [pods]\n    sinks: [stdout]\nredact:\n  - resource: secrets\n    paths: [\"/data/x~\"]\n",
+            2,
+            "redact rule 1",
+        ),
         with_file(
             &["check-config", "{dir}/c.yaml"],
             "routes:\n  - name: r\n    resources: [pods]\n    sinks: [stdout]\nqueueCapacity: 0\n",

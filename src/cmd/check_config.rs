@@ -23,9 +23,13 @@ pub async fn run(path: &Path, stream: &StreamConfig) -> Result<(), AppError> {
         build_sinks(route, &context).await?;
     }
     let builtin = Discovery::builtin();
-    let plan = Plan::build(&stream.routes, &Resolver::Offline(&builtin), None)
+    let resolver = Resolver::Offline(&builtin);
+    let plan = Plan::build(&stream.routes, &resolver, None)
+        .map_err(|e| AppError::usage(format!("{}: {e}", path.display())))?;
+    let transforms = super::transforms::describe(&stream.redaction, &resolver)
         .map_err(|e| AppError::usage(format!("{}: {e}", path.display())))?;
     println!("{}: valid", path.display());
     print!("{plan}");
+    print!("{transforms}");
     Ok(())
 }

@@ -8,6 +8,7 @@ pub mod panic_hook;
 pub mod rbac;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub(crate) mod transforms;
 pub mod watch;
 
 use std::future::Future;

@@ -28,6 +28,7 @@ pub fn sim_config(options: &SimOptions) -> SimConfig {
         churn_per_sec: options.churn_per_sec,
         history: options.history,
         seed: options.seed,
+        managed_fields: options.managed_fields,
         ..SimConfig::default()
     }
 }

@@ -32,7 +32,7 @@ use crate::config::{ClusterConfig, InitialState, MetricsAuth, Route, StreamConfi
 use crate::endpoints::{self, Authorizer, EndpointsConfig, Handlers, Readiness, TlsSource};
 use crate::informer::shared::SyncedFlags;
 use crate::informer::{
-    InformerSpec, Informers, ProcessorConfig, ReflectorConfig, RunningInformers,
+    InformerSpec, Informers, ProcessorConfig, ReflectorConfig, RunningInformers, Transforms,
 };
 use crate::kube::{Cluster, cluster};
 use crate::leader::{self, Elector, LeaseConfig};
@@ -40,7 +40,7 @@ use crate::lister::Lister;
 use crate::metrics::{Health, Metrics, SinkView};
 use crate::pipeline::sink_task::SinkQueue;
 use crate::pipeline::{QueueBounds, SinkHandle, SinkOutcome, spawn_sink};
-use crate::plan::{Plan, Resolver};
+use crate::plan::{Plan, PlannedResource, Resolver};
 
 /// Sinks an embedder built itself, each with the name of the route it serves (in
 /// addition to the sinks that route's URIs name).
@@ -70,7 +70,7 @@ pub async fn watch(
     // Certificate files are read first: a wrong path is a usage error before anything
     // connects.
     let tls = tls(stream)?;
-    let plan = plan(cluster, stream).await?;
+    let (plan, transforms) = plan(cluster, stream).await?;
     // This run's metrics: an embedder calling `watch` again starts from a clean registry.
     let metrics = Metrics::new();
     let sinks = sinks(&plan, stream, custom, &metrics).await?;
@@ -101,6 +101,7 @@ pub async fn watch(
         cluster,
         stream,
         &plan,
+        transforms,
         sinks.queues,
         checkpoints,
         &cancel,
@@ -123,18 +124,29 @@ pub async fn watch(
 }
 
 /// Phase 1: reads discovery (once for the whole process) and resolves every route into
-/// the plan. An unknown resource is a usage error.
-async fn plan(cluster: &Cluster, stream: &StreamConfig) -> Result<Plan, AppError> {
+/// the plan, and every `redact` rule into the decode-time transforms. An unknown resource
+/// is a usage error.
+async fn plan(cluster: &Cluster, stream: &StreamConfig) -> Result<(Plan, Transforms), AppError> {
     let discovery = cluster
         .discover()
         .await
         .map_err(|e| AppError::Failed(e.into()))?;
-    Plan::build(
+    let plan = Plan::build(
         &stream.routes,
         &Resolver::Live(&discovery),
         Some(&cluster.default_namespace),
     )
-    .map_err(|e| AppError::Usage(e.into()))
+    .map_err(|e| AppError::Usage(e.into()))?;
+    let watched: Vec<_> = plan
+        .informers
+        .iter()
+        .filter_map(|i| match &i.resource {
+            PlannedResource::Resolved(r) => Some(&*r.id),
+            PlannedResource::AtStartup(_) => None,
+        })
+        .collect();
+    let transforms = super::transforms::build(&stream.redaction, &discovery, &watched)?;
+    Ok((plan, transforms))
 }
 
 /// Builds the sinks `route`'s URIs name. A malformed URI or option is a usage error, its
@@ -416,6 +428,7 @@ async fn informers(
     cluster: &Cluster,
     stream: &StreamConfig,
     plan: &Plan,
+    transforms: Transforms,
     queues: Vec<Vec<SinkQueue>>,
     mut checkpoints: Option<Checkpoints>,
     cancel: &CancellationToken,
@@ -460,6 +473,7 @@ async fn informers(
         max_page_bytes: limits.max_page_bytes,
         // Progress is for people: only when stderr is a terminal, never into a log file.
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        transforms,
         ..ReflectorConfig::default()
     };
     let processor = ProcessorConfig {

@@ -235,6 +235,8 @@ struct StreamArgs {
     #[command(flatten)]
     security: SecurityArgs,
     #[command(flatten)]
+    redaction: RedactionArgs,
+    #[command(flatten)]
     leader: LeaderArgs,
     #[command(flatten)]
     limits: LimitArgs,
@@ -268,6 +270,24 @@ struct SecurityArgs {
     /// every cached object to anyone who reaches the port.
     #[arg(long)]
     insecure_endpoints: bool,
+}
+
+/// What is done to every object as it is decoded (see README, "Secret redaction").
+#[derive(Debug, Args)]
+struct RedactionArgs {
+    /// Publish Secrets' data, stringData and last-applied annotation as they are instead of
+    /// their keyed hash (a warning says so at start-up); `redact` rules still apply.
+    #[arg(long)]
+    reveal_secrets: bool,
+    /// Read the HMAC key for redacted values from this file (its contents, trailing
+    /// newlines trimmed); otherwise KUBEBRIDGE_REDACTION_KEY, otherwise a random key per
+    /// process (hashes then change across restarts).
+    #[arg(long, value_name = "FILE")]
+    redaction_key_file: Option<PathBuf>,
+    /// Keep metadata.managedFields in the cache and in published objects (stripped by
+    /// default: it is a fifth of a typical object's bytes and rarely of use downstream).
+    #[arg(long)]
+    keep_managed_fields: bool,
 }
 
 /// Bounds on what a misbehaving API server or endpoint client can make kubebridge wait
@@ -445,6 +465,9 @@ struct SimArgs {
     /// Random seed, for reproducible objects and churn.
     #[arg(long, default_value_t = 1, value_name = "N")]
     seed: u64,
+    /// Give the generated pods metadata.managedFields, as a real API server does.
+    #[arg(long)]
+    managed_fields: bool,
 }
 
 /// Why parsing stopped.
@@ -489,6 +512,7 @@ where
                     history: 10_000,
                     write_kubeconfig: None,
                     seed: 1,
+                    managed_fields: false,
                 },
             }
         }
@@ -516,6 +540,7 @@ where
             history: s.history.max(1),
             write_kubeconfig: s.write_kubeconfig,
             seed: s.seed,
+            managed_fields: s.managed_fields,
         }),
     };
     Ok((command, logging))
@@ -668,6 +693,9 @@ impl StreamArgs {
             insecure_endpoints: self.security.insecure_endpoints.then_some(true),
             checkpoint: self.checkpoint,
             checkpoint_interval: self.checkpoint_interval,
+            reveal_secrets: self.redaction.reveal_secrets.then_some(true),
+            keep_managed_fields: self.redaction.keep_managed_fields.then_some(true),
+            redaction_key_file: self.redaction.redaction_key_file,
             sinks: SinkLayer {
                 format: self.sinks.format,
                 cloudevents_source: self.sinks.cloudevents_source,

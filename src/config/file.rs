@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::env::expand_in;
 use super::merge::{Layer, SinkLayer};
-use super::{InitialState, MetricsAuth, Route, values};
+use super::{InitialState, MetricsAuth, PathPattern, RedactRule, Route, values};
 use crate::queue::Overflow;
 
 /// The file, as written. Every field but `routes` is optional; flags given on the
@@ -60,6 +60,51 @@ pub struct FileConfig {
     pub kafka: Option<KafkaFile>,
     /// NATS sink settings.
     pub nats: Option<NatsFile>,
+    /// `--reveal-secrets`.
+    pub reveal_secrets: Option<bool>,
+    /// `--keep-managed-fields`.
+    pub keep_managed_fields: Option<bool>,
+    /// `--redaction-key-file`.
+    pub redaction_key_file: Option<PathBuf>,
+    /// Paths of a resource's objects to replace by their keyed hash.
+    #[serde(default)]
+    pub redact: Vec<RedactFile>,
+}
+
+/// One `redact:` rule, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RedactFile {
+    /// The resource, as kubectl names it.
+    pub resource: String,
+    /// JSON pointers (RFC 6901), `*` for any key or index.
+    pub paths: Vec<String>,
+}
+
+impl RedactFile {
+    /// The rule, its pointers parsed; `index` (from 0) names it in the error.
+    pub(crate) fn to_rule(&self, index: usize) -> Result<RedactRule, String> {
+        let at = format!("redact rule {} (resource {:?})", index + 1, self.resource);
+        if self.resource.trim().is_empty() {
+            return Err(format!(
+                "{at}: no resource; name one as kubectl does, such as widgets.example.com"
+            ));
+        }
+        if self.paths.is_empty() {
+            return Err(format!(
+                "{at}: no paths; list JSON pointers such as /spec/password"
+            ));
+        }
+        let paths = self
+            .paths
+            .iter()
+            .map(|p| PathPattern::parse(p).map_err(|e| format!("{at}: {e}")))
+            .collect::<Result<_, _>>()?;
+        Ok(RedactRule {
+            resource: self.resource.trim().to_owned(),
+            paths,
+        })
+    }
 }
 
 /// One route, as written.
@@ -265,6 +310,9 @@ impl FileConfig {
                 .map(values::checkpoint_interval)
                 .transpose()
                 .map_err(|e| format!("checkpointInterval: {e}"))?,
+            reveal_secrets: self.reveal_secrets,
+            keep_managed_fields: self.keep_managed_fields,
+            redaction_key_file: self.redaction_key_file.clone(),
             sinks: sink_layer(
                 self.format.as_deref(),
                 self.kafka.as_ref(),

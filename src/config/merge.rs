@@ -11,9 +11,9 @@ use kubebridge_sinks::{Format, KeyMode, SinkOptions};
 
 use super::file::FileConfig;
 use super::{
-    COMMAND_LINE_ROUTE, CheckpointConfig, CheckpointUri, EndpointSecurity, InitialState,
-    LeaderElection, Limits, MetricsAuth, NamespaceScope, Route, StreamConfig,
-    default_auth_cache_ttl, default_checkpoint_interval, default_queue_bytes,
+    COMMAND_LINE_ROUTE, CheckpointConfig, CheckpointUri, EndpointSecurity, InitialState, KEY_ENV,
+    KeySource, LeaderElection, Limits, MetricsAuth, NamespaceScope, Redaction, RedactionKey, Route,
+    StreamConfig, default_auth_cache_ttl, default_checkpoint_interval, default_queue_bytes,
     default_queue_capacity, default_shutdown_grace, default_sink_stall_timeout,
 };
 use crate::queue::Overflow;
@@ -55,6 +55,12 @@ pub(crate) struct Layer {
     pub checkpoint: Option<CheckpointUri>,
     /// `--checkpoint-interval` / `checkpointInterval`.
     pub checkpoint_interval: Option<Duration>,
+    /// `--reveal-secrets` / `revealSecrets`.
+    pub reveal_secrets: Option<bool>,
+    /// `--keep-managed-fields` / `keepManagedFields`.
+    pub keep_managed_fields: Option<bool>,
+    /// `--redaction-key-file` / `redactionKeyFile`.
+    pub redaction_key_file: Option<PathBuf>,
     /// Sink settings.
     pub sinks: SinkLayer,
 }
@@ -107,6 +113,9 @@ impl Layer {
             insecure_endpoints: self.insecure_endpoints.or(lower.insecure_endpoints),
             checkpoint: self.checkpoint.or(lower.checkpoint),
             checkpoint_interval: self.checkpoint_interval.or(lower.checkpoint_interval),
+            reveal_secrets: self.reveal_secrets.or(lower.reveal_secrets),
+            keep_managed_fields: self.keep_managed_fields.or(lower.keep_managed_fields),
+            redaction_key_file: self.redaction_key_file.or(lower.redaction_key_file),
             sinks: self.sinks.over(lower.sinks),
         }
     }
@@ -197,6 +206,7 @@ pub(crate) fn merge(
 ) -> Result<Merged, String> {
     let file_layer = file.map(FileConfig::layer).transpose()?.unwrap_or_default();
     let layer = flags.over(file_layer);
+    let redaction = redaction(&layer, file, &|name| std::env::var_os(name))?;
     let shared = layer.sinks.clone().add_to(SinkOptions::default());
     let mut routes = Vec::new();
     if let Some(r) = route {
@@ -258,6 +268,7 @@ pub(crate) fn merge(
         leader_election: only.leader_election,
         checkpoint,
         limits: only.limits,
+        redaction,
     };
     Ok(Merged {
         stream,
@@ -303,6 +314,43 @@ fn endpoint_security(layer: &Layer, serve_cache: bool) -> Result<EndpointSecurit
         ));
     }
     Ok(security)
+}
+
+/// The decode-time transforms: the switches (flag over file), the file's `redact` rules,
+/// and the key, read now so that a bad key file is a usage error before anything
+/// connects: `--redaction-key-file` (or `redactionKeyFile`) over `KUBEBRIDGE_REDACTION_KEY`;
+/// with neither, `None` (a random key at start-up).
+fn redaction(
+    layer: &Layer,
+    file: Option<&FileConfig>,
+    env: &dyn Fn(&str) -> Option<std::ffi::OsString>,
+) -> Result<Redaction, String> {
+    let rules = file
+        .map(|f| f.redact.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(i, r)| r.to_rule(i))
+        .collect::<Result<_, _>>()?;
+    let key = match (&layer.redaction_key_file, env(KEY_ENV)) {
+        (Some(path), _) => Some(RedactionKey::from_file(path, "--redaction-key-file")?),
+        (None, Some(value)) if value.is_empty() => {
+            return Err(format!(
+                "{KEY_ENV} is set but empty; put the redaction key in it, or unset it for a random per-process key"
+            ));
+        }
+        (None, Some(value)) => Some(RedactionKey::new(
+            value.into_encoded_bytes(),
+            KeySource::Env,
+        )),
+        (None, None) => None,
+    };
+    Ok(Redaction {
+        reveal_secrets: layer.reveal_secrets.unwrap_or(false),
+        keep_managed_fields: layer.keep_managed_fields.unwrap_or(false),
+        key,
+        rules,
+    })
 }
 
 #[cfg(test)]
@@ -375,6 +423,41 @@ mod tests {
         };
         let e = endpoint_security(&no_addr, false).expect_err("no address");
         assert!(e.contains("--metrics-addr"), "{e}");
+    }
+
+    #[test]
+    fn the_key_file_wins_over_the_environment_and_rules_name_themselves() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("key");
+        std::fs::write(&path, "from-file\r\n").expect("write");
+        let env = |value: &'static str| {
+            move |name: &str| (name == KEY_ENV).then(|| std::ffi::OsString::from(value))
+        };
+        let with_file = Layer {
+            redaction_key_file: Some(path.clone()),
+            ..Layer::default()
+        };
+        let r = redaction(&with_file, None, &env("from-env")).expect("valid");
+        assert_eq!(r.key.expect("a key").source(), &KeySource::File(path));
+        let r = redaction(&Layer::default(), None, &env("from-env")).expect("valid");
+        assert_eq!(r.key.expect("a key").source(), &KeySource::Env);
+        let r = redaction(&Layer::default(), None, &|_| None).expect("valid");
+        assert_eq!(
+            (r.key, r.reveal_secrets, r.keep_managed_fields),
+            (None, false, false)
+        );
+        let e = redaction(&Layer::default(), None, &env("")).expect_err("empty");
+        assert!(e.contains(KEY_ENV), "{e}");
+
+        let file: FileConfig = serde_saphyr::from_str(
+            "routes: []\nredact:\n  - resource: a\n    paths: [/x]\n  - resource: b\n    paths: [/ok, y]\n",
+        )
+        .expect("parses");
+        let e = redaction(&Layer::default(), Some(&file), &|_| None).expect_err("bad");
+        assert!(
+            e.starts_with("redact rule 2 (resource \"b\"): \"y\""),
+            "{e}"
+        );
     }
 
     #[test]

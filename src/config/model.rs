@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use kubebridge_sinks::SinkOptions;
 
+use crate::informer::pointer::PathPattern;
+use crate::informer::redact::RedactionKey;
 use crate::queue::Overflow;
 
 /// Which namespaces to watch.
@@ -87,6 +89,36 @@ pub struct StreamConfig {
     /// Bounds on what a misbehaving API server or client can make kubebridge wait for or
     /// read.
     pub limits: Limits,
+    /// What is done to every object as it is decoded: Secret redaction, `redact` rules,
+    /// managedFields stripping.
+    pub redaction: Redaction,
+}
+
+/// Decode-time transforms, as configured (`informer::transform` runs them). The default
+/// is the secure one: Secrets redacted with a random per-process key, managedFields
+/// stripped, no user rules.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Redaction {
+    /// `--reveal-secrets`: Secrets are published as they are. It turns off only the
+    /// built-in Secret rule; user `redact` rules still apply (they name data the user
+    /// marked sensitive on purpose).
+    pub reveal_secrets: bool,
+    /// `--keep-managed-fields`: `metadata.managedFields` is kept.
+    pub keep_managed_fields: bool,
+    /// The HMAC key (`--redaction-key-file`, `redactionKeyFile`, or
+    /// `KUBEBRIDGE_REDACTION_KEY`); `None` draws a random one per process at start-up.
+    pub key: Option<RedactionKey>,
+    /// The config file's `redact` rules, in order.
+    pub rules: Vec<RedactRule>,
+}
+
+/// One `redact` rule: these paths of this resource's objects are hashed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedactRule {
+    /// The resource, as kubectl names it (resolved like a route's resources).
+    pub resource: String,
+    /// JSON pointers, `*` for any key or index.
+    pub paths: Vec<PathPattern>,
 }
 
 /// Who may read `/metrics` and `/cache` (`--metrics-auth`).
@@ -254,6 +286,8 @@ pub struct SimOptions {
     pub write_kubeconfig: Option<PathBuf>,
     /// RNG seed.
     pub seed: u64,
+    /// Generated pods carry `metadata.managedFields`.
+    pub managed_fields: bool,
 }
 
 /// One validated command.
@@ -336,6 +370,7 @@ impl StreamConfig {
             leader_election: None,
             checkpoint: None,
             limits: Limits::default(),
+            redaction: Redaction::default(),
         }
     }
 }

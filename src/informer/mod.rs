@@ -9,6 +9,10 @@
 //! informer per (resource, namespace, selectors) however many consume it. Every
 //! subscriber is known before its informer starts: there are no late subscribers, so
 //! every consumer sees the same stream from the initial list on.
+//!
+//! Every object passes the [`transform`] as it is decoded ([`redact`]: Secret values
+//! and user-named [`pointer`] paths replaced by a keyed hash; `managedFields` removed),
+//! so the cache and everything downstream only ever hold the transformed bytes.
 
 pub mod backoff;
 mod body;
@@ -16,13 +20,16 @@ pub mod delta;
 pub(crate) mod diff;
 pub(crate) mod fanout;
 pub mod object;
+pub mod pointer;
 pub mod processor;
+pub mod redact;
 pub mod reflector;
 pub(crate) mod resync;
 pub mod shared;
 pub mod store;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod transform;
 mod wire;
 
 pub use delta::Delta;
@@ -32,3 +39,4 @@ pub use processor::{Processor, ProcessorConfig};
 pub use reflector::{Reflector, ReflectorConfig, ReflectorError};
 pub use shared::{InformerSpec, Informers, RunningInformers};
 pub use store::Store;
+pub use transform::{ResolvedRule, Transforms};

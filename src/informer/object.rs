@@ -7,6 +7,8 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
+use super::transform::ObjectTransform;
+
 /// One Kubernetes object: the few metadata fields kubebridge needs, and the object's
 /// JSON bytes exactly as the API server sent them (shared, never copied, between the
 /// cache and the notifications that carry it).
@@ -25,15 +27,16 @@ pub struct RawObject {
 }
 
 #[derive(Deserialize)]
-struct Partial {
+struct Partial<'a> {
     #[serde(default)]
     kind: Option<IgnoredAny>,
-    metadata: Metadata,
+    #[serde(borrow)]
+    metadata: Metadata<'a>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Metadata {
+struct Metadata<'a> {
     #[serde(default)]
     name: String,
     #[serde(default)]
@@ -42,28 +45,43 @@ struct Metadata {
     uid: String,
     #[serde(default)]
     resource_version: String,
+    /// Found here, as a slice of the object's text, so that stripping it needs no
+    /// second parse.
+    #[serde(borrow, default)]
+    managed_fields: Option<&'a RawValue>,
 }
 
 impl RawObject {
-    /// Reads the identity fields of `raw`. Items of a LIST of built-in types come
-    /// without `kind` and `apiVersion` (the API server omits them from typed list
-    /// items); they are added so every notification's object is self-describing.
+    /// Reads the identity fields of `raw` and applies `transform` (redaction,
+    /// managedFields stripping), so that nothing after the decode ever holds the
+    /// original bytes. Items of a LIST of built-in types come without `kind` and
+    /// `apiVersion` (the API server omits them from typed list items); they are added so
+    /// every notification's object is self-describing.
     pub fn decode(
         raw: Box<RawValue>,
         resource: &ResourceId,
+        transform: &ObjectTransform,
     ) -> Result<RawObject, serde_json::Error> {
         let partial: Partial = serde_json::from_str(raw.get())?;
-        let raw = if partial.kind.is_some() {
+        let transformed = transform.apply(raw.get(), partial.metadata.managed_fields)?;
+        let has_kind = partial.kind.is_some();
+        let m = partial.metadata;
+        let (namespace, name, uid, resource_version) =
+            (m.namespace, m.name, m.uid, m.resource_version);
+        let raw = match transformed {
+            Some(text) => RawValue::from_string(text)?,
+            None => raw,
+        };
+        let raw = if has_kind {
             raw
         } else {
             with_type_meta(&raw, resource)
         };
-        let m = partial.metadata;
         Ok(RawObject {
-            namespace: m.namespace.filter(|ns| !ns.is_empty()),
-            name: m.name,
-            uid: m.uid,
-            resource_version: m.resource_version,
+            namespace: namespace.filter(|ns| !ns.is_empty()),
+            name,
+            uid,
+            resource_version,
             raw: Arc::from(raw),
         })
     }
@@ -108,7 +126,7 @@ mod tests {
             r#"{"metadata":{"name":"a","namespace":"ns","uid":"u","resourceVersion":"7"},"spec":{}}"#.into(),
         )
         .expect("json");
-        let o = RawObject::decode(raw, &pods()).expect("decode");
+        let o = RawObject::decode(raw, &pods(), &ObjectTransform::none()).expect("decode");
         assert_eq!(
             (
                 o.key().as_str(),
@@ -126,8 +144,12 @@ mod tests {
     #[test]
     fn keeps_objects_that_have_type_meta_byte_for_byte() {
         let text = r#"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"a","uid":"u","resourceVersion":"7"}}"#;
-        let o = RawObject::decode(RawValue::from_string(text.into()).expect("json"), &pods())
-            .expect("decode");
+        let o = RawObject::decode(
+            RawValue::from_string(text.into()).expect("json"),
+            &pods(),
+            &ObjectTransform::none(),
+        )
+        .expect("decode");
         assert_eq!(o.raw.get(), text);
         assert_eq!(o.key(), "a");
     }
@@ -135,6 +157,6 @@ mod tests {
     #[test]
     fn rejects_objects_without_metadata() {
         let raw = RawValue::from_string(r#"{"kind":"Pod"}"#.into()).expect("json");
-        assert!(RawObject::decode(raw, &pods()).is_err());
+        assert!(RawObject::decode(raw, &pods(), &ObjectTransform::none()).is_err());
     }
 }

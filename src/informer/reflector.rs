@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::backoff::{Backoff, RELIST_RESET_AFTER, RelistBackoff};
 use super::body::{self, Line, Lines, PageError};
+use super::transform::{ObjectTransform, Transforms};
 use super::wire::{self, BadLine, WatchEvent};
 use super::{Delta, RawObject};
 use crate::kube::api::{ApiError, Url};
@@ -48,6 +49,9 @@ pub struct ReflectorConfig {
     /// The largest LIST page read; a larger one is an error (counted, retried with
     /// backoff) that says to raise this or lower `page_size`.
     pub max_page_bytes: usize,
+    /// What is done to each object as it is decoded (redaction, managedFields
+    /// stripping), before anything else sees it. The default changes nothing.
+    pub transforms: Transforms,
 }
 
 impl Default for ReflectorConfig {
@@ -62,6 +66,7 @@ impl Default for ReflectorConfig {
             watch_list_initial_timeout: default_watch_list_initial_timeout(),
             max_object_bytes: default_max_object_bytes(),
             max_page_bytes: default_max_page_bytes(),
+            transforms: Transforms::default(),
         }
     }
 }
@@ -176,6 +181,8 @@ pub struct Reflector {
     /// Watches in a row that the server closed before they carried anything.
     empty_closes: u64,
     metrics: Metrics,
+    /// This resource's decode-time transform.
+    transform: ObjectTransform,
     /// How complete lists are taken. Starts as the config says; a server that refuses
     /// watch-list turns it into `List` for the rest of the run (see [`State::Empty`]).
     lists_by: ListBy,
@@ -380,7 +387,11 @@ impl Reflector {
         } else {
             ListBy::List
         };
+        let transform = config
+            .transforms
+            .for_resource(&resource.id, || metrics.redacted_values(&name));
         Reflector {
+            transform,
             name,
             client,
             resource,
@@ -548,7 +559,7 @@ impl Reflector {
         let cap = self.config.max_page_bytes;
         let idle = self.config.watch_idle_timeout;
         let page = match body::read_page(&self.client, url, cap, idle).await {
-            Ok(bytes) => wire::decode_page(&bytes, &self.resource.id, &path),
+            Ok(bytes) => wire::decode_page(&bytes, &self.resource.id, &self.transform, &path),
             Err(PageError::Api(e)) => Err(e),
             Err(PageError::TooLarge) => {
                 self.metrics.list_error(&self.name, "too_large");
@@ -953,7 +964,7 @@ impl Reflector {
                              --max-object-bytes if objects this large are expected",
                             self.config.max_object_bytes
                         ),
-                        prefix: wire::log_prefix(&start, &self.resource.id),
+                        prefix: wire::log_prefix(&start, &self.resource.id, &self.transform),
                     });
                 }
                 Some(Ok(Line::Text(line))) => line,
@@ -961,7 +972,8 @@ impl Reflector {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            return match wire::decode_event(&line, &self.resource.id, &watch.path) {
+            return match wire::decode_event(&line, &self.resource.id, &self.transform, &watch.path)
+            {
                 Ok(event) => {
                     watch.heard += 1;
                     self.metrics.watch_heard(&self.name);
@@ -970,7 +982,7 @@ impl Reflector {
                 Err(BadLine::Status(e)) => Heard::Failed(e),
                 Err(BadLine::Malformed(detail)) => Heard::Malformed(Malformed {
                     detail,
-                    prefix: wire::log_prefix(&line, &self.resource.id),
+                    prefix: wire::log_prefix(&line, &self.resource.id, &self.transform),
                 }),
             };
         }

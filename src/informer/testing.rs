@@ -31,7 +31,12 @@ pub(crate) fn obj(name: &str, uid: &str, rv: u32) -> RawObject {
     let text = format!(
         r#"{{"kind":"Pod","apiVersion":"v1","metadata":{{"name":"{name}","namespace":"ns","uid":"{uid}","resourceVersion":"{rv}"}}}}"#
     );
-    RawObject::decode(RawValue::from_string(text).expect("json"), &pods()).expect("decode")
+    RawObject::decode(
+        RawValue::from_string(text).expect("json"),
+        &pods(),
+        &super::transform::ObjectTransform::none(),
+    )
+    .expect("decode")
 }
 
 pub(crate) fn processor(emit_initial: bool) -> Processor {

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::RawObject;
+use super::transform::ObjectTransform;
 use crate::kube::api::{self, ApiError};
 
 /// The annotation on the bookmark that ends a watch-list's initial events.
@@ -95,10 +96,11 @@ struct BookmarkMeta {
     annotations: BTreeMap<String, String>,
 }
 
-/// Decodes a LIST page of `resource` fetched from `path`.
+/// Decodes a LIST page of `resource` fetched from `path`, each object through `transform`.
 pub(super) fn decode_page(
     body: &[u8],
     resource: &ResourceId,
+    transform: &ObjectTransform,
     path: &str,
 ) -> Result<ListPage, ApiError> {
     let page: ListBody = serde_json::from_slice(body).map_err(|e| ApiError::Decode {
@@ -109,7 +111,7 @@ pub(super) fn decode_page(
         .items
         .into_iter()
         .map(|item| {
-            RawObject::decode(item, resource).map_err(|e| ApiError::Decode {
+            RawObject::decode(item, resource, transform).map_err(|e| ApiError::Decode {
                 path: path.to_owned(),
                 detail: format!(
                     "a list object without the metadata every object has: {}",
@@ -134,11 +136,13 @@ pub(super) enum BadLine {
     Malformed(String),
 }
 
-/// Decodes one line of a watch of `resource` at `path`. An `ERROR` event is returned as
-/// the error it carries, so that every way a watch can fail reaches the caller one way.
+/// Decodes one line of a watch of `resource` at `path`, its object through `transform`.
+/// An `ERROR` event is returned as the error it carries, so that every way a watch can
+/// fail reaches the caller one way.
 pub(super) fn decode_event(
     line: &[u8],
     resource: &ResourceId,
+    transform: &ObjectTransform,
     path: &str,
 ) -> Result<WatchEvent, BadLine> {
     let malformed =
@@ -146,7 +150,7 @@ pub(super) fn decode_event(
     let event: RawWatchEvent =
         serde_json::from_slice(line).map_err(|e| malformed("not a watch event", e))?;
     let object = |raw| {
-        RawObject::decode(raw, resource)
+        RawObject::decode(raw, resource, transform)
             .map_err(|e| malformed("an object without the metadata every object has", e))
     };
     Ok(match event.kind.as_str() {
@@ -193,10 +197,15 @@ const PREFIX_CHARS: usize = 120;
 
 /// The start of a bad watch line of `resource`, for a log: at most [`PREFIX_CHARS`]
 /// characters (escaped, so a control character cannot forge a log line), and nothing
-/// at all if the line may belong to a Secret, whose data must not reach a log.
-pub(super) fn log_prefix(line: &[u8], resource: &ResourceId) -> Option<String> {
+/// at all if the line may belong to a Secret, or to a resource whose `transform`
+/// redacts values, whose data must not reach a log.
+pub(super) fn log_prefix(
+    line: &[u8],
+    resource: &ResourceId,
+    transform: &ObjectTransform,
+) -> Option<String> {
     let secret = |bytes: &[u8]| bytes.windows(6).any(|w| w == b"Secret");
-    if resource.kind == "Secret" || secret(line) {
+    if resource.kind == "Secret" || transform.redacts() || secret(line) {
         return None;
     }
     // Enough bytes for the characters wanted even if each is four bytes long.
@@ -230,21 +239,27 @@ mod tests {
     #[test]
     fn a_log_shows_at_most_120_characters_and_nothing_of_a_secret() {
         let pods = resource("Pod");
+        let none = ObjectTransform::none();
         let long = format!("{{\"type\":\"ADDED\",\"object\":\"{}", "é\n".repeat(400));
-        let prefix = log_prefix(long.as_bytes(), &pods).expect("a pod's line");
+        let prefix = log_prefix(long.as_bytes(), &pods, &none).expect("a pod's line");
         assert_eq!(prefix.chars().count(), PREFIX_CHARS, "{prefix}");
         assert!(!prefix.contains('\n'), "escaped: {prefix}");
-        assert_eq!(log_prefix(b"garbage", &pods).as_deref(), Some("garbage"));
+        assert_eq!(
+            log_prefix(b"garbage", &pods, &none).as_deref(),
+            Some("garbage")
+        );
         let secret_line = br#"{"type":"ADDED","object":{"kind":"Secret","data":{"k":"c2VjcmV0"}"#;
-        assert_eq!(log_prefix(secret_line, &pods), None);
-        assert_eq!(log_prefix(b"garbage", &resource("Secret")), None);
+        assert_eq!(log_prefix(secret_line, &pods, &none), None);
+        assert_eq!(log_prefix(b"garbage", &resource("Secret"), &none), None);
     }
 
     #[test]
     fn a_decode_error_never_quotes_the_line() {
         let pods = resource("Pod");
         let line = br#"{"type":"ADDED","object":{"metadata":"c2VjcmV0"}}"#;
-        let Err(BadLine::Malformed(detail)) = decode_event(line, &pods, "/p") else {
+        let Err(BadLine::Malformed(detail)) =
+            decode_event(line, &pods, &ObjectTransform::none(), "/p")
+        else {
             panic!("malformed");
         };
         assert!(!detail.contains("c2VjcmV0"), "{detail}");

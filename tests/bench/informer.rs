@@ -61,6 +61,8 @@ fn main() {
         sync.settled_rss as f64 / sync.json_bytes as f64
     );
 
+    managed_fields(dir.path(), pods);
+
     let rate = churn_rate(dir.path(), churn_pods, churn, Duration::from_secs(seconds));
     println!(
         "watch -> stdout under churn ({churn_pods} pods, simulator asked for {churn} changes/s, {seconds} s):"
@@ -84,6 +86,38 @@ fn main() {
     println!("  RSS at the end              {:>10.1} MiB", mib(rate.rss));
 }
 
+/// The initial sync of pods that carry managedFields (as a real API server's do),
+/// stripped (the default) and kept (`--keep-managed-fields`): the memory stripping saves.
+fn managed_fields(dir: &Path, pods: u64) {
+    let sim = SimProcess::start_with(dir, "managed", pods, 0, &["--managed-fields"]);
+    let stripped = sync_of(&sim, pods, &[]);
+    let kept = sync_of(&sim, pods, &["--keep-managed-fields"]);
+    println!("initial sync of {pods} pods with managedFields (sim --managed-fields):");
+    println!(
+        "  raw JSON of the pods        {:>10.1} MiB ({:.0} bytes/pod)",
+        mib(kept.json_bytes),
+        kept.json_bytes as f64 / pods as f64
+    );
+    for (what, f) in [
+        ("stripped (default)", &stripped),
+        ("--keep-managed-fields", &kept),
+    ] {
+        println!(
+            "  {what:<22} RSS once synced {:>8.1} MiB, peak {:>8.1} MiB, {:>6.2} s",
+            mib(f.settled_rss),
+            mib(f.peak_rss),
+            f.elapsed.as_secs_f64()
+        );
+    }
+    println!(
+        "  saved by stripping          {:>10.1} MiB once synced ({:.0}%), {:.1} MiB at peak",
+        mib(kept.settled_rss.saturating_sub(stripped.settled_rss)),
+        100.0 * kept.settled_rss.saturating_sub(stripped.settled_rss) as f64
+            / kept.settled_rss.max(1) as f64,
+        mib(kept.peak_rss.saturating_sub(stripped.peak_rss)),
+    );
+}
+
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
@@ -97,6 +131,11 @@ struct SimProcess {
 
 impl SimProcess {
     fn start(dir: &Path, name: &str, pods: u64, churn: u64) -> SimProcess {
+        SimProcess::start_with(dir, name, pods, churn, &[])
+    }
+
+    /// Like `start`, with more `kubebridge sim` arguments.
+    fn start_with(dir: &Path, name: &str, pods: u64, churn: u64, extra: &[&str]) -> SimProcess {
         let kubeconfig = dir.join(format!("{name}.kubeconfig"));
         let mut child = Command::new(env!("CARGO_BIN_EXE_kubebridge"))
             // A history window far larger than the run, so neither the watch nor a
@@ -111,6 +150,7 @@ impl SimProcess {
                 "2000000",
             ])
             .args(["--pods", &pods.to_string(), "--churn", &churn.to_string()])
+            .args(extra)
             .arg("--write-kubeconfig")
             .arg(&kubeconfig)
             .stdout(Stdio::null())
@@ -238,9 +278,14 @@ impl RssSampler {
 }
 
 fn spawn_watch(sim: &SimProcess) -> Child {
+    spawn_watch_with(sim, &[])
+}
+
+fn spawn_watch_with(sim: &SimProcess, extra: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_kubebridge"))
         .args(["watch", "pods", "-A", "--kubeconfig"])
         .arg(&sim.kubeconfig)
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -256,9 +301,14 @@ struct SyncFigures {
 
 fn initial_sync(dir: &Path, pods: u64) -> SyncFigures {
     let sim = SimProcess::start(dir, "sync", pods, 0);
+    sync_of(&sim, pods, &[])
+}
+
+/// The initial sync of `pods` pods from `sim` by `kubebridge watch pods -A EXTRA...`.
+fn sync_of(sim: &SimProcess, pods: u64, extra: &[&str]) -> SyncFigures {
     let json_bytes = sim.pods_json_bytes();
     let started = Instant::now();
-    let mut watch = spawn_watch(&sim);
+    let mut watch = spawn_watch_with(sim, extra);
     let sampler = RssSampler::start(watch.id());
     let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
     let mut seen = 0;

@@ -270,6 +270,68 @@ pub(crate) fn seed(store: &mut Store, config: &SimConfig) {
     }
 }
 
+/// `metadata.managedFields` as a real API server keeps it for a pod: kube-controller-manager
+/// owns what it wrote at creation (labels, owner references, spec), the kubelet the
+/// status it reports; each entry's `fieldsV1` mirrors the fields it owns.
+fn managed_fields(pod: &Value, now: &str) -> Value {
+    let metadata = json!({
+        "f:generateName": {},
+        "f:labels": fields_of(&pod["metadata"]["labels"]),
+        "f:ownerReferences": {".": {}, "k:{\"uid\":\"owner\"}": {}},
+    });
+    let entry = |manager: &str, subresource: Option<&str>, fields: Value| {
+        let mut e = json!({
+            "manager": manager, "operation": "Update", "apiVersion": "v1", "time": now,
+            "fieldsType": "FieldsV1", "fieldsV1": fields,
+        });
+        if let Some(s) = subresource {
+            e["subresource"] = json!(s);
+        }
+        e
+    };
+    json!([
+        entry(
+            "kube-controller-manager",
+            None,
+            json!({"f:metadata": metadata, "f:spec": fields_of(&pod["spec"])}),
+        ),
+        entry(
+            "kubelet",
+            Some("status"),
+            json!({"f:status": fields_of(&pod["status"])}),
+        ),
+    ])
+}
+
+/// The `fieldsV1` set of `value`: `f:` for each member, `k:` for each named list item.
+fn fields_of(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut out = serde_json::Map::new();
+            out.insert(".".into(), json!({}));
+            for (k, v) in map {
+                // Atomic lists: one owner for the whole list, no per-item fields.
+                let atomic = k == "containerStatuses" || k == "podIPs";
+                let fields = if atomic { json!({}) } else { fields_of(v) };
+                out.insert(format!("f:{k}"), fields);
+            }
+            Value::Object(out)
+        }
+        Value::Array(items) => {
+            let mut out = serde_json::Map::new();
+            for item in items {
+                let key = match item.get("name").or_else(|| item.get("type")) {
+                    Some(name) => format!("k:{{\"name\":{name}}}"),
+                    None => format!("v:{item}"),
+                };
+                out.insert(key, fields_of(item));
+            }
+            Value::Object(out)
+        }
+        _ => json!({}),
+    }
+}
+
 /// Creates a pod for `owner`, drawing a new random suffix when the name is already taken.
 pub(crate) fn create_pod(
     store: &mut Store,
@@ -285,7 +347,10 @@ pub(crate) fn create_pod(
         dry_run: false,
     };
     for _ in 0..16 {
-        let body = pod(&mut store.rng, namespace, owner, now);
+        let mut body = pod(&mut store.rng, namespace, owner, now);
+        if store.managed_fields {
+            body["metadata"]["managedFields"] = managed_fields(&body, now);
+        }
         match ops::create(store, &t, body) {
             Ok(obj) => return Some(obj.name.clone()),
             Err(e) if e.code() == 409 => continue,

@@ -33,6 +33,7 @@ impl Sim {
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let mut store = Store::new(config.history, config.seed);
+        store.managed_fields = config.managed_fields;
         seed::seed(&mut store, &config);
         let store = Arc::new(Mutex::new(store));
         let shared = Arc::new(Shared {

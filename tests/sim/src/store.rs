@@ -138,6 +138,8 @@ pub(crate) struct Store {
     events: broadcast::Sender<Arc<Event>>,
     /// The one RNG for uids, generated names and churn, so a seed reproduces a run.
     pub(crate) rng: fastrand::Rng,
+    /// Whether generated pods carry `metadata.managedFields` (`SimConfig::managed_fields`).
+    pub(crate) managed_fields: bool,
 }
 
 impl Store {
@@ -157,6 +159,7 @@ impl Store {
             registry: Registry::default(),
             events,
             rng: fastrand::Rng::with_seed(seed),
+            managed_fields: false,
         }
     }
 
