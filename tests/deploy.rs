@@ -753,7 +753,9 @@ fn check_rbac(objs: &[Value], generated: &[Value]) {
     // The cluster's identity: get on kube-system by name, and on no other namespace.
     let identity = objs
         .iter()
-        .find(|o| o["kind"] == "ClusterRole" && o["metadata"]["name"] == "kubebridge-cluster-identity")
+        .find(|o| {
+            o["kind"] == "ClusterRole" && o["metadata"]["name"] == "kubebridge-cluster-identity"
+        })
         .expect("the cluster identity's ClusterRole");
     assert_eq!(identity["rules"], json!([identity_rule()]));
     let checkpoint_role = objs
@@ -823,10 +825,12 @@ fn the_charts_checkpoint_rbac_is_what_kubebridge_rbac_prints() {
         kinds,
         ["Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"]
     );
-    let rules = |f: fn() -> Vec<k8s_openapi::api::rbac::v1::PolicyRule>| {
-        serde_json::to_value(f()).unwrap()
-    };
-    assert_eq!(docs[0]["rules"], rules(kubebridge::cmd::rbac::checkpoint_rules));
+    let rules =
+        |f: fn() -> Vec<k8s_openapi::api::rbac::v1::PolicyRule>| serde_json::to_value(f()).unwrap();
+    assert_eq!(
+        docs[0]["rules"],
+        rules(kubebridge::cmd::rbac::checkpoint_rules)
+    );
     assert_eq!(docs[0]["rules"], json!([checkpoint_rule()]));
     assert_eq!(
         docs[2]["rules"],

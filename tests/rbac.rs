@@ -347,15 +347,7 @@ async fn each_flag_prints_exactly_its_rules() {
     );
     // --checkpoint: the ConfigMap store's Role in the URI's namespace, else in
     // kubebridge's own; get on the kube-system Namespace by name for either store.
-    let identity = || {
-        g(
-            "ClusterRole",
-            "",
-            "namespaces",
-            "kube-system",
-            &["get"],
-        )
-    };
+    let identity = || g("ClusterRole", "", "namespaces", "kube-system", &["get"]);
     let configmaps = |ns: &str| {
         g(
             &format!("Role/{ns}"),
