@@ -94,6 +94,11 @@ fn rows() -> Vec<Row> {
             "write file:///DIR or configmap://[NAMESPACE]/PREFIX",
         ),
         row(
+            &["rbac", "pods", "--checkpoint", "configmap://ops/Bad_Prefix"],
+            2,
+            "prefix \"Bad_Prefix\"",
+        ),
+        row(
             &["watch", "pods", "--checkpoint", "file://relative/dir"],
             2,
             "three slashes for an absolute path",

@@ -111,18 +111,15 @@ fn help_flag_matching_is_by_whole_word() {
     );
 }
 
-/// Flags the manifests and chart use that other branches of this release add
-/// (`--metrics-auth`: authenticated endpoints; `--redaction-key-file`: Secret
-/// redaction), each with the one value deploy/ gives it. Until those branches are
-/// merged `kubebridge watch --help` does not know them; REMOVE THIS LIST AT MERGE (the
-/// tests then check them like every other flag).
-const FLAGS_FROM_OTHER_BRANCHES: &[(&str, &str)] = &[
-    ("--metrics-auth", "kubernetes"),
-    (
-        "--redaction-key-file",
-        "/var/run/secrets/kubebridge/redaction-key/key",
-    ),
-];
+/// Flags the manifests and chart use that a branch of this release not merged yet adds
+/// (`--redaction-key-file`: Secret redaction), each with the one value deploy/ gives it.
+/// Until it is merged `kubebridge watch --help` does not know it; the tests then check
+/// it like every other flag.
+// The lead removes this list (and `pending`) when merging the redaction branch.
+const FLAGS_FROM_OTHER_BRANCHES: &[(&str, &str)] = &[(
+    "--redaction-key-file",
+    "/var/run/secrets/kubebridge/redaction-key/key",
+)];
 
 /// Whether `flag` is one of [`FLAGS_FROM_OTHER_BRANCHES`] that this build lacks.
 fn pending(flag: &str, help: &str) -> bool {
@@ -155,6 +152,7 @@ fn every_flag_in_the_manifests_and_chart_exists() {
         "--config",
         "--log-format",
         "--leader-elect",
+        "--checkpoint",
         "--metrics-auth",
         "--redaction-key-file",
     ] {
@@ -175,6 +173,8 @@ fn every_flag_in_the_manifests_and_chart_exists() {
         "--redaction-key-file",
         "--log-format",
         "--leader-elect",
+        "--checkpoint",
+        "--checkpoint-interval",
     ] {
         assert!(
             template.contains(expected),
@@ -436,16 +436,20 @@ async fn the_manifests_are_accepted_by_an_api_server() {
         created,
         [
             "clusterrole.rbac.authorization.k8s.io/kubebridge created (server dry run)",
+            "clusterrole.rbac.authorization.k8s.io/kubebridge-cluster-identity created (server dry run)",
             "clusterrole.rbac.authorization.k8s.io/kubebridge-metrics-auth created (server dry run)",
             "clusterrole.rbac.authorization.k8s.io/kubebridge-metrics-reader created (server dry run)",
             "clusterrolebinding.rbac.authorization.k8s.io/kubebridge created (server dry run)",
+            "clusterrolebinding.rbac.authorization.k8s.io/kubebridge-cluster-identity created (server dry run)",
             "clusterrolebinding.rbac.authorization.k8s.io/kubebridge-metrics-auth created (server dry run)",
             "clusterrolebinding.rbac.authorization.k8s.io/kubebridge-metrics-reader created (server dry run)",
             "configmap/kubebridge created (server dry run)",
             "deployment.apps/kubebridge created (server dry run)",
             "networkpolicy.networking.k8s.io/kubebridge created (server dry run)",
             "poddisruptionbudget.policy/kubebridge created (server dry run)",
+            "role.rbac.authorization.k8s.io/kubebridge-checkpoint created (server dry run)",
             "role.rbac.authorization.k8s.io/kubebridge-leader-election created (server dry run)",
+            "rolebinding.rbac.authorization.k8s.io/kubebridge-checkpoint created (server dry run)",
             "rolebinding.rbac.authorization.k8s.io/kubebridge-leader-election created (server dry run)",
             "service/kubebridge created (server dry run)",
             "serviceaccount/kubebridge created (server dry run)",
@@ -481,7 +485,7 @@ async fn the_manifests_are_accepted_by_an_api_server() {
         ])
         .await;
     let objs = objects(&out);
-    assert_eq!(objs.len(), 16, "{out}");
+    assert_eq!(objs.len(), 20, "{out}");
     check_deployment(one(&objs, "Deployment"), one(&objs, "ConfigMap"));
     check_rbac(&objs, &generated_rbac(&kubeconfig));
     check_selectors(&objs);
@@ -542,6 +546,8 @@ fn check_deployment(d: &Value, config_map: &Value) {
             "--log-format",
             "json",
             "--leader-elect",
+            "--checkpoint",
+            "configmap:///kubebridge-checkpoint",
             "--metrics-auth",
             "kubernetes",
             "--redaction-key-file",
@@ -638,6 +644,14 @@ fn check_deployment(d: &Value, config_map: &Value) {
                 "probes need the metrics port"
             );
             assert!(stream.leader_election.is_some());
+            // The in-cluster store, in the pod's own namespace (where the Role is).
+            assert_eq!(
+                stream.checkpoint.map(|c| c.uri),
+                Some(kubebridge::config::CheckpointUri::ConfigMap {
+                    namespace: None,
+                    prefix: "kubebridge-checkpoint".into()
+                })
+            );
             assert_eq!(cluster.cluster_name.as_deref(), Some("prod"));
         }
         Ok(other) => panic!("not a watch: {other:?}"),
@@ -647,7 +661,7 @@ fn check_deployment(d: &Value, config_map: &Value) {
 
 /// What `kubebridge rbac` prints for the manifests' resources and flags (the resources
 /// of the ConfigMap's route, --leader-elect, --metrics-auth kubernetes, kube-prometheus'
-/// Prometheus), against the simulator at `kubeconfig`; README shows it verbatim.
+/// Prometheus, the Deployment's --checkpoint), against the simulator at `kubeconfig`; README shows it verbatim.
 fn generated_rbac(kubeconfig: &Path) -> Vec<Value> {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_kubebridge"))
         .args([
@@ -659,6 +673,8 @@ fn generated_rbac(kubeconfig: &Path) -> Vec<Value> {
             "kubernetes",
             "--prometheus-service-account",
             "monitoring/prometheus-k8s",
+            "--checkpoint",
+            "configmap:///kubebridge-checkpoint",
             "--kubeconfig",
         ])
         .arg(kubeconfig)
@@ -681,8 +697,9 @@ fn generated_rbac(kubeconfig: &Path) -> Vec<Value> {
 }
 
 /// The manifests' RBAC is exactly what `kubebridge rbac` prints (labels aside): list
-/// and watch on the watched resources, the Lease in a Role of kubebridge's namespace,
-/// the metrics reviews and the metrics reader; and no cluster-wide rule names leases.
+/// and watch on the watched resources, the Lease and the checkpoint ConfigMaps in Roles
+/// of kubebridge's namespace, get on the kube-system Namespace by name, the metrics
+/// reviews and the metrics reader; and no cluster-wide rule names leases or configmaps.
 fn check_rbac(objs: &[Value], generated: &[Value]) {
     let rbac_kinds = ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"];
     let key = |o: &Value| {
@@ -719,16 +736,41 @@ fn check_rbac(objs: &[Value], generated: &[Value]) {
                 !text.contains("leases"),
                 "a cluster-wide Lease rule: {rule}"
             );
+            assert!(
+                !text.contains("configmaps"),
+                "a cluster-wide ConfigMap rule: {rule}"
+            );
             assert!(!text.contains('*'), "no wildcards: {rule}");
             if rule.get("resources").is_some() {
                 let verbs = strings(&rule["verbs"]);
                 assert!(
-                    verbs == ["list", "watch"] || verbs == ["create"],
-                    "read-only or reviews: {rule}"
+                    verbs == ["list", "watch"] || verbs == ["create"] || *rule == identity_rule(),
+                    "read-only, reviews, or the one Namespace: {rule}"
                 );
             }
         }
     }
+    // The cluster's identity: get on kube-system by name, and on no other namespace.
+    let identity = objs
+        .iter()
+        .find(|o| {
+            o["kind"] == "ClusterRole" && o["metadata"]["name"] == "kubebridge-cluster-identity"
+        })
+        .expect("the cluster identity's ClusterRole");
+    assert_eq!(identity["rules"], json!([identity_rule()]));
+    let checkpoint_role = objs
+        .iter()
+        .find(|o| o["kind"] == "Role" && o["metadata"]["name"] == "kubebridge-checkpoint")
+        .expect("the checkpoint ConfigMaps' Role");
+    assert_eq!(
+        checkpoint_role["metadata"]["namespace"], "kubebridge",
+        "where configmap:/// (the pod's namespace) keeps them"
+    );
+    assert_eq!(
+        checkpoint_role["rules"],
+        json!([checkpoint_rule()]),
+        "exactly what the ConfigMap store calls"
+    );
     let lease_role = objs
         .iter()
         .find(|o| o["kind"] == "Role" && o["metadata"]["name"] == "kubebridge-leader-election")
@@ -743,6 +785,78 @@ fn check_rbac(objs: &[Value], generated: &[Value]) {
         one(objs, "ServiceAccount")["metadata"]["namespace"],
         "kubebridge"
     );
+}
+
+/// The one rule `--checkpoint` needs on ConfigMaps (in a Role): the store reads, creates
+/// and replaces its parts, and never lists, watches or deletes.
+fn checkpoint_rule() -> Value {
+    json!({"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "update"]})
+}
+
+/// The one cluster-wide rule `--checkpoint` needs: get on the kube-system Namespace.
+fn identity_rule() -> Value {
+    json!({"apiGroups": [""], "resources": ["namespaces"], "resourceNames": ["kube-system"], "verbs": ["get"]})
+}
+
+/// The chart's checkpoint RBAC has the same rules as `kubebridge rbac` (its template's
+/// rules are literal; only names and labels are templated), and the Deployment template
+/// passes `--checkpoint` exactly when the RBAC for it is rendered.
+#[test]
+fn the_charts_checkpoint_rbac_is_what_kubebridge_rbac_prints() {
+    let chart = deploy_dir().join("helm/kubebridge");
+    let template = read(&chart.join("templates/role-checkpoint.yaml"));
+    assert!(
+        template
+            .lines()
+            .next()
+            .unwrap()
+            .contains("if and .Values.rbac.create .Values.checkpoint.enabled"),
+        "rendered only with checkpoints on"
+    );
+    // Without the template actions (names, labels, the if/end): plain YAML.
+    let plain: String = template
+        .lines()
+        .filter(|l| !l.contains("{{"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&plain).unwrap();
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"]
+    );
+    let rules =
+        |f: fn() -> Vec<k8s_openapi::api::rbac::v1::PolicyRule>| serde_json::to_value(f()).unwrap();
+    assert_eq!(
+        docs[0]["rules"],
+        rules(kubebridge::cmd::rbac::checkpoint_rules)
+    );
+    assert_eq!(docs[0]["rules"], json!([checkpoint_rule()]));
+    assert_eq!(
+        docs[2]["rules"],
+        rules(kubebridge::cmd::rbac::cluster_identity_rules)
+    );
+    assert_eq!(docs[2]["rules"], json!([identity_rule()]));
+    assert_eq!(docs[1]["roleRef"]["kind"], "Role");
+    assert_eq!(docs[3]["roleRef"]["kind"], "ClusterRole");
+    for name in ["-checkpoint", "-cluster-identity"] {
+        assert_eq!(
+            template.matches(&format!("}}}}{name}\n")).count(),
+            3,
+            "the role, its binding and the roleRef are all named *{name}"
+        );
+    }
+    // On by default, with the Deployment's prefix.
+    let values = read(&chart.join("values.yaml"));
+    assert!(
+        values.contains("checkpoint:\n  enabled: true\n"),
+        "checkpoints are on by default"
+    );
+    assert!(values.contains("  prefix: kubebridge-checkpoint\n"));
+    let deployment = read(&chart.join("templates/deployment.yaml"));
+    assert!(deployment.contains(
+        "{{- if .Values.checkpoint.enabled }}\n            # The empty namespace is the pod's: the release's.\n            - --checkpoint\n            - {{ printf \"configmap:///%s\" .Values.checkpoint.prefix | quote }}"
+    ));
 }
 
 /// Ingress to the metrics port only from Prometheus, for kubebridge's pods.

@@ -1,6 +1,6 @@
 //! `kubebridge rbac` end to end, against the simulated API server: a crafted `--name`
 //! is refused, each flag combination prints exactly the rules it needs (list and watch,
-//! the one Lease, the metrics reviews), and the output is accepted by a server-side dry
+//! the one Lease, the metrics reviews, the checkpoint store and the cluster identity), and the output is accepted by a server-side dry
 //! run with the real kubectl (skipped with KUBEBRIDGE_SKIP_KUBECTL=1).
 #![allow(missing_docs, clippy::unwrap_used)]
 
@@ -345,6 +345,47 @@ async fn each_flag_prints_exactly_its_rules() {
         grants(&docs, sa, None),
         set(vec![g("ClusterRole", "", "pods", "*", RW)])
     );
+    // --checkpoint: the ConfigMap store's Role in the URI's namespace, else in
+    // kubebridge's own; get on the kube-system Namespace by name for either store.
+    let identity = || g("ClusterRole", "", "namespaces", "kube-system", &["get"]);
+    let configmaps = |ns: &str| {
+        g(
+            &format!("Role/{ns}"),
+            "",
+            "configmaps",
+            "*",
+            &["get", "create", "update"],
+        )
+    };
+    for (uri, sa_ns, store_ns) in [
+        ("configmap:///kb-ck", "ops", Some("ops")),
+        ("configmap://store/kb-ck", "ops", Some("store")),
+        ("file:///var/lib/kubebridge", "ops", None),
+    ] {
+        let (_, docs) = rbac(
+            &kc,
+            &[
+                "pods",
+                "--checkpoint",
+                uri,
+                "--service-account-namespace",
+                sa_ns,
+            ],
+        );
+        let mut expected = vec![g("ClusterRole", "", "pods", "*", RW), identity()];
+        expected.extend(store_ns.map(configmaps));
+        assert_eq!(
+            grants(&docs, &format!("{sa_ns}/kubebridge"), None),
+            set(expected),
+            "{uri}"
+        );
+        for d in docs.iter().filter(|d| d["kind"] == "ClusterRole") {
+            assert!(
+                !d["rules"].to_string().contains("configmaps"),
+                "{uri}: a cluster-wide ConfigMap rule: {d}"
+            );
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -382,9 +423,11 @@ async fn the_output_passes_a_server_side_dry_run() {
             "kubernetes",
             "--prometheus-service-account",
             "monitoring/prometheus-k8s",
+            "--checkpoint",
+            "configmap:///kubebridge-checkpoint",
         ],
     );
-    assert_eq!(docs.len(), 12);
+    assert_eq!(docs.len(), 16);
     let file = dir.path().join("rbac.yaml");
     std::fs::write(&file, &yaml).unwrap();
     let out = k
@@ -395,6 +438,10 @@ async fn the_output_passes_a_server_side_dry_run() {
     let r = "rbac.authorization.k8s.io";
     let mut expected = vec![
         format!("clusterrole.{r}/kubebridge created (server dry run)"),
+        format!("clusterrole.{r}/kubebridge-cluster-identity created (server dry run)"),
+        format!("clusterrolebinding.{r}/kubebridge-cluster-identity created (server dry run)"),
+        format!("role.{r}/kubebridge-checkpoint created (server dry run)"),
+        format!("rolebinding.{r}/kubebridge-checkpoint created (server dry run)"),
         format!("clusterrole.{r}/kubebridge-metrics-auth created (server dry run)"),
         format!("clusterrole.{r}/kubebridge-metrics-reader created (server dry run)"),
         format!("clusterrolebinding.{r}/kubebridge created (server dry run)"),

@@ -12,7 +12,16 @@
 //! - `--metrics-auth kubernetes`: `create` on TokenReviews and SubjectAccessReviews,
 //!   cluster-wide (they are cluster-scoped), as controller-runtime's `metrics-auth-role`,
 //!   and a `metrics-reader` ClusterRole (`get` on the non-resource URL `/metrics`) for
-//!   the scraper, bound to `--prometheus-service-account` when given.
+//!   the scraper, bound to `--prometheus-service-account` when given;
+//! - `--checkpoint configmap://[NS]/PREFIX`: `get`, `create` and `update` on ConfigMaps
+//!   (what `checkpoint::configmap` calls: it never lists, watches or deletes) in a Role of
+//!   the store's namespace, never cluster-wide; no `resourceNames`, because `create`
+//!   cannot be limited by name and the names (`PREFIX-RESOURCE-HASH[-N]`) depend on the
+//!   informers;
+//! - `--checkpoint` with either store: `get` on the `kube-system` namespace by name, the
+//!   cluster's identity that keeps a checkpoint from being applied to another cluster.
+//!   Namespaces are cluster-scoped, so this one rule must be in a ClusterRole (a Role in
+//!   kube-system cannot grant it); it names the one object and reads nothing else.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -35,6 +44,10 @@ pub const LEADER_ELECTION_SUFFIX: &str = "-leader-election";
 pub const METRICS_AUTH_SUFFIX: &str = "-metrics-auth";
 /// The suffix of the `/metrics` reader ClusterRole (and its binding).
 pub const METRICS_READER_SUFFIX: &str = "-metrics-reader";
+/// The suffix of the checkpoint ConfigMaps' Role (and its binding).
+pub const CHECKPOINT_SUFFIX: &str = "-checkpoint";
+/// The suffix of the ClusterRole (and its binding) that reads the cluster's identity.
+pub const CLUSTER_IDENTITY_SUFFIX: &str = "-cluster-identity";
 
 /// One object `kubebridge rbac` prints; each serializes with its `apiVersion` and `kind`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -112,6 +125,16 @@ pub fn objects(grants: &RbacGrants, resources: &[ApiResource]) -> Vec<RbacObject
         out.push(role(ns, &role_name, lease_rules(lease)));
         out.push(role_binding(ns, &role_name, &role_name, subject.clone()));
     }
+    if let Some(checkpoint) = &grants.checkpoint {
+        if let Some(ns) = &checkpoint.configmap_namespace {
+            let role_name = format!("{name}{CHECKPOINT_SUFFIX}");
+            out.push(role(ns, &role_name, checkpoint_rules()));
+            out.push(role_binding(ns, &role_name, &role_name, subject.clone()));
+        }
+        let identity = format!("{name}{CLUSTER_IDENTITY_SUFFIX}");
+        out.push(cluster_role(&identity, cluster_identity_rules()));
+        out.push(cluster_role_binding(&identity, &identity, subject.clone()));
+    }
     if grants.metrics_auth {
         let auth = format!("{name}{METRICS_AUTH_SUFFIX}");
         out.push(cluster_role(&auth, review_rules()));
@@ -164,6 +187,30 @@ pub fn lease_rules(lease: &str) -> Vec<PolicyRule> {
         leases(&["get", "update"], Some(vec![lease.to_owned()])),
         leases(&["create"], None),
     ]
+}
+
+/// `get`, `create` and `update` on ConfigMaps: what the ConfigMap checkpoint store does
+/// (read a part, create it the first time, replace it conditionally on its
+/// resourceVersion). For a Role, never a ClusterRole.
+pub fn checkpoint_rules() -> Vec<PolicyRule> {
+    vec![PolicyRule {
+        api_groups: Some(strings(&[""])),
+        resources: Some(strings(&["configmaps"])),
+        verbs: strings(&["get", "create", "update"]),
+        ..PolicyRule::default()
+    }]
+}
+
+/// `get` on the `kube-system` namespace only: its uid identifies the cluster a
+/// checkpoint belongs to.
+pub fn cluster_identity_rules() -> Vec<PolicyRule> {
+    vec![PolicyRule {
+        api_groups: Some(strings(&[""])),
+        resources: Some(strings(&["namespaces"])),
+        resource_names: Some(strings(&["kube-system"])),
+        verbs: strings(&["get"]),
+        ..PolicyRule::default()
+    }]
 }
 
 /// `create` on TokenReviews and SubjectAccessReviews: how `--metrics-auth kubernetes`
@@ -255,6 +302,7 @@ fn role_binding(namespace: &str, name: &str, role: &str, subject: Subject) -> Rb
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::CheckpointGrant;
     use kubebridge_sinks::ResourceId;
     use serde_json::{Value, json};
     use std::sync::Arc;
@@ -282,6 +330,7 @@ mod tests {
             lease: None,
             metrics_auth: false,
             prometheus: None,
+            checkpoint: None,
         }
     }
 
@@ -454,6 +503,72 @@ mod tests {
             ..g
         };
         assert_eq!(printed(&g, &[resource("", "pods", true)]).len(), 5);
+    }
+
+    #[test]
+    fn a_configmap_checkpoint_is_a_role_in_its_namespace_and_one_named_namespace_get() {
+        let g = RbacGrants {
+            checkpoint: Some(CheckpointGrant {
+                configmap_namespace: Some("store".into()),
+            }),
+            ..grants()
+        };
+        let docs = printed(&g, &[resource("", "pods", true)]);
+        assert_eq!(docs.len(), 6);
+        assert_eq!(
+            docs[2],
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "kb-checkpoint", "namespace": "store"},
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"],
+                       "verbs": ["get", "create", "update"]}]})
+        );
+        assert_eq!(
+            docs[3]["roleRef"],
+            json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "kb-checkpoint"})
+        );
+        assert_eq!(docs[3]["metadata"]["namespace"], "store");
+        assert_eq!(docs[3]["subjects"], SA());
+        assert_eq!(
+            docs[4],
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "kb-cluster-identity"},
+            "rules": [{"apiGroups": [""], "resources": ["namespaces"],
+                       "resourceNames": ["kube-system"], "verbs": ["get"]}]})
+        );
+        assert_eq!(docs[5]["subjects"], SA());
+        // No cluster-wide rule mentions configmaps.
+        for d in docs.iter().filter(|d| d["kind"] == "ClusterRole") {
+            assert!(!d["rules"].to_string().contains("configmaps"), "{d}");
+        }
+    }
+
+    #[test]
+    fn a_file_checkpoint_needs_only_the_cluster_identity() {
+        let g = RbacGrants {
+            checkpoint: Some(CheckpointGrant {
+                configmap_namespace: None,
+            }),
+            ..grants()
+        };
+        let docs = printed(&g, &[resource("", "pods", true)]);
+        let kinds: Vec<(&str, &str)> = docs
+            .iter()
+            .map(|d| {
+                (
+                    d["kind"].as_str().expect("kind"),
+                    d["metadata"]["name"].as_str().expect("name"),
+                )
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("ClusterRole", "kb"),
+                ("ClusterRoleBinding", "kb"),
+                ("ClusterRole", "kb-cluster-identity"),
+                ("ClusterRoleBinding", "kb-cluster-identity"),
+            ]
+        );
     }
 
     /// Even a name that got past the CLI's check could not add a rule: the serializer

@@ -14,8 +14,8 @@ use kubebridge_sinks::{Format, KeyMode};
 
 use super::merge::{self, CommandLineOnly, Layer, RouteFlags, SinkLayer};
 use super::{
-    CheckpointUri, ClusterConfig, Command, InitialState, LeaderElection, Limits, MetricsAuth,
-    RbacGrants, SimOptions, values,
+    CheckpointGrant, CheckpointUri, ClusterConfig, Command, InitialState, LeaderElection, Limits,
+    MetricsAuth, RbacGrants, SimOptions, values,
 };
 use crate::leader::LeaseConfig;
 use crate::queue::Overflow;
@@ -110,6 +110,11 @@ struct RbacArgs {
     /// Bind the metrics-reader ClusterRole to this ServiceAccount (NAMESPACE/NAME), e.g. monitoring/prometheus-k8s.
     #[arg(long, value_name = "NS/NAME", value_parser = values::service_account)]
     prometheus_service_account: Option<(String, String)>,
+    /// Grant what `watch --checkpoint URI` needs: with configmap://[NS]/PREFIX, get, create
+    /// and update on ConfigMaps in a Role of NS (default --service-account-namespace); with
+    /// either store, get on the kube-system namespace (the cluster's identity).
+    #[arg(long, value_parser = clap::value_parser!(CheckpointUri), value_name = "URI")]
+    checkpoint: Option<CheckpointUri>,
     #[command(flatten)]
     cluster: ClusterArgs,
 }
@@ -557,6 +562,9 @@ fn rbac(r: RbacArgs) -> Result<Command, CliExit> {
     let lease_namespace = r
         .leader_elect_namespace
         .unwrap_or_else(|| r.service_account_namespace.clone());
+    // A configmap:// store without a namespace is in kubebridge's own, as in `watch`
+    // (the pod's namespace, where its ServiceAccount is).
+    let service_account_namespace = r.service_account_namespace.clone();
     Ok(Command::Rbac {
         cluster: r.cluster.config(None),
         resources: values::resources(&r.resources).map_err(CliExit::Usage)?,
@@ -569,6 +577,14 @@ fn rbac(r: RbacArgs) -> Result<Command, CliExit> {
                 .then_some((lease_namespace, r.leader_elect_name)),
             metrics_auth,
             prometheus: r.prometheus_service_account,
+            checkpoint: r.checkpoint.map(|uri| CheckpointGrant {
+                configmap_namespace: match uri {
+                    CheckpointUri::File(_) => None,
+                    CheckpointUri::ConfigMap { namespace, .. } => {
+                        Some(namespace.unwrap_or(service_account_namespace))
+                    }
+                },
+            }),
         },
     })
 }

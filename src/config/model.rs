@@ -345,6 +345,16 @@ pub struct RbacGrants {
     pub metrics_auth: bool,
     /// The ServiceAccount (namespace, name) of the Prometheus that scrapes `/metrics`.
     pub prometheus: Option<(String, String)>,
+    /// `--checkpoint`: what the store needs (see [`CheckpointGrant`]).
+    pub checkpoint: Option<CheckpointGrant>,
+}
+
+/// What `watch --checkpoint` needs from the API server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointGrant {
+    /// The namespace of a `configmap://` store (its URI's, else kubebridge's own); `None`
+    /// for a `file://` store, which keeps nothing in the cluster.
+    pub configmap_namespace: Option<String>,
 }
 
 impl StreamConfig {
