@@ -111,21 +111,6 @@ fn help_flag_matching_is_by_whole_word() {
     );
 }
 
-/// Flags the manifests and chart use that a branch of this release not merged yet adds
-/// (`--redaction-key-file`: Secret redaction), each with the one value deploy/ gives it.
-/// Until it is merged `kubebridge watch --help` does not know it; the tests then check
-/// it like every other flag.
-// The lead removes this list (and `pending`) when merging the redaction branch.
-const FLAGS_FROM_OTHER_BRANCHES: &[(&str, &str)] = &[(
-    "--redaction-key-file",
-    "/var/run/secrets/kubebridge/redaction-key/key",
-)];
-
-/// Whether `flag` is one of [`FLAGS_FROM_OTHER_BRANCHES`] that this build lacks.
-fn pending(flag: &str, help: &str) -> bool {
-    FLAGS_FROM_OTHER_BRANCHES.iter().any(|(f, _)| *f == flag) && !help_has_flag(help, flag)
-}
-
 #[test]
 fn every_flag_in_the_manifests_and_chart_exists() {
     let help = watch_help();
@@ -184,7 +169,7 @@ fn every_flag_in_the_manifests_and_chart_exists() {
 
     let missing: Vec<String> = found
         .iter()
-        .filter(|(flag, _)| !help_has_flag(&help, flag) && !pending(flag, &help))
+        .filter(|(flag, _)| !help_has_flag(&help, flag))
         .map(|(flag, files)| format!("{flag} (in {})", files.join(", ")))
         .collect();
     assert!(
@@ -582,21 +567,7 @@ fn check_deployment(d: &Value, config_map: &Value) {
         pod["securityContext"]["fsGroup"], 65532,
         "uid 65532 reads the key"
     );
-    // What this build can parse: without the flags of branches not merged yet.
-    let help = watch_help();
-    let mut args: Vec<&str> = Vec::new();
-    let mut rest = all_args.iter();
-    while let Some(a) = rest.next() {
-        if pending(a, &help) {
-            let value = rest.next().unwrap();
-            assert!(
-                FLAGS_FROM_OTHER_BRANCHES.contains(&(*a, *value)),
-                "{a} {value}"
-            );
-        } else {
-            args.push(a);
-        }
-    }
+    let args: Vec<&str> = all_args.iter().copied().collect();
     // The config file comes from the ConfigMap, mounted read-only where --config looks.
     let mount = c["volumeMounts"]
         .as_array()
