@@ -99,6 +99,7 @@ fn pod(event_type: EventType, name: &str, resource_version: u64) -> Arc<Notifica
         object: Arc::from(RawValue::from_string(object).expect("valid JSON")),
         old_object: None,
         snapshot: None,
+        patch: None,
     })
 }
 

@@ -80,6 +80,7 @@
 pub mod cmd;
 pub mod config;
 pub(crate) mod endpoints;
+pub mod filter;
 pub(crate) mod informer;
 pub mod kube;
 pub(crate) mod leader;

@@ -59,6 +59,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 object: Arc::from(RawValue::from_string(object)?),
                 old_object: None,
                 snapshot: None,
+                patch: None,
             }))
         })
         .collect::<Result<_, serde_json::Error>>()?;

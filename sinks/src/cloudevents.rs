@@ -173,6 +173,7 @@ mod tests {
             object: Arc::from(RawValue::from_string(r#"{"k":1}"#.into()).expect("valid")),
             old_object: None,
             snapshot: None,
+            patch: None,
         }
     }
 

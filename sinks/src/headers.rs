@@ -94,6 +94,7 @@ mod tests {
             object: Arc::from(RawValue::from_string("{}".into()).expect("valid")),
             old_object: None,
             snapshot: None,
+            patch: None,
         }
     }
 

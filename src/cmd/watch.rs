@@ -25,7 +25,8 @@ use super::AppError;
 use crate::config::{ClusterConfig, InitialState, Route, StreamConfig};
 use crate::endpoints::{self, EndpointsConfig, Handlers, Readiness};
 use crate::informer::shared::SyncedFlags;
-use crate::informer::{Informers, ProcessorConfig, ReflectorConfig, RunningInformers};
+use crate::filter::Filters;
+use crate::informer::{Informers, ProcessorConfig, ReflectorConfig, RunningInformers, Subscription};
 use crate::kube::{Cluster, cluster};
 use crate::leader::{self, Elector, LeaseConfig};
 use crate::lister::Lister;
@@ -341,6 +342,16 @@ fn informers(
     endpoints: &Endpoints,
     metrics: &Metrics,
 ) -> Result<RunningInformers, AppError> {
+    // Each route's filters, compiled once and shared by the informers that feed it.
+    let filters = plan
+        .routes
+        .iter()
+        .map(|p| {
+            Filters::compile(&p.route.name, &p.route.filters)
+                .map(Arc::new)
+                .map_err(|e| AppError::usage(format!("{}{e}", p.route.context())))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let mut informers = Informers::default();
     for planned in &plan.informers {
         let spec = planned
@@ -348,9 +359,8 @@ fn informers(
             .ok_or_else(|| AppError::failed(format!("{planned} was not resolved")))?;
         tracing::info!(informer = %spec.name(), server = %cluster.server, "starting informer");
         for &route in &planned.routes {
-            for queue in &queues[route] {
-                informers.subscribe(spec.clone(), queue.clone());
-            }
+            let subscription = Subscription::new(filters[route].clone(), queues[route].clone());
+            informers.subscribe(spec.clone(), subscription);
         }
     }
     let limits = &stream.limits;

@@ -183,6 +183,7 @@ impl Differ {
             object: object.raw.clone(),
             old_object: old.map(|o| o.raw.clone()),
             snapshot: None,
+            patch: None,
         }
     }
 }

@@ -26,7 +26,7 @@ pub(crate) mod testing;
 mod wire;
 
 pub use delta::Delta;
-pub use fanout::Subscriber;
+pub use fanout::Subscription;
 pub use object::RawObject;
 pub use processor::{Processor, ProcessorConfig};
 pub use reflector::{Reflector, ReflectorConfig, ReflectorError};

@@ -9,7 +9,7 @@ use kubebridge_sinks::{EventType, Notification, Origin, ResourceId};
 use tokio::sync::{mpsc, watch};
 
 use super::diff::Differ;
-use super::fanout::{FanOut, Subscriber};
+use super::fanout::{FanOut, Subscription};
 use super::resync::Resync;
 use super::{Delta, Store};
 use crate::metrics::Metrics;
@@ -43,12 +43,12 @@ impl Processor {
         name: String,
         resource: Arc<ResourceId>,
         config: ProcessorConfig,
-        subscribers: Vec<Subscriber>,
+        subscriptions: Vec<Subscription>,
         metrics: Metrics,
     ) -> Self {
         Processor {
             differ: Differ::new(name.clone(), resource, config.emit_initial, config.cluster),
-            fanout: FanOut::new(name.clone(), subscribers),
+            fanout: FanOut::new(name.clone(), subscriptions, &metrics),
             name,
             resync: config.resync,
             cache: Arc::default(),
@@ -76,6 +76,12 @@ impl Processor {
     pub fn apply(&mut self, delta: Delta) -> Vec<Notification> {
         let mut store = self.cache.write().unwrap_or_else(PoisonError::into_inner);
         self.differ.apply(&mut store, delta)
+    }
+
+    /// The fan-out, for tests that drive it directly.
+    #[cfg(test)]
+    pub(super) fn fanout_for_test(&mut self) -> &mut FanOut {
+        &mut self.fanout
     }
 
     /// Runs until the reflector closes `deltas`, or until every subscriber has gone.

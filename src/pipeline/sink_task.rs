@@ -207,6 +207,7 @@ mod tests {
             object: Arc::from(RawValue::from_string("{}".into()).expect("json")),
             old_object: None,
             snapshot: None,
+            patch: None,
         })
     }
 

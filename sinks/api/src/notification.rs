@@ -12,8 +12,8 @@ use crate::{EventType, Origin, ResourceId, Rfc3339Millis, Snapshot};
 ///
 /// Serialized as one JSON object (JSON Schema: `sinks/envelope.schema.json`):
 /// `type`, `origin`, `time`, `cluster`, `resource`, `namespace`, `name`, `uid`,
-/// `resourceVersion`, `object`, `oldObject` (MODIFIED only) and `snapshot` (list and
-/// resync replays only).
+/// `resourceVersion`, `object`, `oldObject` (MODIFIED only), `snapshot` (list and
+/// resync replays only) and `patch` (MODIFIED, on routes with diffs).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Notification {
@@ -47,6 +47,10 @@ pub struct Notification {
     /// The frame of a full replay, on list and resync notifications only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<Snapshot>,
+    /// An RFC 6902 JSON Patch from `old_object` to `object`, on MODIFIED only, for a
+    /// route that asks for diffs (`diff: true` / `--diff`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch: Option<Arc<RawValue>>,
 }
 
 impl Notification {
@@ -100,6 +104,7 @@ mod tests {
                 RawValue::from_string(r#"{"a":1}"#.into()).expect("valid"),
             )),
             snapshot: None,
+            patch: None,
         }
     }
 

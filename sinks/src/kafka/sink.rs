@@ -324,6 +324,7 @@ mod tests {
             object: Arc::from(serde_json::value::RawValue::from_string("{}".into()).expect("json")),
             old_object: None,
             snapshot: None,
+            patch: None,
         }
     }
 

@@ -50,6 +50,7 @@ pub fn note(
         object: Arc::from(RawValue::from_string(object).expect("valid json")),
         old_object: None,
         snapshot: None,
+        patch: None,
     })
 }
 

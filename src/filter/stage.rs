@@ -1,0 +1,204 @@
+//! The per-route stage of the fan-out: decides whether a notification goes to the
+//! route's queues, and in what form. A route without transforms passes the notification's
+//! `Arc` on untouched; one that projects or diffs publishes its own copy.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kubebridge_sinks::{EventType, Notification};
+use serde_json::value::RawValue;
+
+use super::cel::{CelFilter, Input};
+use super::config::{ALWAYS_IGNORED, FilterConfig, OldObject};
+use super::pointer::{PathSet, Pointer};
+use super::raw;
+use crate::metrics::Metrics;
+
+/// Why a notification was held back from a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Held {
+    /// Its type is not among the route's `types`.
+    Type,
+    /// A MODIFIED that changed only ignored fields (or, with `fields`, nothing projected).
+    Unchanged,
+    /// The route's CEL filter said false.
+    Filter,
+}
+
+impl Held {
+    /// The metric label.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Held::Type => "type",
+            Held::Unchanged => "unchanged",
+            Held::Filter => "filter",
+        }
+    }
+}
+
+/// A route's filters, compiled: shared by every informer that feeds the route.
+#[derive(Debug)]
+pub(crate) struct Filters {
+    route: String,
+    /// Types published; `None` publishes all.
+    types: Option<Vec<EventType>>,
+    cel: Option<CelFilter>,
+    /// What does not count as a change; `None` with `--no-suppress`.
+    ignored: Option<PathSet>,
+    /// What is kept; `None` keeps everything.
+    fields: Option<PathSet>,
+    diff: bool,
+    old_object: OldObject,
+    /// Logging of the CEL filter's runtime errors, at most once a minute.
+    errors: Mutex<ErrorLog>,
+}
+
+/// How often a failing filter is logged at most: the count says the rest.
+const ERROR_LOG_PERIOD: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Default)]
+struct ErrorLog {
+    last: Option<Instant>,
+    unlogged: u64,
+}
+
+impl Filters {
+    /// Compiles `config` for the route called `route`. An error is one line naming the
+    /// key (`filter`, `ignoreFields`, `fields`).
+    pub(crate) fn compile(route: &str, config: &FilterConfig) -> Result<Filters, String> {
+        let cel = config
+            .filter
+            .as_deref()
+            .map(|s| CelFilter::compile(s).map_err(|e| format!("filter {s:?} {e}")))
+            .transpose()?;
+        let mut ignored = FilterConfig::pointers("ignoreFields", &config.ignore_fields)?;
+        let fields = FilterConfig::pointers("fields", &config.fields)?;
+        for always in ALWAYS_IGNORED {
+            ignored.push(Pointer::parse(always)?);
+        }
+        Ok(Filters {
+            route: route.to_owned(),
+            types: (!config.types.is_empty()).then(|| config.types.clone()),
+            cel,
+            ignored: config.suppress.then(|| PathSet::new(&ignored)),
+            fields: (!fields.is_empty()).then(|| PathSet::new(&fields)),
+            diff: config.diff,
+            old_object: config.old_object,
+            errors: Mutex::default(),
+        })
+    }
+
+    /// Whether the route changes what it publishes (and so makes its own copies).
+    fn transforms(&self) -> bool {
+        self.fields.is_some() || self.diff || self.old_object == OldObject::None
+    }
+
+    /// What the route publishes for `note`: the same `Arc`, its own copy, or why nothing.
+    pub(crate) fn apply(&self, note: &Arc<Notification>, metrics: &Metrics) -> Result<Arc<Notification>, Held> {
+        if let Some(types) = &self.types
+            && !types.contains(&note.event_type)
+        {
+            return Err(Held::Type);
+        }
+        let projected = self.fields.as_ref().map(|fields| {
+            let at = fields.cursor();
+            (
+                raw::projected(&note.object, &at),
+                note.old_object.as_ref().map(|old| raw::projected(old, &at)),
+            )
+        });
+        if let (Some(ignored), Some(old)) = (&self.ignored, &note.old_object) {
+            let (new, old): (&RawValue, &RawValue) = match &projected {
+                Some((new, Some(old))) => (new, old),
+                _ => (&note.object, old),
+            };
+            if note.event_type == EventType::Modified && raw::equal_ignoring(old, new, &ignored.cursor()) {
+                return Err(Held::Unchanged);
+            }
+        }
+        if let Some(cel) = &self.cel {
+            let input = Input {
+                object: &note.object,
+                old_object: note.old_object.as_deref(),
+                event_type: note.event_type.as_str(),
+                origin: note.origin.as_str(),
+            };
+            match cel.evaluate(&input) {
+                Ok(true) => {}
+                Ok(false) => return Err(Held::Filter),
+                Err(e) => self.evaluation_failed(&e, note, metrics),
+            }
+        }
+        if !self.transforms() {
+            return Ok(note.clone());
+        }
+        let mut copy = Notification::clone(note);
+        if let Some((object, old)) = projected {
+            copy.object = Arc::from(object);
+            copy.old_object = old.map(Arc::from);
+        }
+        if self.diff && copy.event_type == EventType::Modified
+            && let Some(old) = &copy.old_object
+        {
+            copy.patch = patch(old, &copy.object);
+        }
+        if self.old_object == OldObject::None {
+            copy.old_object = None;
+        }
+        Ok(Arc::new(copy))
+    }
+
+    /// A runtime error keeps the notification (a broken filter must not drop data): it is
+    /// counted, and logged at most once a minute per route.
+    fn evaluation_failed(&self, error: &str, note: &Notification, metrics: &Metrics) {
+        metrics.filter_error(&self.route);
+        let mut log = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if log.last.is_some_and(|last| now.duration_since(last) < ERROR_LOG_PERIOD) {
+            log.unlogged += 1;
+            return;
+        }
+        let expression = self.cel.as_ref().map_or("", |c| c.source());
+        tracing::warn!(
+            route = %self.route, object = %note.key(), id = %note.id(), expression, error,
+            errors_since_last_log = log.unlogged,
+            "the route's filter failed to evaluate; the notification is published (counted in kubebridge_route_filter_errors_total; logged at most once a minute)"
+        );
+        log.last = Some(now);
+        log.unlogged = 0;
+    }
+}
+
+/// The RFC 6902 patch from `old` to `new`; `None` only if either is not JSON (never, for
+/// objects the informer decoded).
+fn patch(old: &RawValue, new: &RawValue) -> Option<Arc<RawValue>> {
+    let old: serde_json::Value = serde_json::from_str(old.get()).ok()?;
+    let new: serde_json::Value = serde_json::from_str(new.get()).ok()?;
+    let patch = json_patch::diff(&old, &new);
+    let text = serde_json::to_string(&patch).ok()?;
+    RawValue::from_string(text).ok().map(Arc::from)
+}
+
+/// One route's stage in one informer's fan-out.
+pub(crate) struct RouteStage {
+    filters: Arc<Filters>,
+    metrics: Metrics,
+}
+
+impl RouteStage {
+    /// The stage of `filters`, counting in `metrics`.
+    pub(crate) fn new(filters: Arc<Filters>, metrics: Metrics) -> RouteStage {
+        RouteStage { filters, metrics }
+    }
+
+    /// What to queue for this route, if anything; what is held back is counted.
+    pub(crate) fn pass(&self, note: &Arc<Notification>) -> Option<Arc<Notification>> {
+        match self.filters.apply(note, &self.metrics) {
+            Ok(published) => Some(published),
+            Err(held) => {
+                self.metrics.held(&self.filters.route, held.as_str());
+                None
+            }
+        }
+    }
+}
