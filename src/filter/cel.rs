@@ -135,7 +135,8 @@ impl CelFilter {
                 Some(first) => format!(
                     "does not compile: line {} column {}: {}",
                     first.pos.0,
-                    first.pos.1 + 1,
+                    // The parser counts columns from 1.
+                    first.pos.1,
                     first.msg.lines().next().unwrap_or("syntax error")
                 ),
                 None => "does not compile".into(),
@@ -417,7 +418,7 @@ mod tests {
     #[test]
     fn compile_errors_point_at_the_position_and_bounds_hold() {
         let e = CelFilter::compile("object.status.phase == ").expect_err("syntax");
-        assert!(e.contains("line 1 column"), "{e}");
+        assert!(e.contains("line 1 column 24:"), "{e}");
         let e = CelFilter::compile("objetc.status == 1").expect_err("unknown variable");
         assert!(e.contains("column 1: unknown variable 'objetc'"), "{e}");
         let e = CelFilter::compile("object.a.all(x, object.b.exists(y, y == x))").expect_err("nested");
