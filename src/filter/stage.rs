@@ -202,3 +202,122 @@ impl RouteStage {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use kubebridge_sinks::{Origin, ResourceId};
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn note(event_type: EventType, object: &Value, old: Option<&Value>) -> Arc<Notification> {
+        let raw = |v: &Value| Arc::from(RawValue::from_string(v.to_string()).expect("json"));
+        Arc::new(Notification {
+            event_type,
+            origin: Origin::Watch,
+            time: SystemTime::UNIX_EPOCH,
+            cluster: None,
+            resource: Arc::new(ResourceId {
+                group: String::new(),
+                version: "v1".into(),
+                resource: "pods".into(),
+                kind: "Pod".into(),
+            }),
+            namespace: Some("ns".into()),
+            name: "a".into(),
+            uid: "u".into(),
+            resource_version: "2".into(),
+            object: raw(object),
+            old_object: old.map(raw),
+            snapshot: None,
+            patch: None,
+        })
+    }
+
+    fn compile(config: FilterConfig) -> Filters {
+        Filters::compile("r", &config).expect("valid")
+    }
+
+    /// JSON values over a small alphabet of keys, so two of them share structure.
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            (-3i64..3).prop_map(|n| json!(n)),
+            "[a-c~/]{0,3}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map("[a-c~/]{1,2}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn object() -> impl Strategy<Value = Value> {
+        prop::collection::btree_map("[a-c~/]{1,2}", json_value(), 0..5)
+            .prop_map(|m| Value::Object(m.into_iter().collect()))
+    }
+
+    proptest! {
+        /// For any two objects, the published patch turns the published oldObject into
+        /// the published object, with and without projection.
+        #[test]
+        fn a_patch_applied_to_the_old_object_gives_the_object(old in object(), new in object(), project in any::<bool>()) {
+            let filters = compile(FilterConfig {
+                suppress: false,
+                diff: true,
+                fields: if project { vec!["/a".into(), "/b/*/c".into(), "/~1".into()] } else { Vec::new() },
+                ..FilterConfig::default()
+            });
+            let published = filters
+                .apply(&note(EventType::Modified, &new, Some(&old)), &Metrics::new())
+                .expect("published");
+            let patch: json_patch::Patch =
+                serde_json::from_str(published.patch.as_ref().expect("a patch").get()).expect("patch");
+            let mut patched: Value =
+                serde_json::from_str(published.old_object.as_ref().expect("old").get()).expect("json");
+            json_patch::patch(&mut patched, &patch).expect("applies");
+            let object: Value = serde_json::from_str(published.object.get()).expect("json");
+            prop_assert_eq!(patched, object);
+        }
+
+        /// Suppression never hides a change outside the ignored paths.
+        #[test]
+        fn only_changes_in_ignored_paths_are_suppressed(old in object(), new in object()) {
+            let filters = compile(FilterConfig {
+                ignore_fields: vec!["/a".into()],
+                ..FilterConfig::default()
+            });
+            let held = filters.apply(&note(EventType::Modified, &new, Some(&old)), &Metrics::new()).is_err();
+            let strip = |v: &Value| {
+                let mut v = v.clone();
+                v.as_object_mut().map(|m| m.remove("a"));
+                v
+            };
+            prop_assert_eq!(held, strip(&old) == strip(&new));
+        }
+    }
+
+    #[test]
+    fn the_default_route_shares_the_notification_and_suppresses_bookkeeping() {
+        let filters = compile(FilterConfig::default());
+        let old = json!({"metadata": {"name": "a", "resourceVersion": "1", "managedFields": [1]}, "spec": {"x": 1}});
+        let same = json!({"metadata": {"name": "a", "resourceVersion": "2"}, "spec": {"x": 1}});
+        let changed = json!({"metadata": {"name": "a", "resourceVersion": "3"}, "spec": {"x": 2}});
+        let metrics = Metrics::new();
+        assert_eq!(
+            filters.apply(&note(EventType::Modified, &same, Some(&old)), &metrics).err(),
+            Some(Held::Unchanged)
+        );
+        let n = note(EventType::Modified, &changed, Some(&same));
+        let published = filters.apply(&n, &metrics).expect("a real change");
+        assert!(Arc::ptr_eq(&published, &n), "no copy without transforms");
+        // A SYNC has no old object to compare with: never suppressed.
+        assert!(filters.apply(&note(EventType::Sync, &same, None), &metrics).is_ok());
+    }
+}
