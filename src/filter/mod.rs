@@ -14,4 +14,5 @@ mod stage;
 
 pub use cel::{MAX_NESTING, MAX_NODES, MAX_SOURCE_BYTES};
 pub use config::{FilterConfig, OldObject, parse_types};
+pub use stage::RouteFilter;
 pub(crate) use stage::{Filters, RouteStage};

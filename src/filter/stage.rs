@@ -203,6 +203,24 @@ impl RouteStage {
     }
 }
 
+/// A route's filters on their own, outside a `watch` run: for benchmarks and embedders
+/// that want to filter notifications themselves. What it holds back or fails to evaluate
+/// is counted in a registry of its own.
+pub struct RouteFilter(RouteStage);
+
+impl RouteFilter {
+    /// Compiles `config` for the route called `route`; the error is one line.
+    pub fn new(route: &str, config: &FilterConfig) -> Result<RouteFilter, String> {
+        let filters = Arc::new(Filters::compile(route, config)?);
+        Ok(RouteFilter(RouteStage::new(filters, Metrics::new())))
+    }
+
+    /// What the route publishes for `note`: the same `Arc`, its own copy, or nothing.
+    pub fn pass(&self, note: &Arc<Notification>) -> Option<Arc<Notification>> {
+        self.0.pass(note)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::SystemTime;
