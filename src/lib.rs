@@ -5,12 +5,13 @@
 //! # Layout
 //!
 //! Dependencies point one way: `main -> cmd -> {config, plan, kube, informer, pipeline,
-//! endpoints, leader} -> {metrics -> queue} -> kubebridge-sinks -> kubebridge-sink-api`.
+//! endpoints, leader} -> filter -> {metrics -> queue} -> kubebridge-sinks ->
+//! kubebridge-sink-api`.
 //! `informer` and `pipeline` never import each other (the pipeline borrows only the
 //! informer's `backoff`); [`cmd::watch`](mod@cmd::watch) joins them by handing each
 //! informer the sinks' queue senders. Only [`cmd`], [`config`] and [`kube`] are public:
-//! they are what an embedder calls (`cmd::watch` with its own routes and sinks); the rest
-//! is `pub(crate)`.
+//! they are what an embedder calls (`cmd::watch` with its own routes and sinks), with
+//! [`filter`] for a route's filter settings; the rest is `pub(crate)`.
 //!
 //! - [`config`]: the model (routes: resources -> sinks, with their options), the command
 //!   line ([`config::cli`], clap with typed, bounded value parsers), the `--config` file
@@ -29,6 +30,11 @@
 //!   backoff) -> `Delta`s on a bounded channel -> the processor (diff against the store,
 //!   resync, fan-out) -> subscribers; `informer::shared` makes one per (resource, scope,
 //!   selectors).
+//! - [`filter`]: each route's filters and transforms (event types, a CEL predicate,
+//!   noise suppression with ignored fields, projection, JSON Patch diffs), compiled once
+//!   per route and run by the informer's fan-out, once per notification and route,
+//!   before anything is queued. It depends on `metrics` only; `config` holds its
+//!   [`filter::FilterConfig`] and validates through it.
 //! - `queue`: the bounded queue between informers and a sink, with its overflow policy.
 //! - `pipeline`: one queue and task per sink; confirmation, retries.
 //! - `metrics`: every metric, named once, owned by one `watch` run; `endpoints`:
@@ -73,6 +79,16 @@
 //!   table of Kubernetes' resources ([`kube::builtin`]) with the rules discovery uses,
 //!   so the plan it prints shares informers exactly as `watch` will; only custom
 //!   resources wait for discovery at start-up.
+//! - **Filters run per route, on a shared informer and a whole-object cache.** A route's
+//!   filters (`filter`) run in the fan-out between the processor and the route's queues,
+//!   not in the informer: informers stay shared by (resource, scope, selectors) whatever
+//!   routes filter, the cache (and `/cache`) keeps whole objects, and projection is
+//!   applied at publish time, per route. A projected cache would be smaller, but the
+//!   informer could then be shared only by routes that project alike, and CEL filters
+//!   could not see fields outside the projection. A change outside a route's projected
+//!   fields is noise for that route (its projected old and new objects are compared).
+//!   A route without transforms passes the same `Arc<Notification>` on; the noise check
+//!   compares raw JSON, splitting only the objects on the way to an ignored path.
 //! - **Snapshots are framed.** The initial list and each resync replay carry a
 //!   `snapshot` field (`id`, `index`, `total`) so a consumer can mark and sweep; see
 //!   [`kubebridge_sinks::Snapshot`].

@@ -16,7 +16,10 @@ use serde_json::{Value, json};
 async fn wait_for_sample(port: u16, series: &str, want: f64) {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let text = get_text(port, "/metrics").await.map(|(_, t)| t).unwrap_or_default();
+        let text = get_text(port, "/metrics")
+            .await
+            .map(|(_, t)| t)
+            .unwrap_or_default();
         if sample(&text, series) == Some(want) {
             return;
         }
@@ -37,8 +40,12 @@ const CLI: &str = "command line";
 /// A pod with a Ready condition whose heartbeat the kubelet refreshes.
 fn heartbeat_pod(h: &Harness, name: &str) {
     h.create_pod("shop", name, json!({}));
-    set_status(h, name, json!({"phase": "Running", "conditions": [
-        {"type": "Ready", "status": "True", "lastHeartbeatTime": "2026-01-01T00:00:00Z"}]}));
+    set_status(
+        h,
+        name,
+        json!({"phase": "Running", "conditions": [
+        {"type": "Ready", "status": "True", "lastHeartbeatTime": "2026-01-01T00:00:00Z"}]}),
+    );
 }
 
 fn set_status(h: &Harness, name: &str, status: Value) -> Value {
@@ -48,7 +55,9 @@ fn set_status(h: &Harness, name: &str, status: Value) -> Value {
 }
 
 fn patch(h: &Harness, name: &str, merge: Value) -> Value {
-    h.sim.patch("pods", Some("shop"), name, merge).expect("patch")
+    h.sim
+        .patch("pods", Some("shop"), name, merge)
+        .expect("patch")
 }
 
 fn rv(object: &Value) -> &str {
@@ -68,8 +77,17 @@ async fn noise_is_suppressed_and_the_real_change_carries_the_latest_old_object()
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let mut args = vec![
-        "pods", "-n", "shop", "--initial-state", "skip", "--metrics-addr", &addr,
-        "--ignore-field", "/status/conditions/*/lastHeartbeatTime", "--sink", "stdout",
+        "pods",
+        "-n",
+        "shop",
+        "--initial-state",
+        "skip",
+        "--metrics-addr",
+        &addr,
+        "--ignore-field",
+        "/status/conditions/*/lastHeartbeatTime",
+        "--sink",
+        "stdout",
     ];
     let jetstream = nats.as_ref().map(|n| n.jetstream_sink("FILTERS"));
     if let Some(sink) = &jetstream {
@@ -78,12 +96,24 @@ async fn noise_is_suppressed_and_the_real_change_carries_the_latest_old_object()
     let mut kb = h.spawn(&args);
     wait_until(|| h.sim.requests("watch", "pods") >= 1).await;
 
-    let beat = set_status(&h, "a", json!({"phase": "Running", "conditions": [
-        {"type": "Ready", "status": "True", "lastHeartbeatTime": "2026-01-01T00:00:10Z"}]}));
-    let managed = patch(&h, "a", json!({"metadata": {"managedFields": [
-        {"manager": "kubectl", "operation": "Update", "apiVersion": "v1"}]}}));
-    let real = set_status(&h, "a", json!({"phase": "Failed", "conditions": [
-        {"type": "Ready", "status": "False", "lastHeartbeatTime": "2026-01-01T00:00:20Z"}]}));
+    let beat = set_status(
+        &h,
+        "a",
+        json!({"phase": "Running", "conditions": [
+        {"type": "Ready", "status": "True", "lastHeartbeatTime": "2026-01-01T00:00:10Z"}]}),
+    );
+    let managed = patch(
+        &h,
+        "a",
+        json!({"metadata": {"managedFields": [
+        {"manager": "kubectl", "operation": "Update", "apiVersion": "v1"}]}}),
+    );
+    let real = set_status(
+        &h,
+        "a",
+        json!({"phase": "Failed", "conditions": [
+        {"type": "Ready", "status": "False", "lastHeartbeatTime": "2026-01-01T00:00:20Z"}]}),
+    );
     let n = kb.next().await;
     assert_eq!(brief(&n), "MODIFIED watch shop/a");
     assert_eq!(n["resourceVersion"], rv(&real));
@@ -103,20 +133,42 @@ async fn noise_is_suppressed_and_the_real_change_carries_the_latest_old_object()
     if let Some(nats) = &nats {
         let messages = jetstream_messages(&nats.url, "FILTERS").await;
         let got: Vec<String> = messages.iter().map(|m| brief(&m.notification())).collect();
-        assert_eq!(got, ["MODIFIED watch shop/a"], "JetStream got the same, once");
+        assert_eq!(
+            got,
+            ["MODIFIED watch shop/a"],
+            "JetStream got the same, once"
+        );
     }
     kb.terminate().await;
 
     // The same three changes with --no-suppress: all published.
     heartbeat_pod(&h, "b");
-    let mut kb = h.spawn(&["pods", "-n", "shop", "--initial-state", "skip", "--no-suppress"]);
+    let mut kb = h.spawn(&[
+        "pods",
+        "-n",
+        "shop",
+        "--initial-state",
+        "skip",
+        "--no-suppress",
+    ]);
     wait_until(|| h.sim.requests("watch", "pods") >= 2).await;
-    set_status(&h, "b", json!({"phase": "Running", "conditions": [
-        {"type": "Ready", "status": "True", "lastHeartbeatTime": "2026-01-01T00:00:10Z"}]}));
-    patch(&h, "b", json!({"metadata": {"managedFields": [{"manager": "m", "operation": "Update"}]}}));
+    set_status(
+        &h,
+        "b",
+        json!({"phase": "Running", "conditions": [
+        {"type": "Ready", "status": "True", "lastHeartbeatTime": "2026-01-01T00:00:10Z"}]}),
+    );
+    patch(
+        &h,
+        "b",
+        json!({"metadata": {"managedFields": [{"manager": "m", "operation": "Update"}]}}),
+    );
     set_status(&h, "b", json!({"phase": "Failed"}));
     let all = kb.take(3).await;
-    assert!(all.iter().all(|n| brief(n) == "MODIFIED watch shop/b"), "{all:?}");
+    assert!(
+        all.iter().all(|n| brief(n) == "MODIFIED watch shop/b"),
+        "{all:?}"
+    );
     kb.terminate().await;
 }
 
@@ -139,11 +191,18 @@ async fn a_cel_filter_on_the_old_object_catches_the_phase_transition() {
     wait_until(|| h.sim.requests("watch", "pods") >= 1).await;
     set_status(&h, "a", json!({"phase": "Running"}));
     set_status(&h, "a", json!({"phase": "Failed"}));
-    patch(&h, "a", json!({"metadata": {"labels": {"after": "failure"}}}));
+    patch(
+        &h,
+        "a",
+        json!({"metadata": {"labels": {"after": "failure"}}}),
+    );
     let n = kb.next().await;
     assert_eq!(brief(&n), "MODIFIED watch shop/a");
     assert_eq!(
-        (n["oldObject"]["status"]["phase"].as_str(), n["object"]["status"]["phase"].as_str()),
+        (
+            n["oldObject"]["status"]["phase"].as_str(),
+            n["object"]["status"]["phase"].as_str()
+        ),
         (Some("Running"), Some("Failed"))
     );
     // ADDED a (list), a -> Running, a's label while Failed.
@@ -164,11 +223,23 @@ async fn a_cel_runtime_error_keeps_the_notification_and_counts_it() {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let mut kb = h.spawn(&[
-        "pods", "-n", "shop", "--metrics-addr", &addr, "--filter",
+        "pods",
+        "-n",
+        "shop",
+        "--metrics-addr",
+        &addr,
+        "--filter",
         "object.metadata.labels['secret-ish'] + 1 == 2 || object.spec.replicas > 1",
     ]);
     let got: Vec<String> = kb.take(3).await.iter().map(brief).collect();
-    assert_eq!(got, ["ADDED list shop/a", "ADDED list shop/b", "ADDED list shop/c"]);
+    assert_eq!(
+        got,
+        [
+            "ADDED list shop/a",
+            "ADDED list shop/b",
+            "ADDED list shop/c"
+        ]
+    );
     wait_for_sample(
         port,
         r#"kubebridge_route_filter_errors_total{route="command line"}"#,
@@ -191,7 +262,15 @@ async fn the_types_filter_publishes_only_the_named_types() {
     h.create_namespace("shop");
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
-    let mut kb = h.spawn(&["pods", "-n", "shop", "--types", "Added,DELETED", "--metrics-addr", &addr]);
+    let mut kb = h.spawn(&[
+        "pods",
+        "-n",
+        "shop",
+        "--types",
+        "Added,DELETED",
+        "--metrics-addr",
+        &addr,
+    ]);
     wait_until(|| h.sim.requests("watch", "pods") >= 1).await;
     h.create_pod("shop", "a", json!({}));
     patch(&h, "a", json!({"metadata": {"labels": {"x": "y"}}}));
@@ -210,8 +289,18 @@ async fn projection_and_diffs() {
     let h = Harness::empty().await;
     h.create_namespace("shop");
     let base = [
-        "pods", "-n", "shop", "--initial-state", "skip", "--diff",
-        "--field", "/metadata/name", "--field", "/metadata/labels", "--field", "/spec/containers/*/image",
+        "pods",
+        "-n",
+        "shop",
+        "--initial-state",
+        "skip",
+        "--diff",
+        "--field",
+        "/metadata/name",
+        "--field",
+        "/metadata/labels",
+        "--field",
+        "/spec/containers/*/image",
     ];
     let mut kb = h.spawn(&base);
     wait_until(|| h.sim.requests("watch", "pods") >= 1).await;
@@ -224,7 +313,11 @@ async fn projection_and_diffs() {
     assert!(added.get("patch").is_none(), "patches on MODIFIED only");
     // Status is outside the projection: not published.
     set_status(&h, "a", json!({"phase": "Running"}));
-    patch(&h, "a", json!({"metadata": {"labels": {"app": "api", "tier": "front"}}}));
+    patch(
+        &h,
+        "a",
+        json!({"metadata": {"labels": {"app": "api", "tier": "front"}}}),
+    );
     let n = kb.next().await;
     assert_eq!(brief(&n), "MODIFIED watch shop/a");
     assert_eq!(n["oldObject"]["metadata"]["labels"], json!({"app": "web"}));
@@ -242,7 +335,10 @@ async fn projection_and_diffs() {
     patch(&h, "a", json!({"metadata": {"labels": {"tier": null}}}));
     let n = kb.next().await;
     assert!(n.get("oldObject").is_none(), "{n}");
-    assert_eq!(n["patch"], json!([{"op": "remove", "path": "/metadata/labels/tier"}]));
+    assert_eq!(
+        n["patch"],
+        json!([{"op": "remove", "path": "/metadata/labels/tier"}])
+    );
     kb.terminate().await;
 }
 
@@ -254,7 +350,14 @@ async fn sync_replays_go_through_the_filters() {
     h.create_pod("shop", "a", json!({}));
     h.create_pod("shop", "b", json!({}));
     let mut kb = h.spawn(&[
-        "pods", "-n", "shop", "--resync", "1s", "--types", "sync", "--filter",
+        "pods",
+        "-n",
+        "shop",
+        "--resync",
+        "1s",
+        "--types",
+        "sync",
+        "--filter",
         "oldObject == null && type == 'SYNC' && origin == 'resync' && object.metadata.name == 'b'",
     ]);
     let first = kb.next().await;
@@ -288,11 +391,17 @@ async fn check_config_shows_and_checks_the_filters() {
         "{stdout}"
     );
     for (text, expected) in [
-        ("    filter: object.spec.replicas >\n", "route \"r\" filter \"object.spec.replicas >\" does not compile: line 1 column 23"),
+        (
+            "    filter: object.spec.replicas >\n",
+            "route \"r\" filter \"object.spec.replicas >\" does not compile: line 1 column 23",
+        ),
         ("    filter: objct.a == 1\n", "unknown variable 'objct'"),
         ("    ignoreFields: [spec/renewTime]\n", "ignoreFields"),
         ("    fields: [\"/a~7\"]\n", "fields"),
-        ("    types: [UPDATED]\n", "the types are ADDED, MODIFIED, DELETED and SYNC"),
+        (
+            "    types: [UPDATED]\n",
+            "the types are ADDED, MODIFIED, DELETED and SYNC",
+        ),
         ("    oldObject: half\n", "oldObject"),
     ] {
         let (code, stdout, stderr) = check(format!("{route}{text}")).await;
@@ -306,8 +415,17 @@ async fn check_config_shows_and_checks_the_filters() {
 #[tokio::test]
 async fn filter_flags_need_the_command_lines_route() {
     let mut cmd = kubebridge();
-    cmd.args(["watch", "--config", "examples/pods-to-stdout.yaml", "--types", "added"]);
+    cmd.args([
+        "watch",
+        "--config",
+        "examples/pods-to-stdout.yaml",
+        "--types",
+        "added",
+    ]);
     let (code, _, stderr) = harness::output(cmd).await;
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("apply to the command line's route"), "{stderr}");
+    assert!(
+        stderr.contains("apply to the command line's route"),
+        "{stderr}"
+    );
 }

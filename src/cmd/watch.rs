@@ -24,9 +24,11 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use super::AppError;
 use crate::config::{ClusterConfig, InitialState, Route, StreamConfig};
 use crate::endpoints::{self, EndpointsConfig, Handlers, Readiness};
-use crate::informer::shared::SyncedFlags;
 use crate::filter::Filters;
-use crate::informer::{Informers, ProcessorConfig, ReflectorConfig, RunningInformers, Subscription};
+use crate::informer::shared::SyncedFlags;
+use crate::informer::{
+    Informers, ProcessorConfig, ReflectorConfig, RunningInformers, Subscription,
+};
 use crate::kube::{Cluster, cluster};
 use crate::leader::{self, Elector, LeaseConfig};
 use crate::lister::Lister;

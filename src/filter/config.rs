@@ -56,7 +56,8 @@ impl Default for FilterConfig {
 
 /// The fields every route ignores when deciding whether a MODIFIED changed anything:
 /// bookkeeping the API server rewrites on every write.
-pub(crate) const ALWAYS_IGNORED: [&str; 2] = ["/metadata/resourceVersion", "/metadata/managedFields"];
+pub(crate) const ALWAYS_IGNORED: [&str; 2] =
+    ["/metadata/resourceVersion", "/metadata/managedFields"];
 
 /// `added,deleted` (any case, comma-separated or repeated) as event types. An unknown
 /// one is an error listing the valid ones.
@@ -121,7 +122,10 @@ impl fmt::Display for FilterConfig {
         if self.suppress {
             let mut ignored: Vec<&str> = ALWAYS_IGNORED.to_vec();
             ignored.extend(self.ignore_fields.iter().map(String::as_str));
-            parts.push(format!("unchanged MODIFIED suppressed (ignoring {})", ignored.join(", ")));
+            parts.push(format!(
+                "unchanged MODIFIED suppressed (ignoring {})",
+                ignored.join(", ")
+            ));
         } else {
             parts.push("no suppression".into());
         }
@@ -149,6 +153,9 @@ mod tests {
             Ok(vec![EventType::Added, EventType::Deleted, EventType::Sync])
         );
         let e = parse_types(&["added,updated"]).expect_err("unknown");
-        assert!(e.contains("\"updated\"") && e.contains("ADDED, MODIFIED, DELETED and SYNC"), "{e}");
+        assert!(
+            e.contains("\"updated\"") && e.contains("ADDED, MODIFIED, DELETED and SYNC"),
+            "{e}"
+        );
     }
 }

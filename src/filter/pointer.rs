@@ -171,7 +171,11 @@ mod tests {
             assert!(at.matched(), "{index}");
         }
         assert!(!walk(&s, &["status", "conditions", "0", "type"]).matched());
-        assert!(walk(&s, &["status", "conditions", "0", "type"]).0.is_empty());
+        assert!(
+            walk(&s, &["status", "conditions", "0", "type"])
+                .0
+                .is_empty()
+        );
         let keys = set(&["/metadata/annotations/*"]);
         assert!(walk(&keys, &["metadata", "annotations", "anything"]).matched());
         assert!(!walk(&keys, &["metadata", "annotations"]).matched());
@@ -205,7 +209,11 @@ mod tests {
     #[test]
     fn too_deep_is_refused() {
         let deep = "/a".repeat(MAX_SEGMENTS + 1);
-        assert!(Pointer::parse(&deep).expect_err("deep").contains("segments"));
+        assert!(
+            Pointer::parse(&deep)
+                .expect_err("deep")
+                .contains("segments")
+        );
         assert!(Pointer::parse(&"/a".repeat(MAX_SEGMENTS)).is_ok());
     }
 }

@@ -192,25 +192,36 @@ mod tests {
     }
 
     fn paths(pointers: &[&str]) -> PathSet {
-        let parsed: Vec<Pointer> = pointers.iter().map(|p| Pointer::parse(p).expect("ok")).collect();
+        let parsed: Vec<Pointer> = pointers
+            .iter()
+            .map(|p| Pointer::parse(p).expect("ok"))
+            .collect();
         PathSet::new(&parsed)
     }
 
     #[test]
     fn equality_ignores_only_the_named_paths() {
         use serde_json::json;
-        let ignore = paths(&["/metadata/resourceVersion", "/metadata/managedFields", "/status/conditions/*/lastHeartbeatTime"]);
+        let ignore = paths(&[
+            "/metadata/resourceVersion",
+            "/metadata/managedFields",
+            "/status/conditions/*/lastHeartbeatTime",
+        ]);
         let at = ignore.cursor();
-        let a = raw(json!({"metadata": {"name": "n", "resourceVersion": "1", "managedFields": [{"m": 1}]},
-                            "status": {"conditions": [{"type": "Ready", "lastHeartbeatTime": "t1"}]}}));
+        let a = raw(
+            json!({"metadata": {"name": "n", "resourceVersion": "1", "managedFields": [{"m": 1}]},
+                            "status": {"conditions": [{"type": "Ready", "lastHeartbeatTime": "t1"}]}}),
+        );
         let b = raw(json!({"metadata": {"name": "n", "resourceVersion": "2"},
                             "status": {"conditions": [{"type": "Ready", "lastHeartbeatTime": "t2"}]}}));
         assert!(equal_ignoring(&a, &b, &at));
         let c = raw(json!({"metadata": {"name": "n", "resourceVersion": "3"},
                             "status": {"conditions": [{"type": "NotReady", "lastHeartbeatTime": "t2"}]}}));
         assert!(!equal_ignoring(&a, &c, &at));
-        let extra = raw(json!({"metadata": {"name": "n", "resourceVersion": "2", "labels": {}},
-                            "status": {"conditions": [{"type": "Ready", "lastHeartbeatTime": "t2"}]}}));
+        let extra = raw(
+            json!({"metadata": {"name": "n", "resourceVersion": "2", "labels": {}},
+                            "status": {"conditions": [{"type": "Ready", "lastHeartbeatTime": "t2"}]}}),
+        );
         assert!(!equal_ignoring(&b, &extra, &at) && !equal_ignoring(&extra, &b, &at));
         let longer = raw(json!({"metadata": {"name": "n"},
                             "status": {"conditions": [{"type": "Ready"}, {"type": "X"}]}}));

@@ -94,7 +94,11 @@ impl Filters {
     }
 
     /// What the route publishes for `note`: the same `Arc`, its own copy, or why nothing.
-    pub(crate) fn apply(&self, note: &Arc<Notification>, metrics: &Metrics) -> Result<Arc<Notification>, Held> {
+    pub(crate) fn apply(
+        &self,
+        note: &Arc<Notification>,
+        metrics: &Metrics,
+    ) -> Result<Arc<Notification>, Held> {
         if let Some(types) = &self.types
             && !types.contains(&note.event_type)
         {
@@ -112,7 +116,9 @@ impl Filters {
                 Some((new, Some(old))) => (new, old),
                 _ => (&note.object, old),
             };
-            if note.event_type == EventType::Modified && raw::equal_ignoring(old, new, &ignored.cursor()) {
+            if note.event_type == EventType::Modified
+                && raw::equal_ignoring(old, new, &ignored.cursor())
+            {
                 return Err(Held::Unchanged);
             }
         }
@@ -137,7 +143,8 @@ impl Filters {
             copy.object = Arc::from(object);
             copy.old_object = old.map(Arc::from);
         }
-        if self.diff && copy.event_type == EventType::Modified
+        if self.diff
+            && copy.event_type == EventType::Modified
             && let Some(old) = &copy.old_object
         {
             copy.patch = patch(old, &copy.object);
@@ -154,7 +161,10 @@ impl Filters {
         metrics.filter_error(&self.route);
         let mut log = self.errors.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        if log.last.is_some_and(|last| now.duration_since(last) < ERROR_LOG_PERIOD) {
+        if log
+            .last
+            .is_some_and(|last| now.duration_since(last) < ERROR_LOG_PERIOD)
+        {
             log.unlogged += 1;
             return;
         }
@@ -329,13 +339,19 @@ mod tests {
         let changed = json!({"metadata": {"name": "a", "resourceVersion": "3"}, "spec": {"x": 2}});
         let metrics = Metrics::new();
         assert_eq!(
-            filters.apply(&note(EventType::Modified, &same, Some(&old)), &metrics).err(),
+            filters
+                .apply(&note(EventType::Modified, &same, Some(&old)), &metrics)
+                .err(),
             Some(Held::Unchanged)
         );
         let n = note(EventType::Modified, &changed, Some(&same));
         let published = filters.apply(&n, &metrics).expect("a real change");
         assert!(Arc::ptr_eq(&published, &n), "no copy without transforms");
         // A SYNC has no old object to compare with: never suppressed.
-        assert!(filters.apply(&note(EventType::Sync, &same, None), &metrics).is_ok());
+        assert!(
+            filters
+                .apply(&note(EventType::Sync, &same, None), &metrics)
+                .is_ok()
+        );
     }
 }

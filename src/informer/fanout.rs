@@ -122,21 +122,37 @@ mod tests {
         let mut p = Processor::new(
             "pods".into(),
             pods(),
-            ProcessorConfig { emit_initial: true, resync: None, cluster: None },
+            ProcessorConfig {
+                emit_initial: true,
+                resync: None,
+                cluster: None,
+            },
             vec![
                 Subscription::new(filters(FilterConfig::default()), vec![a1, a2]),
                 Subscription::new(filters(only_deleted), vec![b]),
             ],
             metrics.clone(),
         );
-        let notes = p.apply(Delta::Replace { objects: vec![obj("a", "ua", 1)], initial: true });
+        let notes = p.apply(Delta::Replace {
+            objects: vec![obj("a", "ua", 1)],
+            initial: true,
+        });
         let note = Arc::new(notes.into_iter().next().expect("ADDED"));
         p.fanout_for_test().send(note.clone()).await;
         let (x, y) = (ra1.try_recv().expect("a1"), ra2.try_recv().expect("a2"));
-        assert!(Arc::ptr_eq(&x, &note) && Arc::ptr_eq(&y, &note), "the default route copies nothing");
-        assert!(rb.try_recv().is_none(), "ADDED is not among route b's types");
+        assert!(
+            Arc::ptr_eq(&x, &note) && Arc::ptr_eq(&y, &note),
+            "the default route copies nothing"
+        );
+        assert!(
+            rb.try_recv().is_none(),
+            "ADDED is not among route b's types"
+        );
         let text = metrics.render();
-        assert!(text.contains(r#"kubebridge_route_held_total{reason="type",route="r"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"kubebridge_route_held_total{reason="type",route="r"} 1"#),
+            "{text}"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -160,12 +176,18 @@ mod tests {
         let (delta_tx, delta_rx) = tokio::sync::mpsc::channel(8);
         let task = tokio::spawn(p.run(delta_rx));
         delta_tx
-            .send(Delta::Replace { objects: vec![obj("a", "ua", 1), obj("b", "ub", 2)], initial: true })
+            .send(Delta::Replace {
+                objects: vec![obj("a", "ua", 1), obj("b", "ub", 2)],
+                initial: true,
+            })
             .await
             .expect("send");
         tokio::time::sleep(std::time::Duration::from_secs(11)).await;
         let synced: Arc<Notification> = rx.try_recv().expect("b's SYNC");
-        assert_eq!((synced.event_type, synced.name.as_str()), (EventType::Sync, "b"));
+        assert_eq!(
+            (synced.event_type, synced.name.as_str()),
+            (EventType::Sync, "b")
+        );
         assert!(rx.try_recv().is_none(), "a's SYNC was filtered out");
         drop(delta_tx);
         task.await.expect("ends");

@@ -76,9 +76,18 @@ fn modified(object: &Value, old: &Value) -> Arc<Notification> {
             kind: "Pod".into(),
         }),
         namespace: object["metadata"]["namespace"].as_str().map(Into::into),
-        name: object["metadata"]["name"].as_str().unwrap_or_default().into(),
-        uid: object["metadata"]["uid"].as_str().unwrap_or_default().into(),
-        resource_version: object["metadata"]["resourceVersion"].as_str().unwrap_or_default().into(),
+        name: object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .into(),
+        uid: object["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .into(),
+        resource_version: object["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .into(),
         object: raw(object),
         old_object: Some(raw(old)),
         snapshot: None,
@@ -91,19 +100,28 @@ fn run(config: &FilterConfig, notes: &[Arc<Notification>]) -> (f64, usize) {
     let route = RouteFilter::new("bench", config).expect("valid config");
     let start = Instant::now();
     let published = notes.iter().filter_map(|n| route.pass(n)).count();
-    (notes.len() as f64 / start.elapsed().as_secs_f64(), published)
+    (
+        notes.len() as f64 / start.elapsed().as_secs_f64(),
+        published,
+    )
 }
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let n = env_or("BENCH_NOTES", if full { 50_000 } else { 300 });
-    println!("filters benchmark ({}): {n} MODIFIED notifications per case", if full { "full" } else { "smoke" });
+    println!(
+        "filters benchmark ({}): {n} MODIFIED notifications per case",
+        if full { "full" } else { "smoke" }
+    );
     // Real changes: the phase flips (and the heartbeat moves); noise: only the
     // resourceVersion and managedFields change.
     let real: Vec<_> = (0..n)
         .map(|i| {
             let rv = 2 * i as u64 + 10;
-            modified(&pod(i, rv + 1, if i % 2 == 0 { "Failed" } else { "Running" }, 2), &pod(i, rv, "Running", 1))
+            modified(
+                &pod(i, rv + 1, if i % 2 == 0 { "Failed" } else { "Running" }, 2),
+                &pod(i, rv, "Running", 1),
+            )
         })
         .collect();
     let noise: Vec<_> = (0..n)
@@ -118,15 +136,44 @@ fn main() {
     println!("object size: {bytes} bytes");
     let failed = r#"object.status.phase == "Failed" && (oldObject == null || oldObject.status.phase != "Failed")"#;
     let cases: Vec<(&str, FilterConfig, &[Arc<Notification>])> = vec![
-        ("--no-suppress (nothing to do)", FilterConfig { suppress: false, ..FilterConfig::default() }, &real),
+        (
+            "--no-suppress (nothing to do)",
+            FilterConfig {
+                suppress: false,
+                ..FilterConfig::default()
+            },
+            &real,
+        ),
         ("no filter, real changes", FilterConfig::default(), &real),
-        ("no filter, noise (suppressed)", FilterConfig::default(), &noise),
-        ("CEL filter", FilterConfig { filter: Some(failed.into()), ..FilterConfig::default() }, &real),
-        ("--diff", FilterConfig { diff: true, ..FilterConfig::default() }, &real),
+        (
+            "no filter, noise (suppressed)",
+            FilterConfig::default(),
+            &noise,
+        ),
+        (
+            "CEL filter",
+            FilterConfig {
+                filter: Some(failed.into()),
+                ..FilterConfig::default()
+            },
+            &real,
+        ),
+        (
+            "--diff",
+            FilterConfig {
+                diff: true,
+                ..FilterConfig::default()
+            },
+            &real,
+        ),
         (
             "--field x3 --diff --old-object none",
             FilterConfig {
-                fields: vec!["/metadata/name".into(), "/metadata/labels".into(), "/status".into()],
+                fields: vec![
+                    "/metadata/name".into(),
+                    "/metadata/labels".into(),
+                    "/status".into(),
+                ],
                 diff: true,
                 old_object: kubebridge::filter::OldObject::None,
                 ..FilterConfig::default()
@@ -136,7 +183,10 @@ fn main() {
     ];
     for (name, config, notes) in cases {
         let (rate, published) = run(&config, notes);
-        println!("{name:<40} {rate:>12.0} notifications/s  ({published} of {} published)", notes.len());
+        println!(
+            "{name:<40} {rate:>12.0} notifications/s  ({published} of {} published)",
+            notes.len()
+        );
         assert!(published <= notes.len());
     }
 }
