@@ -448,6 +448,8 @@ mod tests {
             ),
             Ok(true)
         );
+        let guarded = "has(object.status.phase) && object.status.phase == 'Failed'";
+        assert_eq!(run(guarded, json!({"status": {}}), None), Ok(false));
     }
 
     #[test]
