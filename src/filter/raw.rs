@@ -7,6 +7,7 @@
 //! no spaces). Two spellings of one value would compare as different, which publishes a
 //! change rather than hiding one: the safe side.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{Deserializer, MapAccess, Visitor};
@@ -14,8 +15,34 @@ use serde_json::value::RawValue;
 
 use super::pointer::Cursor;
 
+/// An object key: borrowed from the text, or unescaped when it holds escapes (Go
+/// writes `<`, `>` and `&` as `\u003c`, `\u003e`, `\u0026`, in keys too).
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
 /// The members of a JSON object in their order, values as raw spans.
-struct Entries<'a>(Vec<(&'a str, &'a RawValue)>);
+struct Entries<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
 
 impl<'de> serde::Deserialize<'de> for Entries<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -27,8 +54,8 @@ impl<'de> serde::Deserialize<'de> for Entries<'de> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some(entry) = map.next_entry::<&'de str, &'de RawValue>()? {
-                    entries.push(entry);
+                while let Some((Key(key), value)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
+                    entries.push((key, value));
                 }
                 Ok(Entries(entries))
             }
@@ -39,13 +66,13 @@ impl<'de> serde::Deserialize<'de> for Entries<'de> {
 
 /// One level of a JSON value: its members, its elements, or a scalar.
 enum Level<'a> {
-    Object(Vec<(&'a str, &'a RawValue)>),
+    Object(Vec<(Cow<'a, str>, &'a RawValue)>),
     Array(Vec<&'a RawValue>),
     Scalar,
 }
 
-/// Splits `raw` one level. A key with escapes cannot be borrowed; `None` then, and the
-/// caller takes the safe answer.
+/// Splits `raw` one level; `None` only for text that is not JSON (never, for decoded
+/// objects), and the caller then takes the safe answer.
 fn level(raw: &RawValue) -> Option<Level<'_>> {
     let text = raw.get();
     match text.as_bytes().first() {
@@ -74,7 +101,7 @@ pub fn equal_ignoring(a: &RawValue, b: &RawValue, at: &Cursor<'_>) -> bool {
         (Some(Level::Object(a)), Some(Level::Object(b))) => {
             let mut compared = 0;
             for (key, va) in &a {
-                let below = at.child(key);
+                let below = at.child(key.as_ref());
                 if below.matched() {
                     continue;
                 }
@@ -89,7 +116,10 @@ pub fn equal_ignoring(a: &RawValue, b: &RawValue, at: &Cursor<'_>) -> bool {
                 }
             }
             // Every key of b not ignored must have been one of a's.
-            let unignored_b = b.iter().filter(|(k, _)| !at.child(k).matched()).count();
+            let unignored_b = b
+                .iter()
+                .filter(|(k, _)| !at.child(k.as_ref()).matched())
+                .count();
             unignored_b == compared
         }
         (Some(Level::Array(a)), Some(Level::Array(b))) => {
@@ -132,8 +162,8 @@ pub fn project(raw: &RawValue, at: &Cursor<'_>, out: &mut String) -> bool {
                 if any {
                     out.push(',');
                 }
-                push_key(out, key);
-                if project(value, &at.child(key), out) {
+                push_key(out, &key);
+                if project(value, &at.child(&key), out) {
                     any = true;
                 } else {
                     out.truncate(mark);
@@ -240,6 +270,14 @@ mod tests {
             serde_json::from_str::<serde_json::Value>(p.get()).expect("json"),
             json!({"metadata": {"name": "a"}, "spec": {"containers": [{"image": "i1"}, {"image": "i3"}]},
                    "status": {"phase": "Running"}})
+        );
+        // Go escapes '&' in keys too: such a key is still matched and kept.
+        let escaped =
+            RawValue::from_string(r#"{"metadata":{"name":"a"},"status":{"a\u0026b":1}}"#.into())
+                .expect("json");
+        assert_eq!(
+            projected(&escaped, &paths(&["/status/a&b"]).cursor()).get(),
+            r#"{"status":{"a&b":1}}"#
         );
         let none = projected(&raw(json!({"kind": "Pod"})), &keep.cursor());
         assert_eq!(none.get(), "{}");
