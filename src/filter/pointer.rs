@@ -141,6 +141,22 @@ impl<'a> Cursor<'a> {
         self.0.iter().any(|n| n.end)
     }
 
+    /// The keys a pointer goes on into from here, when all are literal (no `*`).
+    pub fn literal_keys(&self) -> Option<Vec<&'a str>> {
+        if self.0.iter().any(|n| n.any.is_some()) {
+            return None;
+        }
+        let mut keys: Vec<&'a str> = Vec::new();
+        for node in &self.0 {
+            for k in node.keys.keys() {
+                if !keys.contains(&k.as_str()) {
+                    keys.push(k);
+                }
+            }
+        }
+        Some(keys)
+    }
+
     /// Whether no pointer goes on below here.
     pub fn leaf(&self) -> bool {
         self.0.iter().all(|n| n.any.is_none() && n.keys.is_empty())

@@ -86,6 +86,84 @@ fn level(raw: &RawValue) -> Option<Level<'_>> {
     }
 }
 
+/// The members of an object up to and including the last of `wanted` (in the object's
+/// order), and the text after that member: what is not wanted after it need not be
+/// split, only compared as bytes. `None` unless every wanted key is there.
+fn members_until<'a>(text: &'a str, wanted: &[&str]) -> Option<(Members<'a>, &'a str)> {
+    struct Until<'w, 'a> {
+        wanted: &'w [&'w str],
+        found: &'w mut Option<Members<'a>>,
+    }
+    impl<'de> Visitor<'de> for Until<'_, 'de> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut members = Vec::new();
+            let mut seen = vec![false; self.wanted.len()];
+            while let Some((Key(key), value)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
+                if let Some(i) = self.wanted.iter().position(|w| *w == key) {
+                    seen[i] = true;
+                }
+                members.push((key, value));
+                if seen.iter().all(|s| *s) {
+                    // Stop here: the caller compares the rest as bytes. (The
+                    // deserializer then reports the unread rest as an error; ignored.)
+                    *self.found = Some(members);
+                    return Ok(());
+                }
+            }
+            Ok(())
+        }
+    }
+    if wanted.is_empty() {
+        return None;
+    }
+    let mut found = None;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let _ = serde::Deserializer::deserialize_map(
+        &mut de,
+        Until {
+            wanted,
+            found: &mut found,
+        },
+    );
+    let members = found?;
+    let last = members.last()?.1.get();
+    // The last value is a slice of `text`: the rest starts where it ends.
+    let end = last.as_ptr() as usize - text.as_ptr() as usize + last.len();
+    Some((members, text.get(end..)?))
+}
+
+type Members<'a> = Vec<(Cow<'a, str>, &'a RawValue)>;
+
+/// Whether two objects' members are equal once every path `at` matches is left out.
+fn members_equal(a: &Members<'_>, b: &Members<'_>, at: &Cursor<'_>) -> bool {
+    let mut compared = 0;
+    for (key, va) in a {
+        let below = at.child(key.as_ref());
+        if below.matched() {
+            continue;
+        }
+        match b.iter().find(|(k, _)| k == key) {
+            Some((_, vb)) => {
+                compared += 1;
+                if !equal_ignoring(va, vb, &below) {
+                    return false;
+                }
+            }
+            None => return false,
+        }
+    }
+    // Every key of b not ignored must have been one of a's.
+    let unignored_b = b
+        .iter()
+        .filter(|(k, _)| !at.child(k.as_ref()).matched())
+        .count();
+    unignored_b == compared
+}
+
 /// Whether `a` and `b` are equal once every path `at` matches is left out of both.
 pub fn equal_ignoring(a: &RawValue, b: &RawValue, at: &Cursor<'_>) -> bool {
     if at.matched() {
@@ -97,31 +175,16 @@ pub fn equal_ignoring(a: &RawValue, b: &RawValue, at: &Cursor<'_>) -> bool {
     if at.leaf() {
         return false;
     }
+    // Objects whose named members all come early (metadata, in the API server's
+    // order): split only up to them, and compare what follows as bytes.
+    if let Some(wanted) = at.literal_keys()
+        && let Some((ma, rest_a)) = members_until(a.get(), &wanted)
+        && let Some((mb, rest_b)) = members_until(b.get(), &wanted)
+    {
+        return rest_a == rest_b && members_equal(&ma, &mb, at);
+    }
     match (level(a), level(b)) {
-        (Some(Level::Object(a)), Some(Level::Object(b))) => {
-            let mut compared = 0;
-            for (key, va) in &a {
-                let below = at.child(key.as_ref());
-                if below.matched() {
-                    continue;
-                }
-                match b.iter().find(|(k, _)| k == key) {
-                    Some((_, vb)) => {
-                        compared += 1;
-                        if !equal_ignoring(va, vb, &below) {
-                            return false;
-                        }
-                    }
-                    None => return false,
-                }
-            }
-            // Every key of b not ignored must have been one of a's.
-            let unignored_b = b
-                .iter()
-                .filter(|(k, _)| !at.child(k.as_ref()).matched())
-                .count();
-            unignored_b == compared
-        }
+        (Some(Level::Object(a)), Some(Level::Object(b))) => members_equal(&a, &b, at),
         (Some(Level::Array(a)), Some(Level::Array(b))) => {
             let mut index = String::new();
             for i in 0..a.len().max(b.len()) {

@@ -314,6 +314,38 @@ mod tests {
             prop_assert_eq!(patched, object);
         }
 
+        /// With the default rules, objects that carry metadata: suppressed exactly when
+        /// nothing but metadata.resourceVersion and metadata.managedFields changed.
+        #[test]
+        fn the_default_rules_suppress_exactly_bookkeeping(
+            body_old in object(), body_new in object(), meta_old in object(), meta_new in object(),
+            rvs in (0u32..3, 0u32..3), managed in (json_value(), json_value()), same_body in any::<bool>(),
+        ) {
+            let build = |body: &Value, meta: &Value, rv: u32, managed: &Value| {
+                let mut object = body.clone();
+                let mut meta = meta.clone();
+                meta["resourceVersion"] = json!(rv.to_string());
+                meta["managedFields"] = managed.clone();
+                object["metadata"] = meta;
+                object
+            };
+            let body_new = if same_body { body_old.clone() } else { body_new };
+            let meta_new = if same_body { meta_old.clone() } else { meta_new };
+            let old = build(&body_old, &meta_old, rvs.0, &managed.0);
+            let new = build(&body_new, &meta_new, rvs.1, &managed.1);
+            let filters = compile(FilterConfig::default());
+            let held = filters.apply(&note(EventType::Modified, &new, Some(&old)), &Metrics::new()).is_err();
+            let strip = |v: &Value| {
+                let mut v = v.clone();
+                if let Some(m) = v["metadata"].as_object_mut() {
+                    m.remove("resourceVersion");
+                    m.remove("managedFields");
+                }
+                v
+            };
+            prop_assert_eq!(held, strip(&old) == strip(&new));
+        }
+
         /// Suppression never hides a change outside the ignored paths.
         #[test]
         fn only_changes_in_ignored_paths_are_suppressed(old in object(), new in object()) {
