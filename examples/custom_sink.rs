@@ -101,6 +101,7 @@ fn pod(event_type: EventType, name: &str, resource_version: u64) -> Arc<Notifica
         snapshot: None,
         tombstone: false,
         old_resource_version: None,
+        patch: None,
     })
 }
 

@@ -5,13 +5,13 @@
 //! # Layout
 //!
 //! Dependencies point one way: `main -> cmd -> {config, plan, kube, informer, pipeline,
-//! endpoints, leader} -> checkpoint -> {kube, metrics -> {queue, confirm}} ->
+//! endpoints, leader} -> checkpoint -> filter -> {kube, metrics -> {queue, confirm}} ->
 //! kubebridge-sinks -> kubebridge-sink-api`.
 //! `informer` and `pipeline` never import each other (the pipeline borrows only the
 //! informer's `backoff`); [`cmd::watch`](mod@cmd::watch) joins them by handing each
 //! informer the sinks' queue senders. Only [`cmd`], [`config`] and [`kube`] are public:
-//! they are what an embedder calls (`cmd::watch` with its own routes and sinks); the rest
-//! is `pub(crate)`.
+//! they are what an embedder calls (`cmd::watch` with its own routes and sinks), with
+//! [`filter`] for a route's filter settings; the rest is `pub(crate)`.
 //!
 //! - [`config`]: the model (routes: resources -> sinks, with their options), the command
 //!   line ([`config::cli`], clap with typed, bounded value parsers), the `--config` file
@@ -40,6 +40,11 @@
 //!   issues receipts; the sink task settles them; the informer's diff turns a resumed
 //!   index into `relist` notifications; `cmd::watch` opens the store and starts the
 //!   writer.
+//! - [`filter`]: each route's filters and transforms (event types, a CEL predicate,
+//!   noise suppression with ignored fields, projection, JSON Patch diffs), compiled once
+//!   per route and run by the informer's fan-out, once per notification and route,
+//!   before anything is queued. It depends on `metrics` only; `config` holds its
+//!   [`filter::FilterConfig`] and validates through it.
 //! - `pipeline`: one queue and task per sink; confirmation, retries.
 //! - `metrics`: every metric, named once, owned by one `watch` run; `endpoints`:
 //!   `/metrics`, `/healthz`, `/readyz`, and, with `--serve-cache`, the `lister` over the
@@ -109,6 +114,16 @@
 //! - **Checkpoints live in their own module, not `informer/`.** They span the informer
 //!   (records), the pipeline (settles), the cluster (stores) and the metrics; the
 //!   informer only records changes and diffs a resumed index.
+//! - **Filters run per route, on a shared informer and a whole-object cache.** A route's
+//!   filters (`filter`) run in the fan-out between the processor and the route's queues,
+//!   not in the informer: informers stay shared by (resource, scope, selectors) whatever
+//!   routes filter, the cache (and `/cache`) keeps whole objects, and projection is
+//!   applied at publish time, per route. A projected cache would be smaller, but the
+//!   informer could then be shared only by routes that project alike, and CEL filters
+//!   could not see fields outside the projection. A change outside a route's projected
+//!   fields is noise for that route (its projected old and new objects are compared).
+//!   A route without transforms passes the same `Arc<Notification>` on; the noise check
+//!   compares raw JSON, splitting only the objects on the way to an ignored path.
 //! - **Snapshots are framed.** The initial list and each resync replay carry a
 //!   `snapshot` field (`id`, `index`, `total`) so a consumer can mark and sweep; see
 //!   [`kubebridge_sinks::Snapshot`].
@@ -118,6 +133,7 @@ pub mod cmd;
 pub mod config;
 pub(crate) mod confirm;
 pub(crate) mod endpoints;
+pub mod filter;
 pub(crate) mod informer;
 pub mod kube;
 pub(crate) mod leader;

@@ -46,6 +46,8 @@ struct Families {
     lease_held: IntGauge,
     lease_attempt_failures: IntCounterVec,
     checkpoint: CheckpointFamilies,
+    route_held: IntCounterVec,
+    route_filter_errors: IntCounterVec,
     /// The metrics port's own connections (see [`crate::endpoints`]).
     endpoint: EndpointFamilies,
     /// The sinks of this run, read by [`SinkCollector`] at every scrape.
@@ -231,6 +233,18 @@ impl Metrics {
                 &["reason"],
             ),
             checkpoint: CheckpointFamilies::new(r),
+            route_held: counters(
+                r,
+                "kubebridge_route_held_total",
+                "Notifications a route did not queue for its sinks, by reason (type: not among its types; unchanged: a MODIFIED that changed only ignored or unprojected fields; filter: its CEL filter was false).",
+                &["route", "reason"],
+            ),
+            route_filter_errors: counters(
+                r,
+                "kubebridge_route_filter_errors_total",
+                "Evaluations of a route's CEL filter that failed; each such notification was published (logged at most once a minute per route).",
+                &["route"],
+            ),
             endpoint: EndpointFamilies::new(r),
             sinks,
             registry,
@@ -282,6 +296,16 @@ impl Metrics {
             .notifications
             .with_label_values(&[informer, n.event_type.as_str(), n.origin.as_str()])
             .inc();
+    }
+
+    /// A route held `reason` (`type`, `unchanged`, `filter`) a notification back.
+    pub(crate) fn held(&self, route: &str, reason: &'static str) {
+        self.0.route_held.with_label_values(&[route, reason]).inc();
+    }
+
+    /// A route's CEL filter failed to evaluate (the notification was kept).
+    pub(crate) fn filter_error(&self, route: &str) {
+        self.0.route_filter_errors.with_label_values(&[route]).inc();
     }
 
     /// A watch ended and will be resumed (`closed` by the server, after an `error`, or
@@ -977,6 +1001,7 @@ mod tests {
             snapshot: None,
             tombstone: false,
             old_resource_version: None,
+            patch: None,
         })
     }
 

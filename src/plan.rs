@@ -244,7 +244,7 @@ impl fmt::Display for PlannedInformer {
 
 impl fmt::Display for Plan {
     /// The informers with the routes each feeds, then the routes with their sinks
-    /// (passwords masked).
+    /// (passwords masked) and what each publishes (its filters).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "informers ({}):", self.informers.len())?;
         for informer in &self.informers {
@@ -272,6 +272,7 @@ impl fmt::Display for Plan {
                 resources.join(", "),
                 sinks.join(", ")
             )?;
+            writeln!(f, "    publishes: {}", planned.route.filters)?;
         }
         Ok(())
     }

@@ -292,6 +292,42 @@ fn rows() -> Vec<Row> {
             "--metrics-probe-connections",
         ),
         // Numbers: zero, negative, overflowing, beyond the largest accepted.
+        row(
+            &["watch", "pods", "--types", "added,updated"],
+            2,
+            "ADDED, MODIFIED, DELETED and SYNC",
+        ),
+        row(
+            &["watch", "pods", "--filter", "object.status.phase =="],
+            2,
+            "line 1 column 23",
+        ),
+        row(
+            &["watch", "pods", "--filter", "phase == 'Failed'"],
+            2,
+            "unknown variable 'phase'",
+        ),
+        row(
+            &[
+                "watch",
+                "pods",
+                "--filter",
+                "object.a.all(x, object.b.exists(y, y == x))",
+            ],
+            2,
+            "inside another",
+        ),
+        row(
+            &["watch", "pods", "--ignore-field", "status/x"],
+            2,
+            "--ignore-field",
+        ),
+        row(&["watch", "pods", "--field", "/a~9"], 2, "--field"),
+        row(
+            &["watch", "pods", "--old-object", "half"],
+            2,
+            "--old-object",
+        ),
         row(&["watch", "pods", "--page-size", "0"], 2, "--page-size"),
         row(&["watch", "pods", "--page-size", "-5"], 2, "--page-size"),
         row(

@@ -567,7 +567,7 @@ fn check_deployment(d: &Value, config_map: &Value) {
         pod["securityContext"]["fsGroup"], 65532,
         "uid 65532 reads the key"
     );
-    let args: Vec<&str> = all_args.iter().copied().collect();
+    let args: Vec<&str> = all_args.to_vec();
     // The config file comes from the ConfigMap, mounted read-only where --config looks.
     let mount = c["volumeMounts"]
         .as_array()

@@ -61,6 +61,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 snapshot: None,
                 tombstone: false,
                 old_resource_version: None,
+                patch: None,
             }))
         })
         .collect::<Result<_, serde_json::Error>>()?;

@@ -30,9 +30,11 @@ use crate::checkpoint::identity::InformerIdentity;
 use crate::checkpoint::run::Checkpoints;
 use crate::config::{ClusterConfig, InitialState, MetricsAuth, Route, StreamConfig};
 use crate::endpoints::{self, Authorizer, EndpointsConfig, Handlers, Readiness, TlsSource};
+use crate::filter::Filters;
 use crate::informer::shared::SyncedFlags;
 use crate::informer::{
-    InformerSpec, Informers, ProcessorConfig, ReflectorConfig, RunningInformers, Transforms,
+    InformerSpec, Informers, ProcessorConfig, ReflectorConfig, RunningInformers, Subscription,
+    Transforms,
 };
 use crate::kube::{Cluster, cluster};
 use crate::leader::{self, Elector, LeaseConfig};
@@ -435,6 +437,16 @@ async fn informers(
     endpoints: &Endpoints,
     metrics: &Metrics,
 ) -> Result<(RunningInformers, Option<Checkpoints>), AppError> {
+    // Each route's filters, compiled once and shared by the informers that feed it.
+    let filters = plan
+        .routes
+        .iter()
+        .map(|p| {
+            Filters::compile(&p.route.name, &p.route.filters)
+                .map(Arc::new)
+                .map_err(|e| AppError::usage(format!("{}{e}", p.route.context())))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let mut informers = Informers::default();
     for planned in &plan.informers {
         let spec = planned
@@ -442,9 +454,8 @@ async fn informers(
             .ok_or_else(|| AppError::failed(format!("{planned} was not resolved")))?;
         tracing::info!(informer = %spec.name(), server = %cluster.server, "starting informer");
         for &route in &planned.routes {
-            for queue in &queues[route] {
-                informers.subscribe(spec.clone(), queue.clone());
-            }
+            let subscription = Subscription::new(filters[route].clone(), queues[route].clone());
+            informers.subscribe(spec.clone(), subscription);
         }
     }
     if let Some(checkpoints) = checkpoints.as_mut() {

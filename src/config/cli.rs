@@ -385,6 +385,56 @@ struct RouteArgs {
     /// {resource} {kind} {namespace}.
     #[arg(long = "sink", value_name = "URI", value_parser = values::sink_uri)]
     sinks: Vec<String>,
+    #[command(flatten)]
+    filters: FilterArgs,
+}
+
+/// What the command line's route publishes of what it watches (README, "Filters and
+/// noise").
+#[derive(Debug, Args)]
+struct FilterArgs {
+    /// Publish only these event types: added, modified, deleted, sync (any case;
+    /// comma-separated or repeated). Default: all.
+    #[arg(long = "types", value_name = "TYPES", value_parser = values::event_types)]
+    types: Vec<String>,
+    /// Publish only notifications for which this CEL expression is true; it sees object,
+    /// oldObject (null when absent), type and origin, and the Kubernetes CEL libraries.
+    /// An evaluation error publishes the notification (counted and logged).
+    #[arg(long, value_name = "EXPR", value_parser = values::cel_filter, allow_hyphen_values = true)]
+    filter: Option<String>,
+    /// Publish MODIFIED notifications even when only metadata.resourceVersion,
+    /// metadata.managedFields or an --ignore-field changed.
+    #[arg(long)]
+    no_suppress: bool,
+    /// A JSON pointer (`*` = any index or key) whose changes alone do not make a MODIFIED
+    /// worth publishing, e.g. /status/conditions/*/lastHeartbeatTime; repeatable.
+    #[arg(long = "ignore-field", value_name = "POINTER", value_parser = values::json_pointer)]
+    ignore_fields: Vec<String>,
+    /// Keep only this JSON pointer (`*` = any index or key) in published objects, e.g.
+    /// /metadata/name; repeatable. A MODIFIED that changes none of them is not published.
+    #[arg(long = "field", value_name = "POINTER", value_parser = values::json_pointer)]
+    fields: Vec<String>,
+    /// Add `patch`, an RFC 6902 JSON Patch from oldObject to object, to every MODIFIED.
+    #[arg(long)]
+    diff: bool,
+    /// Whether MODIFIED notifications carry oldObject: full (the default) or none.
+    #[arg(long, value_enum, value_name = "MODE")]
+    old_object: Option<crate::filter::OldObject>,
+}
+
+impl FilterArgs {
+    fn config(self) -> Result<crate::filter::FilterConfig, CliExit> {
+        Ok(crate::filter::FilterConfig {
+            types: crate::filter::parse_types(&self.types)
+                .map_err(|e| CliExit::Usage(format!("--types: {e}")))?,
+            filter: self.filter,
+            suppress: !self.no_suppress,
+            ignore_fields: self.ignore_fields,
+            fields: self.fields,
+            diff: self.diff,
+            old_object: self.old_object.unwrap_or_default(),
+        })
+    }
 }
 
 /// Sink settings; a route of the config file may override them.
@@ -665,6 +715,12 @@ impl StreamArgs {
         resources: Option<&[String]>,
         file: Option<(&std::path::Path, &super::file::FileConfig)>,
     ) -> Result<merge::Merged, CliExit> {
+        let filters = self.route.filters.config()?;
+        if resources.is_none() && !filters.is_default() {
+            return Err(CliExit::Usage(
+                "--types, --filter, --no-suppress, --ignore-field, --field, --diff and --old-object apply to the command line's route: give RESOURCE, or set them on a route of the --config file".into(),
+            ));
+        }
         let route = match resources {
             Some(names) => Some(RouteFlags {
                 resources: values::resources(names).map_err(CliExit::Usage)?,
@@ -676,6 +732,7 @@ impl StreamArgs {
                 label_selector: self.route.label_selector,
                 field_selector: self.route.field_selector,
                 sinks: self.route.sinks,
+                filters,
             }),
             None => None,
         };

@@ -133,6 +133,24 @@ pub struct RouteFile {
     pub kafka: Option<KafkaFile>,
     /// This route's NATS settings, field by field instead of the file's.
     pub nats: Option<NatsFile>,
+    /// Event types to publish (`ADDED`, `MODIFIED`, `DELETED`, `SYNC`); all when absent.
+    #[serde(default)]
+    pub types: Vec<String>,
+    /// A CEL expression over `object`, `oldObject`, `type`, `origin`.
+    pub filter: Option<String>,
+    /// `false` publishes MODIFIED notifications that change nothing (`--no-suppress`).
+    pub suppress: Option<bool>,
+    /// JSON pointers (with `*`) whose changes alone do not make a MODIFIED worth publishing.
+    #[serde(default)]
+    pub ignore_fields: Vec<String>,
+    /// JSON pointers (with `*`) to keep in published objects.
+    #[serde(default)]
+    pub fields: Vec<String>,
+    /// Add an RFC 6902 `patch` to MODIFIED notifications.
+    #[serde(default)]
+    pub diff: bool,
+    /// `full` or `none`: whether `oldObject` is published.
+    pub old_object: Option<crate::filter::OldObject>,
 }
 
 /// `kafka:` settings.
@@ -241,6 +259,10 @@ impl FileConfig {
                 format!("{at}fieldSelector") => r.field_selector,
                 format!("{at}sinks") => r.sinks,
                 format!("{at}format") => r.format,
+                format!("{at}types") => r.types,
+                format!("{at}filter") => r.filter,
+                format!("{at}ignoreFields") => r.ignore_fields,
+                format!("{at}fields") => r.fields,
             );
             expand_sinks(r.kafka.as_mut(), r.nats.as_mut(), &at, lookup)?;
         }
@@ -380,6 +402,17 @@ impl RouteFile {
             self.nats.as_ref(),
         )
         .map_err(at)?;
+        let filters = crate::filter::FilterConfig {
+            types: crate::filter::parse_types(&self.types)
+                .map_err(|e| at(format!("types: {e}")))?,
+            filter: self.filter.clone(),
+            suppress: self.suppress.unwrap_or(true),
+            ignore_fields: self.ignore_fields.clone(),
+            fields: self.fields.clone(),
+            diff: self.diff,
+            old_object: self.old_object.unwrap_or_default(),
+        };
+        filters.validate().map_err(at)?;
         Ok(Route {
             name: self.name.clone(),
             resources: values::resources(&self.resources).map_err(at)?,
@@ -389,6 +422,7 @@ impl RouteFile {
             field_selector: self.field_selector.clone().filter(|s| !s.trim().is_empty()),
             sinks: self.sinks.clone(),
             sink_options: own.add_to(shared.clone()),
+            filters,
         })
     }
 }

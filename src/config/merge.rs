@@ -184,6 +184,9 @@ pub(crate) struct RouteFlags {
     pub field_selector: Option<String>,
     /// `--sink`, stdout when none is given.
     pub sinks: Vec<String>,
+    /// `--types`, `--filter`, `--no-suppress`, `--ignore-field`, `--field`, `--diff`,
+    /// `--old-object`.
+    pub filters: crate::filter::FilterConfig,
 }
 
 /// The merged configuration and the cluster name it asks for.
@@ -222,6 +225,7 @@ pub(crate) fn merge(
                 r.sinks
             },
             sink_options: shared.clone(),
+            filters: r.filters,
         });
     }
     for r in file.map(|f| f.routes.as_slice()).unwrap_or_default() {

@@ -224,6 +224,9 @@ pub struct Route {
     pub sinks: Vec<String>,
     /// This route's sink options: format, Kafka properties and key, NATS subject and auth.
     pub sink_options: SinkOptions,
+    /// What this route publishes of what its informers see: event types, CEL filter,
+    /// noise suppression, projection, diffs.
+    pub filters: crate::filter::FilterConfig,
 }
 
 /// The name of the route the command line's RESOURCE arguments make.
@@ -254,6 +257,7 @@ impl Route {
             field_selector: None,
             sinks: Vec::new(),
             sink_options: SinkOptions::default(),
+            filters: crate::filter::FilterConfig::default(),
         }
     }
 }

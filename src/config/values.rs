@@ -336,6 +336,29 @@ pub fn log_level(s: &str) -> Result<String, String> {
     }
 }
 
+/// `--types`: checked here (so an unknown type is a usage error naming the valid ones),
+/// turned into event types with the rest of the route.
+pub fn event_types(s: &str) -> Result<String, String> {
+    crate::filter::parse_types(&[s])?;
+    Ok(s.to_owned())
+}
+
+/// `--filter`: a CEL expression that compiles within the bounds.
+pub fn cel_filter(s: &str) -> Result<String, String> {
+    crate::filter::FilterConfig {
+        filter: Some(s.to_owned()),
+        ..Default::default()
+    }
+    .validate()?;
+    Ok(s.to_owned())
+}
+
+/// `--ignore-field`, `--field`: a JSON pointer, `*` for any index or key.
+pub fn json_pointer(s: &str) -> Result<String, String> {
+    crate::filter::pointer::Pointer::parse(s)?;
+    Ok(s.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -246,6 +246,7 @@ impl Differ {
             snapshot: None,
             tombstone: true,
             old_resource_version: None,
+            patch: None,
         }
     }
 
@@ -280,6 +281,7 @@ impl Differ {
             snapshot: None,
             tombstone: false,
             old_resource_version: None,
+            patch: None,
         }
     }
 }

@@ -33,7 +33,7 @@ pub mod transform;
 mod wire;
 
 pub use delta::Delta;
-pub use fanout::Subscriber;
+pub use fanout::Subscription;
 pub use object::RawObject;
 pub use processor::{Processor, ProcessorConfig};
 pub use reflector::{Reflector, ReflectorConfig, ReflectorError};

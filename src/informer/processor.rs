@@ -9,7 +9,7 @@ use kubebridge_sinks::{EventType, Notification, Origin, ResourceId};
 use tokio::sync::{mpsc, watch};
 
 use super::diff::Differ;
-use super::fanout::{FanOut, Subscriber};
+use super::fanout::{FanOut, Subscription};
 use super::resync::Resync;
 use super::{Delta, Store};
 use crate::checkpoint::run::Resume;
@@ -48,10 +48,10 @@ impl Processor {
         name: String,
         resource: Arc<ResourceId>,
         config: ProcessorConfig,
-        subscribers: Vec<Subscriber>,
+        subscriptions: Vec<Subscription>,
         metrics: Metrics,
     ) -> Self {
-        Self::with_checkpoint(name, resource, config, subscribers, None, metrics)
+        Self::with_checkpoint(name, resource, config, subscriptions, None, metrics)
     }
 
     /// A processor whose changes are tracked for a checkpoint (`resume`): each subscriber
@@ -60,7 +60,7 @@ impl Processor {
         name: String,
         resource: Arc<ResourceId>,
         config: ProcessorConfig,
-        subscribers: Vec<Subscriber>,
+        subscriptions: Vec<Subscription>,
         resume: Option<Resume>,
         metrics: Metrics,
     ) -> Self {
@@ -68,18 +68,14 @@ impl Processor {
             Some(r) => (Some(r.tracker), r.index),
             None => (None, None),
         };
-        let subscribers = subscribers
-            .into_iter()
-            .map(|s| (s, tracker.as_ref().map(|t| t.ledger())))
-            .collect();
         let mut differ = Differ::new(name.clone(), resource, config.emit_initial, config.cluster);
         if let Some(index) = index {
             differ.resume_from(index);
         }
         Processor {
             differ,
+            fanout: FanOut::new(name.clone(), subscriptions, tracker.as_deref(), &metrics),
             tracker,
-            fanout: FanOut::new(name.clone(), subscribers),
             name,
             resync: config.resync,
             cache: Arc::default(),
@@ -113,6 +109,12 @@ impl Processor {
     #[cfg(test)]
     pub(crate) fn differ_for_tests(&mut self) -> &mut Differ {
         &mut self.differ
+    }
+
+    /// The fan-out, for tests that drive it directly.
+    #[cfg(test)]
+    pub(super) fn fanout_for_test(&mut self) -> &mut FanOut {
+        &mut self.fanout
     }
 
     /// Runs until the reflector closes `deltas`, or until every subscriber has gone.

@@ -53,7 +53,13 @@ mod tests {
                 resync: Some(Duration::from_secs(30)),
                 cluster: None,
             },
-            vec![tx],
+            vec![crate::informer::Subscription::new(
+                std::sync::Arc::new(
+                    crate::filter::Filters::compile("r", &crate::filter::FilterConfig::default())
+                        .expect("valid"),
+                ),
+                vec![tx],
+            )],
             crate::metrics::Metrics::new(),
         );
         let (delta_tx, delta_rx) = mpsc::channel(8);

@@ -7,7 +7,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Processor, ProcessorConfig, Reflector, ReflectorConfig, ReflectorError, Store, Subscriber,
+    Processor, ProcessorConfig, Reflector, ReflectorConfig, ReflectorError, Store, Subscription,
 };
 use crate::checkpoint::run::Resume;
 use crate::kube::discovery::ApiResource;
@@ -45,17 +45,18 @@ pub type SyncedFlags = Vec<(String, watch::Receiver<bool>)>;
 /// Informers being assembled: specs and their subscribers, before anything starts.
 #[derive(Default)]
 pub struct Informers {
-    specs: Vec<(InformerSpec, Vec<Subscriber>)>,
+    specs: Vec<(InformerSpec, Vec<Subscription>)>,
     /// With `--checkpoint`: where each informer starts from.
     resumes: Vec<(InformerSpec, Resume)>,
 }
 
 impl Informers {
-    /// Subscribes to the informer for `spec`, creating it if no one asked for it yet.
-    pub fn subscribe(&mut self, spec: InformerSpec, subscriber: Subscriber) {
+    /// Subscribes a route to the informer for `spec`, creating it if no one asked for it
+    /// yet.
+    pub fn subscribe(&mut self, spec: InformerSpec, route: Subscription) {
         match self.specs.iter_mut().find(|(s, _)| *s == spec) {
-            Some((_, subs)) => subs.push(subscriber),
-            None => self.specs.push((spec, vec![subscriber])),
+            Some((_, subs)) => subs.push(route),
+            None => self.specs.push((spec, vec![route])),
         }
     }
 

@@ -18,12 +18,15 @@ use crate::queue::{Limits, Overflow, QueueReceiver, QueueSender, bounded};
 /// the queue's byte budget (see `QueueReceiver::recv_many`).
 pub(crate) const MAX_BATCH: usize = 512;
 
-/// The bytes a queued notification pins: the raw JSON of its object and old object.
-/// Both are `Arc`s shared with the informer's cache and with the neighbouring updates,
-/// so this counts conservatively: the memory the queue really holds is at most this.
+/// The bytes a queued notification pins: the raw JSON of its object, old object and
+/// patch (a route's diff). Objects are `Arc`s shared with the informer's cache and with
+/// the neighbouring updates, so this counts conservatively: the memory the queue really
+/// holds is at most this.
 pub(crate) fn notification_bytes(q: &Queued) -> usize {
     let n = &q.note;
-    n.object.get().len() + n.old_object.as_ref().map_or(0, |o| o.get().len())
+    n.object.get().len()
+        + n.old_object.as_ref().map_or(0, |o| o.get().len())
+        + n.patch.as_ref().map_or(0, |p| p.get().len())
 }
 
 /// A sink queue's bounds: `capacity` notifications and `max_bytes` of them (see
@@ -222,6 +225,7 @@ mod tests {
             snapshot: None,
             tombstone: false,
             old_resource_version: None,
+            patch: None,
         })
     }
 

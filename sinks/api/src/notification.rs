@@ -14,7 +14,7 @@ use crate::{EventType, Origin, ResourceId, Rfc3339Millis, Snapshot};
 /// `type`, `origin`, `time`, `cluster`, `resource`, `namespace`, `name`, `uid`,
 /// `resourceVersion`, `object`, `oldObject` (MODIFIED only), `snapshot` (list and
 /// resync replays only), `tombstone` and `oldResourceVersion` (on resuming from a
-/// checkpoint only).
+/// checkpoint only) and `patch` (MODIFIED, on routes with diffs).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Notification {
@@ -58,6 +58,10 @@ pub struct Notification {
     /// checkpoint knew (the checkpoint holds no bytes, so there is no `oldObject`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub old_resource_version: Option<String>,
+    /// An RFC 6902 JSON Patch from `old_object` to `object`, on MODIFIED only, for a
+    /// route that asks for diffs (`diff: true` / `--diff`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch: Option<Arc<RawValue>>,
 }
 
 impl Notification {
@@ -113,6 +117,7 @@ mod tests {
             snapshot: None,
             tombstone: false,
             old_resource_version: None,
+            patch: None,
         }
     }
 

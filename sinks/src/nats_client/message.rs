@@ -85,6 +85,7 @@ mod tests {
             snapshot: None,
             tombstone: false,
             old_resource_version: None,
+            patch: None,
         }
     }
 

@@ -60,6 +60,22 @@ mod tests {
     }
 
     #[test]
+    fn a_modified_may_carry_a_patch_and_drop_its_old_object() {
+        let mut n = valid();
+        n["type"] = json!("MODIFIED");
+        n["patch"] = json!([{"op": "replace", "path": "/status/phase", "value": "Failed"}]);
+        assert_envelope(&n);
+    }
+
+    #[test]
+    #[should_panic(expected = "does not match the schema")]
+    fn a_patch_outside_modified_fails() {
+        let mut n = valid();
+        n["patch"] = json!([{"op": "replace", "path": "/a", "value": 1}]);
+        assert_envelope(&n);
+    }
+
+    #[test]
     #[should_panic(expected = "does not match the schema")]
     fn a_missing_field_fails() {
         let mut n = valid();

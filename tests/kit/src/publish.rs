@@ -52,6 +52,7 @@ pub fn note(
         snapshot: None,
         tombstone: false,
         old_resource_version: None,
+        patch: None,
     })
 }
 
