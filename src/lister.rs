@@ -19,9 +19,12 @@ use serde_json::value::RawValue;
 
 use crate::informer::{InformerSpec, Store};
 
+/// One informer's cache, with what it holds.
+type Cache = (InformerSpec, Arc<RwLock<Store>>);
+
 /// The caches that can be listed, by informer.
 pub(crate) struct Lister {
-    caches: Vec<(InformerSpec, Arc<RwLock<Store>>)>,
+    caches: Vec<Cache>,
 }
 
 /// The answer to `GET /cache/{resource}`.
@@ -86,36 +89,106 @@ struct LabelsMeta {
     labels: BTreeMap<String, String>,
 }
 
+/// The query of `GET /cache/{resource}`, parsed once: what the authorization check asks
+/// about is what the lister serves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct CacheQuery {
+    /// `namespace=NS`; `None` (absent or empty) lists every namespace.
+    pub namespace: Option<String>,
+    /// `labelSelector=SEL`, as written.
+    pub label_selector: String,
+}
+
+impl CacheQuery {
+    /// Parses `query`. A repeated `namespace` or `labelSelector` is refused: one reader
+    /// taking the first and another the last is how a check and a listing disagree.
+    pub(crate) fn parse(query: Option<&str>) -> Result<CacheQuery, Listing> {
+        let mut parsed = CacheQuery::default();
+        let (mut namespaces, mut selectors) = (0, 0);
+        for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            match k.as_ref() {
+                "namespace" => {
+                    namespaces += 1;
+                    parsed.namespace = Some(v.into_owned()).filter(|n| !n.is_empty());
+                }
+                "labelSelector" => {
+                    selectors += 1;
+                    parsed.label_selector = v.into_owned();
+                }
+                _ => {}
+            }
+        }
+        if namespaces > 1 || selectors > 1 {
+            return Err(status(
+                400,
+                "BadRequest",
+                "namespace and labelSelector may each be given once",
+            ));
+        }
+        Ok(parsed)
+    }
+}
+
 impl Lister {
     /// A lister over these informers' caches.
     pub(crate) fn new(caches: Vec<(InformerSpec, Arc<RwLock<Store>>)>) -> Lister {
         Lister { caches }
     }
 
-    /// The API group, plural name and whether it is namespaced, of the resource
-    /// `/cache/{resource}` lists (matched as [`Lister::list`] matches it); `None` when no
-    /// cache holds it. What `--metrics-auth kubernetes` asks permission for.
+    /// The API group, plural name and whether it is namespaced, of the one resource
+    /// `/cache/{resource}` lists; `None` when no cache holds it, or when a bare plural
+    /// names several (which [`Lister::list`] refuses). What `--metrics-auth kubernetes`
+    /// asks permission for, so it must be exactly what `list` serves.
     pub(crate) fn resolve(&self, resource: &str) -> Option<(String, String, bool)> {
-        self.caches
+        let informers = self.matching(resource).ok()?;
+        let (spec, _) = informers.first()?;
+        let r = &spec.resource;
+        Some((r.id.group.clone(), r.id.resource.clone(), r.namespaced))
+    }
+
+    /// The caches of the one resource `resource` names: its full name
+    /// (`deployments.apps`, or the plural alone for the core group) or, when only one
+    /// group's resource has that plural, the bare plural. Several informers (one per
+    /// `-n`) may hold it. A bare plural two groups share (`events`, `events.events.k8s.io`)
+    /// is a 400 naming both: a list never mixes resources.
+    fn matching(&self, resource: &str) -> Result<Vec<&Cache>, Listing> {
+        let exact: Vec<_> = self
+            .caches
             .iter()
-            .map(|(spec, _)| &spec.resource)
-            .find(|r| r.id.to_string() == resource || r.id.resource == resource)
-            .map(|r| (r.id.group.clone(), r.id.resource.clone(), r.namespaced))
+            .filter(|(spec, _)| spec.resource.id.to_string() == resource)
+            .collect();
+        if !exact.is_empty() {
+            return Ok(exact);
+        }
+        let by_plural: Vec<_> = self
+            .caches
+            .iter()
+            .filter(|(spec, _)| spec.resource.id.resource == resource)
+            .collect();
+        let mut names: Vec<String> = by_plural
+            .iter()
+            .map(|(spec, _)| spec.resource.id.to_string())
+            .collect();
+        names.sort();
+        names.dedup();
+        if names.len() > 1 {
+            return Err(status(
+                400,
+                "BadRequest",
+                &format!(
+                    "{resource:?} names several cached resources ({}); ask for one by its full name",
+                    names.join(", ")
+                ),
+            ));
+        }
+        Ok(by_plural)
     }
 
     /// Answers `GET /cache/{resource}?{query}`: a List, or a `Status` naming what was
     /// wrong.
-    pub(crate) fn list(&self, resource: &str, query: Option<&str>) -> Listing {
-        let mut namespace = None;
-        let mut selector = String::new();
-        for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-            match k.as_ref() {
-                "namespace" => namespace = Some(v.into_owned()).filter(|n| !n.is_empty()),
-                "labelSelector" => selector = v.into_owned(),
-                _ => {}
-            }
-        }
-        let selector = match LabelSelector::parse(&selector) {
+    pub(crate) fn list(&self, resource: &str, query: &CacheQuery) -> Listing {
+        let namespace = query.namespace.clone();
+        let selector = match LabelSelector::parse(&query.label_selector) {
             Ok(s) => s,
             Err(e) => {
                 return status(
@@ -125,13 +198,10 @@ impl Lister {
                 );
             }
         };
-        let informers: Vec<&(InformerSpec, Arc<RwLock<Store>>)> = self
-            .caches
-            .iter()
-            .filter(|(spec, _)| {
-                spec.resource.id.to_string() == resource || spec.resource.id.resource == resource
-            })
-            .collect();
+        let informers = match self.matching(resource) {
+            Ok(informers) => informers,
+            Err(refused) => return refused,
+        };
         let Some((first, _)) = informers.first() else {
             let known: Vec<String> = self
                 .caches
@@ -199,6 +269,14 @@ mod tests {
 
     use super::*;
     use crate::informer::RawObject;
+
+    /// What `GET /cache/{resource}?{query}` answers.
+    fn get(lister: &Lister, resource: &str, query: Option<&str>) -> Listing {
+        match CacheQuery::parse(query) {
+            Ok(query) => lister.list(resource, &query),
+            Err(refused) => refused,
+        }
+    }
     use crate::informer::testing::pod_resource as pods;
 
     fn pod(ns: &str, name: &str, app: &str, rv: u32) -> RawObject {
@@ -315,17 +393,17 @@ mod tests {
             ),
             (Some("namespace=nowhere"), Some("nowhere"), ""),
         ] {
-            let (code, body) = text(lister.list("pods", query));
+            let (code, body) = text(get(&lister, "pods", query));
             assert_eq!(code, 200, "{query:?}: {body}");
             assert_eq!(body, the_old_way(&caches, namespace, selector), "{query:?}");
             serde_json::from_str::<serde_json::Value>(&body).unwrap();
         }
         // The first informer's copy of shop/web (rv 7) wins over the third's (rv 6).
-        let (_, all) = text(lister.list("pods", None));
+        let (_, all) = text(get(&lister, "pods", None));
         assert!(all.contains(r#""resourceVersion":"7""#) && !all.contains(r#""6""#));
-        let (code, _) = text(lister.list("pods", Some("labelSelector=app%20in%20(")));
+        let (code, _) = text(get(&lister, "pods", Some("labelSelector=app%20in%20(")));
         assert_eq!(code, 400);
-        let (code, _) = text(lister.list("secrets", None));
+        let (code, _) = text(get(&lister, "secrets", None));
         assert_eq!(code, 404);
     }
 
@@ -333,7 +411,7 @@ mod tests {
     fn the_body_is_the_caches_own_bytes_not_a_copy() {
         let caches = caches();
         let lister = Lister::new(caches.clone());
-        let Listing::List(list) = lister.list("pods", Some("namespace=shop")) else {
+        let Listing::List(list) = get(&lister, "pods", Some("namespace=shop")) else {
             panic!("a list");
         };
         let store = caches[0].1.read().unwrap();
@@ -359,8 +437,8 @@ mod tests {
     fn no_lock_is_held_while_the_body_is_written() {
         let caches = caches();
         let lister = Lister::new(caches.clone());
-        let (_, before) = text(lister.list("pods", None));
-        let Listing::List(list) = lister.list("pods", None) else {
+        let (_, before) = text(get(&lister, "pods", None));
+        let Listing::List(list) = get(&lister, "pods", None) else {
             panic!("a list");
         };
         let mut chunks = list.into_chunks();
@@ -380,7 +458,75 @@ mod tests {
             before,
             "the response is the snapshot taken when it was asked for"
         );
-        let (_, after) = text(lister.list("pods", None));
+        let (_, after) = text(get(&lister, "pods", None));
         assert!(after.contains(r#""name":"new""#) && !after.contains(r#""name":"db""#));
+    }
+
+    /// `--metrics-auth` checks what `resolve` and `CacheQuery` say; the lister must serve
+    /// exactly that, or a check for one namespace or resource lets another through.
+    #[test]
+    fn what_is_checked_is_what_is_served() {
+        let lister = Lister::new(caches());
+        for query in [
+            "namespace=shop&namespace=zoo",
+            "namespace=shop&namespace=",
+            "labelSelector=a&labelSelector=b",
+        ] {
+            let (code, body) = text(get(&lister, "pods", Some(query)));
+            assert_eq!(code, 400, "{query}: {body}");
+        }
+        // The core group's plural is its full name; a bare plural two other groups
+        // share is refused; each full name lists its own resource only.
+        let mut caches = caches();
+        let crd = |group: &str, plural: &str, name: &str| {
+            let mut resource = pods();
+            resource.id = Arc::new(kubebridge_sinks::ResourceId {
+                group: group.into(),
+                version: "v1".into(),
+                resource: plural.into(),
+                kind: "Pod".into(),
+            });
+            let mut store = Store::default();
+            store.insert(pod("zoo", name, "x", 9));
+            let spec = InformerSpec {
+                resource,
+                namespace: None,
+                label_selector: None,
+                field_selector: None,
+            };
+            (spec, Arc::new(RwLock::new(store)))
+        };
+        caches.push(crd("example.com", "pods", "crd"));
+        caches.push(crd("a.example", "widgets", "wa"));
+        caches.push(crd("b.example", "widgets", "wb"));
+        let lister = Lister::new(caches);
+        assert_eq!(
+            lister.resolve("pods"),
+            Some((String::new(), "pods".into(), true))
+        );
+        let (code, body) = text(get(&lister, "pods", None));
+        assert_eq!(code, 200, "{body}");
+        assert!(!body.contains("\"crd\""), "core pods only: {body}");
+        assert_eq!(
+            lister.resolve("pods.example.com"),
+            Some(("example.com".into(), "pods".into(), true))
+        );
+        let (code, body) = text(get(&lister, "pods.example.com", None));
+        assert_eq!(code, 200, "{body}");
+        assert!(
+            body.contains("\"crd\"") && !body.contains("\"web\""),
+            "{body}"
+        );
+        assert_eq!(
+            lister.resolve("widgets"),
+            None,
+            "ambiguous: nothing to authorize"
+        );
+        let (code, body) = text(get(&lister, "widgets", None));
+        assert_eq!(code, 400, "{body}");
+        assert!(
+            body.contains("widgets.a.example") && body.contains("widgets.b.example"),
+            "{body}"
+        );
     }
 }

@@ -12,7 +12,7 @@ use hyper::body::Frame;
 
 use super::auth::{Access, Verdict};
 use super::serve::{Handlers, Scope};
-use crate::lister::Listing;
+use crate::lister::{CacheQuery, Listing};
 
 /// A response body: a whole string, or a `/cache` List streamed from its snapshot.
 pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
@@ -56,10 +56,11 @@ fn access(uri: &http::Uri, handlers: &Handlers) -> Option<Access> {
     }
     let resource = path.strip_prefix("/cache/")?;
     handlers.lister.as_ref()?;
-    let namespace = form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
-        .find(|(k, _)| k == "namespace")
-        .map(|(_, v)| v.into_owned())
-        .filter(|ns| !ns.is_empty());
+    // The query as the lister will read it; one it refuses (a repeated namespace) is
+    // checked as a list in every namespace, the strictest, and then answered 400.
+    let namespace = CacheQuery::parse(uri.query())
+        .ok()
+        .and_then(|query| query.namespace);
     // The resource as the cache resolved it; a name no cache holds (or a standby's, with
     // no cache yet) is asked as written, so an unknown name is a 403 for who may not
     // list it, and which resources kubebridge caches is not told to them.
@@ -128,7 +129,11 @@ fn route(uri: &http::Uri, handlers: &Handlers) -> Response<Body> {
                 kubebridge_apimachinery::status_json(&standby),
             );
         };
-        return match lister.list(resource, uri.query()) {
+        let listing = match CacheQuery::parse(uri.query()) {
+            Ok(query) => lister.list(resource, &query),
+            Err(refused) => refused,
+        };
+        return match listing {
             Listing::Status(code, body) => {
                 let status =
                     StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
