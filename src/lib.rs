@@ -5,8 +5,8 @@
 //! # Layout
 //!
 //! Dependencies point one way: `main -> cmd -> {config, plan, kube, informer, pipeline,
-//! endpoints, leader} -> checkpoint -> filter -> {kube, metrics -> {queue, confirm}} ->
-//! kubebridge-sinks -> kubebridge-sink-api`.
+//! endpoints, leader} -> checkpoint -> filter -> {kube, pointer, metrics -> {queue,
+//! confirm}} -> kubebridge-sinks -> kubebridge-sink-api`.
 //! `informer` and `pipeline` never import each other (the pipeline borrows only the
 //! informer's `backoff`); [`cmd::watch`](mod@cmd::watch) joins them by handing each
 //! informer the sinks' queue senders. Only [`cmd`], [`config`] and [`kube`] are public:
@@ -43,8 +43,13 @@
 //! - [`filter`]: each route's filters and transforms (event types, a CEL predicate,
 //!   noise suppression with ignored fields, projection, JSON Patch diffs), compiled once
 //!   per route and run by the informer's fan-out, once per notification and route,
-//!   before anything is queued. It depends on `metrics` only; `config` holds its
-//!   [`filter::FilterConfig`] and validates through it.
+//!   before anything is queued. It depends on `metrics` and `pointer` only; `config`
+//!   holds its [`filter::FilterConfig`] and validates through it.
+//! - `pointer`: the one JSON pointer (RFC 6901 with `*`, bounded depth) that `filter`'s
+//!   `ignoreFields` and `fields` and the informer's `redact` paths are written in. It
+//!   depends on nothing, so both can use it; what each use adds stays with the use (a
+//!   `redact` path may not reach the object's identity: `informer::redact_path`; a
+//!   route's pointers walked as one tree: `filter::path_set`).
 //! - `pipeline`: one queue and task per sink; confirmation, retries.
 //! - `metrics`: every metric, named once, owned by one `watch` run; `endpoints`:
 //!   `/metrics`, `/healthz`, `/readyz`, and, with `--serve-cache`, the `lister` over the
@@ -141,4 +146,5 @@ pub(crate) mod lister;
 pub(crate) mod metrics;
 pub(crate) mod pipeline;
 pub(crate) mod plan;
+pub(crate) mod pointer;
 pub(crate) mod queue;

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::env::expand_in;
 use super::merge::{Layer, SinkLayer};
-use super::{InitialState, MetricsAuth, PathPattern, RedactRule, Route, values};
+use super::{InitialState, MetricsAuth, RedactPath, RedactRule, Route, values};
 use crate::queue::Overflow;
 
 /// The file, as written. Every field but `routes` is optional; flags given on the
@@ -98,7 +98,7 @@ impl RedactFile {
         let paths = self
             .paths
             .iter()
-            .map(|p| PathPattern::parse(p).map_err(|e| format!("{at}: {e}")))
+            .map(|p| RedactPath::parse(p).map_err(|e| format!("{at}: {e}")))
             .collect::<Result<_, _>>()?;
         Ok(RedactRule {
             resource: self.resource.trim().to_owned(),

@@ -12,5 +12,6 @@ pub mod values;
 pub use cli::{CliExit, LogFormat, Logging, parse};
 pub use model::*;
 // The types a `Redaction` holds, nameable by an embedder that builds one.
-pub use crate::informer::pointer::PathPattern;
 pub use crate::informer::redact::{KEY_ENV, KeySource, RedactionKey};
+pub use crate::informer::redact_path::{RedactPath, RedactPathError};
+pub use crate::pointer::PointerError;

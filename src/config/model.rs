@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use kubebridge_sinks::SinkOptions;
 
-use crate::informer::pointer::PathPattern;
 use crate::informer::redact::RedactionKey;
+use crate::informer::redact_path::RedactPath;
 use crate::queue::Overflow;
 
 /// Which namespaces to watch.
@@ -118,7 +118,7 @@ pub struct RedactRule {
     /// The resource, as kubectl names it (resolved like a route's resources).
     pub resource: String,
     /// JSON pointers, `*` for any key or index.
-    pub paths: Vec<PathPattern>,
+    pub paths: Vec<RedactPath>,
 }
 
 /// Who may read `/metrics` and `/cache` (`--metrics-auth`).

@@ -355,7 +355,7 @@ pub fn cel_filter(s: &str) -> Result<String, String> {
 
 /// `--ignore-field`, `--field`: a JSON pointer, `*` for any index or key.
 pub fn json_pointer(s: &str) -> Result<String, String> {
-    crate::filter::pointer::Pointer::parse(s)?;
+    crate::pointer::Pointer::parse(s).map_err(|e| e.to_string())?;
     Ok(s.to_owned())
 }
 

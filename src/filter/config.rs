@@ -5,7 +5,7 @@ use std::fmt;
 
 use kubebridge_sinks::EventType;
 
-use super::pointer::Pointer;
+use crate::pointer::Pointer;
 
 /// Whether published MODIFIED notifications carry `oldObject`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]

@@ -8,7 +8,7 @@
 
 mod cel;
 mod config;
-pub(crate) mod pointer;
+mod path_set;
 mod raw;
 mod stage;
 

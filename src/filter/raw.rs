@@ -13,7 +13,7 @@ use std::fmt;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::pointer::Cursor;
+use super::path_set::Cursor;
 
 /// An object key: borrowed from the text, or unescaped when it holds escapes (Go
 /// writes `<`, `>` and `&` as `\u003c`, `\u003e`, `\u0026`, in keys too).
@@ -278,7 +278,8 @@ pub fn projected(raw: &RawValue, at: &Cursor<'_>) -> Box<RawValue> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::filter::pointer::{PathSet, Pointer};
+    use crate::filter::path_set::PathSet;
+    use crate::pointer::Pointer;
 
     fn raw(v: serde_json::Value) -> Box<RawValue> {
         RawValue::from_string(v.to_string()).expect("json")

@@ -10,9 +10,10 @@ use serde_json::value::RawValue;
 
 use super::cel::{CelFilter, Input};
 use super::config::{ALWAYS_IGNORED, FilterConfig, OldObject};
-use super::pointer::{PathSet, Pointer};
+use super::path_set::PathSet;
 use super::raw;
 use crate::metrics::Metrics;
+use crate::pointer::Pointer;
 
 /// Why a notification was held back from a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +75,7 @@ impl Filters {
         let mut ignored = FilterConfig::pointers("ignoreFields", &config.ignore_fields)?;
         let fields = FilterConfig::pointers("fields", &config.fields)?;
         for always in ALWAYS_IGNORED {
-            ignored.push(Pointer::parse(always)?);
+            ignored.push(Pointer::parse(always).map_err(|e| e.to_string())?);
         }
         Ok(Filters {
             route: route.to_owned(),

@@ -11,7 +11,7 @@
 //! every consumer sees the same stream from the initial list on.
 //!
 //! Every object passes the [`transform`] as it is decoded ([`redact`]: Secret values
-//! and user-named [`pointer`] paths replaced by a keyed hash; `managedFields` removed),
+//! and the [`redact_path`]s of user rules replaced by a keyed hash; `managedFields` removed),
 //! so the cache and everything downstream only ever hold the transformed bytes.
 
 pub mod backoff;
@@ -20,9 +20,9 @@ pub mod delta;
 pub(crate) mod diff;
 pub(crate) mod fanout;
 pub mod object;
-pub mod pointer;
 pub mod processor;
 pub mod redact;
+pub mod redact_path;
 pub mod reflector;
 pub(crate) mod resync;
 pub mod shared;

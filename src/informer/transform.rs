@@ -17,22 +17,23 @@ use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::pointer::{PathPattern, Token};
 use super::redact::RedactionKey;
+use super::redact_path::RedactPath;
+use crate::pointer::Segment;
 
 /// The annotation `kubectl apply` writes with the whole last-applied object in it: on a
 /// Secret, its data.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io~1last-applied-configuration";
 
 /// What the built-in Secret rule redacts on core/v1 Secrets.
-fn secret_patterns() -> Vec<PathPattern> {
+fn secret_patterns() -> Vec<RedactPath> {
     [
         "/data/*",
         "/stringData/*",
         &format!("/metadata/annotations/{LAST_APPLIED}"),
     ]
     .into_iter()
-    .map(|p| PathPattern::parse(p).expect("the built-in patterns are valid"))
+    .map(|p| RedactPath::parse(p).expect("the built-in paths are valid"))
     .collect()
 }
 
@@ -49,7 +50,7 @@ pub struct ResolvedRule {
     /// The plural resource name.
     pub resource: String,
     /// The paths to redact.
-    pub paths: Vec<PathPattern>,
+    pub paths: Vec<RedactPath>,
 }
 
 /// The transforms of one run, for every informer. The default changes nothing; the
@@ -146,7 +147,7 @@ pub struct ObjectTransform {
 
 #[derive(Clone)]
 struct Redactor {
-    patterns: Vec<PathPattern>,
+    patterns: Vec<RedactPath>,
     key: RedactionKey,
     counted: IntCounter,
 }
@@ -203,7 +204,8 @@ impl ObjectTransform {
         }
         if let Some(r) = &self.redactor {
             let root: &RawValue = serde_json::from_str(text)?;
-            let patterns: Vec<&[Token]> = r.patterns.iter().map(|p| p.tokens()).collect();
+            let patterns: Vec<&[Segment]> =
+                r.patterns.iter().map(|p| p.pointer().segments()).collect();
             collect(text, root, &patterns, &r.key, &mut edits)?;
         }
         if edits.is_empty() && !strip_by_tree {
@@ -225,7 +227,7 @@ impl ObjectTransform {
 fn collect(
     text: &str,
     node: &RawValue,
-    patterns: &[&[Token]],
+    patterns: &[&[Segment]],
     key: &RedactionKey,
     edits: &mut Vec<Edit>,
 ) -> Result<(), serde_json::Error> {
@@ -248,7 +250,7 @@ fn collect(
         return Ok(());
     }
     let mut descend = |name: &str, child: &RawValue| {
-        let next: Vec<&[Token]> = patterns
+        let next: Vec<&[Segment]> = patterns
             .iter()
             .filter(|p| p[0].matches(name))
             .map(|p| &p[1..])

@@ -24,7 +24,7 @@ fn rule(group: &str, resource: &str, paths: &[&str]) -> ResolvedRule {
         resource: resource.into(),
         paths: paths
             .iter()
-            .map(|p| PathPattern::parse(p).expect("valid"))
+            .map(|p| RedactPath::parse(p).expect("valid"))
             .collect(),
     }
 }
