@@ -13,7 +13,9 @@ use clap::{Args, Parser, Subcommand};
 use kubebridge_sinks::{Format, KeyMode};
 
 use super::merge::{self, CommandLineOnly, Layer, RouteFlags, SinkLayer};
-use super::{ClusterConfig, Command, InitialState, LeaderElection, Limits, SimOptions, values};
+use super::{
+    ClusterConfig, Command, InitialState, LeaderElection, Limits, ReplayOptions, SimOptions, values,
+};
 use crate::leader::LeaseConfig;
 use crate::queue::Overflow;
 
@@ -381,6 +383,13 @@ struct SimArgs {
     /// Random seed, for reproducible objects and churn.
     #[arg(long, default_value_t = 1, value_name = "N")]
     seed: u64,
+    /// Serve a pre-built LIST of N pods and a pre-built watch stream of their changes
+    /// as fast as the socket takes them (a feed for benchmarks; pods only, no writes).
+    #[arg(long, value_name = "N", value_parser = values::replay_pods, conflicts_with_all = ["pods", "churn", "deployments_per_namespace", "history"])]
+    replay: Option<usize>,
+    /// With --replay: MODIFIED events in the watch stream, cycling over the pods.
+    #[arg(long, default_value_t = 100_000, value_name = "N", value_parser = values::replay_events, requires = "replay")]
+    replay_events: usize,
 }
 
 /// Why parsing stopped.
@@ -425,6 +434,7 @@ where
                     history: 10_000,
                     write_kubeconfig: None,
                     seed: 1,
+                    replay: None,
                 },
             }
         }
@@ -456,6 +466,10 @@ where
             history: s.history.max(1),
             write_kubeconfig: s.write_kubeconfig,
             seed: s.seed,
+            replay: s.replay.map(|pods| ReplayOptions {
+                pods,
+                events: s.replay_events,
+            }),
         }),
     };
     Ok((command, logging))

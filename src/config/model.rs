@@ -201,6 +201,17 @@ pub struct SimOptions {
     pub write_kubeconfig: Option<PathBuf>,
     /// RNG seed.
     pub seed: u64,
+    /// `--replay`: serve a pre-built LIST and watch stream instead of the simulator.
+    pub replay: Option<ReplayOptions>,
+}
+
+/// `sim --replay`: what the replay server pre-builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayOptions {
+    /// Pods in the LIST.
+    pub pods: usize,
+    /// MODIFIED events in the watch stream.
+    pub events: usize,
 }
 
 /// One validated command.

@@ -3,8 +3,6 @@
 use std::sync::Arc;
 
 use kubebridge_sinks::ResourceId;
-use serde::Deserialize;
-use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
 /// One Kubernetes object: the few metadata fields kubebridge needs, and the object's
@@ -24,26 +22,6 @@ pub struct RawObject {
     pub raw: Arc<RawValue>,
 }
 
-#[derive(Deserialize)]
-struct Partial {
-    #[serde(default)]
-    kind: Option<IgnoredAny>,
-    metadata: Metadata,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Metadata {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    namespace: Option<String>,
-    #[serde(default)]
-    uid: String,
-    #[serde(default)]
-    resource_version: String,
-}
-
 impl RawObject {
     /// Reads the identity fields of `raw`. Items of a LIST of built-in types come
     /// without `kind` and `apiVersion` (the API server omits them from typed list
@@ -52,13 +30,14 @@ impl RawObject {
         raw: Box<RawValue>,
         resource: &ResourceId,
     ) -> Result<RawObject, serde_json::Error> {
-        let partial: Partial = serde_json::from_str(raw.get())?;
-        let raw = if partial.kind.is_some() {
+        // `raw` is valid JSON already: its identity is read without scanning it again.
+        let identity = super::identity::read(raw.get())?;
+        let raw = if identity.has_kind {
             raw
         } else {
             with_type_meta(&raw, resource)
         };
-        let m = partial.metadata;
+        let m = identity.metadata;
         Ok(RawObject {
             namespace: m.namespace.filter(|ns| !ns.is_empty()),
             name: m.name,
