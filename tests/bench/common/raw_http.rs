@@ -123,7 +123,6 @@ pub struct ListDownload {
     pub wire_bytes: u64,
     /// Bytes of the bodies' JSON (after gunzip).
     pub json_bytes: u64,
-    pub pages: u64,
 }
 
 /// Downloads every page of `path` (`limit` items each), following continue tokens; with
@@ -132,7 +131,7 @@ pub struct ListDownload {
 pub fn list_all(addr: &str, path: &str, limit: usize, gzip: bool) -> ListDownload {
     let started = Instant::now();
     let mut token = String::new();
-    let (mut wire_bytes, mut json_bytes, mut pages) = (0u64, 0u64, 0u64);
+    let (mut wire_bytes, mut json_bytes) = (0u64, 0u64);
     loop {
         let url = format!("{path}?limit={limit}&continue={token}");
         let response = get(addr, &url, gzip);
@@ -153,7 +152,6 @@ pub fn list_all(addr: &str, path: &str, limit: usize, gzip: bool) -> ListDownloa
             wire
         };
         json_bytes += json.len() as u64;
-        pages += 1;
         // The metadata comes first; the token is the `continue` field's value.
         let head = &json[..json.len().min(2048)];
         let head = String::from_utf8_lossy(head);
@@ -171,7 +169,6 @@ pub fn list_all(addr: &str, path: &str, limit: usize, gzip: bool) -> ListDownloa
         elapsed: started.elapsed(),
         wire_bytes,
         json_bytes,
-        pages,
     }
 }
 
