@@ -7,6 +7,7 @@
 //!
 //! ```text
 //! serve -> server (Sim) -> {http, churn, seed, kubeconfig, shared}
+//! serve -> replay (Replay: pre-built LIST + watch stream for benchmarks) -> {seed, store, discovery, response}
 //! http -> {list, watch, request, response, scale, openapi -> discovery, media, ops}
 //! list -> {watch (Filter), request, response, table, continue_token};  watch -> faults (WatchFaults, WatchLine)
 //! churn, seed, scale -> ops -> {store -> resources, merge_patch, ids, time, error}
