@@ -482,6 +482,14 @@ fn rows() -> Vec<Row> {
             "--deployments-per-namespace",
         ),
         row(&["sim", "--seed", "abc"], 2, "--seed"),
+        row(&["sim", "--replay", "0"], 2, "--replay"),
+        row(
+            &["sim", "--replay", "10", "--replay-events", "9999999"],
+            2,
+            "--replay-events",
+        ),
+        row(&["sim", "--replay-events", "10"], 2, "--replay"),
+        row(&["sim", "--replay", "10", "--churn", "5"], 2, "--churn"),
         // Selectors, checked by the API server (a reachable one).
         row(
             &[

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use kubebridge_sim::SimConfig;
+use kubebridge_sim::{ReplayConfig, SimConfig};
 
 use super::AppError;
 use crate::config::SimOptions;
@@ -14,9 +14,22 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), AppError> {
     let kubeconfig = options.write_kubeconfig.as_deref();
-    kubebridge_sim::serve(options.listen, sim_config(options), kubeconfig, shutdown)
-        .await
-        .map_err(|e| AppError::Usage(e.into()))
+    let served = match options.replay {
+        Some(replay) => {
+            let config = ReplayConfig {
+                pods: replay.pods,
+                events: replay.events,
+                seed: options.seed,
+                namespaces: options.namespaces.max(1),
+                ..ReplayConfig::default()
+            };
+            kubebridge_sim::serve_replay(options.listen, &config, kubeconfig, shutdown).await
+        }
+        None => {
+            kubebridge_sim::serve(options.listen, sim_config(options), kubeconfig, shutdown).await
+        }
+    };
+    served.map_err(|e| AppError::Usage(e.into()))
 }
 
 /// The simulator configuration for these options.

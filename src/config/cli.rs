@@ -15,7 +15,7 @@ use kubebridge_sinks::{Format, KeyMode};
 use super::merge::{self, CommandLineOnly, Layer, RouteFlags, SinkLayer};
 use super::{
     CheckpointGrant, CheckpointUri, ClusterConfig, Command, InitialState, LeaderElection, Limits,
-    MetricsAuth, RbacGrants, SimOptions, values,
+    MetricsAuth, RbacGrants, ReplayOptions, SimOptions, values,
 };
 use crate::leader::LeaseConfig;
 use crate::queue::Overflow;
@@ -523,6 +523,13 @@ struct SimArgs {
     /// Give the generated pods metadata.managedFields, as a real API server does.
     #[arg(long)]
     managed_fields: bool,
+    /// Serve a pre-built LIST of N pods and a pre-built watch stream of their changes
+    /// as fast as the socket takes them (a feed for benchmarks; pods only, no writes).
+    #[arg(long, value_name = "N", value_parser = values::replay_pods, conflicts_with_all = ["pods", "churn", "deployments_per_namespace", "history"])]
+    replay: Option<usize>,
+    /// With --replay: MODIFIED events in the watch stream, cycling over the pods.
+    #[arg(long, default_value_t = 100_000, value_name = "N", value_parser = values::replay_events, requires = "replay")]
+    replay_events: usize,
 }
 
 /// Why parsing stopped.
@@ -568,6 +575,7 @@ where
                     write_kubeconfig: None,
                     seed: 1,
                     managed_fields: false,
+                    replay: None,
                 },
             }
         }
@@ -596,6 +604,10 @@ where
             write_kubeconfig: s.write_kubeconfig,
             seed: s.seed,
             managed_fields: s.managed_fields,
+            replay: s.replay.map(|pods| ReplayOptions {
+                pods,
+                events: s.replay_events,
+            }),
         }),
     };
     Ok((command, logging))

@@ -292,6 +292,17 @@ pub struct SimOptions {
     pub seed: u64,
     /// Generated pods carry `metadata.managedFields`.
     pub managed_fields: bool,
+    /// `--replay`: serve a pre-built LIST and watch stream instead of the simulator.
+    pub replay: Option<ReplayOptions>,
+}
+
+/// `sim --replay`: what the replay server pre-builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayOptions {
+    /// Pods in the LIST.
+    pub pods: usize,
+    /// MODIFIED events in the watch stream.
+    pub events: usize,
 }
 
 /// One validated command.

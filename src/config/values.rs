@@ -239,6 +239,10 @@ pub const MAX_SIM_DEPLOYMENTS_PER_NAMESPACE: usize = 100;
 /// A window, not an allocation: history holds only the events that happened, so the
 /// informer benchmark's 2,000,000 (far more than its run makes) is well inside it.
 pub const MAX_SIM_HISTORY: usize = 10_000_000;
+
+/// Most events a replay server pre-builds: each holds a ~4.5 KB pod in memory, so a
+/// million is about 4.5 GB.
+pub const MAX_REPLAY_EVENTS: usize = 1_000_000;
 /// See [`MAX_SIM_NAMESPACES`].
 pub const MAX_CHURN_PER_SEC: f64 = 100_000.0;
 
@@ -287,6 +291,16 @@ pub fn sim_pods(s: &str) -> Result<usize, String> {
 /// The simulator's deployments per namespace: 0 to [`MAX_SIM_DEPLOYMENTS_PER_NAMESPACE`].
 pub fn sim_deployments(s: &str) -> Result<usize, String> {
     whole(s, 0, MAX_SIM_DEPLOYMENTS_PER_NAMESPACE)
+}
+
+/// The replay server's pods: 1 to [`MAX_SIM_PODS`].
+pub fn replay_pods(s: &str) -> Result<usize, String> {
+    whole(s, 1, MAX_SIM_PODS)
+}
+
+/// The replay server's watch events: 0 to [`MAX_REPLAY_EVENTS`].
+pub fn replay_events(s: &str) -> Result<usize, String> {
+    whole(s, 0, MAX_REPLAY_EVENTS)
 }
 
 /// The simulator's watch history in events: 1 to [`MAX_SIM_HISTORY`].

@@ -19,6 +19,7 @@ mod body;
 pub mod delta;
 pub(crate) mod diff;
 pub(crate) mod fanout;
+mod identity;
 pub mod object;
 pub mod processor;
 pub mod redact;

@@ -3,8 +3,6 @@
 use std::sync::Arc;
 
 use kubebridge_sinks::ResourceId;
-use serde::Deserialize;
-use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
 use super::transform::ObjectTransform;
@@ -26,31 +24,6 @@ pub struct RawObject {
     pub raw: Arc<RawValue>,
 }
 
-#[derive(Deserialize)]
-struct Partial<'a> {
-    #[serde(default)]
-    kind: Option<IgnoredAny>,
-    #[serde(borrow)]
-    metadata: Metadata<'a>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Metadata<'a> {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    namespace: Option<String>,
-    #[serde(default)]
-    uid: String,
-    #[serde(default)]
-    resource_version: String,
-    /// Found here, as a slice of the object's text, so that stripping it needs no
-    /// second parse.
-    #[serde(borrow, default)]
-    managed_fields: Option<&'a RawValue>,
-}
-
 impl RawObject {
     /// Reads the identity fields of `raw` and applies `transform` (redaction,
     /// managedFields stripping), so that nothing after the decode ever holds the
@@ -62,10 +35,11 @@ impl RawObject {
         resource: &ResourceId,
         transform: &ObjectTransform,
     ) -> Result<RawObject, serde_json::Error> {
-        let partial: Partial = serde_json::from_str(raw.get())?;
-        let transformed = transform.apply(raw.get(), partial.metadata.managed_fields)?;
-        let has_kind = partial.kind.is_some();
-        let m = partial.metadata;
+        // `raw` is valid JSON already: its identity is read without scanning it again.
+        let identity = super::identity::read(raw.get())?;
+        let transformed = transform.apply(raw.get(), identity.metadata.managed_fields)?;
+        let has_kind = identity.has_kind;
+        let m = identity.metadata;
         let (namespace, name, uid, resource_version) =
             (m.namespace, m.name, m.uid, m.resource_version);
         let raw = match transformed {

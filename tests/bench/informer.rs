@@ -1,20 +1,45 @@
-//! Benchmark (prints figures; asserts nothing about speed): the initial sync of N
-//! simulated pods — time, objects per second, and kubebridge's peak RSS next to the raw
-//! JSON size of those pods — and the watch → stdout event rate under churn.
+//! Benchmark (prints figures; asserts nothing about speed): kubebridge's watch path
+//! against its peers on the same feed, in one run, each measurement repeated and
+//! reported as median and range.
 //!
-//! `cargo bench --bench informer` runs it at full size (100 000 pods; `BENCH_PODS`,
-//! `BENCH_CHURN_PODS`, `BENCH_CHURN` and `BENCH_SECONDS` override). Under `cargo test`
-//! it runs a small smoke size so the benchmark itself is known to work.
+//! The feed is `kubebridge sim --replay` (tests/sim/src/replay.rs): a pre-built LIST and
+//! a pre-built watch stream of the simulator's real-sized seed pods, served as fast as
+//! the socket takes them, so the figures are the client's. Two replay servers run in
+//! child processes: `sync` (N pods, no events) and `stream` (1 000 pods listed, then M
+//! `MODIFIED` events cycling over them). Every client runs in a process of its own:
+//!
+//! - **raw**: a bare HTTP client that downloads the LIST pages, or splits the watch
+//!   stream into lines and counts them (the limit; tests/bench/common/raw_http.rs);
+//! - **kubebridge → stdout**: `kubebridge watch pods -A`, its stdout a pipe the
+//!   benchmark counts lines on, or `/dev/null` (progress read from `/metrics`);
+//! - **kubebridge → null sink**: the same pipeline in a library call, into a sink that
+//!   confirms at once (tests/bench/common/peers.rs);
+//! - **kube-runtime**: `watcher(Api<Pod>)` + `reflector` store, the Rust peer.
+//!
+//! It prints the initial sync time of N pods, RSS once synced against the pods' JSON
+//! bytes, changes/s of the watch phase, CPU seconds, each as a ratio to its peer; and
+//! the LIST's bytes and CPU with and without gzip.
+//!
+//! `cargo bench --bench informer` runs it at full size (`BENCH_PODS` = 100 000,
+//! `BENCH_EVENTS` = 100 000, `BENCH_RUNS` = 5). Under `cargo test` it runs at a smoke
+//! size, so the benchmark itself is known to work.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
+#[path = "common/peers.rs"]
+mod peers;
+#[path = "common/raw_http.rs"]
+mod raw_http;
+
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use kubebridge_testkit::http;
+/// Pods the `stream` server lists before its watch events, as in issue 12's setup.
+const STREAM_LISTED: u64 = 1_000;
+/// kube's and kubebridge's LIST page size.
+const PAGE: usize = 500;
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -24,364 +49,571 @@ fn env_or(name: &str, default: u64) -> u64 {
 }
 
 fn main() {
+    if let Some(role) = peers::role() {
+        peers::run(&role);
+        return;
+    }
     let full = std::env::args().any(|a| a == "--bench");
-    let pods = env_or("BENCH_PODS", if full { 100_000 } else { 500 });
-    let churn_pods = env_or("BENCH_CHURN_PODS", if full { 10_000 } else { 200 });
-    let churn = env_or("BENCH_CHURN", if full { 10_000 } else { 200 });
-    let seconds = env_or("BENCH_SECONDS", if full { 10 } else { 2 });
+    let pods = env_or("BENCH_PODS", if full { 100_000 } else { 2_000 });
+    let events = env_or("BENCH_EVENTS", if full { 100_000 } else { 5_000 });
+    let runs = env_or("BENCH_RUNS", if full { 5 } else { 1 }).max(1) as usize;
     let dir = tempfile::tempdir().expect("tempdir");
-
     println!(
-        "kubebridge informer benchmark ({} run)",
+        "kubebridge informer benchmark ({} run: {pods} pods, {events} watch events, {runs} runs; median [min-max])",
         if full { "full" } else { "smoke" }
     );
-    let sync = initial_sync(dir.path(), pods);
-    println!("initial sync of {pods} pods (watch pods -A, stdout to the benchmark):");
     println!(
-        "  raw JSON of the pods        {:>10.1} MiB ({:.0} bytes/pod)",
-        mib(sync.json_bytes),
-        sync.json_bytes as f64 / pods as f64
+        "machine: {} cores, load average {} at the start",
+        cores(),
+        load_average()
     );
+    let sync = Replay::start(dir.path(), "sync", pods, 0);
+    let stream = Replay::start(dir.path(), "stream", STREAM_LISTED, events);
+    sync_figures(&sync, pods, runs);
+    watch_figures(&stream, events, runs);
+    gzip_figures(&sync, runs);
     println!(
-        "  time to the last ADDED      {:>10.2} s",
-        sync.elapsed.as_secs_f64()
+        "load average at the end: {} on {} cores",
+        load_average(),
+        cores()
     );
-    println!(
-        "  objects per second          {:>10.0}",
-        pods as f64 / sync.elapsed.as_secs_f64()
-    );
-    println!(
-        "  peak RSS during sync        {:>10.1} MiB ({:.2}x the raw JSON)",
-        mib(sync.peak_rss),
-        sync.peak_rss as f64 / sync.json_bytes as f64
-    );
-    println!(
-        "  RSS once synced (cache)     {:>10.1} MiB ({:.2}x the raw JSON)",
-        mib(sync.settled_rss),
-        sync.settled_rss as f64 / sync.json_bytes as f64
-    );
-
-    managed_fields(dir.path(), pods);
-
-    let rate = churn_rate(dir.path(), churn_pods, churn, Duration::from_secs(seconds));
-    println!(
-        "watch -> stdout under churn ({churn_pods} pods, simulator asked for {churn} changes/s, {seconds} s):"
-    );
-    println!(
-        "  changes made by the server  {:>10.0} /s",
-        rate.server_per_sec
-    );
-    println!(
-        "  notifications written       {:>10.0} /s",
-        rate.written_per_sec
-    );
-    // The server's rate counts every change (5% are deployment scalings, outside the pod
-    // watch); the lag says whether kubebridge kept up: how far the last notification
-    // written trailed the server's latest resourceVersion when the window closed.
-    println!(
-        "  lag at the end              {:>10} resourceVersions ({:.0} ms at the server's rate)",
-        rate.lag,
-        rate.lag as f64 * 1000.0 / rate.server_per_sec.max(1.0)
-    );
-    println!("  RSS at the end              {:>10.1} MiB", mib(rate.rss));
 }
 
-/// The initial sync of pods that carry managedFields (as a real API server's do),
-/// stripped (the default) and kept (`--keep-managed-fields`): the memory stripping saves.
-fn managed_fields(dir: &Path, pods: u64) {
-    let sim = SimProcess::start_with(dir, "managed", pods, 0, &["--managed-fields"]);
-    let stripped = sync_of(&sim, pods, &[]);
-    let kept = sync_of(&sim, pods, &["--keep-managed-fields"]);
-    println!("initial sync of {pods} pods with managedFields (sim --managed-fields):");
-    println!(
-        "  raw JSON of the pods        {:>10.1} MiB ({:.0} bytes/pod)",
-        mib(kept.json_bytes),
-        kept.json_bytes as f64 / pods as f64
-    );
-    for (what, f) in [
-        ("stripped (default)", &stripped),
-        ("--keep-managed-fields", &kept),
-    ] {
-        println!(
-            "  {what:<22} RSS once synced {:>8.1} MiB, peak {:>8.1} MiB, {:>6.2} s",
-            mib(f.settled_rss),
-            mib(f.peak_rss),
-            f.elapsed.as_secs_f64()
-        );
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(0, |n| n.get())
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}
+
+fn mib(bytes: f64) -> f64 {
+    bytes / (1024.0 * 1024.0)
+}
+
+/// Median and range of repeated measurements.
+struct Spread(Vec<f64>);
+
+impl Spread {
+    fn median(&self) -> f64 {
+        let mut v = self.0.clone();
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        if n == 0 {
+            return f64::NAN;
+        }
+        if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        }
     }
-    println!(
-        "  saved by stripping          {:>10.1} MiB once synced ({:.0}%), {:.1} MiB at peak",
-        mib(kept.settled_rss.saturating_sub(stripped.settled_rss)),
-        100.0 * kept.settled_rss.saturating_sub(stripped.settled_rss) as f64
-            / kept.settled_rss.max(1) as f64,
-        mib(kept.peak_rss.saturating_sub(stripped.peak_rss)),
-    );
+
+    fn show(&self, scale: f64, decimals: usize) -> String {
+        let min = self.0.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = self.0.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        format!(
+            "{:>10.decimals$} [{:.decimals$}-{:.decimals$}]",
+            self.median() / scale,
+            min / scale,
+            max / scale
+        )
+    }
 }
 
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0)
-}
-
-/// A `kubebridge sim` child process, stopped on drop.
-struct SimProcess {
+/// A `kubebridge sim --replay` child process, stopped on drop.
+struct Replay {
     child: Child,
     kubeconfig: PathBuf,
     addr: String,
+    list_rv: u64,
 }
 
-impl SimProcess {
-    fn start(dir: &Path, name: &str, pods: u64, churn: u64) -> SimProcess {
-        SimProcess::start_with(dir, name, pods, churn, &[])
-    }
-
-    /// Like `start`, with more `kubebridge sim` arguments.
-    fn start_with(dir: &Path, name: &str, pods: u64, churn: u64, extra: &[&str]) -> SimProcess {
+impl Replay {
+    fn start(dir: &Path, name: &str, pods: u64, events: u64) -> Replay {
         let kubeconfig = dir.join(format!("{name}.kubeconfig"));
         let mut child = Command::new(env!("CARGO_BIN_EXE_kubebridge"))
-            // A history window far larger than the run, so neither the watch nor a
-            // paginated list is ever expired by the benchmark's own churn.
-            .args([
-                "sim",
-                "--listen",
-                "127.0.0.1:0",
-                "--namespaces",
-                "50",
-                "--history",
-                "2000000",
-            ])
-            .args(["--pods", &pods.to_string(), "--churn", &churn.to_string()])
-            .args(extra)
+            .args(["sim", "--listen", "127.0.0.1:0", "--namespaces", "50"])
+            .args(["--replay", &pods.to_string()])
+            .args(["--replay-events", &events.to_string()])
             .arg("--write-kubeconfig")
             .arg(&kubeconfig)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("start kubebridge sim");
-        let deadline = Instant::now() + Duration::from_secs(300);
+            .expect("start kubebridge sim --replay");
+        let deadline = Instant::now() + Duration::from_secs(600);
         let addr = loop {
             if let Ok(text) = std::fs::read_to_string(&kubeconfig)
                 && let Some(server) = text.lines().find_map(|l| l.trim().strip_prefix("server:"))
             {
-                break server
-                    .trim()
-                    .trim_matches('"')
-                    .trim_start_matches("http://")
-                    .to_owned();
+                break server.trim().trim_start_matches("http://").to_owned();
             }
             if let Ok(Some(status)) = child.try_wait() {
-                panic!("the simulator exited ({status}) before serving; its stderr is above");
+                panic!("the replay server exited ({status}) before serving");
             }
-            assert!(Instant::now() < deadline, "the simulator did not start");
+            assert!(Instant::now() < deadline, "the replay server did not start");
             std::thread::sleep(Duration::from_millis(50));
         };
-        SimProcess {
+        let list_rv = list_resource_version(&addr);
+        Replay {
             child,
             kubeconfig,
             addr,
-        }
-    }
-
-    /// GETs a path with the test kit's HTTP client and returns the body.
-    fn get(&self, path: &str) -> Vec<u8> {
-        let addr = self.addr.parse().expect("the simulator's address");
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime for one request");
-        let response = runtime.block_on(http::request(
-            addr,
-            "GET",
-            path,
-            &[("Accept", "application/json")],
-            None,
-        ));
-        assert_eq!(response.status, 200, "GET {path}: {}", response.text());
-        response.body
-    }
-
-    fn resource_version(&self) -> u64 {
-        let body: serde_json::Value =
-            serde_json::from_slice(&self.get("/api/v1/namespaces?limit=1")).unwrap();
-        body["metadata"]["resourceVersion"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap()
-    }
-
-    /// Total size of the pods' JSON as the server would send them one by one.
-    fn pods_json_bytes(&self) -> u64 {
-        let mut total = 0;
-        let mut token = String::new();
-        loop {
-            let path = format!("/api/v1/pods?limit=5000&continue={token}");
-            let body: serde_json::Value = serde_json::from_slice(&self.get(&path)).unwrap();
-            for item in body["items"].as_array().unwrap() {
-                total += serde_json::to_vec(item).unwrap().len() as u64;
-            }
-            match body["metadata"]["continue"].as_str() {
-                Some(t) if !t.is_empty() => token = t.to_owned(),
-                _ => return total,
-            }
+            list_rv,
         }
     }
 }
 
-impl Drop for SimProcess {
+fn list_resource_version(addr: &str) -> u64 {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    use std::io::Write;
+    write!(
+        stream,
+        "GET /api/v1/pods?limit=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text.split_once("\"resourceVersion\":\"")
+        .and_then(|(_, rest)| rest.split('"').next())
+        .and_then(|rv| rv.parse().ok())
+        .expect("the LIST's resourceVersion")
+}
+
+impl Drop for Replay {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-/// Samples a process's resident set size until told to stop; keeps the peak.
-struct RssSampler {
-    peak: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+fn rss_of(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb * 1024.0)
 }
 
-fn rss_of(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+/// CPU seconds (user + system) a process has used.
+fn cpu_of(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at the state, field 3.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15, i.e. 11 and 12 after the state.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
-impl RssSampler {
-    fn start(pid: u32) -> RssSampler {
-        let peak = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (p, s) = (peak.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                if let Some(rss) = rss_of(pid) {
-                    p.fetch_max(rss, Ordering::Relaxed);
+/// A client under test in a child process, and when it reached each milestone.
+struct Client {
+    child: Child,
+    started: Instant,
+    milestones: mpsc::Receiver<(&'static str, Instant)>,
+}
+
+/// The milestones of a client: `synced` after the LIST, `done` after the events.
+struct Timings {
+    sync: Duration,
+    watch: Duration,
+    rss: f64,
+    cpu_sync: f64,
+    cpu_watch: f64,
+}
+
+impl Client {
+    /// Waits for the two milestones; RSS is read `settle` after `synced`, when the
+    /// client is idle (with no events to come) or not.
+    fn timings(mut self, events: bool) -> Timings {
+        let pid = self.child.id();
+        let child = &mut self.child;
+        let mut wait = |name: &str| {
+            let deadline = Instant::now() + Duration::from_secs(600);
+            loop {
+                match self.milestones.recv_timeout(Duration::from_secs(1)) {
+                    Ok((what, at)) if what == name => return at,
+                    Ok(_) => {}
+                    Err(_) => {
+                        if let Ok(Some(status)) = child.try_wait() {
+                            panic!("the client exited ({status}) before it said {name}");
+                        }
+                        assert!(Instant::now() < deadline, "the client never said {name}");
+                    }
                 }
-                std::thread::sleep(Duration::from_millis(5));
             }
-        });
-        RssSampler {
-            peak,
-            stop,
-            thread: Some(thread),
+        };
+        let synced = wait("synced");
+        let cpu_sync = cpu_of(&pid.to_string());
+        let (done, rss) = if events {
+            (wait("done"), 0.0)
+        } else {
+            // Idle now: let the allocator settle, then read what it holds.
+            std::thread::sleep(Duration::from_secs(1));
+            (synced, rss_of(pid))
+        };
+        let cpu_watch = cpu_of(&pid.to_string()) - cpu_sync;
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        Timings {
+            sync: synced - self.started,
+            watch: done - synced,
+            rss,
+            cpu_sync,
+            cpu_watch,
         }
-    }
-
-    fn finish(mut self) -> u64 {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            t.join().unwrap();
-        }
-        self.peak.load(Ordering::Relaxed)
     }
 }
 
-fn spawn_watch(sim: &SimProcess) -> Child {
-    spawn_watch_with(sim, &[])
-}
-
-fn spawn_watch_with(sim: &SimProcess, extra: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_kubebridge"))
-        .args(["watch", "pods", "-A", "--kubeconfig"])
-        .arg(&sim.kubeconfig)
-        .args(extra)
+/// A peer child (this benchmark binary in a role) that says its milestones on stdout.
+fn peer(role: &str, replay: &Replay, list: u64, events: u64) -> Client {
+    let started = Instant::now();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env("BENCH_ROLE", role)
+        .env("BENCH_KUBECONFIG", &replay.kubeconfig)
+        .env("BENCH_EXPECT_LIST", list.to_string())
+        .env("BENCH_EXPECT_EVENTS", events.to_string())
+        .env("RUST_LOG", "error")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .expect("start kubebridge watch")
-}
-
-struct SyncFigures {
-    json_bytes: u64,
-    elapsed: Duration,
-    peak_rss: u64,
-    settled_rss: u64,
-}
-
-fn initial_sync(dir: &Path, pods: u64) -> SyncFigures {
-    let sim = SimProcess::start(dir, "sync", pods, 0);
-    sync_of(&sim, pods, &[])
-}
-
-/// The initial sync of `pods` pods from `sim` by `kubebridge watch pods -A EXTRA...`.
-fn sync_of(sim: &SimProcess, pods: u64, extra: &[&str]) -> SyncFigures {
-    let json_bytes = sim.pods_json_bytes();
-    let started = Instant::now();
-    let mut watch = spawn_watch_with(sim, extra);
-    let sampler = RssSampler::start(watch.id());
-    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
-    let mut seen = 0;
-    while seen < pods {
-        let line = lines.next().expect("a notification").unwrap();
-        assert!(line.starts_with('{'));
-        seen += 1;
-    }
-    let elapsed = started.elapsed();
-    std::thread::sleep(Duration::from_millis(500));
-    let settled_rss = rss_of(watch.id()).unwrap_or(0);
-    let peak_rss = sampler.finish();
-    let _ = watch.kill();
-    let _ = watch.wait();
-    SyncFigures {
-        json_bytes,
-        elapsed,
-        peak_rss,
-        settled_rss,
-    }
-}
-
-struct RateFigures {
-    server_per_sec: f64,
-    written_per_sec: f64,
-    /// resourceVersions between the server's latest and the latest written at the end.
-    lag: u64,
-    rss: u64,
-}
-
-fn churn_rate(dir: &Path, pods: u64, churn: u64, window: Duration) -> RateFigures {
-    let sim = SimProcess::start(dir, "churn", pods, churn);
-    let mut watch = spawn_watch(&sim);
-    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
-    // Past the initial list (churn may add a few lines to it; they count as warm-up).
-    for _ in 0..pods {
-        lines.next().expect("a notification").unwrap();
-    }
-    let written = Arc::new(AtomicU64::new(0));
-    let last_rv = Arc::new(AtomicU64::new(0));
-    let (counter, last) = (written.clone(), last_rv.clone());
+        .expect("start a peer");
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        for line in lines {
-            let Ok(line) = line else { break };
-            counter.fetch_add(1, Ordering::Relaxed);
-            // The envelope's own resourceVersion comes before the object's.
-            if let Some(rv) = line
-                .split_once("\"resourceVersion\":\"")
-                .and_then(|(_, rest)| rest.split('"').next())
-                .and_then(|rv| rv.parse::<u64>().ok())
-            {
-                last.fetch_max(rv, Ordering::Relaxed);
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { return };
+            let name = match line.as_str() {
+                "synced" => "synced",
+                "done" => "done",
+                _ => continue,
+            };
+            if tx.send((name, Instant::now())).is_err() {
+                return;
             }
         }
     });
-    // Let the backlog of changes made during the initial list drain first, so the
-    // window counts the steady state rather than a catch-up burst.
-    std::thread::sleep(Duration::from_secs(3));
-    let rv0 = sim.resource_version();
-    let w0 = written.load(Ordering::Relaxed);
+    Client {
+        child,
+        started,
+        milestones: rx,
+    }
+}
+
+/// `kubebridge watch pods -A` with its stdout a pipe whose lines the benchmark counts.
+fn kubebridge_pipe(replay: &Replay, list: u64, events: u64) -> Client {
     let started = Instant::now();
-    std::thread::sleep(window);
-    let rv1 = sim.resource_version();
-    let w1 = written.load(Ordering::Relaxed);
-    let secs = started.elapsed().as_secs_f64();
-    let lag = rv1.saturating_sub(last_rv.load(Ordering::Relaxed));
-    let rss = rss_of(watch.id()).unwrap_or(0);
-    let _ = watch.kill();
-    let _ = watch.wait();
-    RateFigures {
-        server_per_sec: (rv1 - rv0) as f64 / secs,
-        written_per_sec: (w1 - w0) as f64 / secs,
-        lag,
-        rss,
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kubebridge"))
+        .args(["watch", "pods", "-A", "--kubeconfig"])
+        .arg(&replay.kubeconfig)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start kubebridge watch");
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || count_lines(out, list, events, &tx));
+    Client {
+        child,
+        started,
+        milestones: rx,
+    }
+}
+
+fn count_lines(
+    mut out: ChildStdout,
+    list: u64,
+    events: u64,
+    tx: &mpsc::Sender<(&'static str, Instant)>,
+) {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut seen = 0u64;
+    loop {
+        let n = match out.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let before = seen;
+        seen += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+        let now = Instant::now();
+        if before < list && seen >= list {
+            let _ = tx.send(("synced", now));
+        }
+        if events > 0 && before < list + events && seen >= list + events {
+            let _ = tx.send(("done", now));
+        }
+    }
+}
+
+/// `kubebridge watch pods -A > /dev/null`, its progress read from `/metrics`.
+fn kubebridge_devnull(replay: &Replay, list: u64, events: u64) -> Client {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics = format!("127.0.0.1:{port}");
+    let started = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_kubebridge"))
+        .args([
+            "watch",
+            "pods",
+            "-A",
+            "--metrics-addr",
+            &metrics,
+            "--kubeconfig",
+        ])
+        .arg(&replay.kubeconfig)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start kubebridge watch");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut synced = false;
+        loop {
+            let sent = sent_total(&metrics);
+            let now = Instant::now();
+            if !synced && sent >= list {
+                synced = true;
+                let _ = tx.send(("synced", now));
+            }
+            if events > 0 && sent >= list + events {
+                let _ = tx.send(("done", now));
+                return;
+            }
+            if tx.send(("tick", now)).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
+    Client {
+        child,
+        started,
+        milestones: rx,
+    }
+}
+
+/// `kubebridge_sink_sent_total` summed over its series; 0 while unreachable.
+fn sent_total(addr: &str) -> u64 {
+    use std::io::Write;
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return 0;
+    };
+    if write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .is_err()
+    {
+        return 0;
+    }
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    text.lines()
+        .filter(|l| l.starts_with("kubebridge_sink_sent_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// The pods' JSON bytes as LIST items (what a cache of raw JSON holds at best).
+fn json_bytes(replay: &Replay) -> f64 {
+    raw_http::list_all(&replay.addr, "/api/v1/pods", PAGE, false).json_bytes as f64
+}
+
+fn sync_figures(replay: &Replay, pods: u64, runs: usize) {
+    let json = json_bytes(replay);
+    let mut raw = Vec::new();
+    let mut rows: Vec<(&str, Vec<Timings>)> = vec![
+        ("kubebridge -> stdout (pipe)", Vec::new()),
+        ("kubebridge -> null sink", Vec::new()),
+        ("kube-runtime reflector (Pod)", Vec::new()),
+    ];
+    for _ in 0..runs {
+        raw.push(
+            raw_http::list_all(&replay.addr, "/api/v1/pods", PAGE, false)
+                .elapsed
+                .as_secs_f64(),
+        );
+        rows[0]
+            .1
+            .push(kubebridge_pipe(replay, pods, 0).timings(false));
+        rows[1]
+            .1
+            .push(peer("kubebridge-null", replay, pods, 0).timings(false));
+        rows[2]
+            .1
+            .push(peer("kube-runtime", replay, pods, 0).timings(false));
+    }
+    let raw = Spread(raw);
+    println!();
+    println!(
+        "initial sync of {pods} pods ({:.1} MiB of JSON, {:.0} bytes/pod; LIST pages of {PAGE}):",
+        mib(json),
+        json / pods as f64
+    );
+    println!(
+        "  {:<30} {:>24} {:>9} {:>24} {:>8} {:>10}",
+        "client", "sync s", "x raw", "RSS MiB once synced", "x JSON", "CPU s"
+    );
+    println!(
+        "  {:<30} {} {:>9}",
+        "raw paginated LIST download",
+        raw.show(1.0, 2),
+        "1.00"
+    );
+    for (name, t) in &rows {
+        let sync = Spread(t.iter().map(|t| t.sync.as_secs_f64()).collect());
+        let rss = Spread(t.iter().map(|t| t.rss).collect());
+        let cpu = Spread(t.iter().map(|t| t.cpu_sync).collect());
+        println!(
+            "  {:<30} {} {:>9.2} {} {:>8.2} {:>10.2}",
+            name,
+            sync.show(1.0, 2),
+            sync.median() / raw.median(),
+            rss.show(1024.0 * 1024.0, 1),
+            rss.median() / json,
+            cpu.median()
+        );
+    }
+    let kb = Spread(rows[0].1.iter().map(|t| t.rss).collect()).median();
+    let kr = Spread(rows[2].1.iter().map(|t| t.rss).collect()).median();
+    println!(
+        "  kubebridge holds the pods in {:.2}x kube-runtime's RSS; targets: sync <= 1.2x raw, RSS <= 1.1x JSON",
+        kb / kr
+    );
+}
+
+fn watch_figures(replay: &Replay, events: u64, runs: usize) {
+    let lines = events + events / 1000; // MODIFIED events plus a bookmark every 1000
+    let mut raw = Vec::new();
+    let mut rows: Vec<(&str, Vec<Timings>)> = vec![
+        ("kubebridge -> stdout (pipe)", Vec::new()),
+        ("kubebridge -> stdout (/dev/null)", Vec::new()),
+        ("kubebridge -> null sink", Vec::new()),
+        ("kube-runtime reflector (Pod)", Vec::new()),
+    ];
+    for _ in 0..runs {
+        raw.push(
+            raw_http::watch_lines(&replay.addr, "/api/v1/pods", replay.list_rv, lines)
+                .as_secs_f64(),
+        );
+        rows[0]
+            .1
+            .push(kubebridge_pipe(replay, STREAM_LISTED, events).timings(true));
+        rows[1]
+            .1
+            .push(kubebridge_devnull(replay, STREAM_LISTED, events).timings(true));
+        rows[2]
+            .1
+            .push(peer("kubebridge-null", replay, STREAM_LISTED, events).timings(true));
+        rows[3]
+            .1
+            .push(peer("kube-runtime", replay, STREAM_LISTED, events).timings(true));
+    }
+    let rate = |secs: &[f64]| Spread(secs.iter().map(|s| events as f64 / s).collect());
+    let raw = rate(&raw);
+    println!();
+    println!(
+        "watch: {events} MODIFIED events of {STREAM_LISTED} listed pods, from the socket (changes/s):"
+    );
+    println!(
+        "  {:<34} {:>24} {:>9} {:>14} {:>16}",
+        "client", "changes/s", "x raw", "x kube-runtime", "CPU us/change"
+    );
+    println!(
+        "  {:<34} {} {:>9}",
+        "raw line splitter (the limit)",
+        raw.show(1.0, 0),
+        "1.00"
+    );
+    let kr = rate(
+        &rows[3]
+            .1
+            .iter()
+            .map(|t| t.watch.as_secs_f64())
+            .collect::<Vec<_>>(),
+    )
+    .median();
+    for (name, t) in &rows {
+        let r = rate(&t.iter().map(|t| t.watch.as_secs_f64()).collect::<Vec<_>>());
+        let cpu = Spread(t.iter().map(|t| t.cpu_watch).collect());
+        println!(
+            "  {:<34} {} {:>9.2} {:>14.2} {:>16.1}",
+            name,
+            r.show(1.0, 0),
+            r.median() / raw.median(),
+            r.median() / kr,
+            cpu.median() * 1e6 / events as f64
+        );
+    }
+    println!("  targets: kubebridge -> stdout >= 0.8x raw and >= 3x kube-runtime");
+}
+
+fn gzip_figures(replay: &Replay, runs: usize) {
+    let server = replay.child.id().to_string();
+    let mut rows = Vec::new();
+    for gzip in [false, true] {
+        let (mut secs, mut server_cpu, mut client_cpu, mut wire, mut json) =
+            (Vec::new(), Vec::new(), Vec::new(), 0, 0);
+        for _ in 0..runs {
+            let (s0, c0) = (cpu_of(&server), cpu_of("self"));
+            let d = raw_http::list_all(&replay.addr, "/api/v1/pods", PAGE, gzip);
+            server_cpu.push(cpu_of(&server) - s0);
+            client_cpu.push(cpu_of("self") - c0);
+            secs.push(d.elapsed.as_secs_f64());
+            wire = d.wire_bytes;
+            json = d.json_bytes;
+        }
+        rows.push((
+            gzip,
+            Spread(secs),
+            Spread(server_cpu),
+            Spread(client_cpu),
+            wire,
+            json,
+        ));
+    }
+    println!();
+    println!(
+        "LIST of every pod (pages of {PAGE}) with and without gzip (the server at gzip's default level, as kube-apiserver):"
+    );
+    println!(
+        "  {:<10} {:>12} {:>24} {:>14} {:>14}",
+        "encoding", "wire MiB", "time s (loopback)", "server CPU s", "client CPU s"
+    );
+    for (gzip, secs, server, client, wire, json) in &rows {
+        println!(
+            "  {:<10} {:>12.1} {} {:>14.2} {:>14.2}   ({:.1}% of {:.1} MiB of JSON)",
+            if *gzip { "gzip" } else { "identity" },
+            mib(*wire as f64),
+            secs.show(1.0, 2),
+            server.median(),
+            client.median(),
+            100.0 * *wire as f64 / *json as f64,
+            mib(*json as f64)
+        );
+    }
+    let (plain, gz) = (&rows[0], &rows[1]);
+    for mbit in [100.0, 1000.0] {
+        let t = |bytes: u64, cpu: f64| bytes as f64 * 8.0 / (mbit * 1e6) + cpu;
+        println!(
+            "  over a {mbit:.0} Mbit/s link: identity {:.1} s, gzip {:.1} s (transfer + both sides' CPU)",
+            t(plain.4, 0.0),
+            t(gz.4, gz.2.median() + gz.3.median())
+        );
     }
 }

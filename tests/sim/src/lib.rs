@@ -7,6 +7,7 @@
 //!
 //! ```text
 //! serve -> server (Sim) -> {http, churn, seed, kubeconfig, shared}
+//! serve -> replay (Replay: pre-built LIST + watch stream for benchmarks) -> {seed, store, discovery, response}
 //! http -> {list, watch, request, response, reviews, scale, openapi -> discovery, media, ops}
 //! list -> {watch (Filter), request, response, table, continue_token};  watch -> faults (WatchFaults, WatchLine)
 //! churn, seed, scale -> ops -> {store -> resources, merge_patch, ids, time, error}
@@ -27,6 +28,7 @@ mod media;
 mod merge_patch;
 mod openapi;
 mod ops;
+mod replay;
 mod request;
 mod resources;
 mod response;
@@ -46,6 +48,7 @@ pub use continue_token::ContinueToken;
 pub use error::SimError;
 pub use faults::{Failure, Faults, Rule, WatchLine};
 pub use merge_patch::merge_patch;
+pub use replay::{Replay, ReplayConfig, ReplayData};
 pub use reviews::{ACCESS_REVIEWS, Permission, Reviews, TOKEN_REVIEWS};
-pub use serve::{ServeError, serve};
+pub use serve::{ServeError, serve, serve_replay};
 pub use server::Sim;

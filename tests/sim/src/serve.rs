@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use crate::config::SimConfig;
+use crate::replay::{Replay, ReplayConfig};
 use crate::server::Sim;
 
 /// Why [`serve`] could not run.
@@ -48,19 +49,55 @@ pub async fn serve(
         sim.url()
     );
     if let Some(path) = kubeconfig {
-        let partial = path.with_extension("partial");
-        sim.write_kubeconfig(&partial, None)
-            .and_then(|()| std::fs::rename(&partial, path))
-            .map_err(|source| ServeError::Kubeconfig {
-                path: path.to_owned(),
-                source,
-            })?;
-        eprintln!(
-            "kubebridge sim: kubeconfig in {0}; try kubectl --kubeconfig {0} get pods -A",
-            path.display()
-        );
+        write_kubeconfig(path, &sim.kubeconfig_yaml(None))?;
     }
     shutdown.await;
     sim.shutdown().await;
+    Ok(())
+}
+
+/// Serves a replay server (see [`crate::Replay`]) on `listen` until `shutdown`
+/// resolves, announced and with a kubeconfig as [`serve`] does.
+pub async fn serve_replay(
+    listen: SocketAddr,
+    config: &ReplayConfig,
+    kubeconfig: Option<&Path>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let replay = Replay::start(listen, config)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let data = replay.data();
+    eprintln!(
+        "kubebridge sim: replaying {} pods ({} bytes of JSON) and {} watch events ({} bytes) on http://{}",
+        data.pods(),
+        data.list_item_bytes(),
+        data.events(),
+        data.watch_stream_bytes(),
+        replay.addr()
+    );
+    if let Some(path) = kubeconfig {
+        write_kubeconfig(path, &replay.kubeconfig_yaml())?;
+    }
+    shutdown.await;
+    Ok(())
+}
+
+/// Writes a kubeconfig whole, then renames it into place.
+fn write_kubeconfig(path: &Path, yaml: &str) -> Result<(), ServeError> {
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, yaml)
+        .and_then(|()| std::fs::rename(&partial, path))
+        .map_err(|source| ServeError::Kubeconfig {
+            path: path.to_owned(),
+            source,
+        })?;
+    eprintln!(
+        "kubebridge sim: kubeconfig in {0}; try kubectl --kubeconfig {0} get pods -A",
+        path.display()
+    );
     Ok(())
 }
