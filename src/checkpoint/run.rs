@@ -45,6 +45,11 @@ struct Entry {
     tracker: Arc<Tracker>,
     /// When the persisted checkpoint was last up to date.
     current_at: SystemTime,
+    /// Another instance wrote this checkpoint during this run (a new leader, while this
+    /// one has not yet noticed it lost the lease, or a second instance sharing the
+    /// store): this instance never writes it again, so a late write cannot replace the
+    /// other's, nor leave parts of two writes behind.
+    superseded: bool,
 }
 
 /// Every informer's checkpoint in one store.
@@ -147,6 +152,7 @@ impl Checkpoints {
             identity,
             tracker: tracker.clone(),
             current_at: SystemTime::now(),
+            superseded: false,
         });
         Some(Resume { tracker, index })
     }
@@ -185,6 +191,15 @@ impl Checkpoints {
         };
         for entry in &mut self.entries {
             entry.tracker.advance();
+            if entry.superseded {
+                // Never written again; its age keeps growing, so the metric shows it.
+                let age = SystemTime::now()
+                    .duration_since(entry.current_at)
+                    .unwrap_or_default();
+                self.metrics
+                    .checkpoint_state(&entry.name, age, entry.tracker.unconfirmed());
+                continue;
+            }
             let now = SystemTime::now();
             if let Some(confirmed) = entry.tracker.take_dirty() {
                 let checkpoint = Checkpoint {
@@ -209,13 +224,15 @@ impl Checkpoints {
                         self.metrics.checkpoint_written(&entry.name, size, objects);
                         entry.current_at = entry.tracker.moved_at().min(now);
                     }
+                    Err(StoreError::Conflict(e)) => {
+                        entry.superseded = true;
+                        self.metrics
+                            .checkpoint_write_failed(&entry.name, "conflict");
+                        tracing::error!(informer = %entry.name, checkpoint = %self.store.describe(&entry.identity.stored_as), error = %e, "another kubebridge wrote this checkpoint during this run (a new leader, or a second instance sharing the store): this instance stops writing it, so its late writes cannot replace the other's; a restart resumes from the other's checkpoint");
+                    }
                     Err(e) => {
                         entry.tracker.mark_dirty();
-                        let reason = match e {
-                            StoreError::Conflict(_) => "conflict",
-                            _ => "error",
-                        };
-                        self.metrics.checkpoint_write_failed(&entry.name, reason);
+                        self.metrics.checkpoint_write_failed(&entry.name, "error");
                         tracing::warn!(informer = %entry.name, checkpoint = %self.store.describe(&entry.identity.stored_as), error = %e, "writing the checkpoint failed; trying again at the next interval");
                     }
                 }

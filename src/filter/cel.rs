@@ -79,7 +79,18 @@ fn nesting(source: &str) -> Result<(), String> {
 }
 
 /// The variables a filter may use.
-pub const VARIABLES: [&str; 4] = ["object", "oldObject", "type", "origin"];
+/// `tombstone` is true on a DELETED found on resuming from a checkpoint, whose `object`
+/// holds only the identity; `oldResourceVersion` is the checkpoint's resourceVersion on a
+/// MODIFIED found the same way (which has no `oldObject`), else null. Both let a filter
+/// written for live changes say what it does with the changes found on resuming.
+pub const VARIABLES: [&str; 6] = [
+    "object",
+    "oldObject",
+    "type",
+    "origin",
+    "tombstone",
+    "oldResourceVersion",
+];
 
 /// A compiled filter.
 pub struct CelFilter {
@@ -106,6 +117,10 @@ pub struct Input<'a> {
     pub event_type: &'static str,
     /// `list`, `watch`, `relist` or `resync`.
     pub origin: &'static str,
+    /// A DELETED found on resuming from a checkpoint: `object` is the identity only.
+    pub tombstone: bool,
+    /// On a MODIFIED found on resuming from a checkpoint: the resourceVersion it knew.
+    pub old_resource_version: Option<&'a str>,
 }
 
 impl CelFilter {
@@ -173,6 +188,12 @@ impl CelFilter {
         scope.add_variable_from_value("oldObject", old);
         scope.add_variable_from_value("type", input.event_type);
         scope.add_variable_from_value("origin", input.origin);
+        scope.add_variable_from_value("tombstone", input.tombstone);
+        let old_rv = match input.old_resource_version {
+            Some(rv) => Value::from(rv.to_owned()),
+            None => Value::Null,
+        };
+        scope.add_variable_from_value("oldResourceVersion", old_rv);
         match Value::resolve(&self.expression, &scope) {
             Ok(Value::Bool(keep)) => Ok(keep),
             Ok(other) => Err(format!("it gave a {}, not a bool", other.type_of())),
@@ -399,7 +420,33 @@ mod tests {
             old_object: old.as_deref(),
             event_type: if old.is_some() { "MODIFIED" } else { "ADDED" },
             origin: "watch",
+            tombstone: false,
+            old_resource_version: None,
         })
+    }
+
+    /// The changes found on resuming from a checkpoint: a tombstone (identity only) and
+    /// a MODIFIED without oldObject can be told apart, and a filter can say what to do.
+    #[test]
+    fn resumed_changes_are_visible_to_a_filter() {
+        use serde_json::json;
+        let f = CelFilter::compile(
+            "tombstone || (oldResourceVersion != null && oldResourceVersion != object.metadata.resourceVersion)",
+        )
+        .expect("compiles");
+        let object = raw(json!({"metadata": {"name": "a", "resourceVersion": "9"}}));
+        let input = |tombstone, old_resource_version| Input {
+            object: &object,
+            old_object: None,
+            event_type: if tombstone { "DELETED" } else { "MODIFIED" },
+            origin: "relist",
+            tombstone,
+            old_resource_version,
+        };
+        assert_eq!(f.evaluate(&input(true, None)), Ok(true));
+        assert_eq!(f.evaluate(&input(false, Some("7"))), Ok(true));
+        assert_eq!(f.evaluate(&input(false, Some("9"))), Ok(false));
+        assert_eq!(f.evaluate(&input(false, None)), Ok(false));
     }
 
     #[test]

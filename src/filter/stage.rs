@@ -129,6 +129,8 @@ impl Filters {
                 old_object: note.old_object.as_deref(),
                 event_type: note.event_type.as_str(),
                 origin: note.origin.as_str(),
+                tombstone: note.tombstone,
+                old_resource_version: note.old_resource_version.as_deref(),
             };
             match cel.evaluate(&input) {
                 Ok(true) => {}
