@@ -316,7 +316,9 @@ fn peer(role: &str, replay: &Replay, list: u64, events: u64) -> Client {
 fn kubebridge_pipe(replay: &Replay, list: u64, events: u64) -> Client {
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_kubebridge"))
-        .args(["watch", "pods", "-A", "--kubeconfig"])
+        // The replay's events change only resourceVersions, which default noise
+        // suppression holds back: publish every change, as the peers process every one.
+        .args(["watch", "pods", "-A", "--no-suppress", "--kubeconfig"])
         .arg(&replay.kubeconfig)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -371,6 +373,7 @@ fn kubebridge_devnull(replay: &Replay, list: u64, events: u64) -> Client {
             "watch",
             "pods",
             "-A",
+            "--no-suppress",
             "--metrics-addr",
             &metrics,
             "--kubeconfig",

@@ -125,6 +125,9 @@ async fn kubebridge_null(kubeconfig: &str, list: u64, events: u64) {
         .expect("a cluster for the replay server");
     let mut pods = Route::new("pods", ["pods"]);
     pods.namespaces = NamespaceScope::All;
+    // The replay's events change only resourceVersions: publish every one (no noise
+    // suppression), as the peers process every one.
+    pods.filters.suppress = false;
     let stream = StreamConfig::new(vec![pods]);
     let sink = Box::new(CountingSink {
         seen: Arc::default(),
