@@ -140,6 +140,12 @@ pub(crate) mod confirm;
 pub(crate) mod endpoints;
 pub mod filter;
 pub(crate) mod informer;
+/// The informer cache, for its benchmark (tests/bench/cache.rs); not a stable API.
+#[doc(hidden)]
+pub mod cache_bench {
+    pub use crate::informer::transform::ObjectTransform;
+    pub use crate::informer::{CacheCompression, RawObject, Store};
+}
 pub mod kube;
 pub(crate) mod leader;
 pub(crate) mod lister;

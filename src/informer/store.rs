@@ -227,6 +227,33 @@ impl Store {
         self.held_bytes + self.packer.as_ref().map_or(0, Packer::dictionary_bytes)
     }
 
+    /// The heap the cache owns, counted allocation by allocation (the map's slots, keys,
+    /// identity strings, the JSON or compressed bytes, the dictionary; not the
+    /// allocator's own overhead): O(n), for benchmarks.
+    pub fn heap_bytes(&self) -> usize {
+        let slot = std::mem::size_of::<(String, Entry)>() + 1;
+        let arc_counts = 2 * std::mem::size_of::<usize>();
+        let owned: usize = self
+            .objects
+            .iter()
+            .map(|(key, e)| {
+                let strings = key.capacity()
+                    + e.namespace.as_ref().map_or(0, String::capacity)
+                    + e.name.capacity()
+                    + e.uid.capacity()
+                    + e.resource_version.capacity();
+                let body = match &e.body {
+                    Body::Plain(raw) => raw.get().len() + arc_counts,
+                    Body::Packed { bytes, .. } => bytes.len(),
+                };
+                strings + body
+            })
+            .sum();
+        self.objects.capacity() * slot
+            + owned
+            + self.packer.as_ref().map_or(0, Packer::dictionary_bytes)
+    }
+
     /// Every cached object, in no particular order: for a caller that takes what it
     /// needs (an `Arc` of each object's JSON, say) and sorts after releasing the lock.
     pub fn objects(&self) -> impl Iterator<Item = &Entry> {
