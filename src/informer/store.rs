@@ -429,6 +429,22 @@ mod tests {
     }
 
     #[test]
+    fn tiny_objects_compress_and_read_back_with_or_without_a_dictionary() {
+        let (mut store, unreadable) = zstd_store();
+        let tiny = |i: usize| crate::informer::testing::obj(&format!("p{i}"), &format!("u{i}"), 1);
+        for i in 0..MIN_SAMPLES {
+            store.insert(tiny(i));
+        }
+        store.listed();
+        assert!(store.is_packed("ns/p0"));
+        for i in 0..MIN_SAMPLES {
+            let entry = store.get(&format!("ns/p{i}")).expect("cached");
+            assert_eq!(store.raw(entry).expect("readable").get(), tiny(i).raw.get());
+        }
+        assert_eq!(unreadable.get(), 0);
+    }
+
+    #[test]
     fn a_damaged_entry_is_an_error_counted_never_other_json() {
         let (mut store, unreadable) = zstd_store();
         for i in 0..MIN_SAMPLES {
