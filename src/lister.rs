@@ -217,14 +217,30 @@ impl Lister {
                 ),
             );
         };
-        // Under each lock: the namespace test and an `Arc` per object, nothing more.
+        // Under each lock: the namespace test and an `Arc` per object (decompressed
+        // first when the cache is compressed), nothing more.
         let mut taken: Vec<(String, Arc<RawValue>)> = Vec::new();
         for (_, cache) in &informers {
             let store = cache.read().unwrap_or_else(PoisonError::into_inner);
             let matching = store
                 .objects()
                 .filter(|object| namespace.is_none() || object.namespace == namespace);
-            taken.extend(matching.map(|object| (object.key(), object.raw.clone())));
+            for object in matching {
+                match store.raw(object) {
+                    Ok(raw) => taken.push((object.key(), raw)),
+                    // A partial list would pass for the whole cache: refuse it instead
+                    // (counted and logged by the store).
+                    Err(unreadable) => {
+                        return status(
+                            500,
+                            "InternalError",
+                            &format!(
+                                "{unreadable}; it is replaced when the object next changes or is relisted"
+                            ),
+                        );
+                    }
+                }
+            }
         }
         // Several informers (one per -n) may hold the same resource: their union, by key,
         // the first informer's copy winning as it always has.
@@ -347,7 +363,8 @@ mod tests {
                 if namespace.is_some() && object.namespace.as_deref() != namespace {
                     continue;
                 }
-                let labels = serde_json::from_str::<Labels>(object.raw.get())
+                let raw = store.raw(object).unwrap();
+                let labels = serde_json::from_str::<Labels>(raw.get())
                     .map(|l| l.metadata.labels)
                     .unwrap_or_default();
                 if !selector.is_empty() && !selector.matches(&labels) {
@@ -355,7 +372,7 @@ mod tests {
                 }
                 items
                     .entry(object.key())
-                    .or_insert_with(|| object.raw.get().to_owned());
+                    .or_insert_with(|| raw.get().to_owned());
             }
         }
         let items: Vec<String> = items.into_values().collect();
@@ -418,7 +435,7 @@ mod tests {
         let cached: Vec<*const u8> = store
             .sorted()
             .iter()
-            .map(|o| o.raw.get().as_ptr())
+            .map(|o| store.raw(o).unwrap().get().as_ptr())
             .collect();
         drop(store);
         let sent: Vec<*const u8> = list

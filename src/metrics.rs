@@ -40,6 +40,8 @@ struct Families {
     list_errors: IntCounterVec,
     cache_objects: IntGaugeVec,
     cache_bytes: IntGaugeVec,
+    cache_held_bytes: IntGaugeVec,
+    cache_unreadable: IntCounterVec,
     informer_synced: IntGaugeVec,
     resyncs: IntCounterVec,
     last_event: GaugeVec,
@@ -194,6 +196,18 @@ impl Metrics {
                 "Objects in an informer's cache.",
                 &["resource"],
             ),
+            cache_held_bytes: int_gauges(
+                r,
+                "kubebridge_cache_held_bytes",
+                "Bytes an informer's cache holds for its objects' JSON: the JSON itself, or with --cache-compression zstd the compressed objects plus the dictionary.",
+                &["resource"],
+            ),
+            cache_unreadable: counters(
+                r,
+                "kubebridge_cache_unreadable_total",
+                "Compressed cache entries that could not be decompressed (each logged; the old state is treated as unknown: a MODIFIED without oldObject but with oldResourceVersion, a DELETED tombstone, left out of a resync, a 500 from /cache).",
+                &["resource"],
+            ),
             cache_bytes: int_gauges(
                 r,
                 "kubebridge_cache_bytes",
@@ -341,6 +355,11 @@ impl Metrics {
             .inc();
     }
 
+    /// The counter of an informer's cache entries that could not be decompressed.
+    pub(crate) fn cache_unreadable(&self, informer: &str) -> prometheus::IntCounter {
+        self.0.cache_unreadable.with_label_values(&[informer])
+    }
+
     /// The counter of values an informer's decode-time transform replaced by a hash.
     pub(crate) fn redacted_values(&self, informer: &str) -> prometheus::IntCounter {
         self.0.redacted_values.with_label_values(&[informer])
@@ -355,7 +374,11 @@ impl Metrics {
     }
 
     /// An informer's cache changed size.
-    pub(crate) fn cache_size(&self, informer: &str, objects: usize, bytes: usize) {
+    pub(crate) fn cache_size(&self, informer: &str, objects: usize, bytes: usize, held: usize) {
+        self.0
+            .cache_held_bytes
+            .with_label_values(&[informer])
+            .set(held as i64);
         self.0
             .cache_objects
             .with_label_values(&[informer])

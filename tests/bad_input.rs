@@ -384,6 +384,11 @@ fn rows() -> Vec<Row> {
             "--initial-state",
         ),
         row(
+            &["watch", "pods", "--cache-compression", "gzip"],
+            2,
+            "--cache-compression",
+        ),
+        row(
             &["watch", "pods", "--once", "--initial-state", "skip"],
             2,
             "--once",

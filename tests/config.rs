@@ -48,6 +48,7 @@ async fn broken_files_are_one_line_usage_errors() {
         (format!("{route}colour: blue\n"), "colour"),
         (format!("{route}resync: soon\n"), "resync"),
         (format!("{route}overflow: sometimes\n"), "sometimes"),
+        (format!("{route}cacheCompression: gzip\n"), "gzip"),
         ("routes: []\n".to_string(), "no routes"),
         ("routes:\n  - name: r\n    resources: [pods]\n    sinks: [\"kafka://h:1\"]\n".to_string(), "no topic"),
         (format!("{route}kafka:\n  properties:\n    sasl.password: ${{NOT_SET_ANYWHERE}}\n"), "NOT_SET_ANYWHERE is not set"),

@@ -50,7 +50,7 @@ start_brokers
 log "benchmarks, smoke size"
 # Only the benchmark targets: `--benches` would also run every library's unit tests
 # here, once more and without nextest's retries.
-cargo test -p kubebridge --locked --bench informer --bench sinks --bench fault_run --bench checkpoint --bench filters
+cargo test -p kubebridge --locked --bench informer --bench sinks --bench fault_run --bench checkpoint --bench filters --bench cache
 
 # Every test, with cargo-nextest (on the machine image) when present: it retries a
 # failed test twice and reports any test that passed only on a retry as FLAKY, so a

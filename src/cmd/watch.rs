@@ -491,6 +491,7 @@ async fn informers(
         emit_initial: stream.initial_state == InitialState::Emit,
         resync: stream.resync,
         cluster: cluster.name.as_deref().map(Into::into),
+        cache_compression: stream.cache_compression,
     };
     let running = informers.start(&cluster.client, &reflector, &processor, cancel, metrics);
     let _ = endpoints.synced.set(running.synced_flags());

@@ -188,6 +188,10 @@ struct StreamArgs {
     /// changes (skip).
     #[arg(long, value_enum, value_name = "MODE")]
     initial_state: Option<InitialState>,
+    /// Hold each informer's cache as plain JSON (none) or zstd-compressed with a dictionary
+    /// trained on the informer's first objects (zstd): less memory, some CPU per change.
+    #[arg(long, value_enum, value_name = "MODE")]
+    cache_compression: Option<crate::informer::CacheCompression>,
     /// Publish the current state (origin "list") and exit.
     #[arg(long)]
     once: bool,
@@ -763,6 +767,7 @@ impl StreamArgs {
             cluster_name: self.cluster_name,
             resync: self.resync,
             initial_state: self.initial_state,
+            cache_compression: self.cache_compression,
             queue_capacity: self.queue_capacity,
             queue_bytes: self.queue_bytes,
             overflow: self.overflow,

@@ -26,6 +26,8 @@ pub struct FileConfig {
     pub resync: Option<String>,
     /// `--initial-state`.
     pub initial_state: Option<InitialState>,
+    /// `--cache-compression`.
+    pub cache_compression: Option<crate::informer::CacheCompression>,
     /// `--queue-capacity`.
     pub queue_capacity: Option<usize>,
     /// `--queue-bytes` (`128MiB`, `1GiB`, or a number of bytes).
@@ -281,6 +283,7 @@ impl FileConfig {
             cluster_name: self.cluster_name.clone(),
             resync: duration("resync", &self.resync)?,
             initial_state: self.initial_state,
+            cache_compression: self.cache_compression,
             queue_capacity: self
                 .queue_capacity
                 .map(|n| values::within(n, 1, values::MAX_QUEUE_CAPACITY))

@@ -27,6 +27,8 @@ pub(crate) struct Layer {
     pub resync: Option<Duration>,
     /// `--initial-state` / `initialState`.
     pub initial_state: Option<InitialState>,
+    /// `--cache-compression` / `cacheCompression`.
+    pub cache_compression: Option<crate::informer::CacheCompression>,
     /// `--queue-capacity` / `queueCapacity`.
     pub queue_capacity: Option<usize>,
     /// `--queue-bytes` / `queueBytes`.
@@ -99,6 +101,7 @@ impl Layer {
             cluster_name: self.cluster_name.or(lower.cluster_name),
             resync: self.resync.or(lower.resync),
             initial_state: self.initial_state.or(lower.initial_state),
+            cache_compression: self.cache_compression.or(lower.cache_compression),
             queue_capacity: self.queue_capacity.or(lower.queue_capacity),
             queue_bytes: self.queue_bytes.or(lower.queue_bytes),
             overflow: self.overflow.or(lower.overflow),
@@ -256,6 +259,7 @@ pub(crate) fn merge(
         routes,
         resync: layer.resync.filter(|d| !d.is_zero()),
         initial_state,
+        cache_compression: layer.cache_compression.unwrap_or_default(),
         once: only.once,
         watch_list: only.watch_list,
         page_size: only.page_size.unwrap_or(defaults.page_size),

@@ -57,6 +57,8 @@ pub struct StreamConfig {
     pub resync: Option<Duration>,
     /// Whether the initial list is published.
     pub initial_state: InitialState,
+    /// How each informer's cache holds objects.
+    pub cache_compression: crate::informer::CacheCompression,
     /// Publish the current state and exit.
     pub once: bool,
     /// Initial state through a watch-list stream instead of LIST.
@@ -381,6 +383,7 @@ impl StreamConfig {
             routes,
             resync: None,
             initial_state: InitialState::Emit,
+            cache_compression: crate::informer::CacheCompression::default(),
             once: false,
             watch_list: false,
             page_size: crate::informer::reflector::default_page_size(),

@@ -6,6 +6,9 @@ use std::time::SystemTime;
 
 use kubebridge_sinks::{EventType, Notification, Origin, ResourceId, Snapshot};
 
+use serde_json::value::RawValue;
+
+use super::store::Entry;
 use super::{Delta, RawObject, Store};
 use crate::checkpoint::tracker::{Index, Known};
 
@@ -54,20 +57,24 @@ impl Differ {
                 initial: true,
             } if store.is_empty() && self.resume.is_some() => {
                 let known = self.resume.take().unwrap_or_default();
-                self.resumed(store, objects, known)
+                let notes = self.resumed(store, objects, known);
+                store.listed();
+                notes
             }
             Delta::Replace {
                 objects,
                 initial: true,
             } if store.is_empty() => {
                 let notes = if self.emit_initial {
-                    self.snapshot(objects.iter(), EventType::Added, Origin::List)
+                    let objects = objects.iter().map(|o| (o, o.raw.clone()));
+                    self.snapshot(objects, EventType::Added, Origin::List)
                 } else {
                     Vec::new()
                 };
                 for object in objects {
                     store.insert(object);
                 }
+                store.listed();
                 notes
             }
             Delta::Replace { objects, .. } => self.relist(store, objects),
@@ -75,7 +82,7 @@ impl Differ {
                 self.upsert(store, object, Origin::Watch)
             }
             Delta::Deleted(object) => match store.remove(&object.key()) {
-                Some(_) => vec![self.note(EventType::Deleted, Origin::Watch, &object, None)],
+                Some(_) => vec![self.fresh(EventType::Deleted, Origin::Watch, &object)],
                 None => {
                     // Never seen (it left and re-entered a selector while we were away, or
                     // a replayed event): no consumer knows it, so there is nothing to delete.
@@ -88,9 +95,9 @@ impl Differ {
 
     /// `objects` as the notifications of one snapshot: each carries the snapshot's id,
     /// its index and the total.
-    pub(super) fn snapshot<'a>(
+    fn snapshot<'a, O: Identity + 'a>(
         &mut self,
-        objects: impl ExactSizeIterator<Item = &'a RawObject>,
+        objects: impl ExactSizeIterator<Item = (&'a O, Arc<RawValue>)>,
         event_type: EventType,
         origin: Origin,
     ) -> Vec<Notification> {
@@ -98,8 +105,8 @@ impl Differ {
         let total = objects.len() as u64;
         objects
             .enumerate()
-            .map(|(index, o)| {
-                let mut n = self.note(event_type, origin, o, None);
+            .map(|(index, (o, raw))| {
+                let mut n = self.note(event_type, origin, o, raw, None);
                 n.snapshot = Some(Snapshot {
                     id: id.clone(),
                     index: index as u64,
@@ -108,6 +115,18 @@ impl Differ {
                 n
             })
             .collect()
+    }
+
+    /// The cache as one snapshot of SYNC notifications, ordered by key. An object whose
+    /// compressed state cannot be read is left out of the replay (counted and logged by
+    /// the store); it is back in the next one once a change or a relist replaces it.
+    pub(super) fn replay(&mut self, store: &Store) -> Vec<Notification> {
+        let readable: Vec<(&Entry, Arc<RawValue>)> = store
+            .sorted()
+            .into_iter()
+            .filter_map(|e| store.raw(e).ok().map(|raw| (e, raw)))
+            .collect();
+        self.snapshot(readable.into_iter(), EventType::Sync, Origin::Resync)
     }
 
     /// ADDED or MODIFIED from the watch: the cache decides which it really is.
@@ -120,20 +139,28 @@ impl Differ {
         let key = object.key();
         match store.get(&key) {
             None => {
-                let n = self.note(EventType::Added, origin, &object, None);
+                let n = self.fresh(EventType::Added, origin, &object);
                 store.insert(object);
                 vec![n]
             }
             Some(old) if old.uid != object.uid => {
                 // A new object under a known name is a delete and an add, never an update.
-                let deleted = self.note(EventType::Deleted, origin, old, None);
-                let added = self.note(EventType::Added, origin, &object, None);
+                let deleted = self.last_state(store, old, origin);
+                let added = self.fresh(EventType::Added, origin, &object);
                 store.insert(object);
                 vec![deleted, added]
             }
             Some(old) if old.resource_version == object.resource_version => Vec::new(),
             Some(old) => {
-                let n = self.note(EventType::Modified, origin, &object, Some(old));
+                // An old state that cannot be read is unknown, as after a resume: the
+                // MODIFIED carries `oldResourceVersion` instead of `oldObject`.
+                let (old_object, old_rv) = match store.raw(old) {
+                    Ok(raw) => (Some(raw), None),
+                    Err(_) => (None, Some(old.resource_version.clone())),
+                };
+                let raw = object.raw.clone();
+                let mut n = self.note(EventType::Modified, origin, &object, raw, old_object);
+                n.old_resource_version = old_rv;
                 store.insert(object);
                 vec![n]
             }
@@ -148,21 +175,22 @@ impl Differ {
         let mut notes = Vec::new();
         let mut fresh = Vec::with_capacity(objects.len());
         for object in objects {
-            match old.remove(&object.key()) {
+            let key = object.key();
+            match old.remove(&key) {
                 Some(prev) => {
-                    store.insert(prev);
+                    store.restore(key, prev);
                     notes.extend(self.upsert(store, object, Origin::Relist));
                 }
                 None => fresh.push(object),
             }
         }
-        let mut gone: Vec<RawObject> = old.into_values().collect();
+        let mut gone: Vec<Entry> = old.into_values().collect();
         gone.sort_unstable_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         // Deletes first: a consumer keyed by name sees the old object go before a new one
         // of the same name could arrive.
         let mut out: Vec<Notification> = gone
             .iter()
-            .map(|o| self.note(EventType::Deleted, Origin::Relist, o, None))
+            .map(|o| self.last_state(store, o, Origin::Relist))
             .collect();
         out.append(&mut notes);
         for object in fresh {
@@ -185,14 +213,14 @@ impl Differ {
         for object in objects {
             let key = object.key();
             match known.remove(&key) {
-                None => changed.push(self.note(EventType::Added, Origin::Relist, &object, None)),
+                None => changed.push(self.fresh(EventType::Added, Origin::Relist, &object)),
                 Some(k) if k.uid != object.uid => {
-                    changed.push(self.tombstone(&key, &k));
-                    changed.push(self.note(EventType::Added, Origin::Relist, &object, None));
+                    changed.push(self.tombstone(&key, &k, Origin::Relist));
+                    changed.push(self.fresh(EventType::Added, Origin::Relist, &object));
                 }
                 Some(k) if k.resource_version == object.resource_version => {}
                 Some(k) => {
-                    let mut n = self.note(EventType::Modified, Origin::Relist, &object, None);
+                    let mut n = self.fresh(EventType::Modified, Origin::Relist, &object);
                     n.old_resource_version = Some(k.resource_version);
                     changed.push(n);
                 }
@@ -201,15 +229,33 @@ impl Differ {
         }
         let mut gone: Vec<(String, Known)> = known.into_iter().collect();
         gone.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut out: Vec<Notification> =
-            gone.iter().map(|(key, k)| self.tombstone(key, k)).collect();
+        let mut out: Vec<Notification> = gone
+            .iter()
+            .map(|(key, k)| self.tombstone(key, k, Origin::Relist))
+            .collect();
         out.append(&mut changed);
         out
     }
 
-    /// A DELETED for an object known only from a checkpoint: its identity, marked as a
-    /// tombstone so a consumer does not take it for the object's last state.
-    fn tombstone(&self, key: &str, known: &Known) -> Notification {
+    /// A DELETED carrying the last cached state of `entry`; a tombstone if that state
+    /// cannot be read (counted and logged by the store).
+    fn last_state(&self, store: &Store, entry: &Entry, origin: Origin) -> Notification {
+        match store.raw(entry) {
+            Ok(raw) => self.note(EventType::Deleted, origin, entry, raw, None),
+            Err(unreadable) => {
+                let known = Known {
+                    uid: entry.uid.clone(),
+                    resource_version: entry.resource_version.clone(),
+                };
+                self.tombstone(&unreadable.key, &known, origin)
+            }
+        }
+    }
+
+    /// A DELETED for an object known only by its identity (from a checkpoint, or whose
+    /// cached state could not be read), marked as a tombstone so a consumer does not take
+    /// it for the object's last state.
+    fn tombstone(&self, key: &str, known: &Known, origin: Origin) -> Notification {
         let (namespace, name) = match key.split_once('/') {
             Some((ns, name)) => (Some(ns.to_owned()), name.to_owned()),
             None => (None, key.to_owned()),
@@ -233,7 +279,7 @@ impl Differ {
         let raw = serde_json::value::to_raw_value(&identity).expect("a JSON value serializes");
         Notification {
             event_type: EventType::Deleted,
-            origin: Origin::Relist,
+            origin,
             time: SystemTime::now(),
             cluster: self.cluster.clone(),
             resource: self.resource.clone(),
@@ -259,30 +305,65 @@ impl Differ {
         format!("{}@{millis}-{}", self.name, self.snapshots).into()
     }
 
+    /// A notification carrying `object` as decoded (its own `Arc`, never re-read).
+    fn fresh(&self, event_type: EventType, origin: Origin, object: &RawObject) -> Notification {
+        self.note(event_type, origin, object, object.raw.clone(), None)
+    }
+
     fn note(
         &self,
         event_type: EventType,
         origin: Origin,
-        object: &RawObject,
-        old: Option<&RawObject>,
+        object: &impl Identity,
+        raw: Arc<RawValue>,
+        old: Option<Arc<RawValue>>,
     ) -> Notification {
+        let (namespace, name, uid, resource_version) = object.identity();
         Notification {
             event_type,
             origin,
             time: SystemTime::now(),
             cluster: self.cluster.clone(),
             resource: self.resource.clone(),
-            namespace: object.namespace.clone(),
-            name: object.name.clone(),
-            uid: object.uid.clone(),
-            resource_version: object.resource_version.clone(),
-            object: object.raw.clone(),
-            old_object: old.map(|o| o.raw.clone()),
+            namespace: namespace.clone(),
+            name: name.to_owned(),
+            uid: uid.to_owned(),
+            resource_version: resource_version.to_owned(),
+            object: raw,
+            old_object: old,
             snapshot: None,
             tombstone: false,
             old_resource_version: None,
             patch: None,
         }
+    }
+}
+
+/// What a notification copies from an object, fresh from the API server or cached:
+/// namespace, name, uid, resourceVersion.
+trait Identity {
+    fn identity(&self) -> (&Option<String>, &str, &str, &str);
+}
+
+impl Identity for RawObject {
+    fn identity(&self) -> (&Option<String>, &str, &str, &str) {
+        (
+            &self.namespace,
+            &self.name,
+            &self.uid,
+            &self.resource_version,
+        )
+    }
+}
+
+impl Identity for Entry {
+    fn identity(&self) -> (&Option<String>, &str, &str, &str) {
+        (
+            &self.namespace,
+            &self.name,
+            &self.uid,
+            &self.resource_version,
+        )
     }
 }
 
@@ -455,5 +536,129 @@ mod tests {
         assert_eq!(rv_of(&notes[0].object), "1");
         assert_eq!(p.store().len(), 4);
         assert!(p.store().get("ns/gone").is_none());
+    }
+
+    mod compressed {
+        use serde_json::value::RawValue;
+
+        use crate::informer::testing::{pod, pod_text, processor_with};
+        use crate::informer::{CacheCompression, Delta, Processor, RawObject};
+
+        fn with_uid(i: usize, rv: u32, uid: &str) -> RawObject {
+            let text = pod_text(i, rv).replacen("\"uid\":\"3f0c", &format!("\"uid\":\"{uid}"), 1);
+            let raw = RawValue::from_string(text).expect("json");
+            RawObject::decode(
+                raw,
+                &crate::informer::testing::pods(),
+                &crate::informer::transform::ObjectTransform::none(),
+            )
+            .expect("decode")
+        }
+
+        /// type, origin, name, rv, object, oldObject, oldResourceVersion, tombstone.
+        fn run(p: &mut Processor, delta: Delta) -> Vec<String> {
+            p.apply(delta)
+                .iter()
+                .map(|n| {
+                    format!(
+                        "{} {} {} {} {} {:?} {:?} {}",
+                        n.event_type,
+                        n.origin,
+                        n.name,
+                        n.resource_version,
+                        n.object.get(),
+                        n.old_object.as_ref().map(|o| o.get()),
+                        n.old_resource_version,
+                        n.tombstone
+                    )
+                })
+                .collect()
+        }
+
+        fn scenario(compression: CacheCompression) -> Vec<String> {
+            let mut p = processor_with(true, compression);
+            let mut out = run(
+                &mut p,
+                Delta::Replace {
+                    objects: (0..40).map(|i| pod(i, 1)).collect(),
+                    initial: true,
+                },
+            );
+            out.extend(run(&mut p, Delta::Modified(pod(3, 2))));
+            out.extend(run(&mut p, Delta::Modified(with_uid(6, 3, "ffff"))));
+            out.extend(run(
+                &mut p,
+                Delta::Replace {
+                    objects: (0..40).filter(|i| *i != 5).map(|i| pod(i, 1)).collect(),
+                    initial: false,
+                },
+            ));
+            let cache = p.cache();
+            let store = cache.read().expect("lock");
+            let replay = p.differ_for_tests().replay(&store);
+            out.extend(
+                replay
+                    .iter()
+                    .map(|n| format!("{} {}", n.name, n.object.get())),
+            );
+            out
+        }
+
+        #[test]
+        fn notifications_are_the_same_with_and_without_compression() {
+            let plain = scenario(CacheCompression::None);
+            assert!(plain.len() > 80, "{}", plain.len());
+            assert_eq!(scenario(CacheCompression::Zstd), plain);
+        }
+
+        #[test]
+        fn an_unreadable_old_state_is_treated_as_unknown() {
+            let mut p = processor_with(false, CacheCompression::Zstd);
+            p.apply(Delta::Replace {
+                objects: (0..40).map(|i| pod(i, 1)).collect(),
+                initial: true,
+            });
+            {
+                let cache = p.cache();
+                let mut store = cache.write().expect("lock");
+                for i in [3, 5, 6, 7] {
+                    store.damage(&pod(i, 1).key());
+                }
+            }
+            // MODIFIED: no oldObject, but the old resourceVersion.
+            let notes = p.apply(Delta::Modified(pod(3, 2)));
+            assert_eq!(notes.len(), 1);
+            assert!(notes[0].old_object.is_none());
+            assert_eq!(notes[0].old_resource_version.as_deref(), Some("1"));
+            // A new uid under a damaged name: a tombstone, then the ADDED.
+            let notes = p.apply(Delta::Modified(with_uid(6, 3, "ffff")));
+            assert_eq!(
+                notes
+                    .iter()
+                    .map(|n| (n.event_type.to_string(), n.tombstone))
+                    .collect::<Vec<_>>(),
+                [("DELETED".to_owned(), true), ("ADDED".to_owned(), false)]
+            );
+            // Gone at a relist: a tombstone.
+            let notes = p.apply(Delta::Replace {
+                objects: (0..40).filter(|i| *i != 5).map(|i| pod(i, 1)).collect(),
+                initial: false,
+            });
+            let gone: Vec<_> = notes.iter().filter(|n| n.name == "web-5").collect();
+            assert_eq!(gone.len(), 1);
+            assert!(gone[0].tombstone);
+            // A resync leaves out what it cannot read (web-7), and frames the rest.
+            let store = p.cache();
+            let store = store.read().expect("lock");
+            let replay = p.differ_for_tests().replay(&store);
+            assert_eq!(replay.len(), 38);
+            assert!(replay.iter().all(|n| n.name != "web-7"));
+            assert_eq!(replay[0].snapshot.as_ref().map(|s| s.total), Some(38));
+            let unreadable = p.metrics_for_tests().render();
+            assert!(
+                unreadable.contains("kubebridge_cache_unreadable_total{resource=\"pods\"} 4"),
+                "{unreadable}"
+            );
+        }
     }
 }

@@ -233,6 +233,7 @@ mod tests {
                     emit_initial: true,
                     resync: None,
                     cluster: None,
+                    cache_compression: Default::default(),
                 },
                 vec![
                     Subscription::new(filters(FilterConfig::default()), vec![a1, a2]),
@@ -279,6 +280,7 @@ mod tests {
                     emit_initial: false,
                     resync: Some(std::time::Duration::from_secs(10)),
                     cluster: None,
+                    cache_compression: Default::default(),
                 },
                 vec![Subscription::new(filters(config), vec![tx])],
                 Metrics::new(),

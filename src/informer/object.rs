@@ -67,11 +67,6 @@ impl RawObject {
             None => self.name.clone(),
         }
     }
-
-    /// Size of the raw JSON in bytes.
-    pub fn json_len(&self) -> usize {
-        self.raw.get().len()
-    }
 }
 
 /// Prepends `"kind":…,"apiVersion":…` to a JSON object without re-serializing it.

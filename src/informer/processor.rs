@@ -5,13 +5,13 @@
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
-use kubebridge_sinks::{EventType, Notification, Origin, ResourceId};
+use kubebridge_sinks::{EventType, Notification, ResourceId};
 use tokio::sync::{mpsc, watch};
 
 use super::diff::Differ;
 use super::fanout::{FanOut, Subscription};
 use super::resync::Resync;
-use super::{Delta, Store};
+use super::{CacheCompression, Delta, Store};
 use crate::checkpoint::run::Resume;
 use crate::checkpoint::tracker::{Change, Known, Tracker};
 use crate::metrics::Metrics;
@@ -25,6 +25,8 @@ pub struct ProcessorConfig {
     pub resync: Option<Duration>,
     /// The cluster name stamped on every notification.
     pub cluster: Option<Arc<str>>,
+    /// How the cache holds objects.
+    pub cache_compression: CacheCompression,
 }
 
 /// Applies deltas to the cache and notifies the subscribers.
@@ -72,13 +74,14 @@ impl Processor {
         if let Some(index) = index {
             differ.resume_from(index);
         }
+        let cache = Store::new(config.cache_compression, metrics.cache_unreadable(&name));
         Processor {
             differ,
             fanout: FanOut::new(name.clone(), subscriptions, tracker.as_deref(), &metrics),
             tracker,
             name,
             resync: config.resync,
-            cache: Arc::default(),
+            cache: Arc::new(RwLock::new(cache)),
             synced: watch::channel(false).0,
             metrics,
         }
@@ -111,6 +114,12 @@ impl Processor {
         &mut self.differ
     }
 
+    /// The metrics, for tests that read them.
+    #[cfg(test)]
+    pub(crate) fn metrics_for_tests(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// The fan-out, for tests that drive it directly.
     #[cfg(test)]
     pub(super) fn fanout_for_test(&mut self) -> &mut FanOut {
@@ -131,7 +140,7 @@ impl Processor {
                     let notes = {
                         let store = self.cache.read().unwrap_or_else(PoisonError::into_inner);
                         // The lock is held while the notes are built, not while they are sent.
-                        self.differ.snapshot(store.sorted().into_iter(), EventType::Sync, Origin::Resync)
+                        self.differ.replay(&store)
                     };
                     tracing::debug!(informer = %self.name, objects = notes.len(), "resync");
                     self.metrics.resynced(&self.name);
@@ -148,11 +157,11 @@ impl Processor {
     async fn process(&mut self, delta: Delta) {
         let initial = matches!(delta, Delta::Replace { initial: true, .. });
         let notes = self.apply(delta);
-        let (objects, bytes) = {
+        let (objects, bytes, held) = {
             let store = self.store();
-            (store.len(), store.json_bytes())
+            (store.len(), store.json_bytes(), store.held_bytes())
         };
-        self.metrics.cache_size(&self.name, objects, bytes);
+        self.metrics.cache_size(&self.name, objects, bytes, held);
         if initial && notes.is_empty() {
             self.track_silent_list();
         }

@@ -52,6 +52,7 @@ mod tests {
                 emit_initial: false,
                 resync: Some(Duration::from_secs(30)),
                 cluster: None,
+                cache_compression: Default::default(),
             },
             vec![crate::informer::Subscription::new(
                 std::sync::Arc::new(

@@ -39,7 +39,32 @@ pub(crate) fn obj(name: &str, uid: &str, rv: u32) -> RawObject {
     .expect("decode")
 }
 
+/// A pod of realistic shape: what a dictionary learns from is the shared text.
+pub(crate) fn pod_text(i: usize, rv: u32) -> String {
+    format!(
+        r#"{{"kind":"Pod","apiVersion":"v1","metadata":{{"name":"web-{i}","namespace":"ns-{ns}","uid":"3f0c{i:08}-aaaa-4bbb-8ccc-{i:012}","resourceVersion":"{rv}","labels":{{"app":"web","pod-template-hash":"7d9f{h:04}"}},"ownerReferences":[{{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"web-7d9f{h:04}","uid":"9a{h:06}","controller":true,"blockOwnerDeletion":true}}]}},"spec":{{"containers":[{{"name":"web","image":"registry.example.com/web:1.{h}","ports":[{{"containerPort":8080,"protocol":"TCP"}}],"resources":{{"requests":{{"cpu":"100m","memory":"128Mi"}}}},"terminationMessagePath":"/dev/termination-log","imagePullPolicy":"IfNotPresent"}}],"restartPolicy":"Always","nodeName":"node-{n}","schedulerName":"default-scheduler"}},"status":{{"phase":"Running","podIP":"10.0.{n}.{ip}","conditions":[{{"type":"Ready","status":"True","lastTransitionTime":"2026-11-28T09:{m:02}:00Z"}}]}}}}"#,
+        ns = i % 7,
+        h = i % 13,
+        n = i % 50,
+        ip = i % 250,
+        m = i % 60,
+    )
+}
+
+pub(crate) fn pod(i: usize, rv: u32) -> RawObject {
+    let raw = RawValue::from_string(pod_text(i, rv)).expect("json");
+    RawObject::decode(raw, &pods(), &super::transform::ObjectTransform::none()).expect("decode")
+}
+
 pub(crate) fn processor(emit_initial: bool) -> Processor {
+    processor_with(emit_initial, super::CacheCompression::None)
+}
+
+/// A processor whose cache holds objects as `compression` says.
+pub(crate) fn processor_with(
+    emit_initial: bool,
+    compression: super::CacheCompression,
+) -> Processor {
     Processor::new(
         "pods".into(),
         pods(),
@@ -47,6 +72,7 @@ pub(crate) fn processor(emit_initial: bool) -> Processor {
             emit_initial,
             resync: None,
             cluster: Some("c1".into()),
+            cache_compression: compression,
         },
         Vec::new(),
         crate::metrics::Metrics::new(),

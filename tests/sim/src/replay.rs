@@ -170,7 +170,12 @@ impl ReplayData {
         self.stream.len() as u64
     }
 
-    /// Pods in the LIST.
+    /// Each pod's JSON as a typed LIST item (without kind/apiVersion, with managedFields).
+    pub fn items(&self) -> &[Bytes] {
+        &self.items
+    }
+
+    /// Number of pods in the LIST.
     pub fn pods(&self) -> usize {
         self.items.len()
     }
