@@ -452,9 +452,6 @@ struct KubebridgeRun {
 fn stream_config() -> StreamConfig {
     let mut pods = Route::new("pods", ["pods"]);
     pods.namespaces = NamespaceScope::All;
-    // The replay's events change only resourceVersions: publish every one (no noise
-    // suppression), as the bare clients do.
-    pods.filters.suppress = false;
     let mut stream = StreamConfig::new(vec![pods]);
     stream.initial_state = InitialState::Skip;
     stream

@@ -1,6 +1,8 @@
 //! The peers a benchmark runs in a child process of its own (the benchmark binary run
 //! again with `BENCH_ROLE` set), so each one's RSS and CPU are its own: kube-runtime's
-//! `watcher` + `reflector` store, and kubebridge's pipeline into a null sink.
+//! `watcher` + `reflector` store, and kubebridge's pipeline into a null sink
+//! (`kubebridge-null`, managedFields stripped as by default; `kubebridge-null-keep`, as
+//! with `--keep-managed-fields`).
 //!
 //! A child prints `synced` once it has the whole LIST, then `done` once it has seen
 //! `BENCH_EXPECT_EVENTS` changes after it, and then waits to be killed.
@@ -43,7 +45,10 @@ pub fn run(role: &str) {
         .expect("a runtime");
     match role {
         "kube-runtime" => runtime.block_on(kube_runtime(&kubeconfig, list, events)),
-        "kubebridge-null" => runtime.block_on(kubebridge_null(&kubeconfig, list, events)),
+        "kubebridge-null" => runtime.block_on(kubebridge_null(&kubeconfig, list, events, false)),
+        "kubebridge-null-keep" => {
+            runtime.block_on(kubebridge_null(&kubeconfig, list, events, true));
+        }
         other => panic!("unknown BENCH_ROLE {other}"),
     }
 }
@@ -119,16 +124,15 @@ impl Sink for CountingSink {
 }
 
 /// kubebridge's whole pipeline (`watch pods -A`, initial list as ADDED) into a sink that
-/// confirms at once: what kubebridge costs without any output.
-async fn kubebridge_null(kubeconfig: &str, list: u64, events: u64) {
+/// confirms at once: what kubebridge costs without any output. `keep_managed_fields` is
+/// `--keep-managed-fields` (stripped by default).
+async fn kubebridge_null(kubeconfig: &str, list: u64, events: u64, keep_managed_fields: bool) {
     let cluster = kubebridge::kube::cluster::from_config(client(kubeconfig).await, None)
         .expect("a cluster for the replay server");
     let mut pods = Route::new("pods", ["pods"]);
     pods.namespaces = NamespaceScope::All;
-    // The replay's events change only resourceVersions: publish every one (no noise
-    // suppression), as the peers process every one.
-    pods.filters.suppress = false;
-    let stream = StreamConfig::new(vec![pods]);
+    let mut stream = StreamConfig::new(vec![pods]);
+    stream.redaction.keep_managed_fields = keep_managed_fields;
     let sink = Box::new(CountingSink {
         seen: Arc::default(),
         list,

@@ -6,7 +6,8 @@
 //! it measures the feed. The replay server does all its work before it listens: the pods
 //! are the simulator's own seeds (same generator, same sizes, plus the `managedFields` a
 //! real API server adds), every LIST item is serialized once, and the whole watch stream
-//! (`MODIFIED` events cycling over the pods, each with the next resourceVersion, and a
+//! (`MODIFIED` events cycling over the pods, each with the next resourceVersion and an
+//! annotation that changes with it, so no event is noise to a client; and a
 //! `BOOKMARK` every [`ReplayConfig::bookmark_every`] events) is one buffer written in
 //! [`WATCH_CHUNK`] slices. It speaks the protocol kube's client expects: discovery,
 //! `limit`/`continue` pages with the list's resourceVersion, a watch from any
@@ -245,23 +246,29 @@ fn key_of(pod: &Value) -> String {
 /// A resourceVersion no serialized pod contains, so it can be found and replaced.
 const RV_MARK: &str = "REPLAY-RV-MARK";
 
+/// The annotation every watch event changes (to its resourceVersion), so each event is a
+/// real change: one that differs only in resourceVersion is noise, which kubebridge does
+/// not publish by default, and a benchmark would wait for it forever.
+const CHANGE_ANNOTATION: &str = "replay.kubebridge.dev/change";
+
 /// The watch stream: `config.events` MODIFIED events over `pods`, the i-th with
-/// resourceVersion `list_rv + 1 + i`, and its byte offsets. Each pod is serialized once
-/// with a marker where its resourceVersion goes; an event is that text spliced.
+/// resourceVersion `list_rv + 1 + i` (also written to [`CHANGE_ANNOTATION`]), and its
+/// byte offsets. Each pod is serialized once with a marker where its resourceVersion
+/// goes; an event is that text spliced.
 fn watch_stream(pods: &[Value], list_rv: u64, config: &ReplayConfig) -> (Bytes, Vec<usize>) {
-    let templates: Vec<(String, String)> = pods
+    let templates: Vec<Vec<String>> = pods
         .iter()
         .map(|pod| {
             let mut pod = pod.clone();
             pod["metadata"]["resourceVersion"] = Value::String(RV_MARK.into());
+            pod["metadata"]["annotations"][CHANGE_ANNOTATION] = Value::String(RV_MARK.into());
             // As the API server writes it: type first, kind and apiVersion first in the object.
             let mut text =
                 String::from(r#"{"type":"MODIFIED","object":{"kind":"Pod","apiVersion":"v1","#);
             let body = serde_json::to_string(&pod).expect("JSON values serialize");
             text.push_str(&body[1..]);
             text.push_str("}\n");
-            let at = text.find(RV_MARK).expect("the marker was just written");
-            (text[..at].to_owned(), text[at + RV_MARK.len()..].to_owned())
+            text.split(RV_MARK).map(str::to_owned).collect()
         })
         .collect();
     let mut stream = BytesMut::new();
@@ -271,11 +278,15 @@ fn watch_stream(pods: &[Value], list_rv: u64, config: &ReplayConfig) -> (Bytes, 
     }
     for i in 0..config.events {
         let rv = list_rv + 1 + i as u64;
-        let (head, tail) = &templates[i % templates.len()];
+        let pieces = &templates[i % templates.len()];
+        let rv = rv.to_string();
         offsets.push(stream.len());
-        stream.extend_from_slice(head.as_bytes());
-        stream.extend_from_slice(rv.to_string().as_bytes());
-        stream.extend_from_slice(tail.as_bytes());
+        for (n, piece) in pieces.iter().enumerate() {
+            if n > 0 {
+                stream.extend_from_slice(rv.as_bytes());
+            }
+            stream.extend_from_slice(piece.as_bytes());
+        }
         if config.bookmark_every > 0 && (i + 1) % config.bookmark_every == 0 {
             let line = format!(
                 "{{\"type\":\"BOOKMARK\",\"object\":{{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"metadata\":{{\"resourceVersion\":\"{rv}\"}}}}}}\n"

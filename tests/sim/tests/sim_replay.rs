@@ -82,6 +82,11 @@ async fn the_watch_replays_every_event_in_order_with_bookmarks() {
         seen.push((event["type"].as_str().unwrap().to_owned(), rv));
         if event["type"] == "MODIFIED" {
             assert_eq!(event["object"]["kind"], "Pod");
+            // A real change, not noise a client would suppress: the annotation moves too.
+            assert_eq!(
+                event["object"]["metadata"]["annotations"]["replay.kubebridge.dev/change"],
+                rv.to_string().as_str()
+            );
         }
     }
     let types: Vec<&str> = seen.iter().map(|(t, _)| t.as_str()).collect();
