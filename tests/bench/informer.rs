@@ -78,10 +78,10 @@ fn main() {
     );
     let sync = Replay::start(dir.path(), "sync", pods, 0);
     // The first replay must start after the initial sync is on stdout: a period beyond
-    // a release build's sync (about 3 s for 100 000 pods) or a debug build's smoke-size
+    // a release build's sync (about 6 s for 100 000 pods, gzip included) or a debug build's smoke-size
     // one (about 1.5 s for 2 000); a longer one where the machine is slower.
     let period =
-        Duration::from_secs(env_or("BENCH_RESYNC_PERIOD", if full { 6 } else { 3 }).max(1));
+        Duration::from_secs(env_or("BENCH_RESYNC_PERIOD", if full { 12 } else { 3 }).max(1));
     if std::env::var("BENCH_ONLY").is_ok_and(|only| only == "resync") {
         resync_figures(&sync, pods, runs, period);
         return;
