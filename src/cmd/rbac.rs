@@ -340,6 +340,18 @@ mod tests {
         serde_saphyr::from_multiple::<Value>(&yaml).expect("the output is YAML")
     }
 
+    /// Each printed object's kind and name, in order.
+    fn kinds_and_names(docs: &[Value]) -> Vec<(&str, &str)> {
+        docs.iter()
+            .map(|d| {
+                (
+                    d["kind"].as_str().expect("kind"),
+                    d["metadata"]["name"].as_str().expect("name"),
+                )
+            })
+            .collect()
+    }
+
     fn resources() -> Vec<ApiResource> {
         vec![
             resource("", "pods", true),
@@ -461,15 +473,7 @@ mod tests {
             ..grants()
         };
         let docs = printed(&g, &[resource("", "pods", true)]);
-        let names: Vec<(&str, &str)> = docs
-            .iter()
-            .map(|d| {
-                (
-                    d["kind"].as_str().expect("kind"),
-                    d["metadata"]["name"].as_str().expect("name"),
-                )
-            })
-            .collect();
+        let names = kinds_and_names(&docs);
         assert_eq!(
             names,
             [
@@ -551,15 +555,7 @@ mod tests {
             ..grants()
         };
         let docs = printed(&g, &[resource("", "pods", true)]);
-        let kinds: Vec<(&str, &str)> = docs
-            .iter()
-            .map(|d| {
-                (
-                    d["kind"].as_str().expect("kind"),
-                    d["metadata"]["name"].as_str().expect("name"),
-                )
-            })
-            .collect();
+        let kinds = kinds_and_names(&docs);
         assert_eq!(
             kinds,
             [

@@ -284,8 +284,6 @@ impl Client {
             (synced, rss_of(pid))
         };
         let cpu_watch = cpu_of(&pid.to_string()) - cpu_sync;
-        let _ = self.child.kill();
-        let _ = self.child.wait();
         Timings {
             sync: synced - self.started,
             watch: done - synced,
@@ -293,6 +291,15 @@ impl Client {
             cpu_sync,
             cpu_watch,
         }
+    }
+}
+
+/// A client is stopped when its figures are read, and also when the benchmark panics
+/// first (a client that never syncs), so no `kubebridge watch` outlives the run.
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
