@@ -10,6 +10,7 @@ mod cel;
 mod config;
 mod path_set;
 mod raw;
+mod scan;
 mod stage;
 
 pub use cel::{MAX_NESTING, MAX_NODES, MAX_SOURCE_BYTES};

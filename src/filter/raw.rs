@@ -7,136 +7,29 @@
 //! no spaces). Two spellings of one value would compare as different, which publishes a
 //! change rather than hiding one: the safe side.
 
-use std::borrow::Cow;
-use std::fmt;
-
-use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::path_set::Cursor;
-
-/// An object key: borrowed from the text, or unescaped when it holds escapes (Go
-/// writes `<`, `>` and `&` as `\u003c`, `\u003e`, `\u0026`, in keys too).
-struct Key<'a>(Cow<'a, str>);
-
-impl<'de> serde::Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object key")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Owned(v)))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
-/// The members of a JSON object in their order, values as raw spans.
-struct Entries<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
-
-impl<'de> serde::Deserialize<'de> for Entries<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Entries<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some((Key(key), value)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
-                    entries.push((key, value));
-                }
-                Ok(Entries(entries))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
+use super::scan::{self, Member};
 
 /// One level of a JSON value: its members, its elements, or a scalar.
 enum Level<'a> {
-    Object(Vec<(Cow<'a, str>, &'a RawValue)>),
-    Array(Vec<&'a RawValue>),
+    Object(Vec<Member<'a>>),
+    Array(Vec<&'a str>),
     Scalar,
 }
 
-/// Splits `raw` one level; `None` only for text that is not JSON (never, for decoded
+/// Splits `text` one level; `None` only for text that is not JSON (never, for decoded
 /// objects), and the caller then takes the safe answer.
-fn level(raw: &RawValue) -> Option<Level<'_>> {
-    let text = raw.get();
+fn level(text: &str) -> Option<Level<'_>> {
     match text.as_bytes().first() {
-        Some(b'{') => serde_json::from_str::<Entries<'_>>(text)
-            .ok()
-            .map(|e| Level::Object(e.0)),
-        Some(b'[') => serde_json::from_str::<Vec<&RawValue>>(text)
-            .ok()
-            .map(Level::Array),
+        Some(b'{') => scan::members(text).map(Level::Object),
+        Some(b'[') => scan::elements(text).map(Level::Array),
         _ => Some(Level::Scalar),
     }
 }
 
-/// The members of an object up to and including the last of `wanted` (in the object's
-/// order), and the text after that member: what is not wanted after it need not be
-/// split, only compared as bytes. `None` unless every wanted key is there.
-fn members_until<'a>(text: &'a str, wanted: &[&str]) -> Option<(Members<'a>, &'a str)> {
-    struct Until<'w, 'a> {
-        wanted: &'w [&'w str],
-        found: &'w mut Option<Members<'a>>,
-    }
-    impl<'de> Visitor<'de> for Until<'_, 'de> {
-        type Value = ();
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a JSON object")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-            let mut members = Vec::new();
-            let mut seen = vec![false; self.wanted.len()];
-            while let Some((Key(key), value)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
-                if let Some(i) = self.wanted.iter().position(|w| *w == key) {
-                    seen[i] = true;
-                }
-                members.push((key, value));
-                if seen.iter().all(|s| *s) {
-                    // Stop here: the caller compares the rest as bytes. (The
-                    // deserializer then reports the unread rest as an error; ignored.)
-                    *self.found = Some(members);
-                    return Ok(());
-                }
-            }
-            Ok(())
-        }
-    }
-    if wanted.is_empty() {
-        return None;
-    }
-    let mut found = None;
-    let mut de = serde_json::Deserializer::from_str(text);
-    let _ = serde::Deserializer::deserialize_map(
-        &mut de,
-        Until {
-            wanted,
-            found: &mut found,
-        },
-    );
-    let members = found?;
-    let last = members.last()?.1.get();
-    // The last value is a slice of `text`: the rest starts where it ends.
-    let end = last.as_ptr() as usize - text.as_ptr() as usize + last.len();
-    Some((members, text.get(end..)?))
-}
-
-type Members<'a> = Vec<(Cow<'a, str>, &'a RawValue)>;
+type Members<'a> = Vec<Member<'a>>;
 
 /// Whether two objects' members are equal once every path `at` matches is left out.
 fn members_equal(a: &Members<'_>, b: &Members<'_>, at: &Cursor<'_>) -> bool {
@@ -149,7 +42,7 @@ fn members_equal(a: &Members<'_>, b: &Members<'_>, at: &Cursor<'_>) -> bool {
         match b.iter().find(|(k, _)| k == key) {
             Some((_, vb)) => {
                 compared += 1;
-                if !equal_ignoring(va, vb, &below) {
+                if !equal_text(va, vb, &below) {
                     return false;
                 }
             }
@@ -166,22 +59,29 @@ fn members_equal(a: &Members<'_>, b: &Members<'_>, at: &Cursor<'_>) -> bool {
 
 /// Whether `a` and `b` are equal once every path `at` matches is left out of both.
 pub fn equal_ignoring(a: &RawValue, b: &RawValue, at: &Cursor<'_>) -> bool {
+    equal_text(a.get(), b.get(), at)
+}
+
+/// [`equal_ignoring`] on text known to be JSON.
+fn equal_text(a: &str, b: &str, at: &Cursor<'_>) -> bool {
     if at.matched() {
         return true;
     }
-    if a.get() == b.get() {
+    if a == b {
         return true;
     }
     if at.leaf() {
         return false;
     }
     // Objects whose named members all come early (metadata, in the API server's
-    // order): split only up to them, and compare what follows as bytes.
+    // order): split only up to them, and compare what follows as bytes when that is
+    // the same in both (where it is not, split both whole below).
     if let Some(wanted) = at.literal_keys()
-        && let Some((ma, rest_a)) = members_until(a.get(), &wanted)
-        && let Some((mb, rest_b)) = members_until(b.get(), &wanted)
+        && let Some((ma, rest_a)) = scan::members_until(a, &wanted)
+        && let Some((mb, rest_b)) = scan::members_until(b, &wanted)
+        && rest_a == rest_b
     {
-        return rest_a == rest_b && members_equal(&ma, &mb, at);
+        return members_equal(&ma, &mb, at);
     }
     match (level(a), level(b)) {
         (Some(Level::Object(a)), Some(Level::Object(b))) => members_equal(&a, &b, at),
@@ -195,7 +95,7 @@ pub fn equal_ignoring(a: &RawValue, b: &RawValue, at: &Cursor<'_>) -> bool {
                     continue;
                 }
                 match (a.get(i), b.get(i)) {
-                    (Some(va), Some(vb)) if equal_ignoring(va, vb, &below) => {}
+                    (Some(va), Some(vb)) if equal_text(va, vb, &below) => {}
                     _ => return false,
                 }
             }
@@ -205,11 +105,12 @@ pub fn equal_ignoring(a: &RawValue, b: &RawValue, at: &Cursor<'_>) -> bool {
     }
 }
 
-/// The parts of `raw` that `at` matches, in their places; `None` when nothing matches.
-/// Array elements keep their order, without the elements that matched nothing.
-pub fn project(raw: &RawValue, at: &Cursor<'_>, out: &mut String) -> bool {
+/// The parts of `raw` (text known to be JSON) that `at` matches, in their places;
+/// `None` when nothing matches. Array elements keep their order, without the elements
+/// that matched nothing.
+fn project(raw: &str, at: &Cursor<'_>, out: &mut String) -> bool {
     if at.matched() {
-        out.push_str(raw.get());
+        out.push_str(raw);
         return true;
     }
     if at.leaf() {
@@ -269,7 +170,7 @@ fn push_key(out: &mut String, key: &str) {
 /// `raw` projected onto `at`: only the matched paths; `{}` when none is there.
 pub fn projected(raw: &RawValue, at: &Cursor<'_>) -> Box<RawValue> {
     let mut out = String::with_capacity(raw.get().len() / 4);
-    if !project(raw, at, &mut out) {
+    if !project(raw.get(), at, &mut out) {
         out = "{}".into();
     }
     RawValue::from_string(out).unwrap_or_else(|_| raw.to_owned())
@@ -320,6 +221,37 @@ mod tests {
         let longer = raw(json!({"metadata": {"name": "n"},
                             "status": {"conditions": [{"type": "Ready"}, {"type": "X"}]}}));
         assert!(!equal_ignoring(&b, &longer, &at));
+    }
+
+    fn pod(rv: u32, fields: u32, heartbeat: u32, label: u32, spec: u32) -> Box<RawValue> {
+        use serde_json::json;
+        raw(json!({"kind": "Pod", "apiVersion": "v1",
+            "metadata": {"name": "a&b", "labels": {"app": label.to_string(), "x<y": "z"},
+                         "resourceVersion": rv.to_string(),
+                         "managedFields": [{"manager": "kubelet", "n": fields}]},
+            "spec": {"containers": [{"name": "c", "args": ["--x=\"}]", spec.to_string()]}]},
+            "status": {"conditions": [{"type": "Ready", "lastHeartbeatTime": heartbeat.to_string()},
+                                      {"type": "Scheduled", "lastHeartbeatTime": "0"}]}}))
+    }
+
+    proptest::proptest! {
+        /// Only changes outside the ignored paths count, whichever fields change together.
+        #[test]
+        fn a_change_counts_exactly_when_it_is_outside_the_ignored_paths(
+            changed in proptest::collection::vec(proptest::bool::ANY, 5),
+        ) {
+            let ignore = paths(&[
+                "/metadata/resourceVersion",
+                "/metadata/managedFields",
+                "/status/conditions/*/lastHeartbeatTime",
+            ]);
+            let step = |i: usize| u32::from(changed[i]);
+            let a = pod(1, 1, 1, 1, 1);
+            let b = pod(1 + step(0), 1 + step(1), 1 + step(2), 1 + step(3), 1 + step(4));
+            let outside = changed[3] || changed[4];
+            proptest::prop_assert_eq!(equal_ignoring(&a, &b, &ignore.cursor()), !outside);
+            proptest::prop_assert_eq!(equal_ignoring(&b, &a, &ignore.cursor()), !outside);
+        }
     }
 
     #[test]
