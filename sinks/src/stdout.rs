@@ -10,7 +10,7 @@ use crate::{Notification, PublishError, Sink, SinkError};
 
 /// Writes each notification as one line of JSON. A batch counts as delivered once it
 /// has been written and flushed to the pipe or file behind stdout.
-pub struct StdoutSink<W = tokio::io::Stdout> {
+pub struct StdoutSink<W = ProcessStdout> {
     out: W,
     buf: Vec<u8>,
 }
@@ -18,7 +18,7 @@ pub struct StdoutSink<W = tokio::io::Stdout> {
 impl StdoutSink {
     /// A sink on the process's standard output.
     pub fn new() -> Self {
-        StdoutSink::with_writer(tokio::io::stdout())
+        StdoutSink::with_writer(ProcessStdout)
     }
 }
 
@@ -28,7 +28,50 @@ impl Default for StdoutSink {
     }
 }
 
-impl<W: AsyncWrite + Unpin + Send + 'static> StdoutSink<W> {
+/// The process's standard output, written a whole batch at a time on the blocking pool.
+///
+/// `tokio::io::Stdout` copies what it is given into a buffer of its own and writes that
+/// on the blocking pool in chunks; a batch here is already one buffer (megabytes for a
+/// batch of pods with their old objects), so it is handed to the blocking pool as it
+/// is and written in one `write_all` (std's stdout writes a buffer ending in a newline
+/// straight through, without line buffering).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessStdout;
+
+/// Where a batch goes: the process's stdout, or any writer (tests).
+pub trait BatchWriter: Send + 'static {
+    /// Writes all of `buf` and flushes; hands the buffer back for the next batch.
+    fn write_batch(
+        &mut self,
+        buf: Vec<u8>,
+    ) -> impl std::future::Future<Output = (Vec<u8>, std::io::Result<()>)> + Send;
+}
+
+impl BatchWriter for ProcessStdout {
+    async fn write_batch(&mut self, buf: Vec<u8>) -> (Vec<u8>, std::io::Result<()>) {
+        let written = tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let result = out.write_all(&buf).and_then(|()| out.flush());
+            (buf, result)
+        })
+        .await;
+        written.unwrap_or_else(|e| (Vec::new(), Err(std::io::Error::other(e))))
+    }
+}
+
+impl<W: AsyncWrite + Unpin + Send + 'static> BatchWriter for W {
+    async fn write_batch(&mut self, buf: Vec<u8>) -> (Vec<u8>, std::io::Result<()>) {
+        let result = async {
+            self.write_all(&buf).await?;
+            self.flush().await
+        }
+        .await;
+        (buf, result)
+    }
+}
+
+impl<W: BatchWriter> StdoutSink<W> {
     /// A sink on any writer (tests use a buffer).
     pub fn with_writer(out: W) -> Self {
         StdoutSink {
@@ -56,7 +99,7 @@ fn classify(err: std::io::Error) -> SinkError {
 }
 
 #[async_trait]
-impl<W: AsyncWrite + Unpin + Send + 'static> Sink for StdoutSink<W> {
+impl<W: BatchWriter> Sink for StdoutSink<W> {
     fn kind(&self) -> &'static str {
         "stdout"
     }
@@ -69,17 +112,16 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Sink for StdoutSink<W> {
                 .expect("a Notification always serializes");
             self.buf.push(b'\n');
         }
-        let result = async {
-            self.out.write_all(&self.buf).await?;
-            self.out.flush().await
-        }
-        .await;
+        let (buf, result) = self.out.write_batch(std::mem::take(&mut self.buf)).await;
+        self.buf = buf;
         // The whole batch is one write, so a failure confirms none of it.
         result.map_err(|e| PublishError::none_delivered(classify(e)))
     }
 
     async fn close(&mut self) -> Result<(), SinkError> {
-        self.out.flush().await.map_err(classify)
+        // Every batch was flushed when it was written; this flushes once more.
+        let (_, result) = self.out.write_batch(Vec::new()).await;
+        result.map_err(classify)
     }
 }
 
