@@ -11,7 +11,9 @@
 //! informer's `backoff`); [`cmd::watch`](mod@cmd::watch) joins them by handing each
 //! informer the sinks' queue senders. Only [`cmd`], [`config`] and [`kube`] are public:
 //! they are what an embedder calls (`cmd::watch` with its own routes and sinks), with
-//! [`filter`] for a route's filter settings; the rest is `pub(crate)`.
+//! [`filter`] for a route's filter settings and [`checkpoint`] for its store URIs and
+//! format; `cache_bench` is public (hidden) only so the cache benchmark can reach the
+//! store; the rest is `pub(crate)`.
 //!
 //! - [`config`]: the model (routes: resources -> sinks, with their options), the command
 //!   line ([`config::cli`], clap with typed, bounded value parsers), the `--config` file
@@ -136,7 +138,10 @@
 //!   could not see fields outside the projection. A change outside a route's projected
 //!   fields is noise for that route (its projected old and new objects are compared).
 //!   A route without transforms passes the same `Arc<Notification>` on; the noise check
-//!   compares raw JSON, splitting only the objects on the way to an ignored path.
+//!   compares raw JSON, splitting only the objects on the way to an ignored path, with a
+//!   scanner of its own (`filter::scan`) rather than serde_json: every object was
+//!   validated once when it was decoded, and serde_json cannot split text without
+//!   validating every byte again (that was 18% of a change's instructions).
 //! - **Snapshots are framed.** The initial list and each resync replay carry a
 //!   `snapshot` field (`id`, `index`, `total`) so a consumer can mark and sweep; see
 //!   [`kubebridge_sinks::Snapshot`].
