@@ -96,8 +96,14 @@
 //!   keep their bytes and member order, and an object needing no change is not touched.
 //!   `redact` rules are resolved through discovery with the routes (`cmd::transforms`).
 //! - **List items get their `kind`/`apiVersion` back.** The API server omits them from
-//!   items of typed lists; the informer adds them (with the apimachinery crate's one
-//!   splice) so every published object is self-describing, whatever its origin.
+//!   items of typed lists; the informer adds them so every published object is
+//!   self-describing, whatever its origin. A LIST page is decoded in one scan
+//!   (`informer::list_page`: identity, members and `managedFields` read as the page is
+//!   parsed, the object written from the borrowed member values, `kind`/`apiVersion`
+//!   first), and the reflector asks for the next page before decoding the current one
+//!   (one page ahead, on a task of its own), so the download and the decode overlap.
+//!   A watch event's object is decoded on its own (`RawObject::decode`) and keeps its
+//!   bytes as sent; the apimachinery crate's splice adds a `kind` it lacks.
 //! - **The queue is its own module, not part of `pipeline`.** The informer's processor
 //!   must push into the queues and `informer` and `pipeline` do not import each other, so
 //!   `queue` sits below both. It is hand-written because `drop-oldest` needs eviction from

@@ -76,6 +76,43 @@ pub(super) async fn read_page(
     }
 }
 
+/// A LIST page asked for ahead of need: [`read_page`] on a task of its own, so the page
+/// downloads (and inflates) while the reflector decodes the page before it. Dropped
+/// unfinished (the list failed, or the reflector stopped), the download is abandoned.
+pub(super) struct PageFetch {
+    task: tokio::task::JoinHandle<Result<Bytes, PageError>>,
+    /// The request path, for errors.
+    path: String,
+}
+
+impl PageFetch {
+    /// Starts reading the page at `url` as [`read_page`] does.
+    pub(super) fn start(client: kube::Client, url: Url, cap: usize, idle: Duration) -> Self {
+        let path = url.path().to_owned();
+        let task = tokio::spawn(async move { read_page(&client, url, cap, idle).await });
+        PageFetch { task, path }
+    }
+
+    /// The page, or why it could not be read: what [`read_page`] would have returned.
+    pub(super) async fn finish(mut self) -> Result<Bytes, PageError> {
+        match (&mut self.task).await {
+            Ok(page) => page,
+            // The task panicked (a bug) or the runtime is shutting down: a failed read.
+            Err(e) => Err(PageError::Api(ApiError::Transport {
+                method: "GET",
+                path: std::mem::take(&mut self.path),
+                source: Box::new(e),
+            })),
+        }
+    }
+}
+
+impl Drop for PageFetch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// One line of a watch.
 pub(super) enum Line {
     /// A complete line, without its line ending.

@@ -20,6 +20,7 @@ pub mod delta;
 pub(crate) mod diff;
 pub(crate) mod fanout;
 mod identity;
+mod list_page;
 pub mod object;
 mod packer;
 pub mod processor;

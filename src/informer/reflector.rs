@@ -6,13 +6,15 @@
 use std::ops::Range;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::backoff::{Backoff, RELIST_RESET_AFTER, RelistBackoff};
-use super::body::{self, Line, Lines, PageError};
+use super::body::{self, Line, Lines, PageError, PageFetch};
+use super::list_page::{self, ListPage};
 use super::transform::{ObjectTransform, Transforms};
 use super::wire::{self, BadLine, WatchEvent};
 use super::{Delta, RawObject};
@@ -226,15 +228,19 @@ enum State {
         /// Whether the list to come is the informer's first.
         initial: bool,
     },
-    /// A LIST in progress: the continue token of the next page and the objects so far.
+    /// A LIST in progress: the continue token of the next page, the objects so far, and
+    /// the next page itself, asked for (read on a task of its own) while the page before
+    /// it was decoded, so that downloading and decoding overlap. Only one page ahead.
     ///
     /// - a page with a continue token -> `Listing` (next page);
     /// - the last page -> emits `Replace` -> `Listed` (with `once`: -> `Done`);
     /// - 410 Gone on a continue token (churn outran the server's compaction window) ->
     ///   relist "expired" -> `Listing` again in one unpaginated request, as client-go's
     ///   pager does, because paginating again could expire again forever;
-    /// - another failure (a page over `max_page_bytes` included) -> `Backoff` -> `Empty`;
-    ///   if pages had arrived, they are thrown away: relist "restarted".
+    /// - another failure (a page over `max_page_bytes`, or one that does not decode,
+    ///   included) -> `Backoff` -> `Empty`; if pages had arrived, they are thrown away:
+    ///   relist "restarted". A page asked for ahead of a failed one is abandoned, and so
+    ///   is one in flight when the reflector is dropped.
     Listing(Pages),
     /// A watch-list in progress: objects gather until the end-of-initial-events bookmark.
     ///
@@ -305,6 +311,8 @@ struct Pages {
     paginate: bool,
     /// The objects of the pages so far.
     objects: Vec<RawObject>,
+    /// The page after the last one, asked for while that one was decoded.
+    next: Option<PageFetch>,
 }
 
 impl Pages {
@@ -314,6 +322,7 @@ impl Pages {
             continue_token: None,
             paginate,
             objects: Vec::new(),
+            next: None,
         }
     }
 }
@@ -521,15 +530,19 @@ impl Reflector {
         }
     }
 
-    /// From `Listing`: fetch one page.
+    /// From `Listing`: take one page (asked for while the page before it was decoded,
+    /// or now), and ask for the next one before decoding it.
     async fn list_page(&mut self, mut pages: Pages) -> Step {
-        let mut url = self
-            .url()
-            .param_opt("continue", pages.continue_token.as_deref());
-        if pages.paginate {
-            url = url.param("limit", self.config.page_size.to_string());
-        }
-        let page = match self.read_page(url).await {
+        let url = self.page_url(&pages, pages.continue_token.as_deref());
+        let path = url.path().to_owned();
+        let body = match pages.next.take() {
+            Some(ahead) => ahead.finish().await,
+            None => {
+                let (cap, idle) = (self.config.max_page_bytes, self.config.watch_idle_timeout);
+                body::read_page(&self.client, url, cap, idle).await
+            }
+        };
+        let page = match self.decode_page(body, &path, &mut pages) {
             Ok(page) => page,
             Err(e) => return self.list_failed(e, pages),
         };
@@ -553,18 +566,48 @@ impl Reflector {
         Ok((Some(delta), next))
     }
 
-    /// One LIST page, read under the page cap; a failure is counted by its reason.
-    async fn read_page(&self, url: Url) -> Result<wire::ListPage, ApiError> {
-        let path = url.path().to_owned();
-        let cap = self.config.max_page_bytes;
-        let idle = self.config.watch_idle_timeout;
-        let page = match body::read_page(&self.client, url, cap, idle).await {
-            Ok(bytes) => wire::decode_page(&bytes, &self.resource.id, &self.transform, &path),
+    /// The URL of the LIST page after `continue_token` (the first page: `None`).
+    fn page_url(&self, pages: &Pages, continue_token: Option<&str>) -> Url {
+        let url = self.url().param_opt("continue", continue_token);
+        if pages.paginate {
+            url.param("limit", self.config.page_size.to_string())
+        } else {
+            url
+        }
+    }
+
+    /// Decodes one LIST page read from `path`, having first asked for the page after it
+    /// (into `pages.next`): the server prepares and sends that page while this one is
+    /// decoded, so the list takes about the longer of the two, not their sum. One page
+    /// ahead and no more, so at most two pages' bytes are held at once. A failure is
+    /// counted by its reason (and the page asked for ahead, abandoned).
+    fn decode_page(
+        &self,
+        body: Result<Bytes, PageError>,
+        path: &str,
+        pages: &mut Pages,
+    ) -> Result<ListPage, ApiError> {
+        let page = match body {
+            Ok(bytes) => {
+                let ahead = list_page::next_page_token(&bytes).map(|token| {
+                    let url = self.page_url(pages, Some(&token));
+                    let (cap, idle) = (self.config.max_page_bytes, self.config.watch_idle_timeout);
+                    (token, PageFetch::start(self.client.clone(), url, cap, idle))
+                });
+                let page = list_page::decode_page(&bytes, &self.resource.id, &self.transform, path);
+                if let (Ok(page), Some((token, ahead))) = (&page, ahead)
+                    && page.continue_token.as_ref() == Some(&token)
+                {
+                    pages.next = Some(ahead);
+                }
+                page
+            }
             Err(PageError::Api(e)) => Err(e),
             Err(PageError::TooLarge) => {
                 self.metrics.list_error(&self.name, "too_large");
+                let cap = self.config.max_page_bytes;
                 return Err(ApiError::Decode {
-                    path,
+                    path: path.to_owned(),
                     detail: format!(
                         "a LIST page larger than the {cap}-byte cap (max_page_bytes); raise \
                          --max-page-bytes, or lower --page-size for smaller pages"

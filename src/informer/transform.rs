@@ -172,6 +172,11 @@ impl ObjectTransform {
         }
     }
 
+    /// Whether `metadata.managedFields` is removed.
+    pub fn strips_managed_fields(&self) -> bool {
+        self.strip_managed_fields
+    }
+
     /// Whether some of these objects' values are redacted: such objects' text must not
     /// reach a log even when it fails to decode.
     pub fn redacts(&self) -> bool {

@@ -1,5 +1,5 @@
-//! What the API server sends a reflector: LIST pages and watch events, decoded only as far
-//! as the reflector needs (objects stay raw JSON).
+//! What the API server sends a reflector on a watch: events, decoded only as far as the
+//! reflector needs (objects stay raw JSON). LIST pages: [`list_page`](super::list_page).
 
 use std::collections::BTreeMap;
 
@@ -13,33 +13,6 @@ use crate::kube::api::{self, ApiError};
 
 /// The annotation on the bookmark that ends a watch-list's initial events.
 const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
-
-/// One page of a LIST.
-pub(super) struct ListPage {
-    /// The page's objects.
-    pub(super) objects: Vec<RawObject>,
-    /// The list's resourceVersion (the same on every page of one list).
-    pub(super) resource_version: String,
-    /// The token for the next page; `None` on the last page.
-    pub(super) continue_token: Option<String>,
-}
-
-/// A LIST response body as it arrives, before its items are decoded.
-#[derive(Deserialize)]
-struct ListBody {
-    metadata: ListMeta,
-    #[serde(default)]
-    items: Vec<Box<RawValue>>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ListMeta {
-    #[serde(default)]
-    resource_version: String,
-    #[serde(default, rename = "continue")]
-    continue_token: Option<String>,
-}
 
 /// One event of a watch.
 pub(super) enum WatchEvent {
@@ -96,37 +69,6 @@ struct BookmarkMeta {
     annotations: BTreeMap<String, String>,
 }
 
-/// Decodes a LIST page of `resource` fetched from `path`, each object through `transform`.
-pub(super) fn decode_page(
-    body: &[u8],
-    resource: &ResourceId,
-    transform: &ObjectTransform,
-    path: &str,
-) -> Result<ListPage, ApiError> {
-    let page: ListBody = serde_json::from_slice(body).map_err(|e| ApiError::Decode {
-        path: path.to_owned(),
-        detail: format!("a LIST answer that is not a list: {}", describe(&e)),
-    })?;
-    let objects = page
-        .items
-        .into_iter()
-        .map(|item| {
-            RawObject::decode(item, resource, transform).map_err(|e| ApiError::Decode {
-                path: path.to_owned(),
-                detail: format!(
-                    "a list object without the metadata every object has: {}",
-                    describe(&e)
-                ),
-            })
-        })
-        .collect::<Result<_, _>>()?;
-    Ok(ListPage {
-        objects,
-        resource_version: page.metadata.resource_version,
-        continue_token: page.metadata.continue_token.filter(|t| !t.is_empty()),
-    })
-}
-
 /// Why a watch line is not an event.
 pub(super) enum BadLine {
     /// An `ERROR` event: the server ends the watch with this.
@@ -181,7 +123,7 @@ pub(super) fn decode_event(
 
 /// Where a JSON decode failed, without quoting the input: serde's own messages can
 /// quote a value (`invalid type: string "..."`), and the value may be a Secret's.
-fn describe(e: &serde_json::Error) -> String {
+pub(super) fn describe(e: &serde_json::Error) -> String {
     use serde_json::error::Category;
     let what = match e.classify() {
         Category::Io => "unreadable",

@@ -5,6 +5,10 @@
 #
 #   tests/bench/callgrind.sh [EVENTS] [LISTED]      (defaults 20000 and 1000)
 #
+# With EVENTS=0 it counts an initial sync: `tests/bench/callgrind.sh 0 10000` lists 10 000
+# pods (with gzip, as kubebridge asks) and prints the instructions per pod, from the
+# LIST's decode to the last line on stdout.
+#
 # Needs a release build (`cargo build --release`) and valgrind. The replay server runs
 # natively; only kubebridge runs under callgrind. Output: $OUT (default
 # /tmp/kubebridge.callgrind).

@@ -32,6 +32,9 @@ enum Reply {
     Chunks(Vec<String>),
     /// A watch that sends this line every period, forever.
     Every(Duration, String),
+    /// These bytes, then nothing more, the body held open; the `Arc` lives as long as
+    /// the body does, so a test sees when the client let go of it.
+    Hangs(Vec<String>, Arc<()>),
 }
 
 /// What the server answers once the script is used up.
@@ -106,6 +109,18 @@ impl Server {
                 );
                 let open = chunks.chain(futures::stream::pending());
                 (200, BodyExt::boxed(StreamBody::new(open)))
+            }
+            Reply::Hangs(chunks, alive) => {
+                let chunks = futures::stream::iter(
+                    chunks
+                        .into_iter()
+                        .map(|chunk| Ok(Frame::data(Bytes::from(chunk)))),
+                );
+                let held = futures::stream::pending().map(move |frame| {
+                    let _alive = &alive;
+                    frame
+                });
+                (200, BodyExt::boxed(StreamBody::new(chunks.chain(held))))
             }
             Reply::Every(period, line) => {
                 let ticks = futures::stream::unfold((), move |()| {
@@ -492,3 +507,4 @@ async fn a_forbidden_list_ends_the_stream_with_the_missing_rule() {
 }
 
 mod faults;
+mod pages;
