@@ -58,15 +58,7 @@ pub(super) fn decode_page(
     path: &str,
 ) -> Result<ListPage, ApiError> {
     let api_version = resource.api_version();
-    let mut items = Items {
-        kind: &resource.kind,
-        api_version: &api_version,
-        transform,
-        objects: Vec::new(),
-        scratch: Scratch::default(),
-        failed_item: false,
-        out: Vec::new(),
-    };
+    let mut items = Items::new(&resource.kind, &api_version, transform);
     let mut de = serde_json::Deserializer::from_slice(body);
     let meta = de
         .deserialize_map(PageVisitor { items: &mut items })
@@ -137,7 +129,7 @@ impl<'de> Visitor<'de> for TokenVisitor<'_> {
 
 /// A member name, borrowed from the page unless it was written with escapes (serde's
 /// own `Cow<str>` always copies).
-struct Key<'de>(Cow<'de, str>);
+pub(super) struct Key<'de>(pub(super) Cow<'de, str>);
 
 impl<'de> serde::Deserialize<'de> for Key<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -170,8 +162,9 @@ struct Scratch<'de> {
     metadata: Vec<Member<'de>>,
 }
 
-/// The page's items as they are decoded, and what decoding them needs.
-struct Items<'a, 'de> {
+/// The page's items as they are decoded, and what decoding them needs; also what
+/// decodes a watch event's object (`wire::decode_event`), the same way in one scan.
+pub(super) struct Items<'a, 'de> {
     kind: &'a str,
     api_version: &'a str,
     transform: &'a ObjectTransform,
@@ -179,8 +172,30 @@ struct Items<'a, 'de> {
     scratch: Scratch<'de>,
     /// Whether an item (not the page around it) was what failed.
     failed_item: bool,
-    /// The object being written.
-    out: Vec<u8>,
+}
+
+impl<'a, 'de> Items<'a, 'de> {
+    /// Decoding objects of `kind` in `api_version` through `transform`.
+    pub(super) fn new(kind: &'a str, api_version: &'a str, transform: &'a ObjectTransform) -> Self {
+        Items {
+            kind,
+            api_version,
+            transform,
+            objects: Vec::new(),
+            scratch: Scratch::default(),
+            failed_item: false,
+        }
+    }
+
+    /// A seed that decodes one object, in one scan, into the object kubebridge keeps.
+    pub(super) fn object(&mut self) -> ItemSeed<'_, 'a, 'de> {
+        ItemSeed { items: self }
+    }
+
+    /// Whether the last error came from inside an object (not from what holds it).
+    pub(super) fn failed_in_object(&self) -> bool {
+        self.failed_item
+    }
 }
 
 struct PageVisitor<'p, 'a, 'de> {
@@ -261,7 +276,7 @@ impl<'de> Visitor<'de> for ItemsSeed<'_, '_, 'de> {
 }
 
 /// One item, decoded into the object kubebridge keeps.
-struct ItemSeed<'p, 'a, 'de> {
+pub(super) struct ItemSeed<'p, 'a, 'de> {
     items: &'p mut Items<'a, 'de>,
 }
 
@@ -325,22 +340,21 @@ impl<'de> Visitor<'de> for ItemVisitor<'_, '_, 'de> {
             top,
             metadata,
         };
-        let raw = build(&object, items.transform, &mut items.out).map_err(de::Error::custom)?;
+        let raw = build(&object, items.transform).map_err(de::Error::custom)?;
         identity.into_object(raw).map_err(de::Error::custom)
     }
 }
 
-/// Writes `object` as JSON into `out` (reused from object to object), then into the
+/// Writes `object` as JSON into the
 /// `Arc` that keeps it, after the transform's redaction (which re-reads it: only
 /// resources with redaction rules pay for that).
 fn build(
     object: &Object<'_, '_>,
     transform: &ObjectTransform,
-    out: &mut Vec<u8>,
 ) -> serde_json::Result<Arc<RawValue>> {
-    out.clear();
-    serde_json::to_writer(&mut *out, object)?;
-    let raw: Box<RawValue> = serde_json::from_slice(out)?;
+    // `to_raw_value` takes its own serializer's output as it is: the pieces were
+    // validated by the one scan, and are not scanned again.
+    let raw = serde_json::value::to_raw_value(object)?;
     if !transform.redacts() {
         return Ok(Arc::from(raw));
     }

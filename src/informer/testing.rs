@@ -7,6 +7,18 @@ use serde_json::value::RawValue;
 
 use super::{Processor, ProcessorConfig, RawObject};
 
+/// The transform of pods: managedFields stripped when `strip`, Secrets' values and the
+/// paths of `rules` hashed with a fixed key.
+pub(crate) fn transform(
+    strip: bool,
+    rules: Vec<super::transform::ResolvedRule>,
+) -> super::transform::ObjectTransform {
+    let key = super::redact::RedactionKey::new(b"test-key".to_vec(), super::redact::KeySource::Env);
+    super::transform::Transforms::new(strip, true, key, rules).for_resource(&pods(), || {
+        prometheus::IntCounter::new("redacted", "test").expect("counter")
+    })
+}
+
 pub(crate) fn pods() -> Arc<ResourceId> {
     Arc::new(ResourceId {
         group: String::new(),

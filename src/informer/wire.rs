@@ -3,11 +3,16 @@
 
 use std::collections::BTreeMap;
 
+use std::fmt;
+
 use kubebridge_sinks::ResourceId;
 use serde::Deserialize;
+use serde::de::{Deserializer as _, IgnoredAny, MapAccess, Visitor};
+use serde_json::error::Category;
 use serde_json::value::RawValue;
 
 use super::RawObject;
+use super::list_page::{Items, Key};
 use super::transform::ObjectTransform;
 use crate::kube::api::{self, ApiError};
 
@@ -49,13 +54,6 @@ impl WatchEvent {
 }
 
 #[derive(Deserialize)]
-struct RawWatchEvent {
-    #[serde(rename = "type")]
-    kind: String,
-    object: Box<RawValue>,
-}
-
-#[derive(Deserialize)]
 struct Bookmark {
     metadata: BookmarkMeta,
 }
@@ -89,18 +87,45 @@ pub(super) fn decode_event(
 ) -> Result<WatchEvent, BadLine> {
     let malformed =
         |what: &str, e: serde_json::Error| BadLine::Malformed(format!("{what}: {}", describe(&e)));
-    let event: RawWatchEvent =
-        serde_json::from_slice(line).map_err(|e| malformed("not a watch event", e))?;
-    let object = |raw| {
-        RawObject::decode(raw, resource, transform)
-            .map_err(|e| malformed("an object without the metadata every object has", e))
+    let no_metadata = "an object without the metadata every object has";
+    let api_version = resource.api_version();
+    let mut objects = Items::new(&resource.kind, &api_version, transform);
+    let mut de = serde_json::Deserializer::from_slice(line);
+    let (kind, object) = de
+        .deserialize_map(EventVisitor {
+            objects: &mut objects,
+        })
+        .and_then(|event| de.end().map(|()| event))
+        .map_err(|e| {
+            // A syntax error or an early end is the line's, wherever it is.
+            let inside = objects.failed_in_object() && matches!(e.classify(), Category::Data);
+            malformed(
+                if inside {
+                    no_metadata
+                } else {
+                    "not a watch event"
+                },
+                e,
+            )
+        })?;
+    let object = object.ok_or_else(|| {
+        malformed(
+            "not a watch event",
+            serde::de::Error::missing_field("object"),
+        )
+    })?;
+    let decoded = |object: EventObject<'_>| match object {
+        EventObject::Decoded(o) => Ok(o),
+        // `object` came before `type` (no API server writes that): decoded on its own.
+        EventObject::Raw(raw) => RawObject::decode(raw.to_owned(), resource, transform)
+            .map_err(|e| malformed(no_metadata, e)),
     };
-    Ok(match event.kind.as_str() {
-        "ADDED" => WatchEvent::Added(object(event.object)?),
-        "MODIFIED" => WatchEvent::Modified(object(event.object)?),
-        "DELETED" => WatchEvent::Deleted(object(event.object)?),
+    Ok(match kind.as_str() {
+        "ADDED" => WatchEvent::Added(decoded(object)?),
+        "MODIFIED" => WatchEvent::Modified(decoded(object)?),
+        "DELETED" => WatchEvent::Deleted(decoded(object)?),
         "BOOKMARK" => {
-            let bookmark: Bookmark = serde_json::from_str(event.object.get())
+            let bookmark: Bookmark = serde_json::from_str(object.text())
                 .map_err(|e| malformed("a bookmark without metadata", e))?;
             let meta = bookmark.metadata;
             WatchEvent::Bookmark {
@@ -112,13 +137,64 @@ pub(super) fn decode_event(
             }
         }
         "ERROR" => {
-            return Err(BadLine::Status(api::status_from_event(
-                path,
-                event.object.get(),
-            )));
+            return Err(BadLine::Status(api::status_from_event(path, object.text())));
         }
-        _ => WatchEvent::Unknown(event.kind),
+        _ => WatchEvent::Unknown(kind),
     })
+}
+
+/// A watch event's object: an object of the watched resource, decoded while the line is
+/// read (one scan), or, for bookmarks, errors and anything unknown, its text.
+enum EventObject<'de> {
+    Decoded(RawObject),
+    Raw(&'de RawValue),
+}
+
+impl EventObject<'_> {
+    /// The text of an object that was not decoded (a decoded one is no bookmark or
+    /// error: its event type said so).
+    fn text(&self) -> &str {
+        match self {
+            EventObject::Raw(raw) => raw.get(),
+            EventObject::Decoded(o) => o.raw.get(),
+        }
+    }
+}
+
+/// Reads `type`, then `object` as what `type` says it is: the API server writes `type`
+/// first, so an object of the resource is decoded as the line is read.
+struct EventVisitor<'p, 'a, 'de> {
+    objects: &'p mut Items<'a, 'de>,
+}
+
+impl<'de> Visitor<'de> for EventVisitor<'_, '_, 'de> {
+    type Value = (String, Option<EventObject<'de>>);
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a watch event")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (mut kind, mut object) = (None::<String>, None);
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            match key.as_ref() {
+                "type" => kind = Some(map.next_value()?),
+                "object" => {
+                    object = Some(match kind.as_deref() {
+                        Some("ADDED" | "MODIFIED" | "DELETED") => {
+                            EventObject::Decoded(map.next_value_seed(self.objects.object())?)
+                        }
+                        _ => EventObject::Raw(map.next_value::<&'de RawValue>()?),
+                    });
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let kind = kind.ok_or_else(|| serde::de::Error::missing_field("type"))?;
+        Ok((kind, object))
+    }
 }
 
 /// Where a JSON decode failed, without quoting the input: serde's own messages can
@@ -193,6 +269,107 @@ mod tests {
         let secret_line = br#"{"type":"ADDED","object":{"kind":"Secret","data":{"k":"c2VjcmV0"}"#;
         assert_eq!(log_prefix(secret_line, &pods, &none), None);
         assert_eq!(log_prefix(b"garbage", &resource("Secret"), &none), None);
+    }
+
+    fn decode(line: &str, transform: &ObjectTransform) -> Result<WatchEvent, BadLine> {
+        decode_event(line.as_bytes(), &resource("Pod"), transform, "/p")
+    }
+
+    fn malformed(line: &str) -> String {
+        match decode(line, &ObjectTransform::none()) {
+            Err(BadLine::Malformed(detail)) => detail,
+            _ => panic!("{line} is malformed"),
+        }
+    }
+
+    #[test]
+    fn an_event_object_is_decoded_as_the_line_is_read() {
+        let pod = r#"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"a","namespace":"ns","uid":"u","resourceVersion":"7","managedFields":[{"manager":"m"}]},"spec":{"x":"\"}"}}"#;
+        for (kind, line) in [
+            (
+                "MODIFIED",
+                format!(r#"{{"type":"MODIFIED","object":{pod}}}"#),
+            ),
+            // `object` before `type` (no API server writes that) decodes the same.
+            (
+                "MODIFIED",
+                format!(r#"{{"object":{pod},"type":"MODIFIED"}}"#),
+            ),
+            (
+                "DELETED",
+                format!(r#" {{ "type" : "DELETED" , "object" : {pod} }} "#),
+            ),
+        ] {
+            let (Ok(WatchEvent::Modified(o)) | Ok(WatchEvent::Deleted(o))) =
+                decode(&line, &ObjectTransform::none())
+            else {
+                panic!("{kind}: {line}");
+            };
+            assert_eq!(
+                (
+                    o.key().as_str(),
+                    o.uid.as_str(),
+                    o.resource_version.as_str()
+                ),
+                ("ns/a", "u", "7")
+            );
+            assert_eq!(o.raw.get(), pod, "kept byte for byte");
+        }
+        let stripping = crate::informer::testing::transform(true, Vec::new());
+        let Ok(WatchEvent::Added(o)) =
+            decode(&format!(r#"{{"type":"ADDED","object":{pod}}}"#), &stripping)
+        else {
+            panic!("added");
+        };
+        assert_eq!(
+            o.raw.get(),
+            pod.replace(r#","managedFields":[{"manager":"m"}]"#, ""),
+            "managedFields stripped, nothing else touched"
+        );
+    }
+
+    #[test]
+    fn bookmarks_errors_and_unknown_types() {
+        let none = ObjectTransform::none();
+        let bookmark = r#"{"type":"BOOKMARK","object":{"kind":"Pod","metadata":{"resourceVersion":"9","annotations":{"k8s.io/initial-events-end":"true"}}}}"#;
+        assert!(matches!(
+            decode(bookmark, &none),
+            Ok(WatchEvent::Bookmark { ends_initial_events: true, resource_version: Some(rv) }) if rv == "9"
+        ));
+        let error = r#"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","status":"Failure","message":"too old","reason":"Expired","code":410}}"#;
+        assert!(matches!(decode(error, &none), Err(BadLine::Status(_))));
+        assert!(matches!(
+            decode(r#"{"type":"SOMETHING","object":{}}"#, &none),
+            Ok(WatchEvent::Unknown(t)) if t == "SOMETHING"
+        ));
+    }
+
+    #[test]
+    fn what_is_wrong_with_a_line_is_named() {
+        for line in [
+            "garbage",
+            r#"{"type":"ADDED"}"#,
+            r#"{"object":{}}"#,
+            r#"{"type":"ADDED","object":{"metadata":{"name":"a"}}} trailing"#,
+            r#"{"type":"ADDED","object":{"metadata":{"name":"a"}"#,
+        ] {
+            assert!(
+                malformed(line).starts_with("not a watch event"),
+                "{line}: {}",
+                malformed(line)
+            );
+        }
+        for line in [
+            r#"{"type":"ADDED","object":{"kind":"Pod"}}"#,
+            r#"{"type":"MODIFIED","object":{"metadata":{"name":7}}}"#,
+            r#"{"object":{"kind":"Pod"},"type":"DELETED"}"#,
+        ] {
+            assert!(
+                malformed(line).starts_with("an object without the metadata every object has"),
+                "{line}: {}",
+                malformed(line)
+            );
+        }
     }
 
     #[test]

@@ -1,10 +1,8 @@
 use kubebridge_sim::{ReplayConfig, ReplayData};
-use prometheus::IntCounter;
 
 use super::*;
-use crate::informer::redact::{KeySource, RedactionKey};
-use crate::informer::testing::pods;
-use crate::informer::transform::{ResolvedRule, Transforms};
+use crate::informer::testing::{pods, transform};
+use crate::informer::transform::ResolvedRule;
 
 fn page(continue_token: &str, items: &[&str]) -> String {
     format!(
@@ -15,13 +13,6 @@ fn page(continue_token: &str, items: &[&str]) -> String {
 
 fn decode(body: &str, transform: &ObjectTransform) -> Result<ListPage, ApiError> {
     decode_page(body.as_bytes(), &pods(), transform, "/api/v1/pods")
-}
-
-fn transform(strip: bool, rules: Vec<ResolvedRule>) -> ObjectTransform {
-    let key = RedactionKey::new(b"test-key".to_vec(), KeySource::Env);
-    Transforms::new(strip, true, key, rules).for_resource(&pods(), || {
-        IntCounter::new("redacted", "test").expect("counter")
-    })
 }
 
 /// What the item-by-item decode (the watch path's) makes of `item`.
