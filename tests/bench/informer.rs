@@ -31,7 +31,8 @@
 //! `BENCH_EVENTS` = 100 000, `BENCH_RUNS` = 5). Under `cargo test` it runs at a smoke
 //! size, so the benchmark itself is known to work. `BENCH_ONLY=sync` runs only the
 //! initial sync figures (against the bare download of the same pages with gzip, as
-//! kubebridge asks, and without), `BENCH_ONLY=resync` only the resync figure;
+//! kubebridge asks, and without), `BENCH_ONLY=resync` only the resync figure,
+//! `BENCH_ONLY=watch` only the watch throughput figures;
 //! `BENCH_RESYNC_PERIOD` (seconds) sets its period, which must outlast the initial sync
 //! (when it does not, the run is retried with twice the period).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
@@ -78,6 +79,11 @@ fn main() {
         cores(),
         load_average()
     );
+    if std::env::var("BENCH_ONLY").is_ok_and(|only| only == "watch") {
+        let stream = Replay::start(dir.path(), "stream", STREAM_LISTED, events);
+        watch_figures(&stream, events, runs);
+        return;
+    }
     let sync = Replay::start(dir.path(), "sync", pods, 0);
     // The first replay must start after the initial sync is on stdout: a period beyond
     // a release build's sync (about 6 s for 100 000 pods, gzip included) or a debug build's smoke-size
