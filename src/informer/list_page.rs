@@ -338,8 +338,7 @@ impl<'de> Visitor<'de> for ItemVisitor<'_, '_, 'de> {
 /// only safe way to a `RawValue` without that is `to_raw_value`, which grows a buffer
 /// of its own from 128 bytes for every object; those transient buffers between the
 /// long-lived objects cost 100 MiB more RSS for 100 000 pods with managedFields
-/// kept, for 25% fewer
-/// instructions per pod (callgrind).
+/// kept, for 25% fewer instructions per pod (callgrind).
 fn build(
     object: &Object<'_, '_>,
     transform: &ObjectTransform,
