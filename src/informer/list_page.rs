@@ -348,6 +348,12 @@ impl<'de> Visitor<'de> for ItemVisitor<'_, '_, 'de> {
 /// Writes `object` as JSON into the
 /// `Arc` that keeps it, after the transform's redaction (which re-reads it: only
 /// resources with redaction rules pay for that).
+///
+/// The written text is validated again (read into a `Box<RawValue>`): serde_json's
+/// only safe way to a `RawValue` without that is `to_raw_value`, which grows a buffer
+/// of its own from 128 bytes for every object; those transient buffers between the
+/// long-lived objects cost 100 MiB more RSS for 100 000 pods with managedFields
+/// kept, for 25% fewer instructions per pod (callgrind).
 fn build(
     object: &Object<'_, '_>,
     transform: &ObjectTransform,
