@@ -12,7 +12,7 @@ use serde_json::error::Category;
 use serde_json::value::RawValue;
 
 use super::RawObject;
-use super::list_page::{Items, Key};
+use super::list_page::{Items, Key, Writing};
 use super::transform::ObjectTransform;
 use crate::kube::api::{self, ApiError};
 
@@ -89,7 +89,7 @@ pub(super) fn decode_event(
         |what: &str, e: serde_json::Error| BadLine::Malformed(format!("{what}: {}", describe(&e)));
     let no_metadata = "an object without the metadata every object has";
     let api_version = resource.api_version();
-    let mut objects = Items::new(&resource.kind, &api_version, transform);
+    let mut objects = Items::new(&resource.kind, &api_version, transform, Writing::Trusted);
     let mut de = serde_json::Deserializer::from_slice(line);
     let (kind, object) = de
         .deserialize_map(EventVisitor {
