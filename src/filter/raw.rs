@@ -32,7 +32,13 @@ fn level(text: &str) -> Option<Level<'_>> {
 type Members<'a> = Vec<Member<'a>>;
 
 /// Whether two objects' members are equal once every path `at` matches is left out.
-fn members_equal(a: &Members<'_>, b: &Members<'_>, at: &Cursor<'_>) -> bool {
+/// `split` holds, for one key, both values already split into their members.
+fn members_equal(
+    a: &Members<'_>,
+    b: &Members<'_>,
+    at: &Cursor<'_>,
+    split: Option<(&str, &Members<'_>, &Members<'_>)>,
+) -> bool {
     let mut compared = 0;
     for (key, va) in a {
         let below = at.child(key.as_ref());
@@ -42,7 +48,13 @@ fn members_equal(a: &Members<'_>, b: &Members<'_>, at: &Cursor<'_>) -> bool {
         match b.iter().find(|(k, _)| k == key) {
             Some((_, vb)) => {
                 compared += 1;
-                if !equal_text(va, vb, &below) {
+                let equal = match split {
+                    Some((k, sa, sb)) if k == key => {
+                        va == vb || (!below.leaf() && members_equal(sa, sb, &below, None))
+                    }
+                    _ => equal_text(va, vb, &below),
+                };
+                if !equal {
                     return false;
                 }
             }
@@ -77,14 +89,20 @@ fn equal_text(a: &str, b: &str, at: &Cursor<'_>) -> bool {
     // order): split only up to them, and compare what follows as bytes when that is
     // the same in both (where it is not, split both whole below).
     if let Some(wanted) = at.literal_keys()
-        && let Some((ma, rest_a)) = scan::members_until(a, &wanted)
-        && let Some((mb, rest_b)) = scan::members_until(b, &wanted)
-        && rest_a == rest_b
+        && let Some(ea) = scan::members_until(a, &wanted)
+        && let Some(eb) = scan::members_until(b, &wanted)
+        && ea.rest == eb.rest
     {
-        return members_equal(&ma, &mb, at);
+        let split = match (&ea.last, &eb.last, ea.members.last(), eb.members.last()) {
+            (Some(sa), Some(sb), Some((ka, _)), Some((kb, _))) if ka == kb => {
+                Some((ka.as_ref(), sa, sb))
+            }
+            _ => None,
+        };
+        return members_equal(&ea.members, &eb.members, at, split);
     }
     match (level(a), level(b)) {
-        (Some(Level::Object(a)), Some(Level::Object(b))) => members_equal(&a, &b, at),
+        (Some(Level::Object(a)), Some(Level::Object(b))) => members_equal(&a, &b, at, None),
         (Some(Level::Array(a)), Some(Level::Array(b))) => {
             let mut index = String::new();
             for i in 0..a.len().max(b.len()) {

@@ -25,29 +25,57 @@ pub(super) fn members(text: &str) -> Option<Vec<Member<'_>>> {
     split.finish().then_some(out)
 }
 
+/// An object split up to the members a comparison needs.
+pub(super) struct Early<'a> {
+    /// The members up to and including the last wanted one (all, if one is missing).
+    pub(super) members: Vec<Member<'a>>,
+    /// The last wanted member's value split into its members, when it is an object:
+    /// split while it was scanned, so the comparison that goes down into it does not
+    /// scan it a second time.
+    pub(super) last: Option<Vec<Member<'a>>>,
+    /// The text after the last member split, which the caller may compare as bytes
+    /// instead of splitting it.
+    pub(super) rest: &'a str,
+}
+
 /// The members of the object `text` up to and including the last of `wanted` (in the
-/// object's order), or all of them if some wanted key is not there; and the text after
-/// the last member split, which the caller may compare as bytes instead of splitting it.
-pub(super) fn members_until<'a>(
-    text: &'a str,
-    wanted: &[&str],
-) -> Option<(Vec<Member<'a>>, &'a str)> {
+/// object's order), or all of them if some wanted key is not there.
+pub(super) fn members_until<'a>(text: &'a str, wanted: &[&str]) -> Option<Early<'a>> {
     let mut seen = vec![false; wanted.len()];
-    let mut out = Vec::with_capacity(16);
+    let mut members = Vec::with_capacity(16);
     let mut split = Split::object(text)?;
-    while let Some(member) = split.next_member()? {
-        if let Some(i) = wanted.iter().position(|w| *w == member.0) {
+    let bytes = text.as_bytes();
+    while let Some((key, start)) = split.next_key()? {
+        if let Some(i) = wanted.iter().position(|w| *w == key) {
             seen[i] = true;
         }
-        out.push(member);
         if seen.iter().all(|s| *s) {
-            break;
+            let (end, last) = if bytes.get(start) == Some(&b'{') {
+                let mut inner = Split::object_at(text, start)?;
+                let mut split_members = Vec::with_capacity(16);
+                while let Some(member) = inner.next_member()? {
+                    split_members.push(member);
+                }
+                (inner.end(), Some(split_members))
+            } else {
+                (value_end(bytes, start)?, None)
+            };
+            members.push((key, text.get(start..end)?));
+            return Some(Early {
+                members,
+                last,
+                rest: text.get(end..)?,
+            });
         }
+        let end = value_end(bytes, start)?;
+        split.value_ends_at(end);
+        members.push((key, text.get(start..end)?));
     }
-    if split.done && !split.finish() {
-        return None;
-    }
-    Some((out, text.get(split.at..)?))
+    split.finish().then_some(Early {
+        members,
+        last: None,
+        rest: text.get(split.at..)?,
+    })
 }
 
 /// The elements of the array `text`, in their order.
@@ -85,9 +113,14 @@ struct Split<'a> {
 
 impl<'a> Split<'a> {
     fn object(text: &'a str) -> Option<Split<'a>> {
-        (text.as_bytes().first() == Some(&b'{')).then_some(Split {
+        Split::object_at(text, 0)
+    }
+
+    /// The object that opens at `start` in `text` (and may be followed by more text).
+    fn object_at(text: &'a str, start: usize) -> Option<Split<'a>> {
+        (text.as_bytes().get(start) == Some(&b'{')).then_some(Split {
             text,
-            at: 1,
+            at: start + 1,
             first: true,
             done: false,
         })
@@ -96,11 +129,23 @@ impl<'a> Split<'a> {
     /// The next member; `Some(None)` at the closing brace, `None` for text that is not
     /// an object.
     fn next_member(&mut self) -> Option<Option<Member<'a>>> {
+        let Some((key, start)) = self.next_key()? else {
+            return Some(None);
+        };
+        let end = value_end(self.text.as_bytes(), start)?;
+        self.value_ends_at(end);
+        Some(Some((key, self.text.get(start..end)?)))
+    }
+
+    /// The next member's key and where its value starts; `Some(None)` at the closing
+    /// brace. The caller finds the value's end and says where ([`Split::value_ends_at`]).
+    fn next_key(&mut self) -> Option<Option<(Cow<'a, str>, usize)>> {
         let bytes = self.text.as_bytes();
         let mut at = skip_space(bytes, self.at);
         match bytes.get(at)? {
             b'}' => {
                 self.done = true;
+                self.at = at;
                 return Some(None);
             }
             b',' if !self.first => at = skip_space(bytes, at + 1),
@@ -113,20 +158,22 @@ impl<'a> Split<'a> {
         if *bytes.get(at)? != b':' {
             return None;
         }
-        at = skip_space(bytes, at + 1);
-        let end = value_end(bytes, at)?;
+        Some(Some((key, skip_space(bytes, at + 1))))
+    }
+
+    fn value_ends_at(&mut self, end: usize) {
         self.at = end;
         self.first = false;
-        Some(Some((key, self.text.get(at..end)?)))
+    }
+
+    /// Just after the closing brace, once it has been reached.
+    fn end(&self) -> usize {
+        self.at + 1
     }
 
     /// Whether the object ended where expected: nothing but space after its brace.
     fn finish(&self) -> bool {
-        self.done && {
-            let bytes = self.text.as_bytes();
-            let close = skip_space(bytes, self.at);
-            skip_space(bytes, close + 1) == bytes.len()
-        }
+        self.done && skip_space(self.text.as_bytes(), self.end()) == self.text.len()
     }
 }
 
@@ -244,11 +291,18 @@ mod tests {
     #[test]
     fn stops_after_the_wanted_members() {
         let text = r#"{"kind":"Pod","metadata":{"name":"a"},"spec":{"x":1}}"#;
-        let (members, rest) = members_until(text, &["metadata"]).expect("found");
-        assert_eq!(members.len(), 2);
-        assert_eq!(rest, r#","spec":{"x":1}}"#);
-        let (members, rest) = members_until(text, &["status"]).expect("all split");
-        assert_eq!((members.len(), rest), (3, "}"));
+        let early = members_until(text, &["metadata"]).expect("found");
+        assert_eq!(early.members.len(), 2);
+        assert_eq!(early.members[1].1, r#"{"name":"a"}"#);
+        assert_eq!(early.last.expect("split")[0].1, r#""a""#);
+        assert_eq!(early.rest, r#","spec":{"x":1}}"#);
+        let early = members_until(text, &["status"]).expect("all split");
+        assert_eq!(
+            (early.members.len(), early.last.is_none(), early.rest),
+            (3, true, "}")
+        );
+        let early = members_until(text, &["kind"]).expect("a scalar last");
+        assert_eq!((early.members.len(), early.last.is_none()), (1, true));
         assert!(members_until("{\"a\":1}}", &["b"]).is_none());
     }
 
