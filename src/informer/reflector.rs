@@ -542,7 +542,7 @@ impl Reflector {
                 body::read_page(&self.client, url, cap, idle).await
             }
         };
-        let page = match self.decode_page(body, &path, &mut pages) {
+        let page = match self.decode_page(body, &path, &mut pages).await {
             Ok(page) => page,
             Err(e) => return self.list_failed(e, pages),
         };
@@ -566,6 +566,27 @@ impl Reflector {
         Ok((Some(delta), next))
     }
 
+    /// Decodes a page on tokio's blocking pool. A page takes milliseconds of CPU, and a
+    /// task spawned by a runtime worker (the page asked for ahead, and the client tasks
+    /// it wakes) waits in that worker's own slot, which no other worker may take, until
+    /// the worker is free again: decoded on the worker, the page asked for ahead would
+    /// not even be requested before the decode ended.
+    async fn decode_aside(&self, bytes: Bytes, path: &str) -> Result<ListPage, ApiError> {
+        let (resource, transform) = (self.resource.id.clone(), self.transform.clone());
+        let owned = path.to_owned();
+        let decode = move || list_page::decode_page(&bytes, &resource, &transform, &owned);
+        match tokio::task::spawn_blocking(decode).await {
+            Ok(page) => page,
+            // A panic in the decode is a bug: it ends the reflector as it would have.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // The runtime is shutting down.
+            Err(e) => Err(ApiError::Decode {
+                path: path.to_owned(),
+                detail: format!("the decode of a LIST page did not finish: {e}"),
+            }),
+        }
+    }
+
     /// The URL of the LIST page after `continue_token` (the first page: `None`).
     fn page_url(&self, pages: &Pages, continue_token: Option<&str>) -> Url {
         let url = self.url().param_opt("continue", continue_token);
@@ -581,7 +602,7 @@ impl Reflector {
     /// decoded, so the list takes about the longer of the two, not their sum. One page
     /// ahead and no more, so at most two pages' bytes are held at once. A failure is
     /// counted by its reason (and the page asked for ahead, abandoned).
-    fn decode_page(
+    async fn decode_page(
         &self,
         body: Result<Bytes, PageError>,
         path: &str,
@@ -594,7 +615,7 @@ impl Reflector {
                     let (cap, idle) = (self.config.max_page_bytes, self.config.watch_idle_timeout);
                     (token, PageFetch::start(self.client.clone(), url, cap, idle))
                 });
-                let page = list_page::decode_page(&bytes, &self.resource.id, &self.transform, path);
+                let page = self.decode_aside(bytes, path).await;
                 if let (Ok(page), Some((token, ahead))) = (&page, ahead)
                     && page.continue_token.as_ref() == Some(&token)
                 {
