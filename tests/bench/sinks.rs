@@ -10,8 +10,8 @@
 //!   is confirmed deliveries per second from the 10% mark of the events to the last
 //!   (kubebridge), or over a fixed window (bare).
 //! - **the sink alone**: kubebridge's real sink, built as for the watch run, fed the
-//!   notifications that run captured during its warm-up (recycled, each copy with its
-//!   own resourceVersion so JetStream's duplicate window drops none) through the `Sink`
+//!   notifications that run captured during its warm-up (recycled; for JetStream each
+//!   copy with its own resourceVersion, so the duplicate window drops none) through the `Sink`
 //!   trait in the batch sizes the run recorded, over the bare producer's window. It tells
 //!   what the sink costs apart from the watch path, which tops out in this process below
 //!   what the bare clients confirm.
@@ -24,7 +24,10 @@
 //!
 //! Needs the brokers: `source tests/brokers.sh && start_brokers`, then
 //! `cargo bench --bench sinks` (full size; `BENCH_EVENTS`, `BENCH_RUNS`,
-//! `BENCH_LATENCY_SECONDS` override). Without `--bench` (as under `cargo test`) it runs a
+//! `BENCH_LATENCY_SECONDS`, `BENCH_WINDOW_SECONDS` override; `BENCH_SINKS=nats,kafka`
+//! measures only those sinks). For a profile of one producer, run it under
+//! `perf record -k CLOCK_REALTIME` with `RUST_LOG=sinks=info`: each measurement's window
+//! is logged in wall-clock seconds, for `perf report --time START,END`. Without `--bench` (as under `cargo test`) it runs a
 //! smoke size; there, with the broker variables unset, `KUBEBRIDGE_SKIP_BROKERS=1` skips it.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -87,6 +90,9 @@ async fn main() {
     }
     print_null_report(&null);
     for kind in [Kind::Kafka, Kind::Nats, Kind::JetStream] {
+        if !size.sinks.iter().any(|s| s == kind.name()) {
+            continue;
+        }
         let (mut fast, mut paced) = (Runs::default(), Runs::default());
         for _ in 0..size.runs {
             let run = run_kubebridge(sink(kind, &brokers).await, &feeds.fast, &size).await;
@@ -185,6 +191,8 @@ struct Size {
     /// The bare producers' warm-up and window.
     warmup: Duration,
     window: Duration,
+    /// The sinks to measure (`BENCH_SINKS`, comma-separated; all by default).
+    sinks: Vec<String>,
 }
 
 impl Size {
@@ -196,7 +204,12 @@ impl Size {
             latency_seconds: env_or("BENCH_LATENCY_SECONDS", if full { 10 } else { 1 }),
             runs: env_or("BENCH_RUNS", if full { 3 } else { 1 }).max(1) as usize,
             warmup: Duration::from_millis(if full { 1000 } else { 300 }),
-            window: Duration::from_secs(if full { 5 } else { 1 }),
+            window: Duration::from_secs(env_or("BENCH_WINDOW_SECONDS", if full { 5 } else { 1 })),
+            sinks: std::env::var("BENCH_SINKS")
+                .unwrap_or_else(|_| "kafka,nats,jetstream".into())
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .collect(),
         }
     }
 }
@@ -315,6 +328,15 @@ impl Kind {
                 b.nats,
                 b.stream()
             ),
+        }
+    }
+
+    /// The name `BENCH_SINKS` selects it by.
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Kafka => "kafka",
+            Kind::Nats => "nats",
+            Kind::JetStream => "jetstream",
         }
     }
 
@@ -589,6 +611,17 @@ trait Bare {
     fn overhead(&self) -> Duration {
         Duration::ZERO
     }
+
+    /// Which producer this is, for the log.
+    fn name(&self) -> &'static str;
+}
+
+/// Now, in seconds since the Unix epoch: the clock `perf record -k CLOCK_REALTIME` uses.
+fn epoch_seconds() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
 }
 
 /// Cycles through the captured items in the recorded batch sizes.
@@ -647,6 +680,7 @@ async fn run_bare<B: Bare>(
         None => size.window,
     };
     let start = Instant::now();
+    let window_start = epoch_seconds();
     let overhead_before = bare.overhead();
     let mut sent = 0u64;
     let mut latencies = Vec::new();
@@ -661,6 +695,12 @@ async fn run_bare<B: Bare>(
         batches.push(batch.len());
         latencies.extend(bare.send(&batch).await);
     }
+    tracing::info!(
+        producer = bare.name(),
+        paced = paced.is_some(),
+        "window {window_start:.6},{:.6}",
+        epoch_seconds()
+    );
     let elapsed = start
         .elapsed()
         .saturating_sub(bare.overhead() - overhead_before);
@@ -670,6 +710,9 @@ async fn run_bare<B: Bare>(
 /// kubebridge's real sink, fed through the `Sink` trait alone (no watch, no queue).
 struct SinkAlone {
     sink: Box<dyn Sink>,
+    /// Whether each message must carry a new id (JetStream, whose duplicate window would
+    /// otherwise acknowledge a recycled notification without storing it).
+    fresh_ids: bool,
     /// Copies published so far: each copy's resourceVersion gets this as a suffix, so
     /// its id (`uid:resourceVersion:type`, JetStream's `Nats-Msg-Id`) is new and the
     /// stream stores it as it stores the bare producer's messages.
@@ -682,6 +725,7 @@ impl SinkAlone {
     async fn new(kind: Kind, brokers: &Brokers) -> SinkAlone {
         SinkAlone {
             sink: sink(kind, brokers).await,
+            fresh_ids: matches!(kind, Kind::JetStream),
             copies: 0,
             copying: Duration::ZERO,
         }
@@ -696,6 +740,9 @@ impl Bare for SinkAlone {
         let batch: Vec<Arc<Notification>> = batch
             .iter()
             .map(|n| {
+                if !self.fresh_ids {
+                    return Arc::clone(n);
+                }
                 self.copies += 1;
                 let mut copy = Notification::clone(n);
                 copy.resource_version = format!("{}{}", n.resource_version, self.copies);
@@ -728,6 +775,10 @@ impl Bare for SinkAlone {
     fn overhead(&self) -> Duration {
         self.copying
     }
+
+    fn name(&self) -> &'static str {
+        "sink alone"
+    }
 }
 
 struct BareKafka {
@@ -759,6 +810,10 @@ async fn delivered(enqueued: Instant, report: DeliveryFuture) -> Duration {
 
 impl Bare for BareKafka {
     type Item = Payload;
+
+    fn name(&self) -> &'static str {
+        "bare"
+    }
 
     async fn send(&mut self, batch: &[&Payload]) -> Vec<Duration> {
         let mut pending: VecDeque<(Instant, DeliveryFuture)> = VecDeque::new();
@@ -818,6 +873,10 @@ async fn connect_nats(b: &Brokers) -> async_nats::Client {
 impl Bare for BareNats {
     type Item = Payload;
 
+    fn name(&self) -> &'static str {
+        "bare"
+    }
+
     async fn send(&mut self, batch: &[&Payload]) -> Vec<Duration> {
         let mut enqueued = Vec::with_capacity(batch.len());
         for p in batch {
@@ -849,6 +908,10 @@ impl BareJetStream {
 
 impl Bare for BareJetStream {
     type Item = Payload;
+
+    fn name(&self) -> &'static str {
+        "bare"
+    }
 
     async fn send(&mut self, batch: &[&Payload]) -> Vec<Duration> {
         let mut pending = VecDeque::new();
@@ -908,7 +971,7 @@ fn print_header(size: &Size) {
         size.warmup.as_secs_f64()
     );
     println!(
-        "  sink alone: kubebridge's sink fed the captured notifications (a new resourceVersion per copy) \
+        "  sink alone: kubebridge's sink fed the captured notifications (JetStream: a new resourceVersion per copy) \
          through the Sink trait in the run's batch sizes, same window as bare"
     );
     println!(
