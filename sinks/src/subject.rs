@@ -104,15 +104,26 @@ impl Template {
 
     /// Fills the template for `n`, passing each placeholder's value through `clean`
     /// (literals are validated once, at parse time, by the caller).
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
     pub(crate) fn render(&self, n: &Notification, clean: impl Fn(&str, &mut String)) -> String {
         let mut out = String::with_capacity(64);
+        self.render_into(n, clean, &mut out);
+        out
+    }
+
+    /// [`Template::render`], appended to `out`.
+    pub(crate) fn render_into(
+        &self,
+        n: &Notification,
+        clean: impl Fn(&str, &mut String),
+        out: &mut String,
+    ) {
         for part in &self.parts {
             match part {
                 Part::Literal(s) => out.push_str(s),
-                Part::Field(f) => clean(f.value(n), &mut out),
+                Part::Field(f) => clean(f.value(n), out),
             }
         }
-        out
     }
 }
 
@@ -161,6 +172,15 @@ pub(crate) fn nats_token(value: &str, out: &mut String) {
         out.push('_');
         return;
     }
+    // Nearly every Kubernetes name is plain ASCII with nothing to replace: copy it whole
+    // (a control character, ASCII whitespace among them, sends it the slow way).
+    if value
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && !matches!(b, b'.' | b'*' | b'>'))
+    {
+        out.push_str(value);
+        return;
+    }
     out.extend(value.chars().map(|c| match c {
         '.' | '*' | '>' => '_',
         c if c.is_whitespace() || c.is_control() => '_',
@@ -174,6 +194,13 @@ pub(crate) fn nats_token(value: &str, out: &mut String) {
 pub(crate) fn kafka_topic_part(value: &str, out: &mut String) {
     if value.is_empty() {
         out.push('_');
+        return;
+    }
+    if value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        out.push_str(value);
         return;
     }
     out.extend(value.chars().map(|c| {
@@ -263,6 +290,38 @@ mod tests {
         assert_eq!(s, "core.v1.pods._.a_b___c");
         let s = t.render(&note("apps.k8s.io", Some("ns"), ""), nats_token);
         assert_eq!(s, "apps_k8s_io.v1.pods.ns._");
+    }
+
+    /// Plain names take the fast path, anything else is cleaned character by character;
+    /// both give what the rules say.
+    #[test]
+    fn tokens_with_and_without_anything_to_replace() {
+        let clean = |f: fn(&str, &mut String), value: &str| {
+            let mut out = String::from(">");
+            f(value, &mut out);
+            out
+        };
+        #[cfg(feature = "nats")]
+        for (value, want) in [
+            ("web-7d4b9c-x2x9z", ">web-7d4b9c-x2x9z"),
+            ("", ">_"),
+            ("a.b*c>d", ">a_b_c_d"),
+            ("tab\there\nnl", ">tab_here_nl"),
+            ("del\u{7f}", ">del_"),
+            ("caf\u{e9}.x", ">caf\u{e9}_x"),
+            ("nb\u{a0}sp", ">nb_sp"),
+        ] {
+            assert_eq!(clean(nats_token, value), want, "{value:?}");
+        }
+        #[cfg(feature = "kafka")]
+        for (value, want) in [
+            ("apps.k8s.io_v1-x", ">apps.k8s.io_v1-x"),
+            ("", ">_"),
+            ("a/b c", ">a_b_c"),
+            ("caf\u{e9}", ">caf_"),
+        ] {
+            assert_eq!(clean(kafka_topic_part, value), want, "{value:?}");
+        }
     }
 
     #[cfg(feature = "kafka")]

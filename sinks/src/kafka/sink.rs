@@ -210,18 +210,21 @@ impl Sink for KafkaSink {
         }
 
         for n in batch {
-            let message = Message::new(n, &self.config.topic, &self.options);
+            let mut message = Message::new(n, &self.config.topic, &self.options);
+            let mut record = message.record();
             loop {
-                match self.producer.producer.send_result(message.record()) {
+                match self.producer.producer.send_result(record) {
                     Ok(future) => {
                         pending.push_back(future);
                         break;
                     }
-                    Err((err, _record))
+                    Err((err, back))
                         if err.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull)
                             && !pending.is_empty() =>
                     {
-                        // Room frees up as reports arrive; wait for ours in order.
+                        // Room frees up as reports arrive; wait for ours in order, then
+                        // send the record librdkafka handed back.
+                        record = back;
                         confirm_oldest!();
                     }
                     Err((err, _record)) => {

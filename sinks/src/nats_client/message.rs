@@ -1,6 +1,9 @@
 //! One NATS message for a notification (subject, body, headers), core and JetStream.
 
+use std::borrow::Cow;
+
 use async_nats::HeaderMap;
+use async_nats::header::{HeaderName, IntoHeaderName};
 
 use crate::Notification;
 use crate::cloudevents::{self, Format};
@@ -34,11 +37,10 @@ impl Subjects {
 
     /// The full subject for `n`.
     pub fn subject_for(&self, n: &Notification) -> String {
-        let rest = self.template.render(n, subject::nats_token);
-        let mut s = String::with_capacity(self.prefix.len() + 1 + rest.len());
+        let mut s = String::with_capacity(self.prefix.len() + 96);
         s.push_str(&self.prefix);
         s.push('.');
-        s.push_str(&rest);
+        self.template.render_into(n, subject::nats_token, &mut s);
         s
     }
 }
@@ -52,7 +54,16 @@ pub(crate) fn message_for(
     let encoded = cloudevents::encode(n, format, source);
     let mut map = HeaderMap::new();
     for (name, value) in headers::headers(n, &encoded, format, Binding::Nats) {
-        map.insert(name.as_ref(), value.as_ref());
+        // Fixed names and computed values move in as they are: a `&str` would be
+        // checked and copied into a new allocation for every header of every message.
+        let name = match name {
+            Cow::Borrowed(name) => HeaderName::from_static(name),
+            Cow::Owned(name) => name.into_header_name(),
+        };
+        match value {
+            Cow::Borrowed(value) => map.insert(name, value),
+            Cow::Owned(value) => map.insert(name, value),
+        }
     }
     (encoded.body.into(), map)
 }
