@@ -87,7 +87,15 @@ impl Notification {
 }
 
 fn serialize_time<S: Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&Rfc3339Millis(*time))
+    let time = Rfc3339Millis(*time);
+    match time.to_bytes() {
+        // Digits and separators only: ASCII.
+        Some(bytes) => match std::str::from_utf8(&bytes) {
+            Ok(text) => s.serialize_str(text),
+            Err(_) => s.collect_str(&time),
+        },
+        None => s.collect_str(&time),
+    }
 }
 
 #[cfg(test)]

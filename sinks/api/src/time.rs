@@ -13,20 +13,57 @@ use std::time::{SystemTime, UNIX_EPOCH};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rfc3339Millis(pub SystemTime);
 
-impl fmt::Display for Rfc3339Millis {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Rfc3339Millis {
+    /// The text, written digit by digit into a fixed buffer: every notification is
+    /// stamped, and `write!` with padded fields cost more than the rest of the
+    /// envelope's fields together. `None` after the year 9999 (four digits).
+    pub fn to_bytes(self) -> Option<[u8; 24]> {
         let since = self.0.duration_since(UNIX_EPOCH).unwrap_or_default();
         let secs = since.as_secs();
         let (year, month, day) = civil_from_days(secs / 86_400);
+        if year > 9999 {
+            return None;
+        }
         let of_day = secs % 86_400;
-        write!(
-            f,
-            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-            of_day / 3600,
-            of_day % 3600 / 60,
-            of_day % 60,
-            since.subsec_millis()
-        )
+        let mut out = *b"0000-00-00T00:00:00.000Z";
+        let mut put = |at: usize, width: usize, mut value: u64| {
+            for i in (at..at + width).rev() {
+                // A digit: the remainder is below 10.
+                out[i] = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, month);
+        put(8, 2, day);
+        put(11, 2, of_day / 3600);
+        put(14, 2, of_day % 3600 / 60);
+        put(17, 2, of_day % 60);
+        put(20, 3, u64::from(since.subsec_millis()));
+        Some(out)
+    }
+}
+
+impl fmt::Display for Rfc3339Millis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.to_bytes() {
+            // Only ASCII digits and separators were written.
+            Some(bytes) => f.write_str(std::str::from_utf8(&bytes).map_err(|_| fmt::Error)?),
+            None => {
+                let since = self.0.duration_since(UNIX_EPOCH).unwrap_or_default();
+                let secs = since.as_secs();
+                let (year, month, day) = civil_from_days(secs / 86_400);
+                let of_day = secs % 86_400;
+                write!(
+                    f,
+                    "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+                    of_day / 3600,
+                    of_day % 3600 / 60,
+                    of_day % 60,
+                    since.subsec_millis()
+                )
+            }
+        }
     }
 }
 
@@ -70,6 +107,14 @@ mod tests {
         assert_eq!(
             Rfc3339Millis(at(1_735_689_599_999)).to_string(),
             "2024-12-31T23:59:59.999Z"
+        );
+        assert_eq!(
+            Rfc3339Millis(at(253_402_300_799_999)).to_string(),
+            "9999-12-31T23:59:59.999Z"
+        );
+        assert_eq!(
+            Rfc3339Millis(at(253_402_300_800_000)).to_string(),
+            "10000-01-01T00:00:00.000Z"
         );
         let before = UNIX_EPOCH - Duration::from_secs(1);
         assert_eq!(
