@@ -111,7 +111,11 @@ async fn main() {
             )
             .await;
             fast.bare
-                .push(bare_run(kind, &brokers, &run, &size, None).await);
+                .push(bare_run(kind, &brokers, &run, &size, None, false).await);
+            if kind.has_headers() {
+                fast.bare_headers
+                    .push(bare_run(kind, &brokers, &run, &size, None, true).await);
+            }
             fast.alone
                 .push(sink_alone_run(kind, &brokers, &run, &size, None).await);
             fast.kb.push(run);
@@ -125,7 +129,7 @@ async fn main() {
             let rate = Some(LATENCY_RATE);
             paced
                 .bare
-                .push(bare_run(kind, &brokers, &run, &size, rate).await);
+                .push(bare_run(kind, &brokers, &run, &size, rate, false).await);
             paced
                 .alone
                 .push(sink_alone_run(kind, &brokers, &run, &size, rate).await);
@@ -155,11 +159,30 @@ async fn bare_run(
     kb: &KubebridgeRun,
     size: &Size,
     paced: Option<f64>,
+    headers: bool,
 ) -> Measured {
     let items = &kb.samples;
     match kind {
-        Kind::Kafka => run_bare(&mut BareKafka::new(brokers), items, kb, size, paced).await,
-        Kind::Nats => run_bare(&mut BareNats::new(brokers).await, items, kb, size, paced).await,
+        Kind::Kafka => {
+            run_bare(
+                &mut BareKafka::new(brokers, headers),
+                items,
+                kb,
+                size,
+                paced,
+            )
+            .await
+        }
+        Kind::Nats => {
+            run_bare(
+                &mut BareNats::new(brokers, headers).await,
+                items,
+                kb,
+                size,
+                paced,
+            )
+            .await
+        }
         Kind::JetStream => {
             run_bare(
                 &mut BareJetStream::new(brokers).await,
@@ -368,6 +391,12 @@ impl Kind {
         }
     }
 
+    /// Whether the sink's messages carry headers the body-only bare client does not
+    /// send (JetStream's bare client is measured with its own publish path only).
+    fn has_headers(self) -> bool {
+        matches!(self, Kind::Kafka | Kind::Nats)
+    }
+
     fn bare_name(self) -> &'static str {
         match self {
             Kind::Kafka => "bare rdkafka FutureProducer",
@@ -383,10 +412,34 @@ struct Payload {
     key: String,
     subject: String,
     body: Bytes,
+    /// The headers the Kafka and NATS sinks put on the message (`type`, `origin`,
+    /// `resource`, `kubebridge-id`), built once, for the bare clients that send the
+    /// same messages, headers included.
+    nats_headers: async_nats::HeaderMap,
+    kafka_headers: rdkafka::message::OwnedHeaders,
 }
 
 impl Payload {
     fn of(n: &Notification) -> Payload {
+        let r = &n.resource;
+        let headers = [
+            ("type", n.event_type.as_str().to_owned()),
+            ("origin", n.origin.as_str().to_owned()),
+            (
+                "resource",
+                format!("{}/{}/{}", r.group, r.version, r.resource),
+            ),
+            ("kubebridge-id", n.id()),
+        ];
+        let mut nats_headers = async_nats::HeaderMap::new();
+        let mut kafka_headers = rdkafka::message::OwnedHeaders::new();
+        for (name, value) in &headers {
+            nats_headers.insert(*name, value.as_str());
+            kafka_headers = kafka_headers.insert(rdkafka::message::Header {
+                key: name,
+                value: Some(value.as_str()),
+            });
+        }
         Payload {
             key: n.key(),
             subject: format!(
@@ -395,6 +448,8 @@ impl Payload {
                 n.name
             ),
             body: n.to_json().into(),
+            nats_headers,
+            kafka_headers,
         }
     }
 }
@@ -548,6 +603,8 @@ struct Runs {
     kb: Vec<KubebridgeRun>,
     /// The bare client library.
     bare: Vec<Measured>,
+    /// The bare client library sending the sink's headers too (Kafka, NATS core).
+    bare_headers: Vec<Measured>,
     /// kubebridge's sink alone.
     alone: Vec<Measured>,
 }
@@ -825,10 +882,12 @@ impl Bare for SinkAlone {
 struct BareKafka {
     producer: FutureProducer,
     topic: String,
+    /// Whether each record carries the sink's headers.
+    headers: bool,
 }
 
 impl BareKafka {
-    fn new(b: &Brokers) -> BareKafka {
+    fn new(b: &Brokers, headers: bool) -> BareKafka {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &b.kafka);
         for (k, v) in KAFKA_SETTINGS {
@@ -837,6 +896,7 @@ impl BareKafka {
         BareKafka {
             producer: config.create().expect("a Kafka producer"),
             topic: format!("kbbench_{}_bare", b.run),
+            headers,
         }
     }
 }
@@ -863,6 +923,9 @@ impl Bare for BareKafka {
             let mut record = FutureRecord::<str, [u8]>::to(&self.topic)
                 .key(p.key.as_str())
                 .payload(&p.body[..]);
+            if self.headers {
+                record = record.headers(p.kafka_headers.clone());
+            }
             loop {
                 let enqueued = Instant::now();
                 match self.producer.send_result(record) {
@@ -894,13 +957,16 @@ fn is_queue_full(e: &KafkaError) -> bool {
 struct BareNats {
     client: async_nats::Client,
     prefix: String,
+    /// Whether each message carries the sink's headers.
+    headers: bool,
 }
 
 impl BareNats {
-    async fn new(b: &Brokers) -> BareNats {
+    async fn new(b: &Brokers, headers: bool) -> BareNats {
         BareNats {
             client: connect_nats(b).await,
             prefix: format!("kbbench{}bare", b.run),
+            headers,
         }
     }
 }
@@ -922,10 +988,15 @@ impl Bare for BareNats {
         let mut enqueued = Vec::with_capacity(batch.len());
         for p in batch {
             enqueued.push(Instant::now());
-            self.client
-                .publish(format!("{}.{}", self.prefix, p.subject), p.body.clone())
-                .await
-                .expect("bare nats publish");
+            let subject = format!("{}.{}", self.prefix, p.subject);
+            if self.headers {
+                self.client
+                    .publish_with_headers(subject, p.nats_headers.clone(), p.body.clone())
+                    .await
+            } else {
+                self.client.publish(subject, p.body.clone()).await
+            }
+            .expect("bare nats publish");
         }
         self.client.flush().await.expect("bare nats flush");
         enqueued.iter().map(Instant::elapsed).collect()
@@ -1093,6 +1164,15 @@ fn print_report(kind: Kind, b: &Brokers, fast: &Runs, paced: &Runs) {
         "sink alone / bare",
         ratio(a)
     );
+    if !fast.bare_headers.is_empty() {
+        // The same messages as the sink sends: body and headers.
+        let h = row("bare, same headers as the sink", fast.bare_headers.iter());
+        println!(
+            "  {:<30} {:>25.2}x   (target >= 0.8x)",
+            "sink alone / bare + headers",
+            a / h.max(f64::MIN_POSITIVE)
+        );
+    }
     println!(
         "  latency at {LATENCY_RATE:.0} changes/s (target p99: {}; measured from {:.0} s after the first confirmation):",
         kind.p99_target(),
