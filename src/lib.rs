@@ -101,7 +101,9 @@
 //!   (`informer::list_page`: identity, members and `managedFields` read as the page is
 //!   parsed, the object written from the borrowed member values, `kind`/`apiVersion`
 //!   first), and the reflector asks for the next page before decoding the current one
-//!   (one page ahead, on a task of its own), so the download and the decode overlap.
+//!   (one page ahead, on a task of its own; the decode runs on tokio's blocking pool,
+//!   since a task spawned by a busy worker is not taken by another one), so the
+//!   download and the decode overlap.
 //!   A watch event's object is decoded on its own (`RawObject::decode`) and keeps its
 //!   bytes as sent; the apimachinery crate's splice adds a `kind` it lacks.
 //! - **The queue is its own module, not part of `pipeline`.** The informer's processor

@@ -49,7 +49,8 @@ pub struct ReflectorConfig {
     /// buffered past this, and is handled as a malformed line (counted, relist).
     pub max_object_bytes: usize,
     /// The largest LIST page read; a larger one is an error (counted, retried with
-    /// backoff) that says to raise this or lower `page_size`.
+    /// backoff) that says to raise this or lower `page_size`. A list holds at most two
+    /// pages' bytes at once: the one being decoded and the next, downloading.
     pub max_page_bytes: usize,
     /// What is done to each object as it is decoded (redaction, managedFields
     /// stripping), before anything else sees it. The default changes nothing.
