@@ -173,6 +173,20 @@ mod tests {
         }
     }
 
+    #[test]
+    fn user_properties_win_over_the_defaults() {
+        let config = KafkaConfig::new(
+            "kafka://h1:1,h2:2/t",
+            &opts(&[("compression.type", "zstd")]),
+        )
+        .expect("valid");
+        assert_eq!(config.client.get("bootstrap.servers"), Some("h1:1,h2:2"));
+        assert_eq!(config.client.get("compression.type"), Some("zstd"));
+        assert_eq!(config.client.get("acks"), Some("all"));
+        assert_eq!(config.client.get("message.timeout.ms"), Some("0"));
+        assert_eq!(config.client.get("statistics.interval.ms"), Some("1000"));
+    }
+
     /// Each sensitive property, rejected by librdkafka or beside one that is, never
     /// shows its value (nor a part of it) in the error.
     #[test]
