@@ -88,13 +88,10 @@ impl Notification {
 
 fn serialize_time<S: Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
     let time = Rfc3339Millis(*time);
-    match time.to_bytes() {
-        // Digits and separators only: ASCII.
-        Some(bytes) => match std::str::from_utf8(&bytes) {
-            Ok(text) => s.serialize_str(text),
-            Err(_) => s.collect_str(&time),
-        },
-        None => s.collect_str(&time),
+    // The bytes are ASCII digits and separators: they are always a str.
+    match time.to_bytes().as_ref().map(|b| std::str::from_utf8(b)) {
+        Some(Ok(text)) => s.serialize_str(text),
+        _ => s.collect_str(&time),
     }
 }
 

@@ -15,8 +15,9 @@ pub struct Rfc3339Millis(pub SystemTime);
 
 impl Rfc3339Millis {
     /// The text, written digit by digit into a fixed buffer: every notification is
-    /// stamped, and `write!` with padded fields cost more than the rest of the
-    /// envelope's fields together. `None` after the year 9999 (four digits).
+    /// stamped, and `write!` with padded fields (the `Display` form, which serves the
+    /// rest) cost more than the rest of the envelope's fields together. `None` after
+    /// the year 9999 (four digits).
     pub fn to_bytes(self) -> Option<[u8; 24]> {
         let since = self.0.duration_since(UNIX_EPOCH).unwrap_or_default();
         let secs = since.as_secs();
@@ -46,24 +47,18 @@ impl Rfc3339Millis {
 
 impl fmt::Display for Rfc3339Millis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.to_bytes() {
-            // Only ASCII digits and separators were written.
-            Some(bytes) => f.write_str(std::str::from_utf8(&bytes).map_err(|_| fmt::Error)?),
-            None => {
-                let since = self.0.duration_since(UNIX_EPOCH).unwrap_or_default();
-                let secs = since.as_secs();
-                let (year, month, day) = civil_from_days(secs / 86_400);
-                let of_day = secs % 86_400;
-                write!(
-                    f,
-                    "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-                    of_day / 3600,
-                    of_day % 3600 / 60,
-                    of_day % 60,
-                    since.subsec_millis()
-                )
-            }
-        }
+        let since = self.0.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let secs = since.as_secs();
+        let (year, month, day) = civil_from_days(secs / 86_400);
+        let of_day = secs % 86_400;
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+            of_day / 3600,
+            of_day % 3600 / 60,
+            of_day % 60,
+            since.subsec_millis()
+        )
     }
 }
 
@@ -116,6 +111,7 @@ mod tests {
             Rfc3339Millis(at(253_402_300_800_000)).to_string(),
             "10000-01-01T00:00:00.000Z"
         );
+        assert_eq!(Rfc3339Millis(at(253_402_300_800_000)).to_bytes(), None);
         let before = UNIX_EPOCH - Duration::from_secs(1);
         assert_eq!(
             Rfc3339Millis(before).to_string(),
@@ -130,9 +126,12 @@ mod tests {
         let mut millis = 0u64;
         while millis < 7_258_118_400_000 {
             let t = at(millis);
+            let want = humantime::format_rfc3339_millis(t).to_string();
+            assert_eq!(Rfc3339Millis(t).to_string(), want, "at {millis} ms");
+            let bytes = Rfc3339Millis(t).to_bytes().expect("before the year 10000");
             assert_eq!(
-                Rfc3339Millis(t).to_string(),
-                humantime::format_rfc3339_millis(t).to_string(),
+                std::str::from_utf8(&bytes),
+                Ok(want.as_str()),
                 "at {millis} ms"
             );
             millis += 86_400_000 / 7 * 3 + 1_234_567;
