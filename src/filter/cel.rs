@@ -261,8 +261,9 @@ impl Check<'_> {
             Expr::Ident(name) => {
                 if !VARIABLES.contains(&name.as_str()) && !self.bound.iter().any(|b| b == name) {
                     return Err(format!(
-                        "does not compile: {}unknown variable '{name}'; the variables are object, oldObject, type and origin",
-                        self.position_of(name)
+                        "does not compile: {}unknown variable '{name}'; the variables are {}",
+                        self.position_of(name),
+                        VARIABLES.join(", ")
                     ));
                 }
             }
@@ -521,6 +522,10 @@ mod tests {
         assert!(e.contains("line 1 column 24:"), "{e}");
         let e = CelFilter::compile("objetc.status == 1").expect_err("unknown variable");
         assert!(e.contains("column 1: unknown variable 'objetc'"), "{e}");
+        assert!(
+            e.ends_with("object, oldObject, type, origin, tombstone, oldResourceVersion"),
+            "{e}"
+        );
         let e =
             CelFilter::compile("object.a.all(x, object.b.exists(y, y == x))").expect_err("nested");
         assert!(e.contains("inside another"), "{e}");
