@@ -19,6 +19,15 @@ pub(crate) fn transform(
     })
 }
 
+/// A redaction rule for pods' `/spec/token`.
+pub(crate) fn pod_token_rule() -> super::transform::ResolvedRule {
+    super::transform::ResolvedRule {
+        group: String::new(),
+        resource: "pods".into(),
+        paths: vec![super::redact_path::RedactPath::parse("/spec/token").expect("path")],
+    }
+}
+
 pub(crate) fn pods() -> Arc<ResourceId> {
     Arc::new(ResourceId {
         group: String::new(),

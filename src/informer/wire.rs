@@ -328,6 +328,31 @@ mod tests {
         );
     }
 
+    /// A resource with redaction rules: the watch path hashes the values (in either
+    /// member order), and no line of it is ever quoted in a log.
+    #[test]
+    fn redacted_values_never_leave_a_watch_event() {
+        let t = crate::informer::testing::transform(
+            true,
+            vec![crate::informer::testing::pod_token_rule()],
+        );
+        let pod = r#"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"a","uid":"u","resourceVersion":"7"},"spec":{"token":"s3cret"}}"#;
+        for line in [
+            format!(r#"{{"type":"ADDED","object":{pod}}}"#),
+            format!(r#"{{"object":{pod},"type":"MODIFIED"}}"#),
+        ] {
+            let (Ok(WatchEvent::Added(o)) | Ok(WatchEvent::Modified(o))) = decode(&line, &t) else {
+                panic!("{line}");
+            };
+            let text = o.raw.get();
+            assert!(
+                !text.contains("s3cret") && text.contains("hmac-sha256:"),
+                "{text}"
+            );
+            assert_eq!(log_prefix(line.as_bytes(), &resource("Pod"), &t), None);
+        }
+    }
+
     #[test]
     fn bookmarks_errors_and_unknown_types() {
         let none = ObjectTransform::none();

@@ -1,8 +1,7 @@
 use kubebridge_sim::{ReplayConfig, ReplayData};
 
 use super::*;
-use crate::informer::testing::{pods, transform};
-use crate::informer::transform::ResolvedRule;
+use crate::informer::testing::{pod_token_rule, pods, transform};
 
 fn page(continue_token: &str, items: &[&str]) -> String {
     format!(
@@ -83,12 +82,7 @@ fn escaped_names_and_values_are_read_as_json_says() {
 
 #[test]
 fn redaction_rules_apply_to_list_items() {
-    let rule = ResolvedRule {
-        group: String::new(),
-        resource: "pods".into(),
-        paths: vec![crate::informer::redact_path::RedactPath::parse("/spec/token").expect("path")],
-    };
-    let t = transform(true, vec![rule]);
+    let t = transform(true, vec![pod_token_rule()]);
     let item = r#"{"metadata":{"name":"a","uid":"u","resourceVersion":"7","managedFields":[]},"spec":{"token":"s3cret"}}"#;
     let got = decode(&page("", &[item]), &t).expect("page");
     let text = got.objects[0].raw.get();
