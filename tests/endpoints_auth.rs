@@ -10,7 +10,9 @@ use std::time::Duration;
 use kubebridge_sim::{ACCESS_REVIEWS, Permission, Rule, TOKEN_REVIEWS};
 use kubebridge_testkit::brokers::free_port;
 use kubebridge_testkit::harness::{Harness, WAIT, output};
-use kubebridge_testkit::http::{Resp, Tls, get_tls, local, sample, try_get, try_request_tls};
+use kubebridge_testkit::http::{
+    Resp, Tls, get_tls, local, sample, try_get, try_request, try_request_tls,
+};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -144,8 +146,16 @@ async fn metrics_need_an_accepted_token_and_a_permission_and_answers_are_cached(
     assert_eq!(h.sim.requests("create", TOKEN_REVIEWS), token_reviews);
     assert_eq!(h.sim.requests("create", ACCESS_REVIEWS), access_reviews);
 
-    // Plain HTTP to the HTTPS port gets no HTTP answer.
-    let plain = try_get(addr, "/metrics").await;
+    // Plain HTTP to the HTTPS port gets no HTTP answer, not even with a valid token
+    // (without one, a plain-HTTP server with auth would answer 401 and pass).
+    let plain = try_request(
+        addr,
+        "GET",
+        "/metrics",
+        &[("Authorization", "Bearer scraper-token")],
+        None,
+    )
+    .await;
     assert!(
         !matches!(plain, Ok(ref r) if r.status == 200),
         "plain HTTP was served"
