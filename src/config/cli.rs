@@ -105,8 +105,8 @@ struct RbacArgs {
     leader_elect_name: String,
     /// `kubernetes`: grant what `watch --metrics-auth kubernetes` needs (TokenReview and
     /// SubjectAccessReview), and a metrics-reader ClusterRole for scrapers.
-    #[arg(long, default_value = "none", value_name = "MODE", value_parser = ["none", "kubernetes"])]
-    metrics_auth: String,
+    #[arg(long, value_enum, default_value_t = MetricsAuth::None, value_name = "MODE")]
+    metrics_auth: MetricsAuth,
     /// Bind the metrics-reader ClusterRole to this ServiceAccount (NAMESPACE/NAME), e.g. monitoring/prometheus-k8s.
     #[arg(long, value_name = "NS/NAME", value_parser = values::service_account)]
     prometheus_service_account: Option<(String, String)>,
@@ -619,7 +619,7 @@ where
 
 /// `rbac`: the resources and what else to grant, every name already checked.
 fn rbac(r: RbacArgs) -> Result<Command, CliExit> {
-    let metrics_auth = r.metrics_auth == "kubernetes";
+    let metrics_auth = r.metrics_auth == MetricsAuth::Kubernetes;
     if r.prometheus_service_account.is_some() && !metrics_auth {
         return Err(CliExit::Usage(
             "--prometheus-service-account needs --metrics-auth kubernetes (without it /metrics asks for no token)".into(),
