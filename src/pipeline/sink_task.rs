@@ -229,6 +229,20 @@ mod tests {
         })
     }
 
+    #[test]
+    fn a_notification_weighs_its_object_old_object_and_patch() {
+        let raw = |s: &str| Arc::from(RawValue::from_string(s.into()).expect("json"));
+        let mut n = Notification::clone(&note("a"));
+        n.object = raw(r#"{"a":1}"#);
+        n.old_object = Some(raw(r#"{"a":0,"b":2}"#));
+        n.patch = Some(raw(r#"[{"op":"remove","path":"/b"}]"#));
+        let q = Queued {
+            note: Arc::new(n),
+            receipt: None,
+        };
+        assert_eq!(notification_bytes(&q), 7 + 13 + 29);
+    }
+
     /// A sink that fails in scripted ways and records what it confirmed.
     struct Scripted {
         script: Vec<Result<usize, SinkError>>,
