@@ -35,18 +35,24 @@ pub(crate) async fn answer<B>(
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return response;
     }
-    if let (Some(auth), Some(access)) = (&handlers.auth, access(uri, handlers)) {
+    // The `/cache` query, parsed once: what is authorized is what is listed.
+    let query = CacheQuery::parse(uri.query());
+    if let (Some(auth), Some(access)) = (&handlers.auth, access(uri, &query, handlers)) {
         let authorization = request.headers().get(header::AUTHORIZATION);
         if let Some(refused) = refusal(auth.check(authorization, &access).await) {
             return refused;
         }
     }
-    route(uri, handlers)
+    route(uri, query, handlers)
 }
 
 /// What a request to `uri` asks to do, when it needs a permission: `get` on `/metrics`,
 /// `list` on the resource of `/cache/{resource}` (in its `namespace`, else in all).
-fn access(uri: &http::Uri, handlers: &Handlers) -> Option<Access> {
+fn access(
+    uri: &http::Uri,
+    query: &Result<CacheQuery, Listing>,
+    handlers: &Handlers,
+) -> Option<Access> {
     let path = uri.path();
     if path == "/metrics" {
         return Some(Access::Path {
@@ -58,9 +64,10 @@ fn access(uri: &http::Uri, handlers: &Handlers) -> Option<Access> {
     handlers.lister.as_ref()?;
     // The query as the lister will read it; one it refuses (a repeated namespace) is
     // checked as a list in every namespace, the strictest, and then answered 400.
-    let namespace = CacheQuery::parse(uri.query())
+    let namespace = query
+        .as_ref()
         .ok()
-        .and_then(|query| query.namespace);
+        .and_then(|query| query.namespace.clone());
     // The resource as the cache resolved it; a name no cache holds (or a standby's, with
     // no cache yet) is asked as written, so an unknown name is a 403 for who may not
     // list it, and which resources kubebridge caches is not told to them.
@@ -115,7 +122,11 @@ fn refusal(verdict: Verdict) -> Option<Response<Body>> {
     Some(response)
 }
 
-fn route(uri: &http::Uri, handlers: &Handlers) -> Response<Body> {
+fn route(
+    uri: &http::Uri,
+    query: Result<CacheQuery, Listing>,
+    handlers: &Handlers,
+) -> Response<Body> {
     let path = uri.path();
     if let (Some(resource), Some(lister)) = (path.strip_prefix("/cache/"), &handlers.lister) {
         let Some(lister) = lister.get() else {
@@ -129,7 +140,7 @@ fn route(uri: &http::Uri, handlers: &Handlers) -> Response<Body> {
                 kubebridge_apimachinery::status_json(&standby),
             );
         };
-        let listing = match CacheQuery::parse(uri.query()) {
+        let listing = match query {
             Ok(query) => lister.list(resource, &query),
             Err(refused) => refused,
         };
