@@ -101,20 +101,8 @@ pub(crate) struct Encoded {
     pub content_type: &'static str,
 }
 
-/// Room for an envelope's fields besides its objects (type, origin, time, resource,
-/// names, uid, resourceVersion, snapshot, keys and punctuation): about 400 bytes for a
-/// namespaced pod, so one allocation nearly always holds the whole body.
-const FIELDS_ROOM: usize = 1024;
-
 /// Room for a structured CloudEvent's attributes around its `data`.
 const ATTRIBUTES_ROOM: usize = 512;
-
-/// The bytes of `n`'s raw JSON parts (object, old object, patch): nearly all of a body.
-fn objects_len(n: &Notification) -> usize {
-    n.object.get().len()
-        + n.old_object.as_ref().map_or(0, |o| o.get().len())
-        + n.patch.as_ref().map_or(0, |p| p.get().len())
-}
 
 /// `value` as compact JSON into a buffer of `capacity`: the body's one allocation. A
 /// body the size of a pod grown from serde_json's default 128 bytes would be
@@ -130,22 +118,16 @@ fn to_vec_sized(value: &impl Serialize, capacity: usize) -> Vec<u8> {
     body
 }
 
-/// The envelope as one line of JSON, without the trailing newline: the same bytes as
-/// [`Notification::to_json`], in one allocation.
-pub(crate) fn envelope_json(n: &Notification) -> Vec<u8> {
-    to_vec_sized(n, objects_len(n) + FIELDS_ROOM)
-}
-
 /// Lays `n` out as `format` says, with `source` as the CloudEvents source.
 pub(crate) fn encode(n: &Notification, format: Format, source: Option<&str>) -> Encoded {
     match format {
         Format::Envelope => Encoded {
-            body: envelope_json(n),
+            body: n.to_json(),
             binary_attributes: None,
             content_type: DATA_CONTENT_TYPE,
         },
         Format::CloudEventsBinary => Encoded {
-            body: envelope_json(n),
+            body: n.to_json(),
             binary_attributes: Some(attributes(n, self::source(source, n))),
             content_type: DATA_CONTENT_TYPE,
         },
@@ -162,7 +144,7 @@ pub(crate) fn encode(n: &Notification, format: Format, source: Option<&str>) -> 
                 data: n,
             };
             Encoded {
-                body: to_vec_sized(&event, objects_len(n) + FIELDS_ROOM + ATTRIBUTES_ROOM),
+                body: to_vec_sized(&event, n.json_capacity() + ATTRIBUTES_ROOM),
                 binary_attributes: None,
                 content_type: STRUCTURED_CONTENT_TYPE,
             }
@@ -233,7 +215,6 @@ mod tests {
         ));
         for n in [note(), n] {
             let envelope = n.to_json();
-            assert_eq!(envelope_json(&n), envelope);
             assert_eq!(encode(&n, Format::Envelope, None).body, envelope);
             let structured = encode(&n, Format::CloudEvents, None).body;
             let text = String::from_utf8(structured).expect("utf-8");

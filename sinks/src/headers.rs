@@ -52,7 +52,7 @@ pub(crate) fn headers<'a>(
     headers.push(("type".into(), n.event_type.as_str().into()));
     headers.push(("origin".into(), n.origin.as_str().into()));
     headers.push(("resource".into(), resource.into()));
-    headers.push(("kubebridge-id".into(), id(n).into()));
+    headers.push(("kubebridge-id".into(), n.id().into()));
     if let Some(attributes) = &encoded.binary_attributes {
         let prefix = binding.attribute_prefix();
         for (name, value) in attributes {
@@ -63,12 +63,6 @@ pub(crate) fn headers<'a>(
         headers.push(("content-type".into(), encoded.content_type.into()));
     }
     headers
-}
-
-/// [`Notification::id`] (`uid:resourceVersion:type`), built without the formatting
-/// machinery, which costs more than the rest of the headers together.
-pub(crate) fn id(n: &Notification) -> String {
-    concat(&[&n.uid, ":", &n.resource_version, ":", n.event_type.as_str()])
 }
 
 /// `parts` joined, in one allocation of the right size.
@@ -131,20 +125,6 @@ mod tests {
         list.iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
-    }
-
-    #[test]
-    fn id_is_the_notifications() {
-        let mut n = note();
-        for event_type in [
-            EventType::Added,
-            EventType::Modified,
-            EventType::Deleted,
-            EventType::Sync,
-        ] {
-            n.event_type = event_type;
-            assert_eq!(id(&n), n.id());
-        }
     }
 
     #[test]

@@ -23,10 +23,7 @@ pub(crate) const MAX_BATCH: usize = 512;
 /// the neighbouring updates, so this counts conservatively: the memory the queue really
 /// holds is at most this.
 pub(crate) fn notification_bytes(q: &Queued) -> usize {
-    let n = &q.note;
-    n.object.get().len()
-        + n.old_object.as_ref().map_or(0, |o| o.get().len())
-        + n.patch.as_ref().map_or(0, |p| p.get().len())
+    q.note.raw_json_len()
 }
 
 /// A sink queue's bounds: `capacity` notifications and `max_bytes` of them (see

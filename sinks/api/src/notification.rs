@@ -68,22 +68,59 @@ impl Notification {
     /// `uid:resourceVersion:type`: identifies this notification across restarts and
     /// retries, so a consumer can de-duplicate deterministically.
     pub fn id(&self) -> String {
-        format!("{}:{}:{}", self.uid, self.resource_version, self.event_type)
+        concat(&[
+            &self.uid,
+            ":",
+            &self.resource_version,
+            ":",
+            self.event_type.as_str(),
+        ])
     }
 
     /// `namespace/name`, or `name` for cluster-scoped objects: the per-object ordering key.
     pub fn key(&self) -> String {
         match &self.namespace {
-            Some(ns) => format!("{ns}/{}", self.name),
+            Some(ns) => concat(&[ns, "/", &self.name]),
             None => self.name.clone(),
         }
     }
 
-    /// The envelope as one line of JSON, without the trailing newline.
-    pub fn to_json(&self) -> Vec<u8> {
-        // Serializing plain strings and already-valid raw JSON cannot fail.
-        serde_json::to_vec(self).expect("a Notification always serializes")
+    /// The bytes of the raw JSON parts (object, old object, patch): nearly all of an
+    /// envelope, and what a queued notification pins.
+    pub fn raw_json_len(&self) -> usize {
+        self.object.get().len()
+            + self.old_object.as_ref().map_or(0, |o| o.get().len())
+            + self.patch.as_ref().map_or(0, |p| p.get().len())
     }
+
+    /// Enough bytes for the envelope as JSON: its raw JSON parts and room for its fields.
+    pub fn json_capacity(&self) -> usize {
+        self.raw_json_len() + FIELDS_ROOM
+    }
+
+    /// The envelope as one line of JSON, without the trailing newline, in one buffer
+    /// sized for it: one grown from serde_json's default 128 bytes would be reallocated
+    /// and copied about seven times for a pod, which the broker sinks measured as a
+    /// fifth of their CPU per message.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut body = Vec::with_capacity(self.json_capacity());
+        // Serializing plain strings and already-valid raw JSON cannot fail.
+        serde_json::to_writer(&mut body, self).expect("a Notification always serializes");
+        body
+    }
+}
+
+/// Room for the envelope's fields around its raw JSON parts.
+const FIELDS_ROOM: usize = 1024;
+
+/// `parts` joined, in one allocation of the right size (`format!` costs more than
+/// the rest of an id or a key).
+fn concat(parts: &[&str]) -> String {
+    let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for part in parts {
+        s.push_str(part);
+    }
+    s
 }
 
 fn serialize_time<S: Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
@@ -148,5 +185,18 @@ mod tests {
         assert_eq!(n.key(), "shop/cart");
         assert_eq!(n.resource.to_string(), "deployments.apps");
         assert_eq!(n.resource.api_version(), "apps/v1");
+        let cluster_scoped = Notification {
+            namespace: None,
+            ..n
+        };
+        assert_eq!(cluster_scoped.key(), "cart");
+    }
+
+    #[test]
+    fn the_json_buffer_is_sized_for_the_whole_envelope() {
+        let n = sample();
+        let json = n.to_json();
+        assert!(json.len() <= n.json_capacity(), "{} > {}", json.len(), n.json_capacity());
+        assert_eq!(n.raw_json_len(), r#"{"a":2}"#.len() + r#"{"a":1}"#.len());
     }
 }

@@ -15,6 +15,6 @@ pub(super) fn jetstream_message_for(
     source: Option<&str>,
 ) -> (bytes::Bytes, HeaderMap) {
     let (body, mut headers) = message_for(n, format, source);
-    headers.insert(async_nats::header::NATS_MESSAGE_ID, crate::headers::id(n));
+    headers.insert(async_nats::header::NATS_MESSAGE_ID, n.id());
     (body, headers)
 }

@@ -56,17 +56,7 @@ impl Message {
 /// The message key `mode` asks for.
 fn key_of(n: &Notification, mode: KeyMode) -> Option<String> {
     match mode {
-        // Notification::key, without the formatting machinery (a third of a key's cost).
-        KeyMode::NamespaceName => Some(match &n.namespace {
-            Some(ns) => {
-                let mut key = String::with_capacity(ns.len() + 1 + n.name.len());
-                key.push_str(ns);
-                key.push('/');
-                key.push_str(&n.name);
-                key
-            }
-            None => n.name.clone(),
-        }),
+        KeyMode::NamespaceName => Some(n.key()),
         KeyMode::Name => Some(n.name.clone()),
         KeyMode::Uid => Some(n.uid.clone()),
         KeyMode::None => None,
