@@ -276,18 +276,9 @@ impl Store {
 
     /// How `raw` is held: plain until the dictionary is trained (or always, uncompressed).
     fn body(&mut self, raw: Arc<RawValue>) -> Body {
-        let Some(packer) = &mut self.packer else {
-            return Body::Plain(raw);
-        };
-        let json = raw.get();
-        match (packer.pack(json.as_bytes()), u32::try_from(json.len())) {
-            (Ok(bytes), Ok(json_len)) => Body::Packed { bytes, json_len },
-            (Err(e), _) => {
-                tracing::warn!(error = %e, "could not compress an object; caching it plain");
-                Body::Plain(raw)
-            }
-            // Over 4 GiB: no API server sends that; kept plain rather than refused.
-            (_, Err(_)) => Body::Plain(raw),
+        match &mut self.packer {
+            Some(packer) => packed(packer, raw),
+            None => Body::Plain(raw),
         }
     }
 
@@ -312,15 +303,13 @@ impl Store {
                 return;
             }
         };
-        self.packer = Some(packer);
-        let keys: Vec<String> = self.objects.keys().cloned().collect();
-        for key in keys {
-            if let Some(mut entry) = self.objects.remove(&key) {
-                self.forget(&entry);
-                if let Body::Plain(raw) = entry.body {
-                    entry.body = self.body(raw);
-                }
-                self.restore(key, entry);
+        let packer = self.packer.insert(packer);
+        // Each body in place: no key is copied, no entry moved or hashed again.
+        for entry in self.objects.values_mut() {
+            if let Body::Plain(raw) = &entry.body {
+                let plain = entry.held_len();
+                entry.body = packed(packer, raw.clone());
+                self.held_bytes = self.held_bytes - plain + entry.held_len();
             }
         }
     }
@@ -345,6 +334,20 @@ impl Store {
             self.objects.get(key).map(|e| &e.body),
             Some(Body::Packed { .. })
         )
+    }
+}
+
+/// `raw` compressed with `packer`; plain where it cannot be.
+fn packed(packer: &mut Packer, raw: Arc<RawValue>) -> Body {
+    let json = raw.get();
+    match (packer.pack(json.as_bytes()), u32::try_from(json.len())) {
+        (Ok(bytes), Ok(json_len)) => Body::Packed { bytes, json_len },
+        (Err(e), _) => {
+            tracing::warn!(error = %e, "could not compress an object; caching it plain");
+            Body::Plain(raw)
+        }
+        // Over 4 GiB: no API server sends that; kept plain rather than refused.
+        (_, Err(_)) => Body::Plain(raw),
     }
 }
 

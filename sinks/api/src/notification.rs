@@ -196,7 +196,12 @@ mod tests {
     fn the_json_buffer_is_sized_for_the_whole_envelope() {
         let n = sample();
         let json = n.to_json();
-        assert!(json.len() <= n.json_capacity(), "{} > {}", json.len(), n.json_capacity());
+        assert!(
+            json.len() <= n.json_capacity(),
+            "{} > {}",
+            json.len(),
+            n.json_capacity()
+        );
         assert_eq!(n.raw_json_len(), r#"{"a":2}"#.len() + r#"{"a":1}"#.len());
     }
 }
