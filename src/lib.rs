@@ -53,6 +53,8 @@
 //!   `redact` path may not reach the object's identity: `informer::redact_path`; a
 //!   route's pointers walked as one tree: `filter::path_set`).
 //! - `pipeline`: one queue and task per sink; confirmation, retries.
+//! - `log_throttle`: at most one log line per period, with a count of the rest, for
+//!   failures that repeat fast (accepts, reviews, a route's filter errors).
 //! - `metrics`: every metric, named once, owned by one `watch` run; `endpoints`:
 //!   `/metrics`, `/healthz`, `/readyz`, and, with `--serve-cache`, the `lister` over the
 //!   informers' caches; with `--metrics-auth kubernetes`, `/metrics` and `/cache` behind
@@ -170,6 +172,7 @@ pub mod cache_bench {
 pub mod kube;
 pub(crate) mod leader;
 pub(crate) mod lister;
+pub(crate) mod log_throttle;
 pub(crate) mod metrics;
 pub(crate) mod pipeline;
 pub(crate) mod plan;

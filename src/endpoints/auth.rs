@@ -29,9 +29,9 @@ use k8s_openapi::api::authorization::v1::{
 };
 use kube::api::{Api, PostParams};
 use sha2::{Digest, Sha256};
-use tokio::time::Instant;
 
 use super::auth_cache::{DEFAULT_CAPACITY, TtlCache};
+use crate::log_throttle::LogThrottle;
 use crate::metrics::Metrics;
 
 /// The longest a review may take before the request is answered 503. 5 s: half of
@@ -119,7 +119,7 @@ pub(crate) struct Authorizer {
     ttl: Duration,
     tokens: TtlCache<[u8; 32], Authenticated>,
     decisions: TtlCache<Question, bool>,
-    failures: Mutex<FailureLog>,
+    failures: Mutex<LogThrottle>,
 }
 
 /// A failed review, for the log only.
@@ -143,7 +143,7 @@ impl Authorizer {
             ttl,
             tokens: TtlCache::new(DEFAULT_CAPACITY),
             decisions: TtlCache::new(DEFAULT_CAPACITY),
-            failures: Mutex::new(FailureLog::default()),
+            failures: Mutex::new(LogThrottle::new(Duration::from_secs(10))),
         }
     }
 
@@ -250,7 +250,7 @@ impl Authorizer {
 
     fn log_failure(&self, review: &str, error: &ReviewError) {
         let mut log = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
-        log.failed(review, error);
+        warn_failed_review(&mut log, review, error);
     }
 }
 
@@ -307,34 +307,17 @@ fn bearer_token(header: Option<&HeaderValue>) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// Logs failed reviews at most once per 10 s, so a scraper retrying against an API
+/// Logs a failed review, at most once per 10 s, so a scraper retrying against an API
 /// server that is down cannot flood stderr.
-#[derive(Debug, Default)]
-struct FailureLog {
-    logged: Option<Instant>,
-    unlogged: u64,
-}
-
-impl FailureLog {
-    const EVERY: Duration = Duration::from_secs(10);
-
-    fn failed(&mut self, review: &str, error: &ReviewError) {
-        let now = Instant::now();
-        if self
-            .logged
-            .is_some_and(|at| now.duration_since(at) < Self::EVERY)
-        {
-            self.unlogged += 1;
-            return;
-        }
-        tracing::warn!(
-            error = %error,
-            failures_since_last_log = self.unlogged,
-            "metrics endpoint: a {review} failed, so the request was refused with 503; kubebridge's account needs create on tokenreviews.authentication.k8s.io and subjectaccessreviews.authorization.k8s.io (logged at most every 10 s)"
-        );
-        self.logged = Some(now);
-        self.unlogged = 0;
-    }
+fn warn_failed_review(throttle: &mut LogThrottle, review: &str, error: &ReviewError) {
+    let Some(unlogged) = throttle.due() else {
+        return;
+    };
+    tracing::warn!(
+        error = %error,
+        failures_since_last_log = unlogged,
+        "metrics endpoint: a {review} failed, so the request was refused with 503; kubebridge's account needs create on tokenreviews.authentication.k8s.io and subjectaccessreviews.authorization.k8s.io (logged at most every 10 s)"
+    );
 }
 
 #[cfg(test)]

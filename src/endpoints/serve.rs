@@ -26,13 +26,13 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use super::auth::Authorizer;
 use super::routes::answer;
 use crate::lister::Lister;
+use crate::log_throttle::LogThrottle;
 use crate::metrics::Metrics;
 
 /// Says whether kubebridge is ready, and if not, why.
@@ -244,42 +244,41 @@ async fn serve_http<C: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
 }
 
 /// The delay after each failed accept, and a log of them that cannot flood stderr.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct AcceptBackoff {
     /// The delay after the last failure; zero after a success.
     delay: Duration,
-    /// When a failure was last logged.
-    logged: Option<Instant>,
-    /// Failures since the last log line (or since the last success).
-    unlogged: u64,
+    /// Failures logged at most every 10 s.
+    log: LogThrottle,
     /// Failures since the last success.
     failures: u64,
+}
+
+impl Default for AcceptBackoff {
+    fn default() -> Self {
+        AcceptBackoff {
+            delay: Duration::ZERO,
+            log: LogThrottle::new(Duration::from_secs(10)),
+            failures: 0,
+        }
+    }
 }
 
 impl AcceptBackoff {
     const FIRST: Duration = Duration::from_millis(10);
     const MAX: Duration = Duration::from_secs(1);
-    const LOG_EVERY: Duration = Duration::from_secs(10);
 
     /// Counts a failure; returns how long to wait before accepting again.
     fn failed(&mut self, error: &io::Error) -> Duration {
         self.delay = (self.delay * 2).clamp(Self::FIRST, Self::MAX);
         self.failures += 1;
-        let now = Instant::now();
-        if self
-            .logged
-            .is_none_or(|at| now.duration_since(at) >= Self::LOG_EVERY)
-        {
+        if let Some(unlogged) = self.log.due() {
             tracing::warn!(
                 error = %error,
                 retry_in = ?self.delay,
-                failures_since_last_log = self.unlogged,
+                failures_since_last_log = unlogged,
                 "metrics listener: accept failed; backing off (logged at most every 10 s)"
             );
-            self.logged = Some(now);
-            self.unlogged = 0;
-        } else {
-            self.unlogged += 1;
         }
         self.delay
     }
@@ -301,6 +300,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::time::Instant;
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
@@ -550,7 +551,11 @@ mod tests {
             .map(|_| backoff.failed(&emfile).as_millis())
             .collect();
         assert_eq!(delays, [10, 20, 40, 80, 160, 320, 640, 1000, 1000, 1000]);
-        assert_eq!(backoff.unlogged, 9, "one line logged for ten failures");
+        assert_eq!(
+            backoff.log.unlogged(),
+            9,
+            "one line logged for ten failures"
+        );
         backoff.succeeded();
         assert_eq!(backoff.failed(&emfile), Duration::from_millis(10));
     }

@@ -3,7 +3,7 @@
 //! `Arc` on untouched; one that projects or diffs publishes its own copy.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kubebridge_sinks::{EventType, Notification};
 use serde_json::value::RawValue;
@@ -12,6 +12,7 @@ use super::cel::{CelFilter, Input};
 use super::config::{ALWAYS_IGNORED, FilterConfig, OldObject};
 use super::path_set::PathSet;
 use super::raw;
+use crate::log_throttle::LogThrottle;
 use crate::metrics::Metrics;
 use crate::pointer::Pointer;
 
@@ -51,16 +52,7 @@ pub(crate) struct Filters {
     diff: bool,
     old_object: OldObject,
     /// Logging of the CEL filter's runtime errors, at most once a minute.
-    errors: Mutex<ErrorLog>,
-}
-
-/// How often a failing filter is logged at most: the count says the rest.
-const ERROR_LOG_PERIOD: Duration = Duration::from_secs(60);
-
-#[derive(Debug, Default)]
-struct ErrorLog {
-    last: Option<Instant>,
-    unlogged: u64,
+    errors: Mutex<LogThrottle>,
 }
 
 impl Filters {
@@ -85,7 +77,7 @@ impl Filters {
             fields: (!fields.is_empty()).then(|| PathSet::new(&fields)),
             diff: config.diff,
             old_object: config.old_object,
-            errors: Mutex::default(),
+            errors: Mutex::new(LogThrottle::new(Duration::from_secs(60))),
         })
     }
 
@@ -162,23 +154,16 @@ impl Filters {
     /// counted, and logged at most once a minute per route.
     fn evaluation_failed(&self, error: &str, note: &Notification, metrics: &Metrics) {
         metrics.filter_error(&self.route);
-        let mut log = self.errors.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        if log
-            .last
-            .is_some_and(|last| now.duration_since(last) < ERROR_LOG_PERIOD)
-        {
-            log.unlogged += 1;
+        let due = self.errors.lock().unwrap_or_else(|p| p.into_inner()).due();
+        let Some(unlogged) = due else {
             return;
-        }
+        };
         let expression = self.cel.as_ref().map_or("", |c| c.source());
         tracing::warn!(
             route = %self.route, object = %note.key(), id = %note.id(), expression, error,
-            errors_since_last_log = log.unlogged,
+            errors_since_last_log = unlogged,
             "the route's filter failed to evaluate; the notification is published (counted in kubebridge_route_filter_errors_total; logged at most once a minute)"
         );
-        log.last = Some(now);
-        log.unlogged = 0;
     }
 }
 
