@@ -258,15 +258,26 @@ async fn the_cache_is_read_only_by_who_may_list_it_over_https_from_files() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_review_api_that_fails_or_hangs_refuses_the_request() {
     let h = Harness::empty().await;
-    h.sim.reviews().add_token(
-        "scraper-token",
-        "scraper",
-        &[],
-        &[Permission::path("get", "/metrics")],
-    );
+    // A token per case: answers are cached (the default TTL), failures must not be.
+    let tokens = [
+        "t-healthy",
+        "t-500",
+        "t-503",
+        "t-hang",
+        "t-sar",
+        "t-forbidden",
+    ];
+    for token in tokens {
+        // A user per token too: access reviews are cached per user.
+        h.sim.reviews().add_token(
+            token,
+            &format!("user-{token}"),
+            &[],
+            &[Permission::path("get", "/metrics")],
+        );
+    }
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
-    // No caching: every request asks the API server.
     let kb = h.spawn(&[
         "pods",
         "-A",
@@ -274,22 +285,22 @@ async fn a_review_api_that_fails_or_hangs_refuses_the_request() {
         &addr,
         "--metrics-auth",
         "kubernetes",
-        "--metrics-auth-cache-ttl",
-        "0",
+        "--log-level",
+        "trace",
     ]);
     let addr = local(port);
     let tls = Tls::any_certificate();
     wait_until_ready_tls(addr, &tls).await;
-    let scrape = || get_tls(addr, &tls, "/metrics", Some("scraper-token"));
-    assert_status(&scrape().await, 200, "healthy");
+    let scrape = |token: &'static str| get_tls(addr, &tls, "/metrics", Some(token));
+    assert_status(&scrape("t-healthy").await, 200, "healthy");
 
-    for (rule, what) in [
-        (Rule::Status(500), "TokenReview 500"),
-        (Rule::Status(503), "TokenReview 503"),
-        (Rule::Hang, "TokenReview hangs"),
+    for (rule, token, what) in [
+        (Rule::Status(500), "t-500", "TokenReview 500"),
+        (Rule::Status(503), "t-503", "TokenReview 503"),
+        (Rule::Hang, "t-hang", "TokenReview hangs"),
     ] {
         h.sim.faults().set_rule(TOKEN_REVIEWS, Some(rule));
-        let r = scrape().await;
+        let r = scrape(token).await;
         assert_status(&r, 503, what);
         assert!(
             r.text().contains("authentication unavailable"),
@@ -300,11 +311,13 @@ async fn a_review_api_that_fails_or_hangs_refuses_the_request() {
         // The probes do not depend on the review APIs.
         assert_status(&get_tls(addr, &tls, "/healthz", None).await, 200, what);
         h.sim.faults().set_rule(TOKEN_REVIEWS, None);
+        // The failure was not cached: the same token is asked about again.
+        assert_status(&scrape(token).await, 200, what);
     }
     h.sim
         .faults()
         .set_rule(ACCESS_REVIEWS, Some(Rule::Status(500)));
-    let r = scrape().await;
+    let r = scrape("t-sar").await;
     assert_status(&r, 503, "SubjectAccessReview 500");
     assert!(
         r.text().contains("authorization unavailable"),
@@ -312,17 +325,25 @@ async fn a_review_api_that_fails_or_hangs_refuses_the_request() {
         r.text()
     );
     h.sim.faults().set_rule(ACCESS_REVIEWS, None);
+    assert_status(&scrape("t-sar").await, 200, "SubjectAccessReview again");
 
     // kubebridge's own account may not create TokenReviews: closed, too.
     h.sim.faults().forbid(TOKEN_REVIEWS, "create");
-    assert_status(&scrape().await, 503, "TokenReview forbidden to kubebridge");
+    assert_status(
+        &scrape("t-forbidden").await,
+        503,
+        "TokenReview forbidden to kubebridge",
+    );
 
     let (_, stderr) = kb.terminate().await;
     assert!(
         stderr.contains("tokenreviews.authentication.k8s.io"),
         "the log names the permission: {stderr}"
     );
-    assert!(!stderr.contains("scraper-token"), "{stderr}");
+    // No token, even at trace level.
+    for token in tokens {
+        assert!(!stderr.contains(token), "{token} in the log");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
