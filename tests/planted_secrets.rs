@@ -36,6 +36,9 @@ const SECRET_STRING: (&str, &str) = (
     "PlantedLastApplied6502",
 );
 
+/// The Secret redaction key, given as `KUBEBRIDGE_REDACTION_KEY`.
+const REDACTION_KEY: (&str, &str) = ("the redaction key", "PlantedRedactionKey6174");
+
 /// The env var the config file reads as `${...}`.
 const ENV_VAR: &str = "KUBEBRIDGE_PLANTED_NATS_PASSWORD";
 
@@ -246,7 +249,11 @@ async fn watch_everything(harness: &Harness, resources: &[&str], marker: &str) -
         ]
         .map(String::from),
     );
-    let mut child = start(&args, &[(ENV_VAR, ENV_PASSWORD.1)], dir.path());
+    let env = [
+        (ENV_VAR, ENV_PASSWORD.1),
+        ("KUBEBRIDGE_REDACTION_KEY", REDACTION_KEY.1),
+    ];
+    let mut child = start(&args, &env, dir.path());
     let stdout_path = dir.path().join("stdout");
 
     let mut out = Outputs::default();
@@ -365,6 +372,7 @@ async fn watch_outputs_hold_no_planted_credential() {
         FILE_PROPERTY,
         ENV_PASSWORD,
         KUBE_TOKEN,
+        REDACTION_KEY,
     ]);
 }
 
@@ -392,7 +400,7 @@ async fn secret_object_values_reach_no_output() {
     let Some(out) = watch_everything(&harness, &["secrets"], "planted-secret").await else {
         return;
     };
-    out.assert_none_of(&[SECRET_VALUE, SECRET_STRING]);
+    out.assert_none_of(&[SECRET_VALUE, SECRET_STRING, REDACTION_KEY]);
 }
 
 /// `check-config` prints the plan of a file full of credentials without any of them.
@@ -410,7 +418,10 @@ async fn check_config_prints_no_planted_credential() {
     .unwrap();
     let (code, stdout, stderr) = run(
         &["check-config", config.to_str().unwrap()],
-        &[(ENV_VAR, ENV_PASSWORD.1)],
+        &[
+            (ENV_VAR, ENV_PASSWORD.1),
+            ("KUBEBRIDGE_REDACTION_KEY", REDACTION_KEY.1),
+        ],
     )
     .await;
     assert_eq!(code, 0, "{stderr}");
@@ -422,7 +433,13 @@ async fn check_config_prints_no_planted_credential() {
     let mut out = Outputs::default();
     out.add("check-config stdout", stdout);
     out.add("check-config stderr", stderr);
-    out.assert_none_of(&[URI_PASSWORD, FILE_PASSWORD, FILE_PROPERTY, ENV_PASSWORD]);
+    out.assert_none_of(&[
+        URI_PASSWORD,
+        FILE_PASSWORD,
+        FILE_PROPERTY,
+        ENV_PASSWORD,
+        REDACTION_KEY,
+    ]);
 }
 
 /// Invocations that fail on a bad URI, a rejected property, a broken config file or
