@@ -394,7 +394,7 @@ fn build(
         return Ok(Arc::from(raw));
     }
     // managedFields are already out: only the redaction is left to do.
-    match transform.apply(raw.get(), None)? {
+    match transform.apply(&raw, None)? {
         Some(text) => Ok(Arc::from(RawValue::from_string(text)?)),
         None => Ok(Arc::from(raw)),
     }

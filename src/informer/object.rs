@@ -37,7 +37,7 @@ impl RawObject {
     ) -> Result<RawObject, serde_json::Error> {
         // `raw` is valid JSON already: its identity is read without scanning it again.
         let identity = super::identity::read(raw.get())?;
-        let transformed = transform.apply(raw.get(), identity.metadata.managed_fields)?;
+        let transformed = transform.apply(&raw, identity.metadata.managed_fields)?;
         let has_kind = identity.has_kind;
         let m = identity.metadata;
         let (namespace, name, uid, resource_version) =

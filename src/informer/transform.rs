@@ -189,9 +189,10 @@ impl ObjectTransform {
     /// never parsed again.
     pub fn apply(
         &self,
-        text: &str,
+        object: &RawValue,
         managed_fields: Option<&RawValue>,
     ) -> Result<Option<String>, serde_json::Error> {
+        let text = object.get();
         let mut edits = Vec::new();
         let mut strip_by_tree = false;
         if self.strip_managed_fields
@@ -208,10 +209,9 @@ impl ObjectTransform {
             }
         }
         if let Some(r) = &self.redactor {
-            let root: &RawValue = serde_json::from_str(text)?;
             let patterns: Vec<&[Segment]> =
                 r.patterns.iter().map(|p| p.pointer().segments()).collect();
-            collect(text, root, &patterns, &r.key, &mut edits)?;
+            collect(text, object, &patterns, &r.key, &mut edits)?;
         }
         if edits.is_empty() && !strip_by_tree {
             return Ok(None);
