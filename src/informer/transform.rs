@@ -183,9 +183,9 @@ impl ObjectTransform {
         self.redactor.is_some()
     }
 
-    /// The transformed text of the object `text`, or `None` when it needs no change (it
-    /// keeps its bytes). `managed_fields` is its `metadata.managedFields` value, a slice
-    /// of `text` found by the identity decode, so an object without redaction rules is
+    /// The transformed text of `object`, or `None` when it needs no change (it keeps
+    /// its bytes). `managed_fields` is its `metadata.managedFields` value, a slice of
+    /// `object` found by the identity decode, so an object without redaction rules is
     /// never parsed again.
     pub fn apply(
         &self,
