@@ -690,7 +690,7 @@ impl CheckpointFamilies {
             write_errors: counters(
                 r,
                 "kubebridge_checkpoint_write_errors_total",
-                "Checkpoint writes that failed, by reason (conflict: another instance wrote it since, as a deposed leader's late write does; error: any other); each is logged and tried again at the next interval.",
+                "Checkpoint writes that failed, by reason (conflict: another instance wrote it since, as a deposed leader's late write does, and this instance stops writing that checkpoint; error: any other, tried again at the next interval); each is logged.",
                 &["resource", "reason"],
             ),
         }

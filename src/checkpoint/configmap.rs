@@ -7,8 +7,10 @@
 //! first, the head last, so the head is the commit point; a reader refuses parts of
 //! another generation. Every write is conditional on the resourceVersion this process
 //! last read or wrote, so a deposed leader's late write gets 409 Conflict and is
-//! reported; the next attempt reads the newer object again before writing (never a
-//! blind retry of the same write).
+//! reported; the store itself reads the newer object again before a next write (never
+//! a blind retry of the same write), and the checkpoint writer (`checkpoint::run`)
+//! makes no next write: after a conflict an instance stops writing that checkpoint
+//! for the rest of its run, so even its re-read cannot lead to replacing the other's.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};

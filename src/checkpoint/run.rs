@@ -191,17 +191,12 @@ impl Checkpoints {
         };
         for entry in &mut self.entries {
             entry.tracker.advance();
-            if entry.superseded {
-                // Never written again; its age keeps growing, so the metric shows it.
-                let age = SystemTime::now()
-                    .duration_since(entry.current_at)
-                    .unwrap_or_default();
-                self.metrics
-                    .checkpoint_state(&entry.name, age, entry.tracker.unconfirmed());
-                continue;
-            }
             let now = SystemTime::now();
-            if let Some(confirmed) = entry.tracker.take_dirty() {
+            // A superseded checkpoint is never written again; its age keeps growing, so
+            // the metric shows it.
+            if !entry.superseded
+                && let Some(confirmed) = entry.tracker.take_dirty()
+            {
                 let checkpoint = Checkpoint {
                     cluster: cluster.clone(),
                     informer: entry.identity.full.clone(),
@@ -238,7 +233,9 @@ impl Checkpoints {
                 }
             }
             let unconfirmed = entry.tracker.unconfirmed();
-            let up_to_date = unconfirmed == 0 && entry.current_at >= entry.tracker.moved_at();
+            let up_to_date = !entry.superseded
+                && unconfirmed == 0
+                && entry.current_at >= entry.tracker.moved_at();
             if up_to_date {
                 entry.current_at = now;
             }
@@ -412,5 +409,82 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(r#"kubebridge_checkpoint_resumes_total{outcome="foreign_cluster",resource="pods"} 1"#), "{text}");
+    }
+
+    /// Records a change to `key` at `rv` and settles it, as a sink confirming it would.
+    fn settled(tracker: &crate::checkpoint::tracker::Tracker, key: &str, rv: &str) {
+        use crate::checkpoint::tracker::{Change, Known};
+        let known = Known {
+            uid: format!("u-{key}"),
+            resource_version: rv.into(),
+        };
+        let seq = tracker.record(Change::Put(key.into(), known), rv.into());
+        let receipt = tracker.ledger().issue(seq);
+        tracker.handed(seq);
+        receipt.settle();
+    }
+
+    /// A deposed leader (or a second instance) whose write meets another writer's
+    /// checkpoint stops writing it for good: its later changes never replace the
+    /// other's, and the conflict is counted.
+    #[tokio::test]
+    async fn a_superseded_checkpoint_is_never_written_again() {
+        let sim = kubebridge_sim::Sim::start(
+            "127.0.0.1:0".parse().expect("an address"),
+            kubebridge_sim::SimConfig::default(),
+        )
+        .await
+        .expect("the simulator starts");
+        let client = kube::Client::try_from(kube::Config::new(sim.url().parse().expect("a URL")))
+            .expect("a client");
+        let over_configmaps = |metrics: &Metrics| Checkpoints {
+            store: Store::ConfigMap(super::super::configmap::ConfigMapStore::new(
+                client.clone(),
+                "default".into(),
+                "kb".into(),
+            )),
+            cluster: Some("c1".into()),
+            interval: Duration::from_secs(1),
+            metrics: metrics.clone(),
+            entries: Vec::new(),
+        };
+        let old_metrics = Metrics::new();
+        let mut old = over_configmaps(&old_metrics);
+        let old_tracker = old
+            .resume("pods", identity())
+            .await
+            .expect("tracked")
+            .tracker;
+        settled(&old_tracker, "ns/a", "5");
+        old.write_all().await;
+        // A new leader resumes from it and writes its own.
+        let mut new = over_configmaps(&Metrics::new());
+        let new_tracker = new
+            .resume("pods", identity())
+            .await
+            .expect("tracked")
+            .tracker;
+        settled(&new_tracker, "ns/b", "6");
+        new.write_all().await;
+        // The old one's next writes: the first conflicts, the next is never attempted.
+        for (key, rv) in [("ns/c", "7"), ("ns/d", "8")] {
+            settled(&old_tracker, key, rv);
+            old.write_all().await;
+        }
+        let text = old_metrics.render();
+        for line in [
+            r#"kubebridge_checkpoint_write_errors_total{reason="conflict",resource="pods"} 1"#,
+            r#"kubebridge_checkpoint_writes_total{resource="pods"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+        let index = over_configmaps(&Metrics::new())
+            .resume("pods", identity())
+            .await
+            .expect("tracked")
+            .index
+            .expect("the new leader's checkpoint");
+        assert!(index.contains_key("ns/b"), "the new leader's change");
+        assert!(!index.contains_key("ns/c") && !index.contains_key("ns/d"));
     }
 }
