@@ -92,6 +92,20 @@ pub(super) fn decode_page(
     })
 }
 
+/// Decodes one object on its own (not in a page or an event) the same one-scan way.
+pub(super) fn decode_object(
+    object: &RawValue,
+    resource: &ResourceId,
+    transform: &ObjectTransform,
+) -> serde_json::Result<RawObject> {
+    let api_version = resource.api_version();
+    let mut items = Items::new(&resource.kind, &api_version, transform, Writing::Trusted);
+    let mut de = serde_json::Deserializer::from_str(object.get());
+    let decoded = items.object().deserialize(&mut de)?;
+    de.end()?;
+    Ok(decoded)
+}
+
 /// The continue token of a LIST page, read from its `metadata` alone so that the next
 /// page can be asked for before this one is decoded. The API server writes `metadata`
 /// before `items`; a page that does not (or that is no list) gets `None`, and its next
@@ -390,11 +404,8 @@ fn build(
         }
         Writing::Trusted => serde_json::value::to_raw_value(object)?,
     };
-    if !transform.redacts() {
-        return Ok(Arc::from(raw));
-    }
     // managedFields are already out: only the redaction is left to do.
-    match transform.apply(&raw, None)? {
+    match transform.apply(&raw)? {
         Some(text) => Ok(Arc::from(RawValue::from_string(text)?)),
         None => Ok(Arc::from(raw)),
     }

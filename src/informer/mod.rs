@@ -19,7 +19,6 @@ mod body;
 pub mod delta;
 pub(crate) mod diff;
 pub(crate) mod fanout;
-mod identity;
 mod list_page;
 pub mod object;
 mod packer;

@@ -29,35 +29,14 @@ impl RawObject {
     /// managedFields stripping), so that nothing after the decode ever holds the
     /// original bytes. Items of a LIST of built-in types come without `kind` and
     /// `apiVersion` (the API server omits them from typed list items); they are added so
-    /// every notification's object is self-describing.
+    /// every notification's object is self-describing. The same one-scan decode as a
+    /// LIST page's items and a watch event's object (`list_page`).
     pub fn decode(
         raw: Box<RawValue>,
         resource: &ResourceId,
         transform: &ObjectTransform,
     ) -> Result<RawObject, serde_json::Error> {
-        // `raw` is valid JSON already: its identity is read without scanning it again.
-        let identity = super::identity::read(raw.get())?;
-        let transformed = transform.apply(&raw, identity.metadata.managed_fields)?;
-        let has_kind = identity.has_kind;
-        let m = identity.metadata;
-        let (namespace, name, uid, resource_version) =
-            (m.namespace, m.name, m.uid, m.resource_version);
-        let raw = match transformed {
-            Some(text) => RawValue::from_string(text)?,
-            None => raw,
-        };
-        let raw = if has_kind {
-            raw
-        } else {
-            with_type_meta(&raw, resource)
-        };
-        Ok(RawObject {
-            namespace: namespace.filter(|ns| !ns.is_empty()),
-            name,
-            uid,
-            resource_version,
-            raw: Arc::from(raw),
-        })
+        super::list_page::decode_object(&raw, resource, transform)
     }
 
     /// `namespace/name`, or `name` for cluster-scoped objects: the cache key.
@@ -67,13 +46,6 @@ impl RawObject {
             None => self.name.clone(),
         }
     }
-}
-
-/// Prepends `"kind":…,"apiVersion":…` to a JSON object without re-serializing it.
-fn with_type_meta(raw: &RawValue, resource: &ResourceId) -> Box<RawValue> {
-    kubebridge_apimachinery::with_type_meta(raw.get(), &resource.kind, &resource.api_version())
-        .and_then(|text| RawValue::from_string(text).ok())
-        .unwrap_or_else(|| raw.to_owned())
 }
 
 #[cfg(test)]

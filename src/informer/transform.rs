@@ -183,46 +183,22 @@ impl ObjectTransform {
         self.redactor.is_some()
     }
 
-    /// The transformed text of `object`, or `None` when it needs no change (it keeps
-    /// its bytes). `managed_fields` is its `metadata.managedFields` value, a slice of
-    /// `object` found by the identity decode, so an object without redaction rules is
-    /// never parsed again.
-    pub fn apply(
-        &self,
-        object: &RawValue,
-        managed_fields: Option<&RawValue>,
-    ) -> Result<Option<String>, serde_json::Error> {
+    /// The redacted text of `object`, or `None` when it needs no change (it keeps its
+    /// bytes). managedFields were already left out by the decode (`list_page`), which
+    /// asks [`ObjectTransform::strips_managed_fields`].
+    pub fn apply(&self, object: &RawValue) -> Result<Option<String>, serde_json::Error> {
+        let Some(r) = &self.redactor else {
+            return Ok(None);
+        };
         let text = object.get();
         let mut edits = Vec::new();
-        let mut strip_by_tree = false;
-        if self.strip_managed_fields
-            && let Some(value) = managed_fields
-        {
-            match member_range(text, value, "managedFields") {
-                Some((start, end)) => edits.push(Edit {
-                    start,
-                    end,
-                    with: String::new(),
-                    redacts: false,
-                }),
-                None => strip_by_tree = true,
-            }
-        }
-        if let Some(r) = &self.redactor {
-            let patterns: Vec<&[Segment]> =
-                r.patterns.iter().map(|p| p.pointer().segments()).collect();
-            collect(text, object, &patterns, &r.key, &mut edits)?;
-        }
-        if edits.is_empty() && !strip_by_tree {
+        let patterns: Vec<&[Segment]> = r.patterns.iter().map(|p| p.pointer().segments()).collect();
+        collect(text, object, &patterns, &r.key, &mut edits)?;
+        if edits.is_empty() {
             return Ok(None);
         }
-        let (mut out, redacted) = splice(text, edits);
-        if let Some(r) = &self.redactor {
-            r.counted.inc_by(redacted);
-        }
-        if strip_by_tree {
-            out = without_managed_fields_by_tree(&out)?;
-        }
+        let (out, redacted) = splice(text, edits);
+        r.counted.inc_by(redacted);
         Ok(Some(out))
     }
 }
@@ -316,59 +292,6 @@ fn splice(text: &str, mut edits: Vec<Edit>) -> (String, u64) {
     }
     out.push_str(&text[at..]);
     (out, redacted)
-}
-
-/// The byte range that removing the member `"name": value` takes out of its object,
-/// with one adjacent comma, so the rest stays valid JSON. `None` when the text before
-/// the value is not `"name"` and a colon (a name written with escapes, which the API
-/// server never does): the caller then strips it through a tree.
-fn member_range(text: &str, value: &RawValue, name: &str) -> Option<(usize, usize)> {
-    let bytes = text.as_bytes();
-    let value_start = offset(text, value.get());
-    let value_end = value_start + value.get().len();
-    let before_colon = skip_back_ws(bytes, value_start);
-    if before_colon == 0 || bytes[before_colon - 1] != b':' {
-        return None;
-    }
-    let name_end = skip_back_ws(bytes, before_colon - 1);
-    let quoted = format!("\"{name}\"");
-    let name_start = name_end.checked_sub(quoted.len())?;
-    if text.get(name_start..name_end)? != quoted {
-        return None;
-    }
-    let after = skip_ws(bytes, value_end);
-    if bytes.get(after) == Some(&b',') {
-        return Some((name_start, after + 1));
-    }
-    let before = skip_back_ws(bytes, name_start);
-    if before > 0 && bytes[before - 1] == b',' {
-        return Some((before - 1, value_end));
-    }
-    Some((name_start, value_end))
-}
-
-fn skip_ws(bytes: &[u8], mut at: usize) -> usize {
-    while bytes.get(at).is_some_and(u8::is_ascii_whitespace) {
-        at += 1;
-    }
-    at
-}
-
-fn skip_back_ws(bytes: &[u8], mut at: usize) -> usize {
-    while at > 0 && bytes[at - 1].is_ascii_whitespace() {
-        at -= 1;
-    }
-    at
-}
-
-/// Removes `metadata.managedFields` by parsing and writing the object again (member
-/// order may change): only for a name the byte splice could not find.
-fn without_managed_fields_by_tree(text: &str) -> Result<String, serde_json::Error> {
-    let mut value: Value = serde_json::from_str(text)?;
-    if let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) {
-        metadata.remove("managedFields");
-    }
-    serde_json::to_string(&value)
 }
 
 /// An object's members in order, every one (a duplicate name too), values unparsed.

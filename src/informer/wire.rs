@@ -12,7 +12,7 @@ use serde_json::error::Category;
 use serde_json::value::RawValue;
 
 use super::RawObject;
-use super::list_page::{Items, Key, Writing};
+use super::list_page::{Items, Key, Writing, decode_object};
 use super::transform::ObjectTransform;
 use crate::kube::api::{self, ApiError};
 
@@ -117,8 +117,9 @@ pub(super) fn decode_event(
     let decoded = |object: EventObject<'_>| match object {
         EventObject::Decoded(o) => Ok(o),
         // `object` came before `type` (no API server writes that): decoded on its own.
-        EventObject::Raw(raw) => RawObject::decode(raw.to_owned(), resource, transform)
-            .map_err(|e| malformed(no_metadata, e)),
+        EventObject::Raw(raw) => {
+            decode_object(raw, resource, transform).map_err(|e| malformed(no_metadata, e))
+        }
     };
     Ok(match kind.as_str() {
         "ADDED" => WatchEvent::Added(decoded(object)?),

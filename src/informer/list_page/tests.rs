@@ -14,14 +14,15 @@ fn decode(body: &str, transform: &ObjectTransform) -> Result<ListPage, ApiError>
     decode_page(body.as_bytes(), &pods(), transform, "/api/v1/pods")
 }
 
-/// What the item-by-item decode (the watch path's) makes of `item`.
+/// What the one-object decode (a watch event's object, `Writing::Trusted`) makes of
+/// `item`: the same decoder as a page's, writing the object the other way.
 fn one_by_one(item: &str, transform: &ObjectTransform) -> RawObject {
     let raw = RawValue::from_string(item.to_owned()).expect("json");
     RawObject::decode(raw, &pods(), transform).expect("decode")
 }
 
 #[test]
-fn seed_pods_decode_byte_for_byte_as_one_by_one_stripped_and_kept() {
+fn seed_pods_decode_as_their_json_says_and_alike_on_both_paths_stripped_and_kept() {
     let data = ReplayData::build(&ReplayConfig {
         pods: 120,
         events: 0,
@@ -38,6 +39,26 @@ fn seed_pods_decode_byte_for_byte_as_one_by_one_stripped_and_kept() {
         let got = decode(&page("", &items), &t).expect("page");
         assert_eq!(got.objects.len(), items.len());
         for (object, item) in got.objects.iter().zip(&items) {
+            // As a tree: the item with kind and apiVersion, less managedFields if stripped.
+            let mut tree: serde_json::Value = serde_json::from_str(item).expect("json");
+            tree["kind"] = "Pod".into();
+            tree["apiVersion"] = "v1".into();
+            if strip {
+                tree["metadata"]
+                    .as_object_mut()
+                    .expect("metadata")
+                    .remove("managedFields");
+            }
+            let decoded: serde_json::Value = serde_json::from_str(object.raw.get()).expect("json");
+            assert_eq!(decoded, tree, "strip={strip}");
+            assert!(
+                object
+                    .raw
+                    .get()
+                    .starts_with(r#"{"kind":"Pod","apiVersion":"v1","#)
+            );
+            assert_eq!(object.uid, tree["metadata"]["uid"].as_str().expect("uid"));
+            // And the one-object decode writes the same bytes.
             let want = one_by_one(item, &t);
             assert_eq!(object.raw.get(), want.raw.get(), "strip={strip}");
             assert_eq!(
