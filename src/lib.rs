@@ -64,8 +64,8 @@
 //! Beside this crate: `kubebridge-sink-api` (sinks/api: the envelope and the `Sink`
 //! trait, nothing else), `kubebridge-sinks` (sinks/: stdout, and Kafka and NATS behind the
 //! `kafka` and `nats` features), `kubebridge-apimachinery` (src/apimachinery: selectors,
-//! `Status` bodies, DNS-1123 names and the kind/apiVersion splice, shared with the
-//! simulator), `kubebridge-sim` (tests/sim: the simulated API server, behind the `sim`
+//! `Status` bodies, DNS-1123 names and the simulator's kind/apiVersion splice, shared
+//! with the simulator), `kubebridge-sim` (tests/sim: the simulated API server, behind the `sim`
 //! feature for `demo` and `sim`) and `kubebridge-testkit` (tests/kit). README's "How it is
 //! built" draws the flow of one change with the file of each step.
 //!
@@ -90,8 +90,8 @@
 //!   `oldResourceVersion`, DELETED tombstone, left out of a resync, `/cache` 500).
 //! - **Redaction and managedFields stripping happen at decode.** `RawObject::decode`
 //!   runs each informer's transform (`informer::transform`: Secrets' values and the
-//!   paths of `redact` rules replaced by an HMAC-SHA256, `metadata.managedFields`
-//!   removed) before the object reaches the store, so the cache, `/cache`, every sink,
+//!   paths of `redact` rules replaced by an HMAC-SHA256; `metadata.managedFields` is
+//!   left out by the decode itself) before the object reaches the store, so the cache, `/cache`, every sink,
 //!   `oldObject`, logs and anything computed later only ever hold transformed bytes, and
 //!   one cache serves every route. The transform splices byte ranges into the raw text
 //!   (found through borrowed `RawValue`s) rather than re-serializing a tree, so objects
@@ -106,8 +106,8 @@
 //!   (one page ahead, on a task of its own; the decode runs on tokio's blocking pool,
 //!   since a task spawned by a busy worker is not taken by another one), so the
 //!   download and the decode overlap.
-//!   A watch event's object is decoded on its own (`RawObject::decode`) and keeps its
-//!   bytes as sent; the apimachinery crate's splice adds a `kind` it lacks.
+//!   A watch event's object goes through the same decoder (`type` is read first, then
+//!   the object), as does `RawObject::decode`: one decoder for every object.
 //! - **The queue is its own module, not part of `pipeline`.** The informer's processor
 //!   must push into the queues and `informer` and `pipeline` do not import each other, so
 //!   `queue` sits below both. It is hand-written because `drop-oldest` needs eviction from
